@@ -1,0 +1,146 @@
+//! Topic administration: create, delete, recreate and describe. rskafka's
+//! controller client sends CreateTopics/DeleteTopics; our metadata view decides
+//! when a change is visible (every partition has a leader, or the topic is gone).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rskafka::client::error::{Error as RsError, ProtocolError};
+
+use crate::backoff::{Backoff, BackoffPolicy};
+use crate::cluster::{self, Cluster, TopicInfo};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Cluster(#[from] cluster::Error),
+    #[error("topic `{0}` already exists; use `cafe topic recreate {0}` to start it afresh")]
+    AlreadyExists(String),
+    #[error("invalid topic settings for `{topic}`: {reason}")]
+    Invalid { topic: String, reason: String },
+    #[error("topic admin request failed: {0}")]
+    Request(String),
+    #[error("topic `{topic}` was not {what} within {secs} s; check the broker log (`make kafka-logs`)")]
+    NotReady { topic: String, what: &'static str, secs: u64 },
+}
+
+/// Topic admin over one cluster.
+pub struct Admin {
+    cluster: Arc<Cluster>,
+    rs: rskafka::client::Client,
+    timeout: Duration,
+}
+
+impl Admin {
+    pub async fn new(cluster: Arc<Cluster>, timeout: Duration) -> Result<Self, Error> {
+        let rs = cluster::rskafka_client(cluster.bootstrap(), cluster.client_id(), timeout)
+            .await
+            .map_err(|e| Error::Request(e.to_string()))?;
+        Ok(Self { cluster, rs, timeout })
+    }
+
+    /// Creates `topic` and waits until every partition has a leader.
+    pub async fn create(&self, topic: &str, partitions: i32, replication_factor: i16) -> Result<TopicInfo, Error> {
+        if partitions < 1 || replication_factor < 1 {
+            return Err(Error::Invalid {
+                topic: topic.into(),
+                reason: "partitions and replication factor must be at least 1".into(),
+            });
+        }
+        let controller = self.rs.controller_client().map_err(|e| Error::Request(e.to_string()))?;
+        let ms = self.timeout.as_millis().min(i32::MAX as u128) as i32;
+        match controller.create_topic(topic, partitions, replication_factor, ms).await {
+            Ok(()) => {}
+            Err(RsError::ServerError { protocol_error: ProtocolError::TopicAlreadyExists, .. }) => {
+                return Err(Error::AlreadyExists(topic.into()));
+            }
+            Err(RsError::ServerError { protocol_error, error_message, .. })
+                if matches!(
+                    protocol_error,
+                    ProtocolError::InvalidReplicationFactor
+                        | ProtocolError::InvalidPartitions
+                        | ProtocolError::InvalidTopicException
+                ) =>
+            {
+                let reason = error_message.unwrap_or_else(|| protocol_error.to_string());
+                return Err(Error::Invalid { topic: topic.into(), reason });
+            }
+            Err(e) => return Err(Error::Request(e.to_string())),
+        }
+        self.wait_until(topic, "ready", |m| match m {
+            Ok(t) => t.partitions.len() == partitions as usize && t.partitions.iter().all(|p| p.leader >= 0),
+            Err(_) => false,
+        })
+        .await?;
+        Ok(self.cluster.topic_or_fetch(topic).await?)
+    }
+
+    /// Deletes `topic` and waits until the metadata no longer lists it.
+    pub async fn delete(&self, topic: &str) -> Result<(), Error> {
+        let controller = self.rs.controller_client().map_err(|e| Error::Request(e.to_string()))?;
+        let ms = self.timeout.as_millis().min(i32::MAX as u128) as i32;
+        match controller.delete_topic(topic, ms).await {
+            Ok(()) => {}
+            Err(RsError::ServerError { protocol_error: ProtocolError::UnknownTopicOrPartition, .. }) => {
+                return Err(Error::Cluster(cluster::Error::UnknownTopic(topic.into())));
+            }
+            Err(e) => return Err(Error::Request(e.to_string())),
+        }
+        self.wait_until(topic, "deleted", |m| matches!(m, Err(cluster::Error::UnknownTopic(_)))).await
+    }
+
+    /// Deletes `topic` if present, then creates it afresh (the seed's step 3).
+    pub async fn recreate(&self, topic: &str, partitions: i32, replication_factor: i16) -> Result<TopicInfo, Error> {
+        match self.delete(topic).await {
+            Ok(()) | Err(Error::Cluster(cluster::Error::UnknownTopic(_))) => {}
+            Err(e) => return Err(e),
+        }
+        // Right after a deletion the controller may still be removing the old log;
+        // CreateTopics then says TOPIC_ALREADY_EXISTS for a moment.
+        let mut backoff = Backoff::new(BackoffPolicy::default());
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            match self.create(topic, partitions, replication_factor).await {
+                Err(Error::AlreadyExists(_)) if Instant::now() < deadline => {
+                    tokio::time::sleep(backoff.next_delay()).await
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Fresh metadata for `topic`.
+    pub async fn describe(&self, topic: &str) -> Result<TopicInfo, Error> {
+        let mut infos = self.cluster.refresh(&[topic]).await?;
+        infos.pop().ok_or_else(|| Error::Cluster(cluster::Error::UnknownTopic(topic.into())))
+    }
+
+    async fn wait_until<F>(&self, topic: &str, what: &'static str, done: F) -> Result<(), Error>
+    where
+        F: Fn(&Result<TopicInfo, cluster::Error>) -> bool,
+    {
+        let deadline = Instant::now() + self.timeout;
+        let mut backoff =
+            Backoff::new(BackoffPolicy { initial: Duration::from_millis(50), max: Duration::from_millis(500) });
+        loop {
+            let m = self
+                .cluster
+                .refresh(&[topic])
+                .await
+                .and_then(|mut v| v.pop().ok_or_else(|| cluster::Error::UnknownTopic(topic.into())));
+            if done(&m) {
+                return Ok(());
+            }
+            if let Err(e) = &m {
+                if !matches!(e, cluster::Error::UnknownTopic(_)) && !e.is_retriable() {
+                    return Err(Error::Cluster(m.unwrap_err()));
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::NotReady { topic: topic.into(), what, secs: self.timeout.as_secs() });
+            }
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+    }
+}

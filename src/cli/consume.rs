@@ -1,0 +1,216 @@
+//! `cafe consume`: the seed's consumer, a member of `cafe-group-clean` that prints
+//! every event. Stops on Ctrl+C/SIGTERM, `--max-messages` or `--idle-exit`, always
+//! through `Consumer::close` (final commit, LeaveGroup).
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::Common;
+use crate::consumer::{ConsumedRecord, Consumer, ConsumerConfig, FetchSettings, OffsetReset};
+use crate::error::Error;
+use crate::event::CafeEvent;
+use crate::group::assign::Assignor;
+use crate::group::state::GroupConfig;
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// Topic(s) to subscribe to.
+    #[arg(long = "topic", short = 't', default_value = "demo")]
+    pub topics: Vec<String>,
+    /// `group.id`.
+    #[arg(long = "group", short = 'g', default_value = "cafe-group-clean")]
+    pub group_id: String,
+    /// `group.instance.id`: static membership (KIP-345).
+    #[arg(long)]
+    pub group_instance_id: Option<String>,
+    /// `auto.offset.reset`: earliest, latest or error.
+    #[arg(long, default_value = "earliest")]
+    pub auto_offset_reset: OffsetReset,
+    /// `enable.auto.commit`.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub enable_auto_commit: bool,
+    /// `auto.commit.interval.ms`.
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub auto_commit_interval_ms: u64,
+    /// `session.timeout.ms`.
+    #[arg(long, default_value_t = 45_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub session_timeout_ms: u64,
+    /// `heartbeat.interval.ms`.
+    #[arg(long, default_value_t = 3_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub heartbeat_interval_ms: u64,
+    /// `max.poll.interval.ms` (the rebalance timeout).
+    #[arg(long, default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_poll_interval_ms: u64,
+    /// `partition.assignment.strategy`: range or roundrobin.
+    #[arg(long, default_value = "range", value_parser = parse_assignor)]
+    pub partition_assignment_strategy: Assignor,
+    /// Exit after this many records.
+    #[arg(long)]
+    pub max_messages: Option<u64>,
+    /// Exit once no record arrived for this long (e.g. 10s, 500ms).
+    #[arg(long, value_parser = parse_duration)]
+    pub idle_exit: Option<Duration>,
+    /// One JSON object per record: topic, partition, offset, key, timestamp, value.
+    #[arg(long)]
+    pub json: bool,
+    /// Pretend each record takes this long to process (for testing slow consumers).
+    #[arg(long, hide = true, value_parser = parse_duration)]
+    pub process_delay: Option<Duration>,
+}
+
+fn parse_assignor(s: &str) -> Result<Assignor, String> {
+    match Assignor::from_name(s) {
+        Some(a) if !a.is_cooperative() => Ok(a),
+        Some(_) => {
+            Err("cooperative-sticky needs incremental rebalancing, which cafe does not do yet; use range or roundrobin"
+                .into())
+        }
+        None => Err(format!("unknown assignor `{s}`; use range or roundrobin")),
+    }
+}
+
+/// `10s`, `500ms`, `2m`, or plain milliseconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, "ms"), |i| s.split_at(i));
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 10s or 500ms"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("`{s}`: use ms, s or m")),
+    }
+}
+
+impl ConsumeArgs {
+    fn config(&self) -> ConsumerConfig {
+        ConsumerConfig {
+            group: GroupConfig {
+                group_id: self.group_id.clone(),
+                group_instance_id: self.group_instance_id.clone(),
+                topics: self.topics.clone(),
+                assignors: vec![self.partition_assignment_strategy],
+                session_timeout: Duration::from_millis(self.session_timeout_ms),
+                rebalance_timeout: Duration::from_millis(self.max_poll_interval_ms),
+                heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms),
+                enable_auto_commit: self.enable_auto_commit,
+                auto_commit_interval: Duration::from_millis(self.auto_commit_interval_ms),
+                ..GroupConfig::default()
+            },
+            fetch: FetchSettings { reset: self.auto_offset_reset, ..ConsumerConfig::default().fetch },
+            ..ConsumerConfig::default()
+        }
+    }
+}
+
+pub async fn run(common: &Common, args: ConsumeArgs) -> Result<(), Error> {
+    let config = args.config();
+    config.validate().map_err(|e| Error::Usage(e.to_string()))?;
+    let cluster = common.cluster().await?;
+    let mut consumer = Consumer::new(cluster, config).await?;
+    let mut seen: u64 = 0;
+    let mut malformed: u64 = 0;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let result = loop {
+        if args.max_messages.is_some_and(|m| seen >= m) {
+            break Ok(());
+        }
+        // Never take more than --max-messages leaves: what is not printed is not consumed.
+        let limit = args.max_messages.map_or(usize::MAX, |m| (m - seen).try_into().unwrap_or(usize::MAX));
+        let next = async {
+            match args.idle_exit {
+                Some(idle) => tokio::time::timeout(idle, consumer.poll_max(limit)).await.ok(),
+                None => Some(consumer.poll_max(limit).await),
+            }
+        };
+        let batch = tokio::select! {
+            _ = &mut shutdown => { tracing::info!("signal received; closing"); break Ok(()) }
+            b = next => match b {
+                None => break Ok(()), // idle
+                Some(Err(e)) => break Err(e),
+                Some(Ok(b)) => b,
+            },
+        };
+        for r in batch {
+            seen += 1;
+            if !print_record(&r, args.json) {
+                malformed += 1;
+            }
+            if let Some(d) = args.process_delay {
+                tokio::time::sleep(d).await;
+            }
+        }
+    };
+    let close = consumer.close().await;
+    eprintln!("cafe: consumed {seen} records ({malformed} not cafe events)");
+    result?;
+    close?;
+    Ok(())
+}
+
+/// Prints one record; false if its value is not a cafe event (warned, skipped, still consumed).
+fn print_record(r: &ConsumedRecord, json: bool) -> bool {
+    let rec = &r.record;
+    let key = rec.key.as_deref().map(String::from_utf8_lossy);
+    let value = rec.value.as_deref().unwrap_or_default();
+    let event = CafeEvent::from_json(value);
+    if json {
+        let value_json = match &event {
+            Ok(e) => serde_json::to_value(e).unwrap_or(serde_json::Value::Null),
+            Err(_) => serde_json::Value::String(String::from_utf8_lossy(value).into_owned()),
+        };
+        let line = serde_json::json!({
+            "topic": r.topic, "partition": r.partition, "offset": rec.offset, "key": key,
+            "timestamp": rec.timestamp_ms, "value": value_json, "valid": event.is_ok(),
+        });
+        println!("{line}");
+    }
+    match event {
+        Ok(e) => {
+            if !json {
+                println!(
+                    "{}[{}]@{} {} ordered {} x {} = {:.2}{} at {} (event {})",
+                    r.topic,
+                    r.partition,
+                    rec.offset,
+                    e.customer_name,
+                    e.quantity,
+                    e.drink_name,
+                    e.amount,
+                    if e.is_member { " (member)" } else { "" },
+                    e.ts_utc,
+                    e.event_id
+                );
+            }
+            true
+        }
+        Err(err) => {
+            let raw: String = String::from_utf8_lossy(value).chars().take(200).collect();
+            eprintln!(
+                "warning: {}[{}]@{} is not a cafe event ({err}); skipped. raw value: {raw:?}",
+                r.topic, r.partition, rec.offset
+            );
+            false
+        }
+    }
+}
+
+/// Resolves on Ctrl+C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

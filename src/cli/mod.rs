@@ -1,0 +1,136 @@
+//! Command-line parsing and printing. Each subcommand builds its config, calls the
+//! library and prints; nothing here talks Kafka itself.
+
+mod consume;
+mod produce;
+mod send;
+mod topic;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::cluster::Cluster;
+use crate::error::Error;
+use crate::wire::ConnectionConfig;
+
+#[derive(Debug, Parser)]
+#[command(name = "cafe", version, about = "Campus cafe events through Apache Kafka, in pure Rust")]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings every subcommand shares, with Kafka's names.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// `bootstrap.servers`: comma-separated host:port list.
+    #[arg(
+        long = "bootstrap-server",
+        short = 'b',
+        global = true,
+        env = "CAFE_BOOTSTRAP",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub bootstrap: String,
+    /// `client.id` sent with every request; defaults to this machine's host name.
+    #[arg(long, global = true)]
+    pub client_id: Option<String>,
+    /// `request.timeout.ms`.
+    #[arg(long, global = true, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_ms: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Join the consumer group and print every cafe event (the seed's consumer).
+    Consume(consume::ConsumeArgs),
+    /// Send N random cafe events (the seed's producer).
+    Produce(produce::ProduceArgs),
+    /// Send raw records, one per line of standard input (`key<TAB>value` with --keyed).
+    Send(send::SendArgs),
+    /// Create, recreate or describe a topic.
+    #[command(subcommand)]
+    Topic(topic::TopicCommand),
+}
+
+impl Common {
+    pub fn client_id(&self) -> String {
+        self.client_id.clone().unwrap_or_else(host_name)
+    }
+
+    pub fn bootstrap_list(&self) -> Result<Vec<String>, Error> {
+        let list: Vec<String> =
+            self.bootstrap.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        if list.is_empty() {
+            return Err(Error::Usage("--bootstrap-server is empty; give host:port".into()));
+        }
+        for addr in &list {
+            let ok = addr.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !ok {
+                return Err(Error::Usage(format!("--bootstrap-server `{addr}` is not host:port")));
+            }
+        }
+        Ok(list)
+    }
+
+    pub fn connection_config(&self) -> ConnectionConfig {
+        ConnectionConfig {
+            client_id: self.client_id(),
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            ..ConnectionConfig::default()
+        }
+    }
+
+    pub async fn cluster(&self) -> Result<Arc<Cluster>, Error> {
+        Ok(Cluster::connect(self.bootstrap_list()?, self.connection_config()).await?)
+    }
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Consume(args) => consume::run(&cli.common, args).await,
+        Command::Produce(args) => produce::run(&cli.common, args).await,
+        Command::Send(args) => send::run(&cli.common, args).await,
+        Command::Topic(cmd) => topic::run(&cli.common, cmd).await,
+    }
+}
+
+/// This machine's host name (the seed used `socket.gethostname()` as `client.id`).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "cafe".into())
+}
+
+/// Shared delivery-report printing for `produce` and `send`.
+pub(crate) fn print_delivery(d: &crate::producer::Delivery, label: &str, key: Option<&str>, json: bool) {
+    let key_s = key.unwrap_or("<null>");
+    if json {
+        let line = match &d.result {
+            Ok(offset) => serde_json::json!({
+                "id": label, "key": key, "topic": &*d.topic, "partition": d.partition, "offset": offset,
+            }),
+            Err(e) => serde_json::json!({
+                "id": label, "key": key, "topic": &*d.topic, "partition": d.partition, "error": e.to_string(),
+            }),
+        };
+        println!("{line}");
+        return;
+    }
+    match &d.result {
+        Ok(Some(offset)) => println!("delivered {label} key={key_s} -> {}[{}]@{offset}", d.topic, d.partition),
+        Ok(None) => println!(
+            "delivered {label} key={key_s} -> {}[{}] (offset not reported by the broker)",
+            d.topic, d.partition
+        ),
+        Err(e) => println!("FAILED {label} key={key_s} -> {}: {e}", d.topic),
+    }
+}

@@ -1,0 +1,250 @@
+//! What the client knows of the cluster: bootstrap addresses, brokers by node id,
+//! topic metadata (partitions and their leaders), and one shared connection per
+//! broker. Producer, consumer and group driver all go through here.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::Mutex;
+
+use crate::wire::{self, Connection, ConnectionConfig};
+
+/// Errors learning about the cluster.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Wire(#[from] wire::Error),
+    #[error("topic `{0}` does not exist; create it with `cafe topic create {0}` (or `make topic`)")]
+    UnknownTopic(String),
+    #[error("metadata for topic `{topic}` failed: {error}")]
+    Topic { topic: String, error: ResponseError },
+    #[error("broker {0} is not in the cluster metadata")]
+    UnknownBroker(i32),
+    #[error("no bootstrap server given; pass --bootstrap-server host:port")]
+    NoBootstrap,
+}
+
+impl Error {
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Wire(e) => e.is_retriable(),
+            Error::Topic { error, .. } => error.is_retriable(),
+            Error::UnknownBroker(_) => true,
+            Error::UnknownTopic(_) | Error::NoBootstrap => false,
+        }
+    }
+}
+
+/// One partition as the metadata describes it. `leader` is -1 while there is none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionInfo {
+    pub id: i32,
+    pub leader: i32,
+    pub leader_epoch: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub name: String,
+    pub partitions: Vec<PartitionInfo>,
+}
+
+impl TopicInfo {
+    pub fn partition_count(&self) -> i32 {
+        self.partitions.len() as i32
+    }
+
+    pub fn leader_of(&self, partition: i32) -> Option<i32> {
+        self.partitions.iter().find(|p| p.id == partition).map(|p| p.leader).filter(|l| *l >= 0)
+    }
+}
+
+/// Shared view of the cluster; cheap to clone behind an `Arc`.
+#[derive(Debug)]
+pub struct Cluster {
+    bootstrap: Vec<String>,
+    config: ConnectionConfig,
+    brokers: std::sync::RwLock<BTreeMap<i32, String>>,
+    topics: std::sync::RwLock<HashMap<String, TopicInfo>>,
+    // Held across connect so two tasks never open two connections to one broker.
+    connections: Mutex<HashMap<String, Arc<Connection>>>,
+}
+
+impl Cluster {
+    /// Connects to the first reachable bootstrap server. Errors name the address.
+    pub async fn connect(bootstrap: Vec<String>, config: ConnectionConfig) -> Result<Arc<Self>, Error> {
+        if bootstrap.is_empty() {
+            return Err(Error::NoBootstrap);
+        }
+        let cluster = Arc::new(Self {
+            bootstrap,
+            config,
+            brokers: Default::default(),
+            topics: Default::default(),
+            connections: Mutex::new(HashMap::new()),
+        });
+        cluster.any_connection().await?;
+        Ok(cluster)
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.config.client_id
+    }
+
+    pub fn bootstrap(&self) -> &[String] {
+        &self.bootstrap
+    }
+
+    /// A live connection to any broker: a known one first, else a bootstrap server.
+    pub async fn any_connection(&self) -> Result<Arc<Connection>, Error> {
+        let known: Vec<String> = read(&self.brokers).values().cloned().collect();
+        let mut first_err = None;
+        for addr in known.iter().chain(self.bootstrap.iter()) {
+            match self.connection(addr).await {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    tracing::debug!(%addr, error = %e, "broker unreachable, trying the next");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_err.unwrap_or(Error::NoBootstrap))
+    }
+
+    /// The shared connection to `addr`, opened on first use or after it failed.
+    pub async fn connection(&self, addr: &str) -> Result<Arc<Connection>, Error> {
+        let mut conns = self.connections.lock().await;
+        if let Some(c) = conns.get(addr).filter(|c| !c.is_closed()) {
+            return Ok(Arc::clone(c));
+        }
+        let c = Arc::new(Connection::connect(addr, self.config.clone()).await?);
+        conns.insert(addr.to_owned(), Arc::clone(&c));
+        Ok(c)
+    }
+
+    /// The connection to broker `node_id` (as named by metadata or FindCoordinator).
+    pub async fn broker(&self, node_id: i32) -> Result<Arc<Connection>, Error> {
+        let addr = read(&self.brokers).get(&node_id).cloned().ok_or(Error::UnknownBroker(node_id))?;
+        self.connection(&addr).await
+    }
+
+    /// Records a broker address learnt outside metadata (FindCoordinator answers).
+    pub fn learn_broker(&self, node_id: i32, host: &str, port: i32) {
+        write(&self.brokers).insert(node_id, format!("{host}:{port}"));
+    }
+
+    /// Drops a connection that proved bad, so the next use reconnects.
+    pub async fn forget_connection(&self, addr: &str) {
+        self.connections.lock().await.remove(addr);
+    }
+
+    /// Fetches metadata for `topics` and updates brokers and leaders.
+    /// A topic the broker does not know is `Error::UnknownTopic`.
+    pub async fn refresh(&self, topics: &[&str]) -> Result<Vec<TopicInfo>, Error> {
+        let conn = self.any_connection().await?;
+        let req = MetadataRequest::default()
+            .with_topics(Some(
+                topics
+                    .iter()
+                    .map(|t| {
+                        MetadataRequestTopic::default()
+                            .with_name(Some(TopicName(StrBytes::from_string((*t).to_owned()))))
+                    })
+                    .collect(),
+            ))
+            .with_allow_auto_topic_creation(false);
+        let resp = match conn.request(&req).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.forget_connection(conn.addr()).await;
+                return Err(e.into());
+            }
+        };
+        self.apply(resp)
+    }
+
+    /// The cached view of `topic`, if metadata was fetched for it.
+    pub fn topic(&self, topic: &str) -> Option<TopicInfo> {
+        read(&self.topics).get(topic).cloned()
+    }
+
+    /// Cached metadata for `topic`, fetched when absent.
+    pub async fn topic_or_fetch(&self, topic: &str) -> Result<TopicInfo, Error> {
+        if let Some(t) = self.topic(topic) {
+            return Ok(t);
+        }
+        let mut infos = self.refresh(&[topic]).await?;
+        infos.pop().ok_or_else(|| Error::UnknownTopic(topic.to_owned()))
+    }
+
+    fn apply(&self, resp: MetadataResponse) -> Result<Vec<TopicInfo>, Error> {
+        {
+            let mut brokers = write(&self.brokers);
+            for b in &resp.brokers {
+                brokers.insert(b.node_id.0, format!("{}:{}", b.host.as_str(), b.port));
+            }
+        }
+        let mut out = Vec::with_capacity(resp.topics.len());
+        for t in resp.topics {
+            let name = t.name.map(|n| n.0.to_string()).unwrap_or_default();
+            match ResponseError::try_from_code(t.error_code) {
+                None => {}
+                Some(ResponseError::UnknownTopicOrPartition) => {
+                    write(&self.topics).remove(&name);
+                    return Err(Error::UnknownTopic(name));
+                }
+                Some(error) => return Err(Error::Topic { topic: name, error }),
+            }
+            let mut partitions: Vec<PartitionInfo> = t
+                .partitions
+                .iter()
+                .map(|p| PartitionInfo {
+                    id: p.partition_index,
+                    leader: if p.error_code == 0 || p.leader_id.0 >= 0 { p.leader_id.0 } else { -1 },
+                    leader_epoch: p.leader_epoch,
+                })
+                .collect();
+            partitions.sort_by_key(|p| p.id);
+            let info = TopicInfo { name: name.clone(), partitions };
+            write(&self.topics).insert(name, info.clone());
+            out.push(info);
+        }
+        Ok(out)
+    }
+}
+
+// The std locks guard plain maps and are never held across an await; a poisoned
+// lock means a panic elsewhere already, and the data is still consistent.
+fn read<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An rskafka client on the same bootstrap servers, for what rskafka does well
+/// (fetch, ListOffsets, topic admin). Its retries end after `deadline`, so an
+/// unreachable cluster is an error rather than an endless wait.
+pub async fn rskafka_client(
+    bootstrap: &[String],
+    client_id: &str,
+    deadline: std::time::Duration,
+) -> Result<rskafka::client::Client, rskafka::client::error::Error> {
+    let backoff = rskafka::BackoffConfig {
+        init_backoff: std::time::Duration::from_millis(100),
+        max_backoff: std::time::Duration::from_secs(1),
+        base: 2.0,
+        deadline: Some(deadline),
+    };
+    rskafka::client::ClientBuilder::new(bootstrap.to_vec())
+        .client_id(client_id.to_owned())
+        .backoff_config(backoff)
+        .build()
+        .await
+}

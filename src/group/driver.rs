@@ -1,0 +1,391 @@
+//! The async driver of a [`GroupMember`]: turns its actions into group requests to
+//! the coordinator, feeds responses and timers back in, and passes assignment
+//! changes to the consumer. It runs on its own task, so heartbeats keep going
+//! however slowly the user processes records.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::leave_group_request::MemberIdentity;
+use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopics;
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use kafka_protocol::messages::{
+    FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest,
+    OffsetFetchRequest, SyncGroupRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::mpsc;
+
+use super::state::{Action, Event, Failure, GroupConfig, GroupError, GroupMember, JoinResult, JoinedMember, Tp};
+use crate::cluster::Cluster;
+use crate::wire::{self, ApiRequest, Connection};
+
+/// Versions above these address topics by id (KIP-516), which we do not track.
+const MAX_OFFSET_FETCH_VERSION: i16 = 9;
+const MAX_OFFSET_COMMIT_VERSION: i16 = 9;
+
+/// What the driver tells the consumer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Control {
+    Assign(Vec<(Tp, Option<i64>)>),
+    /// Stop these partitions, report positions, then send `Event::Revoked`.
+    Revoke(Vec<Tp>),
+    Fatal(GroupError),
+    Closed,
+}
+
+/// The consumer's end of a running group member.
+pub struct GroupHandle {
+    pub events: mpsc::UnboundedSender<Event>,
+    pub control: mpsc::UnboundedReceiver<Control>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the member on its own task.
+pub fn spawn(cluster: Arc<Cluster>, config: GroupConfig) -> GroupHandle {
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let driver =
+        Driver { member: GroupMember::new(config), cluster, responses: events_tx.clone(), control: control_tx };
+    let task = tokio::spawn(driver.run(events_rx));
+    GroupHandle { events: events_tx, control: control_rx, task }
+}
+
+struct Driver {
+    member: GroupMember,
+    cluster: Arc<Cluster>,
+    /// Responses of spawned requests come back as events on the same queue.
+    responses: mpsc::UnboundedSender<Event>,
+    control: mpsc::UnboundedSender<Control>,
+}
+
+impl Driver {
+    async fn run(mut self, mut events: mpsc::UnboundedReceiver<Event>) {
+        let actions = self.member.start();
+        self.execute(actions);
+        while !self.member.is_closed() {
+            let deadline = self.member.next_deadline();
+            let event = tokio::select! {
+                e = events.recv() => match e {
+                    Some(e) => e,
+                    // The consumer is gone without closing: leave like a close would.
+                    None => Event::Close,
+                },
+                _ = sleep_until(deadline) => Event::Tick,
+            };
+            let actions = self.member.handle(event, Instant::now());
+            self.execute(actions);
+        }
+    }
+
+    fn execute(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            tracing::debug!(?action, "group action");
+            match action {
+                Action::Assign { partitions } => self.tell(Control::Assign(partitions)),
+                Action::Revoke { partitions } => self.tell(Control::Revoke(partitions)),
+                Action::Fatal(e) => self.tell(Control::Fatal(e)),
+                Action::Closed => self.tell(Control::Closed),
+                other => self.spawn_request(other),
+            }
+        }
+    }
+
+    fn tell(&self, c: Control) {
+        // The consumer may already be gone (dropped without close); nothing to tell then.
+        let _ = self.control.send(c);
+    }
+
+    fn spawn_request(&self, action: Action) {
+        let cluster = Arc::clone(&self.cluster);
+        let config = self.member.config().clone();
+        let coordinator = self.member.coordinator();
+        let tx = self.responses.clone();
+        tokio::spawn(async move {
+            let event = perform(&cluster, &config, coordinator, action).await;
+            if let Some(e) = event {
+                let _ = tx.send(e);
+            }
+        });
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_owned())
+}
+
+fn broker_err(code: i16) -> Option<Failure> {
+    ResponseError::try_from_code(code).map(Failure::Broker)
+}
+
+fn transport(e: impl std::fmt::Display) -> Failure {
+    Failure::Transport(e.to_string())
+}
+
+/// Sends one group request; the answer as the event the state machine expects.
+async fn perform(cluster: &Cluster, config: &GroupConfig, coordinator: Option<i32>, action: Action) -> Option<Event> {
+    let conn = async {
+        match coordinator {
+            Some(node) => cluster.broker(node).await.map_err(transport),
+            None => Err(Failure::Transport("coordinator unknown".into())),
+        }
+    };
+    let group_id = GroupId(s(&config.group_id));
+    let instance = config.group_instance_id.as_deref().map(s);
+    Some(match action {
+        Action::FindCoordinator => Event::CoordinatorFound(find_coordinator(cluster, &config.group_id).await),
+        Action::Join { member_id, protocols } => {
+            let req = JoinGroupRequest::default()
+                .with_group_id(group_id)
+                .with_session_timeout_ms(ms(config.session_timeout))
+                .with_rebalance_timeout_ms(ms(config.rebalance_timeout))
+                .with_member_id(s(&member_id))
+                .with_group_instance_id(instance)
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(
+                    protocols
+                        .into_iter()
+                        .map(|(name, meta)| JoinGroupRequestProtocol::default().with_name(s(&name)).with_metadata(meta))
+                        .collect(),
+                );
+            // The broker holds JoinGroup until every member rejoined (up to the rebalance timeout).
+            let timeout = config.rebalance_timeout + Duration::from_secs(5);
+            let r = match conn.await {
+                Ok(c) => call(&c, &req, timeout).await,
+                Err(f) => Err(f),
+            };
+            Event::Joined(match r {
+                Err(f) => Err((f, member_id)),
+                Ok(resp) => match broker_err(resp.error_code) {
+                    Some(f) => Err((f, resp.member_id.to_string())),
+                    None => Ok(JoinResult {
+                        generation_id: resp.generation_id,
+                        member_id: resp.member_id.to_string(),
+                        leader: resp.leader.to_string(),
+                        protocol_name: resp.protocol_name.map(|p| p.to_string()),
+                        members: resp
+                            .members
+                            .into_iter()
+                            .map(|m| JoinedMember {
+                                member_id: m.member_id.to_string(),
+                                group_instance_id: m.group_instance_id.map(|i| i.to_string()),
+                                metadata: m.metadata,
+                            })
+                            .collect(),
+                    }),
+                },
+            })
+        }
+        Action::FetchMetadata { topics } => {
+            let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+            Event::Metadata(
+                cluster
+                    .refresh(&refs)
+                    .await
+                    .map(|ts| ts.into_iter().map(|t| (t.name.clone(), t.partition_count())).collect())
+                    .map_err(transport),
+            )
+        }
+        Action::Sync { generation_id, member_id, protocol_name, assignments } => {
+            let req = SyncGroupRequest::default()
+                .with_group_id(group_id)
+                .with_generation_id(generation_id)
+                .with_member_id(s(&member_id))
+                .with_group_instance_id(instance)
+                .with_protocol_type(Some(StrBytes::from_static_str("consumer")))
+                .with_protocol_name(Some(s(&protocol_name)))
+                .with_assignments(
+                    assignments
+                        .into_iter()
+                        .map(|(m, a)| SyncGroupRequestAssignment::default().with_member_id(s(&m)).with_assignment(a))
+                        .collect(),
+                );
+            let timeout = config.rebalance_timeout + Duration::from_secs(5);
+            let r = match conn.await {
+                Ok(c) => call(&c, &req, timeout).await,
+                Err(f) => Err(f),
+            };
+            Event::Synced(r.and_then(|resp| match broker_err(resp.error_code) {
+                Some(f) => Err(f),
+                None => Ok(resp.assignment),
+            }))
+        }
+        Action::FetchOffsets { partitions } => {
+            let r = match conn.await {
+                Ok(c) => fetch_offsets(&c, config, &partitions).await,
+                Err(f) => Err(f),
+            };
+            Event::OffsetsFetched(r)
+        }
+        Action::Heartbeat { generation_id, member_id } => {
+            let req = HeartbeatRequest::default()
+                .with_group_id(group_id)
+                .with_generation_id(generation_id)
+                .with_member_id(s(&member_id))
+                .with_group_instance_id(instance);
+            let r = match conn.await {
+                Ok(c) => call(&c, &req, config.session_timeout).await,
+                Err(f) => Err(f),
+            };
+            Event::Heartbeat(r.and_then(|resp| broker_err(resp.error_code).map_or(Ok(()), Err)))
+        }
+        Action::Commit { generation_id, member_id, offsets } => {
+            let r = match conn.await {
+                Ok(c) => commit(&c, config, generation_id, &member_id, &offsets).await,
+                Err(f) => Err(f),
+            };
+            Event::Committed { offsets, result: r }
+        }
+        Action::Leave { member_id } => {
+            let req = LeaveGroupRequest::default().with_group_id(group_id).with_members(vec![
+                MemberIdentity::default()
+                    .with_member_id(s(&member_id))
+                    .with_group_instance_id(instance)
+                    .with_reason(Some(StrBytes::from_static_str("the consumer is closing"))),
+            ]);
+            match conn.await {
+                Ok(c) => {
+                    if let Err(e) = call(&c, &req, Duration::from_secs(5)).await {
+                        tracing::warn!(failure = ?e, "LeaveGroup failed; the coordinator will expire the member");
+                    }
+                }
+                Err(f) => tracing::warn!(failure = ?f, "no coordinator to leave"),
+            }
+            Event::Left
+        }
+        Action::Assign { .. } | Action::Revoke { .. } | Action::Fatal(_) | Action::Closed => return None,
+    })
+}
+
+async fn call<R: ApiRequest>(conn: &Connection, req: &R, timeout: Duration) -> Result<R::Response, Failure> {
+    let version = conn.version::<R>().map_err(transport)?;
+    conn.request_within(req, version, timeout).await.map_err(transport)
+}
+
+async fn find_coordinator(cluster: &Cluster, group: &str) -> Result<i32, Failure> {
+    let conn = cluster.any_connection().await.map_err(transport)?;
+    let version = conn.version::<FindCoordinatorRequest>().map_err(transport)?;
+    let mut req = FindCoordinatorRequest::default().with_key_type(0);
+    // v4+ batches keys (KIP-699); older versions take one key.
+    if version >= 4 {
+        req = req.with_coordinator_keys(vec![s(group)]);
+    } else {
+        req = req.with_key(s(group));
+    }
+    let resp = conn.request_at(&req, version).await.map_err(|e: wire::Error| transport(e))?;
+    let (code, node, host, port) = match resp.coordinators.first() {
+        Some(c) => (c.error_code, c.node_id.0, c.host.to_string(), c.port),
+        None => (resp.error_code, resp.node_id.0, resp.host.to_string(), resp.port),
+    };
+    if let Some(f) = broker_err(code) {
+        return Err(f);
+    }
+    cluster.learn_broker(node, &host, port);
+    Ok(node)
+}
+
+async fn fetch_offsets(
+    conn: &Connection,
+    config: &GroupConfig,
+    partitions: &[Tp],
+) -> Result<BTreeMap<Tp, i64>, Failure> {
+    if partitions.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (t, p) in partitions {
+        by_topic.entry(t).or_default().push(*p);
+    }
+    let version = conn.version::<OffsetFetchRequest>().map_err(transport)?.min(MAX_OFFSET_FETCH_VERSION);
+    if version < 8 {
+        return Err(Failure::Transport("OffsetFetch v8+ needed (Kafka 3.0 or newer)".into()));
+    }
+    let topics = by_topic
+        .iter()
+        .map(|(t, ps)| {
+            OffsetFetchRequestTopics::default().with_name(TopicName(s(t))).with_partition_indexes(ps.clone())
+        })
+        .collect();
+    let req = OffsetFetchRequest::default()
+        .with_groups(vec![
+            OffsetFetchRequestGroup::default()
+                .with_group_id(GroupId(s(&config.group_id)))
+                .with_member_epoch(-1)
+                .with_topics(Some(topics)),
+        ])
+        // Wait for pending transactional commits rather than read an offset about to change.
+        .with_require_stable(true);
+    let resp = conn.request_at(&req, version).await.map_err(transport)?;
+    let mut out = BTreeMap::new();
+    for g in resp.groups {
+        if let Some(f) = broker_err(g.error_code) {
+            return Err(f);
+        }
+        for t in g.topics {
+            for p in t.partitions {
+                if let Some(f) = broker_err(p.error_code) {
+                    return Err(f);
+                }
+                out.insert((t.name.to_string(), p.partition_index), p.committed_offset);
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn commit(
+    conn: &Connection,
+    config: &GroupConfig,
+    generation_id: i32,
+    member_id: &str,
+    offsets: &BTreeMap<Tp, i64>,
+) -> Result<Vec<(Tp, ResponseError)>, Failure> {
+    let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
+    for ((t, p), off) in offsets {
+        by_topic.entry(t).or_default().push(
+            OffsetCommitRequestPartition::default()
+                .with_partition_index(*p)
+                .with_committed_offset(*off)
+                .with_committed_leader_epoch(-1)
+                .with_committed_metadata(Some(StrBytes::from_static_str(""))),
+        );
+    }
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(&config.group_id)))
+        .with_generation_id_or_member_epoch(generation_id)
+        .with_member_id(s(member_id))
+        .with_group_instance_id(config.group_instance_id.as_deref().map(s))
+        .with_topics(
+            by_topic
+                .into_iter()
+                .map(|(t, ps)| OffsetCommitRequestTopic::default().with_name(TopicName(s(t))).with_partitions(ps))
+                .collect(),
+        );
+    let version = conn.version::<OffsetCommitRequest>().map_err(transport)?.min(MAX_OFFSET_COMMIT_VERSION);
+    let resp = conn.request_at(&req, version).await.map_err(transport)?;
+    let mut errors = Vec::new();
+    for t in resp.topics {
+        for p in t.partitions {
+            if let Some(e) = ResponseError::try_from_code(p.error_code) {
+                errors.push(((t.name.to_string(), p.partition_index), e));
+            }
+        }
+    }
+    Ok(errors)
+}
+
+fn ms(d: Duration) -> i32 {
+    d.as_millis().min(i32::MAX as u128) as i32
+}

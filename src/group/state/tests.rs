@@ -1,0 +1,1133 @@
+//! Unit tests of the group member state machine: events in, actions out, no sockets.
+//!
+//! Time is virtual: every test owns a [`Sim`] whose clock is a base `Instant` plus
+//! an offset in milliseconds, moved forward explicitly; nothing sleeps. Backoff
+//! uses jitter 0.5 inside the machine, so with the default policy the first retry
+//! comes exactly 100 ms after a failure, the second 200 ms after the next one.
+use super::*;
+
+use kafka_protocol::error::ResponseError as E;
+
+// ---- fixtures -------------------------------------------------------------------------
+
+const TOPIC: &str = "demo";
+const MEMBER: &str = "m-1";
+const GEN: i32 = 1;
+const COORDINATOR: i32 = 1;
+
+/// `heartbeat.interval.ms`, `auto.commit.interval.ms` and the first backoff, in ms.
+const HB_MS: u64 = 3_000;
+const COMMIT_MS: u64 = 5_000;
+const BACKOFF_MS: u64 = 100;
+
+fn config() -> GroupConfig {
+    GroupConfig::default()
+}
+
+fn manual_commit_config() -> GroupConfig {
+    GroupConfig { enable_auto_commit: false, ..GroupConfig::default() }
+}
+
+fn static_config() -> GroupConfig {
+    GroupConfig { group_instance_id: Some("instance-a".into()), ..GroupConfig::default() }
+}
+
+/// Heartbeat interval far beyond the test horizon, so ticks only concern commits.
+const HOUR_MS: u64 = 3_600_000;
+
+fn without_heartbeats(config: GroupConfig) -> GroupConfig {
+    GroupConfig { heartbeat_interval: Duration::from_millis(HOUR_MS), ..config }
+}
+
+fn tp(p: i32) -> Tp {
+    (TOPIC.to_string(), p)
+}
+
+fn offsets(entries: &[(i32, i64)]) -> BTreeMap<Tp, i64> {
+    entries.iter().map(|&(p, o)| (tp(p), o)).collect()
+}
+
+fn broker(e: E) -> Failure {
+    Failure::Broker(e)
+}
+
+fn subscription_bytes(topics: &[&str]) -> Bytes {
+    Subscription::new(topics.iter().copied()).encode(3).expect("subscription encodes")
+}
+
+/// ConsumerProtocolAssignment bytes giving `partitions` of each topic.
+fn assignment_bytes(partitions: &[(&str, &[i32])]) -> Bytes {
+    Assignment { partitions: partitions.iter().map(|(t, ps)| (t.to_string(), ps.to_vec())).collect(), user_data: None }
+        .encode(3)
+        .expect("assignment encodes")
+}
+
+fn follower_join(generation_id: i32, member_id: &str) -> JoinResult {
+    JoinResult {
+        generation_id,
+        member_id: member_id.into(),
+        leader: "m-0-leader".into(),
+        protocol_name: Some("range".into()),
+        members: Vec::new(),
+    }
+}
+
+fn committed_ok(entries: &[(i32, i64)]) -> Event {
+    Event::Committed { offsets: offsets(entries), result: Ok(Vec::new()) }
+}
+
+fn consumed(p: i32, next_offset: i64) -> Event {
+    Event::Consumed { tp: tp(p), next_offset }
+}
+
+// ---- action matchers --------------------------------------------------------------------
+
+/// The one action in `actions`.
+#[track_caller]
+fn single(actions: Vec<Action>) -> Action {
+    assert_eq!(actions.len(), 1, "expected exactly one action, got {actions:?}");
+    actions.into_iter().next().expect("one action")
+}
+
+/// Asserts a single Join for the range assignor subscribing to [`TOPIC`]; its member id.
+#[track_caller]
+fn expect_join(actions: Vec<Action>) -> String {
+    match single(actions) {
+        Action::Join { member_id, protocols } => {
+            assert_eq!(protocols.len(), 1, "one protocol per configured assignor: {protocols:?}");
+            assert_eq!(protocols[0].0, "range");
+            let sub = Subscription::decode(&protocols[0].1).expect("JoinGroup metadata decodes");
+            assert_eq!(sub.topics, vec![TOPIC.to_string()]);
+            member_id
+        }
+        other => panic!("expected Join, got {other:?}"),
+    }
+}
+
+/// Asserts a single Commit; its generation, member id and offsets.
+#[track_caller]
+fn expect_commit(actions: Vec<Action>) -> (i32, String, BTreeMap<Tp, i64>) {
+    match single(actions) {
+        Action::Commit { generation_id, member_id, offsets } => (generation_id, member_id, offsets),
+        other => panic!("expected Commit, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn expect_revoke(actions: Vec<Action>) -> Vec<Tp> {
+    match single(actions) {
+        Action::Revoke { partitions } => partitions,
+        other => panic!("expected Revoke, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn expect_fatal(actions: Vec<Action>) -> GroupError {
+    match single(actions) {
+        Action::Fatal(e) => e,
+        other => panic!("expected Fatal, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_no_commit(actions: &[Action]) {
+    assert!(!actions.iter().any(|a| matches!(a, Action::Commit { .. })), "unexpected Commit in {actions:?}");
+}
+
+fn heartbeat(generation_id: i32) -> Action {
+    Action::Heartbeat { generation_id, member_id: MEMBER.into() }
+}
+
+// ---- the simulator: a member plus a virtual clock ------------------------------------------
+
+struct Sim {
+    member: GroupMember,
+    base: Instant,
+    now: Instant,
+}
+
+impl Sim {
+    fn new(config: GroupConfig) -> Self {
+        let base = Instant::now();
+        Self { member: GroupMember::new(config), base, now: base }
+    }
+
+    /// Moves the clock to `ms` after the base (never backwards).
+    fn at(&mut self, ms: u64) -> &mut Self {
+        let t = self.base + Duration::from_millis(ms);
+        assert!(t >= self.now, "virtual time must not go backwards");
+        self.now = t;
+        self
+    }
+
+    fn on(&mut self, event: Event) -> Vec<Action> {
+        self.member.handle(event, self.now)
+    }
+
+    fn tick(&mut self) -> Vec<Action> {
+        self.on(Event::Tick)
+    }
+
+    fn tick_at(&mut self, ms: u64) -> Vec<Action> {
+        self.at(ms).tick()
+    }
+
+    /// `next_deadline()` as milliseconds after the base.
+    fn deadline_ms(&self) -> Option<u64> {
+        self.member.next_deadline().map(|d| (d - self.base).as_millis() as u64)
+    }
+
+    /// start -> FindCoordinator -> CoordinatorFound -> Join{""} (the first join).
+    fn to_first_join(config: GroupConfig) -> Self {
+        let mut sim = Self::new(config);
+        assert_eq!(sim.member.start(), vec![Action::FindCoordinator]);
+        let join = sim.on(Event::CoordinatorFound(Ok(COORDINATOR)));
+        assert_eq!(expect_join(join), "", "KIP-394: the first JoinGroup carries an empty member id");
+        sim
+    }
+
+    /// ... -> MEMBER_ID_REQUIRED -> Join{"m-1"}.
+    fn to_second_join(config: GroupConfig) -> Self {
+        let mut sim = Self::to_first_join(config);
+        let join = sim.on(Event::Joined(Err((broker(E::MemberIdRequired), MEMBER.into()))));
+        assert_eq!(expect_join(join), MEMBER, "KIP-394: rejoin with the member id the broker gave");
+        sim
+    }
+
+    /// ... -> Joined as follower -> Sync (no assignments).
+    fn to_syncing(config: GroupConfig) -> Self {
+        let mut sim = Self::to_second_join(config);
+        let sync = sim.on(Event::Joined(Ok(follower_join(GEN, MEMBER))));
+        assert_eq!(
+            single(sync),
+            Action::Sync {
+                generation_id: GEN,
+                member_id: MEMBER.into(),
+                protocol_name: "range".into(),
+                assignments: Vec::new(),
+            },
+            "a follower sends no assignments"
+        );
+        sim
+    }
+
+    /// ... -> Synced(partitions of [`TOPIC`]) -> FetchOffsets.
+    fn to_fetching_offsets(config: GroupConfig, partitions: &[i32]) -> Self {
+        let mut sim = Self::to_syncing(config);
+        let fetch = sim.on(Event::Synced(Ok(assignment_bytes(&[(TOPIC, partitions)]))));
+        let expected: Vec<Tp> = partitions.iter().map(|&p| tp(p)).collect();
+        assert_eq!(single(fetch), Action::FetchOffsets { partitions: expected });
+        sim
+    }
+
+    /// The whole dance at t=0: a Stable follower of generation 1 owning `partitions`
+    /// of [`TOPIC`], with `committed` offsets from OffsetFetch. First heartbeat is due
+    /// at [`HB_MS`], first auto-commit at [`COMMIT_MS`].
+    fn stable(config: GroupConfig, partitions: &[i32], committed: &[(i32, i64)]) -> Self {
+        let mut sim = Self::to_fetching_offsets(config, partitions);
+        let assign = sim.on(Event::OffsetsFetched(Ok(offsets(committed))));
+        let expected = partitions
+            .iter()
+            .map(|&p| (tp(p), committed.iter().find(|(q, o)| *q == p && *o >= 0).map(|(_, o)| *o)))
+            .collect();
+        assert_eq!(single(assign), Action::Assign { partitions: expected });
+        assert!(sim.member.is_stable());
+        sim
+    }
+}
+
+// ---- the dance: KIP-394, follower and leader paths ---------------------------------------------
+
+#[test]
+fn start_looks_for_the_coordinator_first() {
+    let mut sim = Sim::new(config());
+    assert_eq!(sim.member.start(), vec![Action::FindCoordinator]);
+    assert_eq!(sim.member.coordinator(), None);
+    assert!(!sim.member.is_stable());
+    // Nothing is due until an answer arrives.
+    assert_eq!(sim.tick_at(60_000), Vec::<Action>::new());
+}
+
+#[test]
+fn kip394_first_join_is_anonymous_then_rejoins_with_the_given_member_id() {
+    let sim = Sim::to_second_join(config());
+    assert_eq!(sim.member.coordinator(), Some(COORDINATOR));
+    assert_eq!(sim.member.member_id(), MEMBER);
+    assert_eq!(sim.member.generation_id(), -1, "no generation before JoinGroup succeeds");
+}
+
+#[test]
+fn follower_reaches_stable_with_its_assignment() {
+    let sim = Sim::stable(config(), &[0, 2], &[(0, 7), (2, 9)]);
+    let m = &sim.member;
+    assert_eq!(m.member_id(), MEMBER);
+    assert_eq!(m.generation_id(), GEN);
+    assert_eq!(m.coordinator(), Some(COORDINATOR));
+    assert_eq!(m.assigned().iter().cloned().collect::<Vec<_>>(), vec![tp(0), tp(2)]);
+    assert_eq!(m.committed(), &offsets(&[(0, 7), (2, 9)]));
+    assert!(!m.is_closed());
+}
+
+#[test]
+fn empty_sync_assignment_means_no_partitions() {
+    // GROUP-PROTOCOL: "Empty bytes = nothing" for a member given no partitions.
+    let mut sim = Sim::to_syncing(config());
+    assert_eq!(single(sim.on(Event::Synced(Ok(Bytes::new())))), Action::FetchOffsets { partitions: vec![] });
+    assert_eq!(single(sim.on(Event::OffsetsFetched(Ok(BTreeMap::new())))), Action::Assign { partitions: vec![] });
+    assert!(sim.member.is_stable());
+    assert!(sim.member.assigned().is_empty());
+}
+
+#[test]
+fn assigned_topics_the_member_did_not_subscribe_to_are_dropped() {
+    let mut sim = Sim::to_syncing(config());
+    let bytes = assignment_bytes(&[(TOPIC, &[1]), ("not-subscribed", &[0, 1])]);
+    assert_eq!(single(sim.on(Event::Synced(Ok(bytes)))), Action::FetchOffsets { partitions: vec![tp(1)] });
+}
+
+#[test]
+fn unreadable_assignment_is_taken_as_empty_not_a_panic() {
+    let mut sim = Sim::to_syncing(config());
+    let garbage = Bytes::from_static(&[0, 3, 0xff, 0xff, 0xff]);
+    assert_eq!(single(sim.on(Event::Synced(Ok(garbage)))), Action::FetchOffsets { partitions: vec![] });
+}
+
+/// Drives a fresh member to the leader's JoinGroup response with three members:
+/// m-1 (us) on `demo`, m-2 on `demo` + `other`, m-3 on `other`.
+fn leader_joined() -> (Sim, Vec<Action>) {
+    let mut sim = Sim::to_second_join(config());
+    let members = vec![
+        JoinedMember { member_id: "m-3".into(), group_instance_id: None, metadata: subscription_bytes(&["other"]) },
+        JoinedMember { member_id: MEMBER.into(), group_instance_id: None, metadata: subscription_bytes(&[TOPIC]) },
+        JoinedMember {
+            member_id: "m-2".into(),
+            group_instance_id: None,
+            metadata: subscription_bytes(&[TOPIC, "other"]),
+        },
+    ];
+    let actions = sim.on(Event::Joined(Ok(JoinResult {
+        generation_id: 4,
+        member_id: MEMBER.into(),
+        leader: MEMBER.into(),
+        protocol_name: Some("range".into()),
+        members,
+    })));
+    (sim, actions)
+}
+
+#[test]
+fn leader_fetches_metadata_for_every_subscribed_topic() {
+    let (_, actions) = leader_joined();
+    // The leader assigns for the union of all members' subscriptions, not just its own.
+    assert_eq!(single(actions), Action::FetchMetadata { topics: vec!["demo".into(), "other".into()] });
+}
+
+#[test]
+fn leader_syncs_one_range_assignment_per_member() {
+    let (mut sim, _) = leader_joined();
+    let counts = BTreeMap::from([("demo".to_string(), 5), ("other".to_string(), 3)]);
+    let (generation_id, member_id, protocol_name, assignments) = match single(sim.on(Event::Metadata(Ok(counts)))) {
+        Action::Sync { generation_id, member_id, protocol_name, assignments } => {
+            (generation_id, member_id, protocol_name, assignments)
+        }
+        other => panic!("expected Sync, got {other:?}"),
+    };
+    assert_eq!((generation_id, member_id.as_str(), protocol_name.as_str()), (4, MEMBER, "range"));
+
+    let decoded: BTreeMap<String, BTreeMap<String, Vec<i32>>> = assignments
+        .iter()
+        .map(|(m, b)| (m.clone(), Assignment::decode(b).expect("leader's assignment decodes").partitions))
+        .collect();
+    assert_eq!(assignments.len(), 3, "exactly one assignment per member: {assignments:?}");
+    // Range: per topic, subscribers sorted by member id; n / m each, the first n % m one more.
+    // demo (5): m-1, m-2 -> [0,1,2], [3,4]. other (3): m-2, m-3 -> [0,1], [2].
+    let expected = BTreeMap::from([
+        (MEMBER.to_string(), BTreeMap::from([("demo".to_string(), vec![0, 1, 2])])),
+        ("m-2".to_string(), BTreeMap::from([("demo".to_string(), vec![3, 4]), ("other".to_string(), vec![0, 1])])),
+        ("m-3".to_string(), BTreeMap::from([("other".to_string(), vec![2])])),
+    ]);
+    assert_eq!(decoded, expected);
+
+    // The coordinator hands the leader its own share back, like any member.
+    let own = assignments.iter().find(|(m, _)| m == MEMBER).map(|(_, b)| b.clone()).expect("own assignment");
+    assert_eq!(single(sim.on(Event::Synced(Ok(own)))), Action::FetchOffsets { partitions: vec![tp(0), tp(1), tp(2)] });
+}
+
+#[test]
+fn leader_metadata_failure_rejoins_after_backoff() {
+    let (mut sim, _) = leader_joined();
+    assert_eq!(sim.on(Event::Metadata(Err(Failure::Transport("reset".into())))), vec![]);
+    assert_eq!(sim.deadline_ms(), Some(BACKOFF_MS));
+    assert_eq!(sim.tick_at(BACKOFF_MS - 1), vec![]);
+    assert_eq!(expect_join(sim.tick_at(BACKOFF_MS)), MEMBER);
+}
+
+// ---- FindCoordinator and JoinGroup errors -----------------------------------------------------------
+
+#[test]
+fn find_coordinator_not_available_retries_only_after_backoff() {
+    let mut sim = Sim::new(config());
+    sim.member.start();
+    // GROUP-PROTOCOL: retry FindCoordinator with backoff on COORDINATOR_NOT_AVAILABLE (15).
+    assert_eq!(sim.on(Event::CoordinatorFound(Err(broker(E::CoordinatorNotAvailable)))), vec![]);
+    assert_eq!(sim.deadline_ms(), Some(BACKOFF_MS));
+    assert_eq!(sim.tick(), vec![], "no immediate resend");
+    assert_eq!(sim.tick_at(BACKOFF_MS - 1), vec![]);
+    assert_eq!(sim.tick_at(BACKOFF_MS), vec![Action::FindCoordinator]);
+
+    // A second failure backs off exponentially: 200 ms.
+    assert_eq!(sim.on(Event::CoordinatorFound(Err(broker(E::CoordinatorNotAvailable)))), vec![]);
+    assert_eq!(sim.deadline_ms(), Some(BACKOFF_MS + 2 * BACKOFF_MS));
+    assert_eq!(sim.tick_at(BACKOFF_MS + 2 * BACKOFF_MS - 1), vec![]);
+    assert_eq!(sim.tick_at(BACKOFF_MS + 2 * BACKOFF_MS), vec![Action::FindCoordinator]);
+
+    // And once found, the first join goes out.
+    assert_eq!(expect_join(sim.on(Event::CoordinatorFound(Ok(3)))), "");
+    assert_eq!(sim.member.coordinator(), Some(3));
+}
+
+#[test]
+fn find_coordinator_transport_failure_retries_after_backoff() {
+    let mut sim = Sim::new(config());
+    sim.member.start();
+    assert_eq!(sim.on(Event::CoordinatorFound(Err(Failure::Transport("refused".into())))), vec![]);
+    assert_eq!(sim.tick_at(BACKOFF_MS), vec![Action::FindCoordinator]);
+}
+
+#[test]
+fn join_group_fatal_errors_stop_the_member_with_advice() {
+    // GROUP-PROTOCOL: these JoinGroup errors are fatal, with a message naming the setting.
+    for error in [
+        E::InconsistentGroupProtocol,
+        E::InvalidSessionTimeout,
+        E::GroupAuthorizationFailed,
+        E::InvalidGroupId,
+        E::GroupMaxSizeReached,
+    ] {
+        let mut sim = Sim::to_first_join(config());
+        let fatal = expect_fatal(sim.on(Event::Joined(Err((broker(error), String::new())))));
+        assert_eq!(fatal.group, "cafe-group-clean", "{error:?}");
+        assert_eq!(fatal.error, error);
+        assert_eq!(fatal.advice, advice(error));
+        assert!(!fatal.advice.contains("broker log"), "{error:?} deserves specific advice: {}", fatal.advice);
+        assert!(fatal.to_string().contains("cafe-group-clean"), "{fatal}");
+        assert!(sim.member.is_closed(), "{error:?}");
+        assert_eq!(sim.member.next_deadline(), None, "{error:?}: nothing more to do");
+        assert_eq!(sim.tick_at(60_000), vec![], "{error:?}: a failed member stays quiet");
+    }
+}
+
+#[test]
+fn join_coordinator_load_in_progress_retries_same_join_after_backoff() {
+    let mut sim = Sim::to_second_join(config());
+    assert_eq!(sim.on(Event::Joined(Err((broker(E::CoordinatorLoadInProgress), MEMBER.into())))), vec![]);
+    assert_eq!(sim.tick_at(BACKOFF_MS - 1), vec![]);
+    assert_eq!(expect_join(sim.tick_at(BACKOFF_MS)), MEMBER);
+}
+
+#[test]
+fn join_not_coordinator_rediscovers_then_joins_again() {
+    let mut sim = Sim::to_second_join(config());
+    assert_eq!(sim.on(Event::Joined(Err((broker(E::NotCoordinator), MEMBER.into())))), vec![Action::FindCoordinator]);
+    assert_eq!(sim.member.coordinator(), None);
+    assert_eq!(expect_join(sim.on(Event::CoordinatorFound(Ok(2)))), MEMBER);
+}
+
+#[test]
+fn join_unknown_member_id_forgets_the_member_id() {
+    let mut sim = Sim::to_second_join(config());
+    assert_eq!(sim.on(Event::Joined(Err((broker(E::UnknownMemberId), MEMBER.into())))), vec![]);
+    assert_eq!(sim.member.member_id(), "");
+    assert_eq!(expect_join(sim.tick_at(BACKOFF_MS)), "");
+}
+
+// ---- SyncGroup and OffsetFetch -------------------------------------------------------------------
+
+#[test]
+fn sync_rebalance_in_progress_rejoins_with_the_same_member_id() {
+    let mut sim = Sim::to_syncing(config());
+    assert_eq!(expect_join(sim.on(Event::Synced(Err(broker(E::RebalanceInProgress))))), MEMBER);
+    assert!(sim.member.assigned().is_empty());
+}
+
+#[test]
+fn sync_illegal_generation_rejoins_with_the_same_member_id() {
+    let mut sim = Sim::to_syncing(config());
+    assert_eq!(expect_join(sim.on(Event::Synced(Err(broker(E::IllegalGeneration))))), MEMBER);
+    assert_eq!(sim.member.generation_id(), -1);
+}
+
+#[test]
+fn sync_unknown_member_id_rejoins_from_scratch() {
+    let mut sim = Sim::to_syncing(config());
+    assert_eq!(expect_join(sim.on(Event::Synced(Err(broker(E::UnknownMemberId))))), "");
+    assert_eq!(sim.member.generation_id(), -1);
+}
+
+#[test]
+fn offset_fetch_unstable_offset_commit_retries_after_backoff() {
+    let mut sim = Sim::to_fetching_offsets(config(), &[0, 1]);
+    // GROUP-PROTOCOL: UNSTABLE_OFFSET_COMMIT (88) -> retry shortly, not at once.
+    assert_eq!(sim.on(Event::OffsetsFetched(Err(broker(E::UnstableOffsetCommit)))), vec![]);
+    assert_eq!(sim.deadline_ms(), Some(BACKOFF_MS));
+    assert_eq!(sim.tick_at(BACKOFF_MS - 1), vec![]);
+    assert_eq!(single(sim.tick_at(BACKOFF_MS)), Action::FetchOffsets { partitions: vec![tp(0), tp(1)] });
+    let assign = single(sim.on(Event::OffsetsFetched(Ok(offsets(&[(0, 5), (1, 6)])))));
+    assert_eq!(assign, Action::Assign { partitions: vec![(tp(0), Some(5)), (tp(1), Some(6))] });
+}
+
+#[test]
+fn assign_carries_committed_offsets_and_none_where_there_is_none() {
+    let mut sim = Sim::to_fetching_offsets(config(), &[0, 1, 2]);
+    // -1 = no committed offset -> None (auto.offset.reset decides); a partition the
+    // response leaves out is also None; offsets for partitions we do not own are ignored.
+    let fetched = offsets(&[(0, 42), (1, -1), (9, 100)]);
+    let assign = single(sim.on(Event::OffsetsFetched(Ok(fetched))));
+    assert_eq!(assign, Action::Assign { partitions: vec![(tp(0), Some(42)), (tp(1), None), (tp(2), None)] });
+    assert_eq!(sim.member.committed(), &offsets(&[(0, 42)]));
+}
+
+// ---- heartbeats ---------------------------------------------------------------------------------
+
+#[test]
+fn heartbeats_are_due_every_heartbeat_interval() {
+    let mut sim = Sim::stable(manual_commit_config(), &[0], &[]);
+    assert_eq!(sim.deadline_ms(), Some(HB_MS));
+    assert_eq!(sim.tick_at(HB_MS - 1), vec![]);
+    assert_eq!(sim.tick_at(HB_MS), vec![heartbeat(GEN)]);
+    // The next one is timed from the response.
+    sim.at(HB_MS + 20);
+    assert_eq!(sim.on(Event::Heartbeat(Ok(()))), vec![]);
+    assert_eq!(sim.deadline_ms(), Some(2 * HB_MS + 20));
+    assert_eq!(sim.tick_at(2 * HB_MS + 19), vec![]);
+    assert_eq!(sim.tick_at(2 * HB_MS + 20), vec![heartbeat(GEN)]);
+}
+
+#[test]
+fn next_deadline_is_the_earlier_of_heartbeat_and_auto_commit() {
+    let mut sim = Sim::stable(config(), &[0], &[]);
+    assert_eq!(sim.deadline_ms(), Some(HB_MS));
+    assert_eq!(sim.tick_at(HB_MS), vec![heartbeat(GEN)]);
+    // Heartbeat in flight: only the auto-commit timer remains.
+    assert_eq!(sim.deadline_ms(), Some(COMMIT_MS));
+}
+
+#[test]
+fn no_second_heartbeat_while_one_is_in_flight() {
+    let mut sim = Sim::stable(manual_commit_config(), &[0], &[]);
+    assert_eq!(sim.tick_at(HB_MS), vec![heartbeat(GEN)]);
+    assert_eq!(sim.deadline_ms(), None, "no timer while the heartbeat is in flight");
+    assert_eq!(sim.tick_at(2 * HB_MS), vec![]);
+    assert_eq!(sim.tick_at(10 * HB_MS), vec![]);
+    assert_eq!(sim.on(Event::Heartbeat(Ok(()))), vec![]);
+    assert_eq!(sim.tick_at(11 * HB_MS), vec![heartbeat(GEN)]);
+}
+
+#[test]
+fn no_heartbeats_before_the_member_has_a_generation() {
+    let mut sim = Sim::to_second_join(config());
+    assert_eq!(sim.member.next_deadline(), None);
+    assert_eq!(sim.tick_at(10 * HB_MS), vec![]);
+}
+
+#[test]
+fn heartbeat_rebalance_in_progress_revokes_commits_then_rejoins_with_same_id() {
+    let mut sim = Sim::stable(config(), &[0, 1], &[(0, 10)]);
+    sim.tick_at(HB_MS);
+    // Eager protocol: give up everything before rejoining.
+    let revoke = expect_revoke(sim.on(Event::Heartbeat(Err(broker(E::RebalanceInProgress)))));
+    assert_eq!(revoke, vec![tp(0), tp(1)]);
+    // The consumer hands out what it had already fetched, then confirms.
+    assert_eq!(sim.on(consumed(0, 15)), vec![]);
+    assert_eq!(sim.on(consumed(1, 3)), vec![]);
+    // GROUP-PROTOCOL: REBALANCE_IN_PROGRESS -> commit if allowed (the generation is still valid).
+    let (generation_id, member_id, committed) = expect_commit(sim.on(Event::Revoked));
+    assert_eq!((generation_id, member_id.as_str()), (GEN, MEMBER), "commit with the unchanged generation");
+    assert_eq!(committed, offsets(&[(0, 15), (1, 3)]));
+    // Only after the commit answer does the member rejoin, with the same id.
+    assert_eq!(expect_join(sim.on(committed_ok(&[(0, 15), (1, 3)]))), MEMBER);
+    assert!(sim.member.assigned().is_empty());
+    assert_eq!(sim.member.committed(), &offsets(&[(0, 15), (1, 3)]));
+}
+
+#[test]
+fn heartbeat_rebalance_in_progress_with_nothing_consumed_rejoins_without_commit() {
+    let mut sim = Sim::stable(config(), &[0], &[(0, 10)]);
+    sim.tick_at(HB_MS);
+    expect_revoke(sim.on(Event::Heartbeat(Err(broker(E::RebalanceInProgress)))));
+    assert_eq!(expect_join(sim.on(Event::Revoked)), MEMBER);
+}
+
+#[test]
+fn heartbeat_rebalance_with_no_partitions_rejoins_at_once() {
+    let mut sim = Sim::stable(config(), &[], &[]);
+    sim.tick_at(HB_MS);
+    // Nothing to revoke: no Revoke round trip with the consumer.
+    assert_eq!(expect_join(sim.on(Event::Heartbeat(Err(broker(E::RebalanceInProgress))))), MEMBER);
+}
+
+#[test]
+fn heartbeat_illegal_generation_revokes_and_rejoins_without_commit() {
+    let mut sim = Sim::stable(config(), &[0, 1], &[]);
+    sim.on(consumed(0, 5));
+    sim.tick_at(HB_MS);
+    assert_eq!(expect_revoke(sim.on(Event::Heartbeat(Err(broker(E::IllegalGeneration))))), vec![tp(0), tp(1)]);
+    sim.on(consumed(1, 8));
+    // The generation is gone: a commit would be refused (and could move offsets back).
+    let join = sim.on(Event::Revoked);
+    assert_no_commit(&join);
+    assert_eq!(expect_join(join), MEMBER, "ILLEGAL_GENERATION keeps the member id");
+    assert_eq!(sim.member.generation_id(), -1);
+}
+
+#[test]
+fn heartbeat_unknown_member_id_revokes_and_rejoins_with_empty_member_id() {
+    let mut sim = Sim::stable(config(), &[0], &[]);
+    sim.on(consumed(0, 5));
+    sim.tick_at(HB_MS);
+    assert_eq!(expect_revoke(sim.on(Event::Heartbeat(Err(broker(E::UnknownMemberId))))), vec![tp(0)]);
+    let join = sim.on(Event::Revoked);
+    assert_no_commit(&join);
+    assert_eq!(expect_join(join), "", "UNKNOWN_MEMBER_ID: forget the member id, rejoin from scratch");
+    assert_eq!(sim.member.generation_id(), -1);
+}
+
+#[test]
+fn heartbeat_fenced_instance_id_is_fatal_with_advice() {
+    let mut sim = Sim::stable(static_config(), &[0], &[]);
+    sim.tick_at(HB_MS);
+    // KIP-345: another process runs with our group.instance.id.
+    let fatal = expect_fatal(sim.on(Event::Heartbeat(Err(broker(E::FencedInstanceId)))));
+    assert_eq!(fatal.error, E::FencedInstanceId);
+    assert!(fatal.advice.contains("group-instance-id"), "advice names the setting: {}", fatal.advice);
+    assert!(sim.member.is_closed());
+    assert_eq!(sim.tick_at(10 * HB_MS), vec![]);
+}
+
+/// Coordinator loss while Stable: find it again and carry on heartbeating, no rejoin.
+fn assert_rediscovers_and_resumes_heartbeats(failure: Failure) {
+    let mut sim = Sim::stable(config(), &[0, 1], &[(0, 3)]);
+    sim.tick_at(HB_MS);
+    assert_eq!(sim.on(Event::Heartbeat(Err(failure.clone()))), vec![Action::FindCoordinator], "{failure:?}");
+    assert_eq!(sim.member.coordinator(), None);
+    assert!(!sim.member.is_stable());
+
+    sim.at(HB_MS + 50);
+    let found = sim.on(Event::CoordinatorFound(Ok(2)));
+    assert!(found.iter().all(|a| !matches!(a, Action::Join { .. } | Action::Revoke { .. })), "{found:?}");
+    assert!(sim.member.is_stable(), "{failure:?}: a Stable member keeps its partitions");
+    assert_eq!(sim.member.coordinator(), Some(2));
+    assert_eq!(sim.member.generation_id(), GEN);
+    assert_eq!(sim.member.assigned().len(), 2);
+    // The group may have moved on without us: heartbeat at once to find out.
+    let mut actions = found;
+    actions.extend(sim.tick());
+    assert_eq!(actions, vec![heartbeat(GEN)], "{failure:?}");
+}
+
+#[test]
+fn heartbeat_coordinator_not_available_rediscovers_and_resumes() {
+    assert_rediscovers_and_resumes_heartbeats(broker(E::CoordinatorNotAvailable));
+}
+
+#[test]
+fn heartbeat_not_coordinator_rediscovers_and_resumes() {
+    assert_rediscovers_and_resumes_heartbeats(broker(E::NotCoordinator));
+}
+
+#[test]
+fn heartbeat_transport_failure_rediscovers_and_resumes() {
+    assert_rediscovers_and_resumes_heartbeats(Failure::Transport("connection reset".into()));
+}
+
+#[test]
+fn rediscovery_retries_with_backoff_and_still_resumes_stable() {
+    let mut sim = Sim::stable(config(), &[0], &[]);
+    sim.tick_at(HB_MS);
+    assert_eq!(sim.on(Event::Heartbeat(Err(broker(E::NotCoordinator)))), vec![Action::FindCoordinator]);
+    assert_eq!(sim.on(Event::CoordinatorFound(Err(broker(E::CoordinatorNotAvailable)))), vec![]);
+    assert_eq!(sim.tick_at(HB_MS + BACKOFF_MS - 1), vec![]);
+    assert_eq!(sim.tick_at(HB_MS + BACKOFF_MS), vec![Action::FindCoordinator]);
+    let mut actions = sim.on(Event::CoordinatorFound(Ok(5)));
+    actions.extend(sim.tick());
+    assert_eq!(actions, vec![heartbeat(GEN)]);
+}
+
+#[test]
+fn heartbeat_coordinator_load_in_progress_retries_after_backoff() {
+    let mut sim = Sim::stable(manual_commit_config(), &[0], &[]);
+    sim.tick_at(HB_MS);
+    // GROUP-PROTOCOL: COORDINATOR_LOAD_IN_PROGRESS -> same coordinator, after backoff.
+    assert_eq!(sim.on(Event::Heartbeat(Err(broker(E::CoordinatorLoadInProgress)))), vec![]);
+    assert!(sim.member.is_stable());
+    assert_eq!(sim.member.coordinator(), Some(COORDINATOR));
+    assert_eq!(sim.tick(), vec![], "no immediate resend");
+    assert_eq!(sim.deadline_ms(), Some(HB_MS + BACKOFF_MS));
+    assert_eq!(sim.tick_at(HB_MS + BACKOFF_MS - 1), vec![]);
+    assert_eq!(sim.tick_at(HB_MS + BACKOFF_MS), vec![heartbeat(GEN)]);
+}
+
+#[test]
+fn heartbeat_error_during_a_rebalance_is_ignored() {
+    let mut sim = Sim::stable(config(), &[0], &[]);
+    sim.tick_at(HB_MS);
+    // Rebalance starts via a failed commit while the heartbeat is in flight.
+    sim.on(consumed(0, 4));
+    let commit = sim.tick_at(COMMIT_MS);
+    expect_commit(commit);
+    expect_revoke(sim.on(Event::Committed { offsets: offsets(&[(0, 4)]), result: Err(broker(E::IllegalGeneration)) }));
+    // The heartbeat's own (now stale) error must not start a second recovery.
+    assert_eq!(sim.on(Event::Heartbeat(Err(broker(E::IllegalGeneration)))), vec![]);
+    assert_eq!(sim.on(Event::Heartbeat(Err(broker(E::NotCoordinator)))), vec![]);
+    assert_eq!(expect_join(sim.on(Event::Revoked)), MEMBER);
+}
+
+// ---- commits ------------------------------------------------------------------------------------
+
+#[test]
+fn auto_commit_waits_for_the_interval_and_commits_only_advanced_positions() {
+    let mut sim = Sim::stable(config(), &[0, 1, 2, 3], &[(0, 10), (1, 20)]);
+    sim.on(consumed(0, 15)); // advanced past the commit
+    sim.on(consumed(1, 20)); // equal to the commit: nothing new
+    sim.on(consumed(2, 5)); // no commit yet: anything consumed is new
+    // partition 3: nothing consumed, nothing committed -> nothing to say
+    sim.tick_at(HB_MS); // heartbeat, not a commit
+    assert_eq!(sim.tick_at(COMMIT_MS - 1), vec![]);
+    let (generation_id, member_id, committed) = expect_commit(sim.tick_at(COMMIT_MS));
+    assert_eq!((generation_id, member_id.as_str()), (GEN, MEMBER));
+    assert_eq!(committed, offsets(&[(0, 15), (2, 5)]));
+}
+
+#[test]
+fn auto_commit_repeats_every_interval_with_only_new_progress() {
+    let mut sim = Sim::stable(without_heartbeats(config()), &[0, 1], &[]);
+    sim.on(consumed(0, 5));
+    sim.on(consumed(1, 7));
+    let (_, _, first) = expect_commit(sim.tick_at(COMMIT_MS));
+    assert_eq!(first, offsets(&[(0, 5), (1, 7)]));
+    sim.at(COMMIT_MS + 10);
+    assert_eq!(sim.on(committed_ok(&[(0, 5), (1, 7)])), vec![]);
+    assert_eq!(sim.member.committed(), &offsets(&[(0, 5), (1, 7)]));
+    // Nothing new by the next interval: no commit.
+    assert_eq!(sim.tick_at(2 * COMMIT_MS), vec![]);
+    // Progress on one partition: only that one is committed, one interval later.
+    sim.on(consumed(1, 9));
+    assert_eq!(sim.tick_at(3 * COMMIT_MS - 1), vec![]);
+    let (_, _, third) = expect_commit(sim.tick_at(3 * COMMIT_MS));
+    assert_eq!(third, offsets(&[(1, 9)]));
+}
+
+#[test]
+fn never_commits_an_offset_at_or_below_the_committed_one() {
+    let mut sim = Sim::stable(without_heartbeats(config()), &[0], &[(0, 10)]);
+    sim.on(consumed(0, 20));
+    let (_, _, c) = expect_commit(sim.tick_at(COMMIT_MS));
+    assert_eq!(c, offsets(&[(0, 20)]));
+    sim.on(committed_ok(&[(0, 20)]));
+    // A lower (or equal) position after the commit is never committed: offsets must not go back.
+    sim.on(consumed(0, 12));
+    assert_eq!(sim.tick_at(2 * COMMIT_MS), vec![]);
+    sim.on(consumed(0, 20));
+    assert_eq!(sim.tick_at(3 * COMMIT_MS), vec![]);
+    // Not before revoking either.
+    sim.on(consumed(0, 15));
+    expect_revoke(sim.on(Event::Close));
+    assert_eq!(single(sim.on(Event::Revoked)), Action::Leave { member_id: MEMBER.into() });
+}
+
+#[test]
+fn never_commits_below_the_offset_fetched_at_assignment() {
+    let mut sim = Sim::stable(without_heartbeats(config()), &[0], &[(0, 100)]);
+    sim.on(consumed(0, 50));
+    assert_eq!(sim.tick_at(COMMIT_MS), vec![]);
+}
+
+#[test]
+fn no_auto_commit_while_one_is_in_flight() {
+    let mut sim = Sim::stable(without_heartbeats(config()), &[0], &[]);
+    sim.on(consumed(0, 5));
+    expect_commit(sim.tick_at(COMMIT_MS));
+    sim.on(consumed(0, 9));
+    assert_eq!(sim.deadline_ms(), Some(HOUR_MS), "no commit timer while a commit is in flight");
+    assert_eq!(sim.tick_at(2 * COMMIT_MS), vec![]);
+    sim.at(2 * COMMIT_MS + 1);
+    assert_eq!(sim.on(committed_ok(&[(0, 5)])), vec![]);
+    let (_, _, c) = expect_commit(sim.tick());
+    assert_eq!(c, offsets(&[(0, 9)]));
+}
+
+#[test]
+fn auto_commit_disabled_never_commits() {
+    let mut sim = Sim::stable(manual_commit_config(), &[0, 1], &[(0, 1)]);
+    sim.on(consumed(0, 50));
+    sim.on(consumed(1, 60));
+    // Not on a timer...
+    for ms in (1..=20).map(|i| i * COMMIT_MS) {
+        let actions = sim.tick_at(ms);
+        assert_no_commit(&actions);
+        if actions.contains(&heartbeat(GEN)) {
+            sim.on(Event::Heartbeat(Ok(())));
+        }
+    }
+    // ...nor before a rebalance...
+    let now = 20 * COMMIT_MS + HB_MS;
+    let hb = sim.tick_at(now);
+    assert_eq!(hb, vec![heartbeat(GEN)]);
+    expect_revoke(sim.on(Event::Heartbeat(Err(broker(E::RebalanceInProgress)))));
+    assert_eq!(expect_join(sim.on(Event::Revoked)), MEMBER);
+    assert!(sim.member.committed().get(&tp(1)).is_none());
+}
+
+#[test]
+fn auto_commit_disabled_closes_without_commit() {
+    let mut sim = Sim::stable(manual_commit_config(), &[0], &[]);
+    sim.on(consumed(0, 50));
+    expect_revoke(sim.on(Event::Close));
+    assert_eq!(single(sim.on(Event::Revoked)), Action::Leave { member_id: MEMBER.into() });
+}
+
+#[test]
+fn consumed_for_a_partition_not_assigned_is_ignored() {
+    let mut sim = Sim::stable(without_heartbeats(config()), &[0], &[]);
+    sim.on(Event::Consumed { tp: tp(7), next_offset: 70 });
+    sim.on(Event::Consumed { tp: ("other".into(), 0), next_offset: 80 });
+    assert_eq!(sim.tick_at(COMMIT_MS), vec![]);
+    sim.on(consumed(0, 3));
+    let (_, _, c) = expect_commit(sim.tick_at(2 * COMMIT_MS));
+    assert_eq!(c, offsets(&[(0, 3)]));
+}
+
+#[test]
+fn consumed_before_assignment_is_ignored() {
+    let mut sim = Sim::to_syncing(config());
+    sim.on(consumed(0, 99));
+    sim.on(Event::Synced(Ok(assignment_bytes(&[(TOPIC, &[0])]))));
+    sim.on(Event::OffsetsFetched(Ok(BTreeMap::new())));
+    assert_eq!(sim.tick_at(COMMIT_MS).iter().filter(|a| matches!(a, Action::Commit { .. })).count(), 0);
+}
+
+#[test]
+
+fn commit_rebalance_in_progress_is_not_retried_with_the_old_generation() {
+    // GROUP-PROTOCOL: "An OffsetCommit that fails with a rebalance error must not be
+    // retried with the old generation; after the rejoin the member commits only
+    // partitions it still owns."
+    for result in [Ok(vec![(tp(0), E::RebalanceInProgress)]), Err(broker(E::RebalanceInProgress))] {
+        let mut sim = Sim::stable(without_heartbeats(config()), &[0], &[]);
+        sim.on(consumed(0, 5));
+        expect_commit(sim.tick_at(COMMIT_MS));
+        let next = sim.on(Event::Committed { offsets: offsets(&[(0, 5)]), result: result.clone() });
+        assert_no_commit(&next);
+        assert_eq!(expect_revoke(next), vec![tp(0)], "{result:?}");
+        let after = sim.on(Event::Revoked);
+        assert_no_commit(&after);
+        assert_eq!(expect_join(after), MEMBER, "{result:?}");
+    }
+}
+
+#[test]
+fn commit_rebalance_in_progress_starts_the_rebalance_not_a_commit() {
+    // The part of the rule above that holds today: the immediate reaction is a Revoke.
+    let mut sim = Sim::stable(without_heartbeats(config()), &[0], &[]);
+    sim.on(consumed(0, 5));
+    expect_commit(sim.tick_at(COMMIT_MS));
+    let next =
+        sim.on(Event::Committed { offsets: offsets(&[(0, 5)]), result: Ok(vec![(tp(0), E::RebalanceInProgress)]) });
+    assert_eq!(expect_revoke(next), vec![tp(0)]);
+    assert!(sim.member.committed().is_empty(), "a failed partition is not recorded as committed");
+}
+
+#[test]
+fn commit_illegal_generation_revokes_and_rejoins_without_commit() {
+    let mut sim = Sim::stable(without_heartbeats(config()), &[0], &[]);
+    sim.on(consumed(0, 5));
+    expect_commit(sim.tick_at(COMMIT_MS));
+    let next = sim.on(Event::Committed { offsets: offsets(&[(0, 5)]), result: Err(broker(E::IllegalGeneration)) });
+    expect_revoke(next);
+    let after = sim.on(Event::Revoked);
+    assert_no_commit(&after);
+    assert_eq!(expect_join(after), MEMBER);
+}
+
+#[test]
+fn commit_transport_failure_rediscovers_and_commits_again_later() {
+    let mut sim = Sim::stable(without_heartbeats(config()), &[0], &[]);
+    sim.on(consumed(0, 5));
+    expect_commit(sim.tick_at(COMMIT_MS));
+    let next = sim.on(Event::Committed { offsets: offsets(&[(0, 5)]), result: Err(Failure::Transport("eof".into())) });
+    assert_eq!(next, vec![Action::FindCoordinator]);
+    sim.on(Event::CoordinatorFound(Ok(2)));
+    assert!(sim.member.is_stable());
+    // The position was not committed, so the next interval carries it again.
+    let actions = sim.tick_at(2 * COMMIT_MS);
+    let commits: Vec<_> = actions.iter().filter(|a| matches!(a, Action::Commit { .. })).collect();
+    assert_eq!(
+        commits,
+        vec![&Action::Commit { generation_id: GEN, member_id: MEMBER.into(), offsets: offsets(&[(0, 5)]) }]
+    );
+}
+
+#[test]
+fn partial_commit_failure_keeps_the_failed_partition_pending() {
+    let mut sim = Sim::stable(without_heartbeats(config()), &[0, 1], &[]);
+    sim.on(consumed(0, 5));
+    sim.on(consumed(1, 6));
+    expect_commit(sim.tick_at(COMMIT_MS));
+    // A retriable per-partition error: partition 0 stored, partition 1 not.
+    sim.on(Event::Committed {
+        offsets: offsets(&[(0, 5), (1, 6)]),
+        result: Ok(vec![(tp(1), E::CoordinatorLoadInProgress)]),
+    });
+    assert_eq!(sim.member.committed(), &offsets(&[(0, 5)]));
+    let (_, _, c) = expect_commit(sim.tick_at(2 * COMMIT_MS));
+    assert_eq!(c, offsets(&[(1, 6)]));
+}
+
+#[test]
+
+fn revocation_commit_waits_for_its_own_response_not_an_earlier_auto_commit() {
+    // GROUP-PROTOCOL known failure: "Duplicates when a rebalance lands during an async commit".
+    let mut sim = Sim::stable(config(), &[0], &[]);
+    sim.on(consumed(0, 5));
+    sim.tick_at(HB_MS);
+    let (_, _, auto) = expect_commit(sim.tick_at(COMMIT_MS)); // auto-commit A: {0: 5}, in flight
+    assert_eq!(auto, offsets(&[(0, 5)]));
+    sim.on(consumed(0, 9));
+    expect_revoke(sim.on(Event::Heartbeat(Err(broker(E::RebalanceInProgress)))));
+    // The revocation commit (B) must carry the newest position. Sending it while A is
+    // in flight is fine; joining before B is answered is not.
+    let revoked = sim.on(Event::Revoked);
+    let b = match revoked.as_slice() {
+        [] => None,
+        [Action::Commit { offsets, .. }] => Some(offsets.clone()),
+        other => panic!("expected nothing or a Commit, got {other:?}"),
+    };
+    // A's answer arrives first.
+    let after_a = sim.on(committed_ok(&[(0, 5)]));
+    let b = match (b, after_a.as_slice()) {
+        (Some(b), []) => b,
+        (None, [Action::Commit { offsets, .. }]) => offsets.clone(),
+        (b, other) => {
+            panic!("A's response must not end the revocation (B sent: {b:?}); got {other:?}")
+        }
+    };
+    assert_eq!(b, offsets(&[(0, 9)]));
+    assert_eq!(expect_join(sim.on(committed_ok(&[(0, 9)]))), MEMBER);
+}
+
+#[test]
+fn after_a_rebalance_commits_use_the_new_generation_and_only_owned_partitions() {
+    let mut sim = Sim::stable(config(), &[0, 1], &[]);
+    sim.on(consumed(0, 5));
+    sim.on(consumed(1, 6));
+    sim.tick_at(HB_MS);
+    expect_revoke(sim.on(Event::Heartbeat(Err(broker(E::RebalanceInProgress)))));
+    expect_commit(sim.on(Event::Revoked));
+    expect_join(sim.on(committed_ok(&[(0, 5), (1, 6)])));
+    // Generation 2 gives this member partition 1 only.
+    sim.on(Event::Joined(Ok(follower_join(2, MEMBER))));
+    sim.on(Event::Synced(Ok(assignment_bytes(&[(TOPIC, &[1])]))));
+    let assign = single(sim.on(Event::OffsetsFetched(Ok(offsets(&[(0, 5), (1, 6)])))));
+    assert_eq!(assign, Action::Assign { partitions: vec![(tp(1), Some(6))] });
+    // A late position for the partition now owned by someone else is ignored.
+    sim.on(consumed(0, 50));
+    sim.on(consumed(1, 8));
+    let actions = sim.tick_at(HB_MS + 2 * COMMIT_MS);
+    let commit = actions.iter().find(|a| matches!(a, Action::Commit { .. })).expect("a commit");
+    assert_eq!(commit, &Action::Commit { generation_id: 2, member_id: MEMBER.into(), offsets: offsets(&[(1, 8)]) });
+}
+
+// ---- close ---------------------------------------------------------------------------------------
+
+#[test]
+fn close_from_stable_revokes_commits_leaves_and_closes() {
+    let mut sim = Sim::stable(config(), &[0, 1], &[(1, 4)]);
+    sim.on(consumed(0, 5));
+    sim.on(consumed(1, 4)); // no progress: not committed again
+    assert_eq!(expect_revoke(sim.on(Event::Close)), vec![tp(0), tp(1)]);
+    let (generation_id, member_id, c) = expect_commit(sim.on(Event::Revoked));
+    assert_eq!((generation_id, member_id.as_str(), c), (GEN, MEMBER, offsets(&[(0, 5)])));
+    assert_eq!(single(sim.on(committed_ok(&[(0, 5)]))), Action::Leave { member_id: MEMBER.into() });
+    assert!(!sim.member.is_closed(), "not closed until LeaveGroup is answered");
+    assert_eq!(sim.on(Event::Left), vec![Action::Closed]);
+    assert!(sim.member.is_closed());
+    assert!(sim.member.assigned().is_empty());
+}
+
+#[test]
+fn close_sends_no_heartbeats_or_commits_while_leaving() {
+    let mut sim = Sim::stable(config(), &[0], &[]);
+    expect_revoke(sim.on(Event::Close));
+    assert_eq!(sim.tick_at(10 * COMMIT_MS), vec![]);
+    assert_eq!(single(sim.on(Event::Revoked)), Action::Leave { member_id: MEMBER.into() });
+    assert_eq!(sim.tick_at(20 * COMMIT_MS), vec![]);
+    assert_eq!(sim.on(Event::Close), vec![], "a second Close while leaving does nothing");
+    assert_eq!(sim.on(Event::Left), vec![Action::Closed]);
+    assert_eq!(sim.on(Event::Close), vec![], "closing a closed member does nothing");
+}
+
+#[test]
+fn close_commit_failure_still_leaves() {
+    let mut sim = Sim::stable(config(), &[0], &[]);
+    sim.on(consumed(0, 5));
+    expect_revoke(sim.on(Event::Close));
+    expect_commit(sim.on(Event::Revoked));
+    let next = sim.on(Event::Committed { offsets: offsets(&[(0, 5)]), result: Err(Failure::Transport("eof".into())) });
+    assert_eq!(single(next), Action::Leave { member_id: MEMBER.into() });
+}
+
+#[test]
+fn static_member_closes_without_leave_group() {
+    // KIP-345: a static member does not leave on close, so a quick restart is no rebalance.
+    let mut sim = Sim::stable(static_config(), &[0], &[]);
+    sim.on(consumed(0, 5));
+    expect_revoke(sim.on(Event::Close));
+    expect_commit(sim.on(Event::Revoked));
+    assert_eq!(sim.on(committed_ok(&[(0, 5)])), vec![Action::Closed]);
+    assert!(sim.member.is_closed());
+}
+
+#[test]
+fn close_before_any_coordinator_closes_at_once() {
+    let mut sim = Sim::new(config());
+    assert_eq!(sim.on(Event::Close), vec![Action::Closed], "never started");
+    assert!(sim.member.is_closed());
+
+    let mut sim = Sim::new(config());
+    sim.member.start();
+    assert_eq!(sim.on(Event::Close), vec![Action::Closed], "coordinator not found yet");
+    // The FindCoordinator answer that was in flight changes nothing.
+    assert_eq!(sim.on(Event::CoordinatorFound(Ok(1))), vec![]);
+}
+
+#[test]
+fn close_while_joining_with_a_member_id_leaves() {
+    let mut sim = Sim::to_second_join(config());
+    assert_eq!(single(sim.on(Event::Close)), Action::Leave { member_id: MEMBER.into() });
+    // The JoinGroup answer that was in flight is ignored.
+    assert_eq!(sim.on(Event::Joined(Ok(follower_join(GEN, MEMBER)))), vec![]);
+    assert_eq!(sim.on(Event::Left), vec![Action::Closed]);
+}
+
+#[test]
+fn close_during_revoke_leaves_after_the_commit() {
+    let mut sim = Sim::stable(config(), &[0], &[]);
+    sim.on(consumed(0, 5));
+    sim.tick_at(HB_MS);
+    expect_revoke(sim.on(Event::Heartbeat(Err(broker(E::RebalanceInProgress)))));
+    assert_eq!(sim.on(Event::Close), vec![], "wait for the consumer to stop first");
+    expect_commit(sim.on(Event::Revoked));
+    assert_eq!(single(sim.on(committed_ok(&[(0, 5)]))), Action::Leave { member_id: MEMBER.into() });
+    assert_eq!(sim.on(Event::Left), vec![Action::Closed]);
+}
+
+#[test]
+fn close_during_revocation_commit_leaves_instead_of_rejoining() {
+    let mut sim = Sim::stable(config(), &[0], &[]);
+    sim.on(consumed(0, 5));
+    sim.tick_at(HB_MS);
+    expect_revoke(sim.on(Event::Heartbeat(Err(broker(E::RebalanceInProgress)))));
+    expect_commit(sim.on(Event::Revoked));
+    assert_eq!(sim.on(Event::Close), vec![]);
+    assert_eq!(single(sim.on(committed_ok(&[(0, 5)]))), Action::Leave { member_id: MEMBER.into() });
+}
+
+#[test]
+fn close_after_unknown_member_id_closes_without_leave() {
+    // No member id to leave with once the coordinator forgot us.
+    let mut sim = Sim::stable(config(), &[0], &[]);
+    sim.tick_at(HB_MS);
+    expect_revoke(sim.on(Event::Heartbeat(Err(broker(E::UnknownMemberId)))));
+    assert_eq!(sim.on(Event::Close), vec![]);
+    assert_eq!(sim.on(Event::Revoked), vec![Action::Closed]);
+}
+
+// ---- responses in the wrong phase --------------------------------------------------------------
+
+#[test]
+fn late_responses_while_stable_are_ignored() {
+    let mut sim = Sim::stable(config(), &[0], &[(0, 3)]);
+    let late = [
+        Event::CoordinatorFound(Ok(9)),
+        Event::Joined(Ok(follower_join(7, "m-other"))),
+        Event::Joined(Err((broker(E::MemberIdRequired), "m-other".into()))),
+        Event::Metadata(Ok(BTreeMap::from([("demo".to_string(), 3)]))),
+        Event::Synced(Ok(assignment_bytes(&[(TOPIC, &[0, 1, 2])]))),
+        Event::Synced(Err(broker(E::RebalanceInProgress))),
+        Event::OffsetsFetched(Ok(offsets(&[(0, 0)]))),
+        Event::OffsetsFetched(Err(broker(E::UnknownMemberId))),
+        Event::Revoked,
+    ];
+    for event in late {
+        assert_eq!(sim.on(event.clone()), vec![], "{event:?}");
+        assert!(sim.member.is_stable(), "{event:?}");
+    }
+    assert_eq!(sim.member.coordinator(), Some(COORDINATOR));
+    assert_eq!(sim.member.generation_id(), GEN);
+    assert_eq!(sim.member.member_id(), MEMBER);
+    assert_eq!(sim.member.assigned().iter().cloned().collect::<Vec<_>>(), vec![tp(0)]);
+    assert_eq!(sim.member.committed(), &offsets(&[(0, 3)]));
+    assert_eq!(sim.tick_at(HB_MS), vec![heartbeat(GEN)]);
+}
+
+#[test]
+
+fn stray_left_while_stable_is_ignored() {
+    let mut sim = Sim::stable(config(), &[0], &[]);
+    assert_eq!(sim.on(Event::Left), vec![]);
+    assert!(sim.member.is_stable());
+}
+
+#[test]
+fn late_responses_while_joining_are_ignored() {
+    let mut sim = Sim::to_second_join(config());
+    for event in [
+        Event::CoordinatorFound(Ok(9)),
+        Event::Metadata(Ok(BTreeMap::new())),
+        Event::Synced(Ok(assignment_bytes(&[(TOPIC, &[0])]))),
+        Event::OffsetsFetched(Ok(offsets(&[(0, 1)]))),
+        Event::Heartbeat(Err(broker(E::UnknownMemberId))),
+        Event::Revoked,
+    ] {
+        assert_eq!(sim.on(event.clone()), vec![], "{event:?}");
+    }
+    assert_eq!(sim.member.member_id(), MEMBER);
+    assert!(sim.member.assigned().is_empty());
+    // The real answer still works.
+    assert!(matches!(single(sim.on(Event::Joined(Ok(follower_join(GEN, MEMBER))))), Action::Sync { .. }));
+}
+
+#[test]
+fn late_responses_after_a_fatal_error_are_ignored() {
+    let mut sim = Sim::to_first_join(config());
+    expect_fatal(sim.on(Event::Joined(Err((broker(E::GroupAuthorizationFailed), String::new())))));
+    for event in [
+        Event::Joined(Ok(follower_join(GEN, MEMBER))),
+        Event::Synced(Ok(Bytes::new())),
+        Event::Heartbeat(Ok(())),
+        Event::Close,
+    ] {
+        assert_eq!(sim.on(event.clone()), vec![], "{event:?}");
+    }
+}
+
+#[test]
+fn late_responses_after_close_are_ignored() {
+    let mut sim = Sim::stable(config(), &[0], &[]);
+    expect_revoke(sim.on(Event::Close));
+    sim.on(Event::Revoked);
+    sim.on(Event::Left);
+    assert!(sim.member.is_closed());
+    for event in [
+        Event::Heartbeat(Err(broker(E::RebalanceInProgress))),
+        Event::Committed { offsets: offsets(&[(0, 1)]), result: Err(broker(E::RebalanceInProgress)) },
+        Event::CoordinatorFound(Ok(1)),
+        Event::Joined(Ok(follower_join(GEN, MEMBER))),
+        Event::Synced(Ok(Bytes::new())),
+        Event::Revoked,
+        Event::Left,
+        Event::Tick,
+    ] {
+        assert_eq!(sim.on(event.clone()), vec![], "{event:?}");
+    }
+}

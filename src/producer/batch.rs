@@ -1,0 +1,176 @@
+//! Record batches, pure: records grouped per partition, sealed into the v2 record
+//! batch bytes the broker stores, and remembered by input index so every record
+//! gets its own delivery report.
+
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use indexmap::IndexMap;
+use kafka_protocol::records::{
+    Compression, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, Record, RecordBatchEncoder,
+    RecordEncodeOptions, TimestampType,
+};
+
+/// One record to produce. `id` is the caller's index, echoed in its delivery report.
+#[derive(Debug, Clone)]
+pub struct OutRecord {
+    pub id: u64,
+    pub key: Option<Bytes>,
+    pub value: Bytes,
+    pub timestamp_ms: i64,
+}
+
+impl OutRecord {
+    /// Size the record adds to a batch, close to its encoded size: used for the
+    /// `batch.size` and `max.request.size` limits as the Java client does.
+    pub fn approx_size(&self) -> usize {
+        // varint length/offset/timestamp deltas and attributes: at most ~21 bytes
+        21 + self.key.as_ref().map_or(0, |k| k.len()) + self.value.len()
+    }
+}
+
+/// Producer id, epoch and the batch's first sequence number, for idempotent produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Idempotence {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+}
+
+/// Records gathered for one partition, not yet encoded.
+#[derive(Debug)]
+pub struct OpenBatch {
+    pub partition: i32,
+    records: Vec<OutRecord>,
+    size: usize,
+    created: Instant,
+}
+
+impl OpenBatch {
+    pub fn new(partition: i32, now: Instant) -> Self {
+        Self { partition, records: Vec::new(), size: 61 /* batch header */, created: now }
+    }
+
+    pub fn push(&mut self, r: OutRecord) {
+        self.size += r.approx_size();
+        self.records.push(r);
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Encodes the batch. Fails only if kafka-protocol cannot encode it (a bug or an
+    /// impossible size), reported per record by the caller.
+    pub fn seal(self, compression: Compression, idem: Option<Idempotence>) -> Result<SealedBatch, (Vec<u64>, String)> {
+        let (pid, epoch, seq) = match idem {
+            Some(i) => (i.producer_id, i.producer_epoch, i.base_sequence),
+            None => (NO_PRODUCER_ID, NO_PRODUCER_EPOCH, NO_SEQUENCE),
+        };
+        let records: Vec<Record> = self
+            .records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+                producer_id: pid,
+                producer_epoch: epoch,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                // kafka-protocol starts a new batch wherever `offset - sequence` changes,
+                // so sequences must advance with offsets even without idempotence
+                // (base sequence stays -1, as the broker expects then); one batch per
+                // partition is all a v3+ Produce request may carry.
+                sequence: seq.wrapping_add(i as i32),
+                timestamp: r.timestamp_ms,
+                key: r.key.clone(),
+                value: Some(r.value.clone()),
+                headers: IndexMap::new(),
+            })
+            .collect();
+        let mut buf = BytesMut::with_capacity(self.size);
+        let ids = self.records.iter().map(|r| r.id).collect();
+        if let Err(e) = RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression })
+        {
+            return Err((ids, format!("encoding the record batch failed: {e}")));
+        }
+        Ok(SealedBatch { partition: self.partition, ids, bytes: buf.freeze(), created: self.created, attempts: 0 })
+    }
+}
+
+/// An encoded batch, ready to send and to resend unchanged on a retriable error
+/// (with idempotence the unchanged sequence numbers let the broker drop duplicates).
+#[derive(Debug, Clone)]
+pub struct SealedBatch {
+    pub partition: i32,
+    pub ids: Vec<u64>,
+    pub bytes: Bytes,
+    pub created: Instant,
+    pub attempts: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::records::RecordBatchDecoder;
+
+    fn rec(id: u64, key: &str, value: &str) -> OutRecord {
+        OutRecord {
+            id,
+            key: Some(Bytes::copy_from_slice(key.as_bytes())),
+            value: Bytes::copy_from_slice(value.as_bytes()),
+            timestamp_ms: 1_700_000_000_000 + id as i64,
+        }
+    }
+
+    #[test]
+    fn sealed_batch_decodes_to_the_same_records() {
+        let mut b = OpenBatch::new(2, Instant::now());
+        b.push(rec(7, "ana", "{\"a\":1}"));
+        b.push(rec(8, "bo", "{\"a\":2}"));
+        let sealed = b.seal(Compression::None, None).unwrap();
+        let infos = RecordBatchDecoder::decode_batch_info(&mut sealed.bytes.clone()).unwrap();
+        assert_eq!(infos.len(), 1, "one batch, not one per record");
+        assert_eq!(infos[0].base_sequence, -1);
+        assert_eq!(sealed.ids, vec![7, 8]);
+        let mut bytes = sealed.bytes.clone();
+        let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
+        assert_eq!(set.records.len(), 2);
+        assert_eq!(set.records[1].key.as_deref(), Some(&b"bo"[..]));
+        assert_eq!(set.records[1].value.as_deref(), Some(&b"{\"a\":2}"[..]));
+        assert_eq!(set.records[0].timestamp, 1_700_000_000_007);
+        assert_eq!(set.records[0].producer_id, NO_PRODUCER_ID);
+    }
+
+    #[test]
+    fn idempotent_batch_carries_sequences() {
+        let mut b = OpenBatch::new(0, Instant::now());
+        b.push(rec(0, "k", "v"));
+        b.push(rec(1, "k", "v"));
+        let idem = Idempotence { producer_id: 42, producer_epoch: 3, base_sequence: 10 };
+        let mut bytes = b.seal(Compression::Gzip, Some(idem)).unwrap().bytes;
+        let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
+        assert_eq!(set.records[0].producer_id, 42);
+        assert_eq!(set.records[0].producer_epoch, 3);
+        assert_eq!(set.records[1].sequence, 11);
+    }
+
+    #[test]
+    fn size_grows_with_records() {
+        let mut b = OpenBatch::new(0, Instant::now());
+        let empty = b.size();
+        b.push(rec(0, "key", "0123456789"));
+        assert_eq!(b.size(), empty + 21 + 3 + 10);
+    }
+}

@@ -1,0 +1,26 @@
+//! The producer: partitions records by key, gathers them into per-partition batches,
+//! sends Produce requests with the configured `acks` (rskafka only sends acks=-1,
+//! hence our own path over `wire`), retries what Kafka calls retriable within
+//! `delivery.timeout.ms`, and reports the outcome of every single record.
+
+mod batch;
+mod config;
+mod sender;
+
+pub use batch::{Idempotence, OutRecord};
+pub use config::{Acks, Compression, ConfigError, ProducerConfig};
+pub use sender::{Delivery, DeliveryError, ProduceSummary, Producer};
+
+use crate::cluster;
+
+/// Errors that stop a whole produce run (per-record failures are [`DeliveryError`]s).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Cluster(#[from] cluster::Error),
+    #[error("InitProducerId failed: {0}; idempotence needs Kafka 0.11+ and IDEMPOTENT_WRITE permission")]
+    InitProducerId(String),
+}

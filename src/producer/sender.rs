@@ -1,0 +1,416 @@
+//! The produce loop: pulls records lazily (memory stays bounded however many are
+//! sent), seals full batches, keeps up to `max.in.flight` Produce requests going,
+//! and turns every partition response into per-record delivery reports.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProduceResponse, ProducerId, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use tokio::task::JoinSet;
+
+use super::Error;
+use super::batch::{Idempotence, OpenBatch, OutRecord, SealedBatch};
+use super::config::{Acks, ProducerConfig};
+use crate::cluster::Cluster;
+use crate::partitioner::NullKeyPicker;
+use crate::wire;
+
+/// Produce v13 addresses topics by id (KIP-516); names are all we track.
+const MAX_PRODUCE_VERSION: i16 = 12;
+/// Sealed batches waiting to be sent, at most; bounds memory on long streams.
+const READY_LIMIT: usize = 64;
+/// Record batch header, counted against `max.request.size` with the record.
+const BATCH_OVERHEAD: usize = 61;
+
+/// Why one record was not delivered.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    #[error("record of {size} bytes exceeds max.request.size={max}; send a smaller record or raise --max-request-size")]
+    RecordTooLarge { size: usize, max: usize },
+    #[error("broker refused the record: MESSAGE_TOO_LARGE (its message.max.bytes is smaller than this batch)")]
+    BrokerTooLarge,
+    #[error("broker refused the record: {error}{}", .message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
+    Rejected { error: ResponseError, message: Option<String> },
+    #[error("not delivered within delivery.timeout.ms={timeout_ms} after {attempts} attempts; last error: {last}")]
+    TimedOut { timeout_ms: u64, attempts: u32, last: String },
+    #[error("{0}")]
+    Encode(String),
+}
+
+/// The final outcome of one record. The offset is `None` when the broker does not
+/// tell it: with acks=0, or for a retry the broker recognised as already written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub id: u64,
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub result: Result<Option<i64>, DeliveryError>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProduceSummary {
+    pub delivered: u64,
+    pub failed: u64,
+    pub retries: u64,
+}
+
+/// A producer bound to a cluster. One `send_stream` at a time per producer.
+pub struct Producer {
+    cluster: Arc<Cluster>,
+    config: ProducerConfig,
+    producer_id: Option<(i64, i16)>,
+    sequences: HashMap<(Arc<str>, i32), i32>,
+}
+
+/// What one Produce request came back with.
+struct Outcome {
+    leader: i32,
+    batches: Vec<SealedBatch>,
+    result: Result<Option<ProduceResponse>, wire::Error>,
+}
+
+impl Producer {
+    pub async fn new(cluster: Arc<Cluster>, config: ProducerConfig) -> Result<Self, Error> {
+        config.validate()?;
+        let mut p = Self { cluster, config, producer_id: None, sequences: HashMap::new() };
+        if p.config.enable_idempotence {
+            p.producer_id = Some(p.init_producer_id().await?);
+        }
+        Ok(p)
+    }
+
+    async fn init_producer_id(&self) -> Result<(i64, i16), Error> {
+        let req = InitProducerIdRequest::default()
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let mut backoff = crate::backoff::Backoff::new(self.config.backoff);
+        loop {
+            let conn = self.cluster.any_connection().await?;
+            let resp = conn.request(&req).await.map_err(|e| Error::InitProducerId(e.to_string()))?;
+            match ResponseError::try_from_code(resp.error_code) {
+                None => return Ok((resp.producer_id.0, resp.producer_epoch)),
+                Some(e) if e.is_retriable() && backoff.attempts() < 10 => {
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                Some(e) => return Err(Error::InitProducerId(e.to_string())),
+            }
+        }
+    }
+
+    /// Sends every record of `records` to `topic` and calls `on_delivery` once per
+    /// record with its final outcome. Returns when all are settled.
+    pub async fn send_stream<I, F>(
+        &mut self,
+        topic: &str,
+        records: I,
+        mut on_delivery: F,
+    ) -> Result<ProduceSummary, Error>
+    where
+        I: IntoIterator<Item = OutRecord>,
+        F: FnMut(Delivery),
+    {
+        let topic: Arc<str> = Arc::from(topic);
+        let info = self.cluster.topic_or_fetch(&topic).await?;
+        let partitions = info.partition_count();
+        let mut summary = ProduceSummary::default();
+        let mut picker = NullKeyPicker::new(None);
+        let mut open: HashMap<i32, OpenBatch> = HashMap::new();
+        let mut ready: VecDeque<SealedBatch> = VecDeque::new();
+        let mut inflight: JoinSet<Outcome> = JoinSet::new();
+        let mut records = records.into_iter();
+        let mut exhausted = false;
+        let mut report = |d: Delivery, s: &mut ProduceSummary| {
+            if d.result.is_ok() {
+                s.delivered += 1
+            } else {
+                s.failed += 1
+            }
+            on_delivery(d);
+        };
+
+        loop {
+            // Fill: batch records until enough sealed batches are waiting.
+            while !exhausted && ready.len() < READY_LIMIT {
+                let Some(r) = records.next() else {
+                    exhausted = true;
+                    break;
+                };
+                let size = r.approx_size() + BATCH_OVERHEAD;
+                let max = self.config.max_request_size;
+                if size > max {
+                    let err = DeliveryError::RecordTooLarge { size, max };
+                    report(Delivery { id: r.id, topic: topic.clone(), partition: -1, result: Err(err) }, &mut summary);
+                    continue;
+                }
+                let p = self.config.partitioner.partition(r.key.as_deref(), partitions, &mut picker);
+                let now = Instant::now();
+                let batch = open.entry(p).or_insert_with(|| OpenBatch::new(p, now));
+                if !batch.is_empty() && batch.size() + r.approx_size() > self.config.batch_size {
+                    let full = std::mem::replace(batch, OpenBatch::new(p, now));
+                    self.seal_into(&topic, full, &mut ready, &mut report, &mut summary);
+                }
+                open.get_mut(&p).expect("inserted above").push(r);
+                if open[&p].size() >= self.config.batch_size {
+                    let full = open.remove(&p).expect("present");
+                    self.seal_into(&topic, full, &mut ready, &mut report, &mut summary);
+                }
+            }
+            if exhausted {
+                for (_, b) in open.drain() {
+                    self.seal_into(&topic, b, &mut ready, &mut report, &mut summary);
+                }
+            }
+            // Dispatch while there is room in flight.
+            while inflight.len() < self.config.max_in_flight {
+                let Some((leader, batches)) = self.take_request(&topic, &mut ready) else { break };
+                inflight.spawn(send(Arc::clone(&self.cluster), self.config.clone(), topic.clone(), leader, batches));
+            }
+            if inflight.is_empty() {
+                if exhausted && ready.is_empty() {
+                    break;
+                }
+                continue;
+            }
+            // Settle one response.
+            let outcome = match inflight.join_next().await {
+                Some(Ok(o)) => o,
+                // Only a panic in `send` (a bug) gets here; keep its message.
+                Some(Err(e)) => std::panic::resume_unwind(e.into_panic()),
+                None => continue,
+            };
+            self.settle(&topic, outcome, &mut ready, &mut report, &mut summary).await;
+        }
+        Ok(summary)
+    }
+
+    fn seal_into<R: FnMut(Delivery, &mut ProduceSummary)>(
+        &mut self,
+        topic: &Arc<str>,
+        batch: OpenBatch,
+        ready: &mut VecDeque<SealedBatch>,
+        report: &mut R,
+        summary: &mut ProduceSummary,
+    ) {
+        if batch.is_empty() {
+            return;
+        }
+        let partition = batch.partition;
+        let count = batch.len() as i32;
+        let idem = self.producer_id.map(|(producer_id, producer_epoch)| {
+            let seq = self.sequences.entry((topic.clone(), partition)).or_insert(0);
+            let base_sequence = *seq;
+            // Kafka sequence numbers wrap at i32::MAX back to 0.
+            *seq = seq.wrapping_add(count) & i32::MAX;
+            Idempotence { producer_id, producer_epoch, base_sequence }
+        });
+        match batch.seal(self.config.compression.to_records(), idem) {
+            Ok(sealed) => ready.push_back(sealed),
+            // Not expected (kafka-protocol encodes any batch we build), but if it
+            // happens every record in it is reported, never dropped.
+            Err((ids, reason)) => {
+                for id in ids {
+                    let err = DeliveryError::Encode(reason.clone());
+                    report(Delivery { id, topic: topic.clone(), partition, result: Err(err) }, summary);
+                }
+            }
+        }
+    }
+
+    /// The next request: the first ready batch plus others for the same leader,
+    /// one batch per partition, within `max.request.size`.
+    fn take_request(&self, topic: &str, ready: &mut VecDeque<SealedBatch>) -> Option<(i32, Vec<SealedBatch>)> {
+        let first = ready.pop_front()?;
+        let info = self.cluster.topic(topic);
+        let leader_of = |p: i32| info.as_ref().and_then(|t| t.leader_of(p)).unwrap_or(-1);
+        let leader = leader_of(first.partition);
+        let mut size = first.bytes.len();
+        let mut batches = vec![first];
+        let mut i = 0;
+        while i < ready.len() {
+            let b = &ready[i];
+            let fits = size + b.bytes.len() <= self.config.max_request_size;
+            let new_partition = batches.iter().all(|x| x.partition != b.partition);
+            if fits && new_partition && leader_of(b.partition) == leader {
+                size += b.bytes.len();
+                batches.push(ready.remove(i).expect("index in range"));
+            } else {
+                i += 1;
+            }
+        }
+        Some((leader, batches))
+    }
+
+    async fn settle<R: FnMut(Delivery, &mut ProduceSummary)>(
+        &mut self,
+        topic: &Arc<str>,
+        outcome: Outcome,
+        ready: &mut VecDeque<SealedBatch>,
+        report: &mut R,
+        summary: &mut ProduceSummary,
+    ) {
+        let Outcome { leader, batches, result } = outcome;
+        let mut retry: Vec<(SealedBatch, String)> = Vec::new();
+        match result {
+            Ok(None) => {
+                for b in batches {
+                    deliver_all(&b, topic, Ok(None), report, summary);
+                }
+            }
+            Ok(Some(resp)) => {
+                let mut by_partition = HashMap::new();
+                for t in resp.responses {
+                    for p in t.partition_responses {
+                        by_partition.insert(p.index, p);
+                    }
+                }
+                for b in batches {
+                    let Some(p) = by_partition.remove(&b.partition) else {
+                        retry.push((b, "partition missing from the Produce response".into()));
+                        continue;
+                    };
+                    match ResponseError::try_from_code(p.error_code) {
+                        None => deliver_offsets(&b, topic, p.base_offset, report, summary),
+                        // The broker already has this batch: a retry of something that landed.
+                        Some(ResponseError::DuplicateSequenceNumber) => {
+                            deliver_all(&b, topic, Ok(None), report, summary)
+                        }
+                        Some(ResponseError::MessageTooLarge) | Some(ResponseError::RecordListTooLarge) => {
+                            deliver_all(&b, topic, Err(DeliveryError::BrokerTooLarge), report, summary)
+                        }
+                        Some(e) if e.is_retriable() || e == ResponseError::OutOfOrderSequenceNumber => {
+                            retry.push((b, e.to_string()))
+                        }
+                        Some(error) => {
+                            // The broker names the bad record (KIP-467) where it can.
+                            let detail = p.record_errors.iter().map(|r| {
+                                format!(
+                                    "record {}: {}",
+                                    r.batch_index,
+                                    r.batch_index_error_message.as_deref().unwrap_or("?")
+                                )
+                            });
+                            let message =
+                                p.error_message.map(|m| m.to_string()).into_iter().chain(detail).collect::<Vec<_>>();
+                            let message = (!message.is_empty()).then(|| message.join("; "));
+                            deliver_all(&b, topic, Err(DeliveryError::Rejected { error, message }), report, summary)
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(leader, error = %e, "produce request failed; will retry");
+                let reason = e.to_string();
+                retry.extend(batches.into_iter().map(|b| (b, reason.clone())));
+            }
+        }
+        if retry.is_empty() {
+            return;
+        }
+        // Leaders may have moved: learn where before resending.
+        if let Err(e) = self.cluster.refresh(&[topic]).await {
+            tracing::warn!(error = %e, "metadata refresh failed while retrying");
+        }
+        for (mut b, last) in retry {
+            if b.created.elapsed() + self.config.backoff.max >= self.config.delivery_timeout {
+                let err = DeliveryError::TimedOut {
+                    timeout_ms: self.config.delivery_timeout.as_millis() as u64,
+                    attempts: b.attempts + 1,
+                    last,
+                };
+                deliver_all(&b, topic, Err(err), report, summary);
+                continue;
+            }
+            tracing::debug!(partition = b.partition, attempt = b.attempts, %last, "retrying batch");
+            summary.retries += 1;
+            b.attempts += 1;
+            ready.push_front(b);
+        }
+    }
+}
+
+/// Sends one Produce request to `leader` (after the backoff its batches earned).
+async fn send(
+    cluster: Arc<Cluster>,
+    config: ProducerConfig,
+    topic: Arc<str>,
+    leader: i32,
+    batches: Vec<SealedBatch>,
+) -> Outcome {
+    let attempts = batches.iter().map(|b| b.attempts).max().unwrap_or(0);
+    if attempts > 0 {
+        tokio::time::sleep(config.backoff.delay_random(attempts - 1)).await;
+    }
+    let result = async {
+        let conn = cluster.broker(leader).await.map_err(|e| match e {
+            crate::cluster::Error::Wire(w) => w,
+            other => wire::Error::Closed { addr: format!("broker {leader}"), reason: other.to_string() },
+        })?;
+        let req = ProduceRequest::default()
+            .with_acks(config.acks.wire_value())
+            .with_timeout_ms(config.request_timeout.as_millis().min(i32::MAX as u128) as i32)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partition_data(
+                        batches
+                            .iter()
+                            .map(|b| {
+                                PartitionProduceData::default()
+                                    .with_index(b.partition)
+                                    .with_records(Some(b.bytes.clone()))
+                            })
+                            .collect(),
+                    ),
+            ]);
+        let version = conn.version::<ProduceRequest>()?.min(MAX_PRODUCE_VERSION);
+        if config.acks == Acks::None {
+            conn.send_only_at(&req, version).await?;
+            return Ok(None);
+        }
+        let resp = conn.request_at(&req, version).await;
+        if let Err(e) = &resp {
+            if e.is_retriable() {
+                cluster.forget_connection(conn.addr()).await;
+            }
+        }
+        resp.map(Some)
+    }
+    .await;
+    Outcome { leader, batches, result }
+}
+
+fn deliver_offsets<R: FnMut(Delivery, &mut ProduceSummary)>(
+    b: &SealedBatch,
+    topic: &Arc<str>,
+    base_offset: i64,
+    report: &mut R,
+    summary: &mut ProduceSummary,
+) {
+    for (i, id) in b.ids.iter().enumerate() {
+        let d = Delivery {
+            id: *id,
+            topic: topic.clone(),
+            partition: b.partition,
+            result: Ok(Some(base_offset + i as i64)),
+        };
+        report(d, summary);
+    }
+}
+
+fn deliver_all<R: FnMut(Delivery, &mut ProduceSummary)>(
+    b: &SealedBatch,
+    topic: &Arc<str>,
+    result: Result<Option<i64>, DeliveryError>,
+    report: &mut R,
+    summary: &mut ProduceSummary,
+) {
+    for id in &b.ids {
+        report(Delivery { id: *id, topic: topic.clone(), partition: b.partition, result: result.clone() }, summary);
+    }
+}

@@ -1,0 +1,46 @@
+//! One connection to one broker: framing, correlation ids, pipelining and version
+//! negotiation, with `kafka-protocol` message types. Nothing here knows about
+//! topics, groups or retries; callers decide what an error means for them.
+
+pub mod api;
+pub mod connection;
+pub mod frame;
+
+pub use api::{ApiRequest, BrokerVersions};
+pub use connection::{Connection, ConnectionConfig};
+
+use kafka_protocol::messages::ApiKey;
+
+/// What can go wrong on one connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("no broker at {addr} ({source}); start one with `make kafka-up` or pass --bootstrap-server")]
+    Connect { addr: String, source: std::io::Error },
+    #[error("connecting to {addr} timed out after {after_ms} ms; is the address right and the broker up?")]
+    ConnectTimeout { addr: String, after_ms: u64 },
+    #[error("{addr} does not speak the Kafka protocol ({reason}); check the port of --bootstrap-server")]
+    NotKafka { addr: String, reason: String },
+    #[error("connection to {addr} lost: {reason}")]
+    Closed { addr: String, reason: String },
+    #[error("{api:?} request to {addr} got no answer within {after_ms} ms")]
+    Timeout { addr: String, api: ApiKey, after_ms: u64 },
+    #[error("broker {addr} does not support {api:?} in any version cafe speaks ({ours:?}); use Kafka 2.8 or newer")]
+    UnsupportedVersion { addr: String, api: ApiKey, ours: (i16, i16) },
+    #[error("could not encode {api:?} v{version}: {reason}")]
+    Encode { api: ApiKey, version: i16, reason: String },
+    #[error("could not decode {api:?} v{version} response: {reason}")]
+    Decode { api: ApiKey, version: i16, reason: String },
+    #[error("malformed response: {0}")]
+    Malformed(String),
+}
+
+impl Error {
+    /// True when retrying on a fresh connection (possibly to another broker) may succeed.
+    pub fn is_retriable(&self) -> bool {
+        matches!(
+            self,
+            Error::Connect { .. } | Error::ConnectTimeout { .. } | Error::Closed { .. } | Error::Timeout { .. }
+        )
+    }
+}

@@ -92,8 +92,13 @@ impl Admin {
 
     /// Deletes `topic` if present, then creates it afresh (the seed's step 3).
     pub async fn recreate(&self, topic: &str, partitions: i32, replication_factor: i16) -> Result<TopicInfo, Error> {
-        match self.delete(topic).await {
-            Ok(()) | Err(Error::Cluster(cluster::Error::UnknownTopic(_))) => {}
+        // Ask first: rskafka logs a DeleteTopics of a missing topic as an error.
+        match self.describe(topic).await {
+            Ok(_) => match self.delete(topic).await {
+                Ok(()) | Err(Error::Cluster(cluster::Error::UnknownTopic(_))) => {}
+                Err(e) => return Err(e),
+            },
+            Err(Error::Cluster(cluster::Error::UnknownTopic(_))) => {}
             Err(e) => return Err(e),
         }
         // Right after a deletion the controller may still be removing the old log;

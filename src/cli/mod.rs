@@ -127,10 +127,8 @@ pub(crate) fn print_delivery(d: &crate::producer::Delivery, label: &str, key: Op
     }
     match &d.result {
         Ok(Some(offset)) => println!("delivered {label} key={key_s} -> {}[{}]@{offset}", d.topic, d.partition),
-        Ok(None) => println!(
-            "delivered {label} key={key_s} -> {}[{}] (offset not reported by the broker)",
-            d.topic, d.partition
-        ),
+        // acks=0, or a retry the broker recognised as already written (idempotence).
+        Ok(None) => println!("sent {label} key={key_s} -> {}[{}] (no offset reported)", d.topic, d.partition),
         Err(e) => println!("FAILED {label} key={key_s} -> {}: {e}", d.topic),
     }
 }

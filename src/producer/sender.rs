@@ -85,10 +85,7 @@ impl Producer {
     }
 
     async fn init_producer_id(&self) -> Result<(i64, i16), Error> {
-        let req = InitProducerIdRequest::default()
-            .with_transaction_timeout_ms(60_000)
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1);
+        let req = idempotent_init_request();
         let mut backoff = crate::backoff::Backoff::new(self.config.backoff);
         loop {
             let conn = self.cluster.any_connection().await?;
@@ -334,6 +331,18 @@ impl Producer {
     }
 }
 
+/// InitProducerId for an idempotent, non-transactional producer. kafka-protocol's
+/// default transactional id is `Some("")`, which the broker's TransactionCoordinator
+/// rejects with INVALID_REQUEST; the id must be null. The Java client sends the
+/// timeout as Integer.MAX_VALUE here; the broker ignores it without an id.
+fn idempotent_init_request() -> InitProducerIdRequest {
+    InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(i32::MAX)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1)
+}
+
 /// Sends one Produce request to `leader` (after the backoff its batches earned).
 async fn send(
     cluster: Arc<Cluster>,
@@ -412,5 +421,25 @@ fn deliver_all<R: FnMut(Delivery, &mut ProduceSummary)>(
 ) {
     for id in &b.ids {
         report(Delivery { id: *id, topic: topic.clone(), partition: b.partition, result: result.clone() }, summary);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::protocol::Encodable;
+
+    #[test]
+    fn init_producer_id_sends_a_null_transactional_id() {
+        let req = idempotent_init_request();
+        assert_eq!(req.transactional_id, None);
+        // v4 (flexible): compact nullable string, null = length varint 0.
+        let mut buf = bytes::BytesMut::new();
+        req.encode(&mut buf, 4).unwrap();
+        assert_eq!(buf[0], 0, "transactional id must encode as null, not as an empty string");
+        // v1 (classic): nullable string, null = length -1.
+        let mut buf = bytes::BytesMut::new();
+        req.encode(&mut buf, 1).unwrap();
+        assert_eq!(&buf[..2], &(-1i16).to_be_bytes());
     }
 }

@@ -80,7 +80,8 @@ static: ## static musl binary, built with rust-lld and no C compiler
 	CC=/bin/false CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
 		cargo build --release --target $(MUSL)
 	@echo "static binary: $(CARGO_TARGET_DIR)/$(MUSL)/release/cafe"
-	@file $(CARGO_TARGET_DIR)/$(MUSL)/release/cafe
+	@file $(CARGO_TARGET_DIR)/$(MUSL)/release/cafe | tee /dev/stderr | grep -q 'static' || { echo "static: not statically linked" >&2; exit 1; }
+	$(CARGO_TARGET_DIR)/$(MUSL)/release/cafe --help >/dev/null && echo "static: cafe --help runs"
 
 # ---------------------------------------------------------------------------
 # Using the pipeline (the seed's steps). N, TOPIC and GROUP can be overridden:

@@ -21,7 +21,11 @@ fn main() -> ExitCode {
             return ExitCode::from(cafe::error::exit::FAILURE);
         }
     };
-    match runtime.block_on(cafe::cli::run(cli)) {
+    let result = runtime.block_on(cafe::cli::run(cli));
+    // Everything that matters (final commit, LeaveGroup, delivery reports) is done;
+    // do not wait for idle pool threads, so Ctrl+C exits promptly.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("cafe: {e}");

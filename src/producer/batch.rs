@@ -105,7 +105,16 @@ impl OpenBatch {
         {
             return Err((ids, format!("encoding the record batch failed: {e}")));
         }
-        Ok(SealedBatch { partition: self.partition, ids, bytes: buf.freeze(), created: self.created, attempts: 0 })
+        Ok(SealedBatch {
+            partition: self.partition,
+            ids,
+            bytes: buf.freeze(),
+            created: self.created,
+            attempts: 0,
+            idem,
+            compression,
+            records: self.records,
+        })
     }
 }
 
@@ -118,6 +127,33 @@ pub struct SealedBatch {
     pub bytes: Bytes,
     pub created: Instant,
     pub attempts: u32,
+    /// Producer id, epoch and base sequence the bytes carry (idempotence only).
+    pub idem: Option<Idempotence>,
+    compression: Compression,
+    /// The records themselves (cheap `Bytes` clones), kept so that a batch the broker
+    /// provably did not write can be sealed again under a new producer id.
+    records: Vec<OutRecord>,
+}
+
+impl SealedBatch {
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// The same records under new idempotence fields; keeps age and attempt count
+    /// so `delivery.timeout.ms` still counts from the first time they were batched.
+    /// Only for batches the broker did not write (never sent, or refused with
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER): anything else would be written twice.
+    pub fn reseal(self, idem: Idempotence) -> Result<SealedBatch, (Vec<u64>, String)> {
+        let (created, attempts, compression) = (self.created, self.attempts, self.compression);
+        let mut open = OpenBatch::new(self.partition, created);
+        for r in self.records {
+            open.push(r);
+        }
+        let mut sealed = open.seal(compression, Some(idem))?;
+        sealed.attempts = attempts;
+        Ok(sealed)
+    }
 }
 
 #[cfg(test)]
@@ -164,6 +200,25 @@ mod tests {
         assert_eq!(set.records[0].producer_id, 42);
         assert_eq!(set.records[0].producer_epoch, 3);
         assert_eq!(set.records[1].sequence, 11);
+    }
+
+    #[test]
+    fn reseal_keeps_records_and_age_with_new_sequences() {
+        let mut b = OpenBatch::new(1, Instant::now());
+        b.push(rec(0, "k", "v0"));
+        b.push(rec(1, "k", "v1"));
+        let old = Idempotence { producer_id: 1, producer_epoch: 0, base_sequence: 7 };
+        let mut sealed = b.seal(Compression::None, Some(old)).unwrap();
+        sealed.attempts = 3;
+        let created = sealed.created;
+        let new = Idempotence { producer_id: 2, producer_epoch: 0, base_sequence: 0 };
+        let again = sealed.reseal(new).unwrap();
+        assert_eq!((again.attempts, again.created, again.idem), (3, created, Some(new)));
+        assert_eq!(again.ids, vec![0, 1]);
+        let set = RecordBatchDecoder::decode(&mut again.bytes.clone()).unwrap();
+        assert_eq!(set.records[0].producer_id, 2);
+        assert_eq!(set.records[1].sequence, 1);
+        assert_eq!(set.records[1].value.as_deref(), Some(&b"v1"[..]));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! sent), seals full batches, keeps up to `max.in.flight` Produce requests going,
 //! and turns every partition response into per-record delivery reports.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -65,6 +65,10 @@ pub struct Producer {
     config: ProducerConfig,
     producer_id: Option<(i64, i16)>,
     sequences: HashMap<(Arc<str>, i32), i32>,
+    /// (producer id, topic, partition) where a batch failed for good: the broker will
+    /// refuse every later sequence of that producer id there (OUT_OF_ORDER_SEQUENCE_NUMBER),
+    /// so those batches move to a fresh producer id instead of retrying in vain.
+    gaps: HashSet<(i64, Arc<str>, i32)>,
 }
 
 /// What one Produce request came back with.
@@ -77,7 +81,7 @@ struct Outcome {
 impl Producer {
     pub async fn new(cluster: Arc<Cluster>, config: ProducerConfig) -> Result<Self, Error> {
         config.validate()?;
-        let mut p = Self { cluster, config, producer_id: None, sequences: HashMap::new() };
+        let mut p = Self { cluster, config, producer_id: None, sequences: HashMap::new(), gaps: HashSet::new() };
         if p.config.enable_idempotence {
             p.producer_id = Some(p.init_producer_id().await?);
         }
@@ -87,16 +91,30 @@ impl Producer {
     async fn init_producer_id(&self) -> Result<(i64, i16), Error> {
         let req = idempotent_init_request();
         let mut backoff = crate::backoff::Backoff::new(self.config.backoff);
+        // Any broker hands out producer ids; a dead one or a busy coordinator is
+        // retried with the one backoff policy (about 8 s in all), then reported.
         loop {
-            let conn = self.cluster.any_connection().await?;
-            let resp = conn.request(&req).await.map_err(|e| Error::InitProducerId(e.to_string()))?;
-            match ResponseError::try_from_code(resp.error_code) {
-                None => return Ok((resp.producer_id.0, resp.producer_epoch)),
-                Some(e) if e.is_retriable() && backoff.attempts() < 10 => {
-                    tokio::time::sleep(backoff.next_delay()).await;
-                }
-                Some(e) => return Err(Error::InitProducerId(e.to_string())),
+            let last = match self.cluster.any_connection().await {
+                Ok(conn) => match conn.request(&req).await {
+                    Ok(resp) => match ResponseError::try_from_code(resp.error_code) {
+                        None => return Ok((resp.producer_id.0, resp.producer_epoch)),
+                        Some(e) if e.is_retriable() => e.to_string(),
+                        Some(e) => return Err(Error::InitProducerId(e.to_string())),
+                    },
+                    Err(e) if e.is_retriable() => {
+                        self.cluster.forget_connection(conn.addr()).await;
+                        e.to_string()
+                    }
+                    Err(e) => return Err(Error::InitProducerId(e.to_string())),
+                },
+                Err(e) if e.is_retriable() && backoff.attempts() > 0 => e.to_string(),
+                Err(e) => return Err(e.into()),
+            };
+            if backoff.attempts() >= 10 {
+                return Err(Error::InitProducerId(last));
             }
+            tracing::debug!(%last, "InitProducerId failed; retrying");
+            tokio::time::sleep(backoff.next_delay()).await;
         }
     }
 
@@ -198,14 +216,7 @@ impl Producer {
             return;
         }
         let partition = batch.partition;
-        let count = batch.len() as i32;
-        let idem = self.producer_id.map(|(producer_id, producer_epoch)| {
-            let seq = self.sequences.entry((topic.clone(), partition)).or_insert(0);
-            let base_sequence = *seq;
-            // Kafka sequence numbers wrap at i32::MAX back to 0.
-            *seq = seq.wrapping_add(count) & i32::MAX;
-            Idempotence { producer_id, producer_epoch, base_sequence }
-        });
+        let idem = self.next_idempotence(topic, partition, batch.len());
         match batch.seal(self.config.compression.to_records(), idem) {
             Ok(sealed) => ready.push_back(sealed),
             // Not expected (kafka-protocol encodes any batch we build), but if it
@@ -217,6 +228,72 @@ impl Producer {
                 }
             }
         }
+    }
+
+    /// Producer id, epoch and base sequence for the next `count` records of
+    /// `topic[partition]`; `None` without idempotence.
+    fn next_idempotence(&mut self, topic: &Arc<str>, partition: i32, count: usize) -> Option<Idempotence> {
+        let (producer_id, producer_epoch) = self.producer_id?;
+        let seq = self.sequences.entry((topic.clone(), partition)).or_insert(0);
+        let base_sequence = *seq;
+        // Kafka sequence numbers wrap at i32::MAX back to 0.
+        *seq = seq.wrapping_add(count as i32) & i32::MAX;
+        Some(Idempotence { producer_id, producer_epoch, base_sequence })
+    }
+
+    /// `b` under the current producer id with fresh sequences, if it carries an older
+    /// one (see [`SealedBatch::reseal`] for when that is safe).
+    fn move_to_current_producer_id(&mut self, topic: &Arc<str>, b: SealedBatch) -> Result<SealedBatch, (Vec<u64>, String)> {
+        let current = self.producer_id.map(|(id, _)| id);
+        if b.idem.map(|i| i.producer_id) == current {
+            return Ok(b);
+        }
+        match self.next_idempotence(topic, b.partition, b.len()) {
+            Some(idem) => b.reseal(idem),
+            None => Ok(b),
+        }
+    }
+
+    /// An idempotent batch of `topic[partition]` failed for good: its sequence numbers
+    /// are a hole the broker will never see filled. Later batches go under a fresh
+    /// producer id (new id = sequences from 0); those not sent yet move now.
+    async fn close_gap(&mut self, topic: &Arc<str>, failed: &[(i64, i32)], ready: &mut VecDeque<SealedBatch>) {
+        let Some((current, _)) = self.producer_id else { return };
+        let mut renew = false;
+        for &(pid, partition) in failed {
+            renew |= pid == current;
+            self.gaps.insert((pid, topic.clone(), partition));
+        }
+        if !renew {
+            return;
+        }
+        match self.init_producer_id().await {
+            Ok(id) => {
+                tracing::info!(old = current, new = id.0, "a batch failed for good; continuing under a new producer id");
+                self.producer_id = Some(id);
+                self.sequences.clear();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not get a new producer id; later batches may fail");
+                return;
+            }
+        }
+        // Never-sent batches of a partition with a gap: same order, new id.
+        let mut kept = VecDeque::with_capacity(ready.len());
+        for b in ready.drain(..) {
+            let gapped = b.attempts == 0
+                && b.idem.is_some_and(|i| self.gaps.contains(&(i.producer_id, topic.clone(), b.partition)));
+            if !gapped {
+                kept.push_back(b);
+                continue;
+            }
+            match self.move_to_current_producer_id(topic, b) {
+                Ok(b) => kept.push_back(b),
+                // Not expected: the same records encoded fine before.
+                Err((ids, reason)) => tracing::error!(?ids, %reason, "re-encoding a batch failed"),
+            }
+        }
+        *ready = kept;
     }
 
     /// The next request: the first ready batch plus others for the same leader,
@@ -253,6 +330,14 @@ impl Producer {
     ) {
         let Outcome { leader, batches, result } = outcome;
         let mut retry: Vec<(SealedBatch, String)> = Vec::new();
+        // Idempotent batches that failed for good: (producer id, partition).
+        let mut failed: Vec<(i64, i32)> = Vec::new();
+        let mut fail = |b: &SealedBatch, err: DeliveryError, report: &mut R, summary: &mut ProduceSummary| {
+            if let Some(i) = b.idem {
+                failed.push((i.producer_id, b.partition));
+            }
+            deliver_all(b, topic, Err(err), report, summary);
+        };
         match result {
             Ok(None) => {
                 for b in batches {
@@ -278,11 +363,28 @@ impl Producer {
                             deliver_all(&b, topic, Ok(None), report, summary)
                         }
                         Some(ResponseError::MessageTooLarge) | Some(ResponseError::RecordListTooLarge) => {
-                            deliver_all(&b, topic, Err(DeliveryError::BrokerTooLarge), report, summary)
+                            fail(&b, DeliveryError::BrokerTooLarge, report, summary)
                         }
-                        Some(e) if e.is_retriable() || e == ResponseError::OutOfOrderSequenceNumber => {
-                            retry.push((b, e.to_string()))
+                        // Refused, so certainly not written. Either an earlier batch is still
+                        // being retried (resend the same bytes after it), or an earlier one
+                        // failed for good and this one must move to a new producer id.
+                        Some(ResponseError::OutOfOrderSequenceNumber) => {
+                            let gapped =
+                                b.idem.is_some_and(|i| self.gaps.contains(&(i.producer_id, topic.clone(), b.partition)));
+                            let b = if gapped {
+                                match self.move_to_current_producer_id(topic, b) {
+                                    Ok(b) => b,
+                                    Err((ids, reason)) => {
+                                        tracing::error!(?ids, %reason, "re-encoding a batch failed");
+                                        continue;
+                                    }
+                                }
+                            } else {
+                                b
+                            };
+                            retry.push((b, ResponseError::OutOfOrderSequenceNumber.to_string()))
                         }
+                        Some(e) if e.is_retriable() => retry.push((b, e.to_string())),
                         Some(error) => {
                             // The broker names the bad record (KIP-467) where it can.
                             let detail = p.record_errors.iter().map(|r| {
@@ -295,7 +397,7 @@ impl Producer {
                             let message =
                                 p.error_message.map(|m| m.to_string()).into_iter().chain(detail).collect::<Vec<_>>();
                             let message = (!message.is_empty()).then(|| message.join("; "));
-                            deliver_all(&b, topic, Err(DeliveryError::Rejected { error, message }), report, summary)
+                            fail(&b, DeliveryError::Rejected { error, message }, report, summary)
                         }
                     }
                 }
@@ -306,13 +408,16 @@ impl Producer {
                 retry.extend(batches.into_iter().map(|b| (b, reason.clone())));
             }
         }
-        if retry.is_empty() {
-            return;
+        if !retry.is_empty() {
+            // Leaders may have moved: learn where before resending.
+            if let Err(e) = self.cluster.refresh(&[topic]).await {
+                tracing::warn!(error = %e, "metadata refresh failed while retrying");
+            }
         }
-        // Leaders may have moved: learn where before resending.
-        if let Err(e) = self.cluster.refresh(&[topic]).await {
-            tracing::warn!(error = %e, "metadata refresh failed while retrying");
-        }
+        // Resend in sequence order: a partition's lowest sequence first, or the broker
+        // answers the later ones with OUT_OF_ORDER_SEQUENCE_NUMBER once more.
+        retry.sort_by_key(|(b, _)| (b.partition, b.idem.map(|i| (i.producer_id, i.base_sequence))));
+        let mut requeue = Vec::with_capacity(retry.len());
         for (mut b, last) in retry {
             if b.created.elapsed() + self.config.backoff.max >= self.config.delivery_timeout {
                 let err = DeliveryError::TimedOut {
@@ -320,13 +425,19 @@ impl Producer {
                     attempts: b.attempts + 1,
                     last,
                 };
-                deliver_all(&b, topic, Err(err), report, summary);
+                fail(&b, err, report, summary);
                 continue;
             }
             tracing::debug!(partition = b.partition, attempt = b.attempts, %last, "retrying batch");
             summary.retries += 1;
             b.attempts += 1;
+            requeue.push(b);
+        }
+        for b in requeue.into_iter().rev() {
             ready.push_front(b);
+        }
+        if !failed.is_empty() {
+            self.close_gap(topic, &failed, ready).await;
         }
     }
 }

@@ -19,7 +19,7 @@ CARGO_TARGET_DIR ?= target
 MUSL := x86_64-unknown-linux-musl
 
 .PHONY: help kafka-fetch kafka-up kafka-down kafka-wipe kafka-restart kafka-logs kafka-status \
-        cluster-up cluster-down peers static test \
+        cluster-up cluster-down registry-up registry-down registry-logs peers static test \
         build produce consume topic demo bench faults
 
 help: ## list the targets
@@ -55,6 +55,18 @@ cluster-up: ## start the 3-node KRaft cluster on 127.0.0.1:19092-19094
 
 cluster-down: ## stop the 3-node cluster (data kept; scripts/kafka.sh down --nodes 3 --wipe deletes it)
 	$(KAFKA) down --nodes 3
+
+# ---------------------------------------------------------------------------
+# Schema Registry (Apicurio, Confluent-compatible API; see registry/README.md)
+
+registry-up: ## start the schema registry on 127.0.0.1:8081 (first run builds it with Maven, ~2 min)
+	scripts/registry.sh up
+
+registry-down: ## stop the schema registry (in-memory: its schemas are gone)
+	scripts/registry.sh down
+
+registry-logs: ## the schema registry's log
+	scripts/registry.sh logs
 
 # ---------------------------------------------------------------------------
 # Peers (Python clients for interop tests)

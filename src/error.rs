@@ -2,7 +2,7 @@
 //! Exit codes are part of the CLI contract (README, "Exit codes"): scripts can
 //! tell "start the broker" from "create the topic" from "some records failed".
 
-use crate::{admin, cluster, consumer, producer, wire};
+use crate::{admin, cluster, consumer, producer, registry, wire};
 
 /// Exit codes, documented in the README.
 pub mod exit {
@@ -38,6 +38,8 @@ pub enum Error {
     Admin(#[from] admin::Error),
     #[error(transparent)]
     Consumer(#[from] consumer::Error),
+    #[error(transparent)]
+    Registry(#[from] registry::Error),
     #[error("{failed} of {total} records were not delivered (see the reports above)")]
     DeliveryFailed { failed: u64, total: u64 },
     #[error("{0}")]
@@ -58,6 +60,8 @@ impl Error {
             Error::Admin(admin::Error::Cluster(e)) => cluster_code(e),
             Error::Admin(_) => exit::ADMIN,
             Error::Consumer(e) => e.exit_code(),
+            Error::Registry(registry::Error::BadUrl(_)) => exit::USAGE,
+            Error::Registry(_) => exit::REGISTRY,
             Error::DeliveryFailed { .. } => exit::DELIVERY_FAILED,
             Error::Usage(_) => exit::USAGE,
             Error::Interrupted(_) => exit::INTERRUPTED,

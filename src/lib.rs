@@ -15,4 +15,5 @@ pub mod event;
 pub mod group;
 pub mod partitioner;
 pub mod producer;
+pub mod registry;
 pub mod wire;

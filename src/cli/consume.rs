@@ -1,6 +1,9 @@
 //! `cafe consume`: the seed's consumer, a member of `cafe-group-clean` that prints
 //! every event. Stops on Ctrl+C/SIGTERM, `--max-messages` or `--idle-exit`, always
 //! through `Consumer::close` (final commit, LeaveGroup).
+//!
+//! Values may be plain JSON or framed for a Schema Registry (magic byte 0,
+//! schema id, JSON); framed ones are checked against the registry by id.
 
 use std::time::Duration;
 
@@ -9,9 +12,9 @@ use clap::Args;
 use super::Common;
 use crate::consumer::{ConsumedRecord, Consumer, ConsumerConfig, FetchSettings, OffsetReset};
 use crate::error::Error;
-use crate::event::CafeEvent;
 use crate::group::assign::Assignor;
 use crate::group::state::GroupConfig;
+use crate::registry::{Decoded, SchemaRegistry, ValueDecoder};
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
@@ -54,6 +57,10 @@ pub struct ConsumeArgs {
     /// One JSON object per record: topic, partition, offset, key, timestamp, value.
     #[arg(long)]
     pub json: bool,
+    /// Schema Registry base URL for values framed with a schema id (the seed's
+    /// JSONSerializer format). Plain JSON values need none.
+    #[arg(long, value_name = "URL", env = "CAFE_SCHEMA_REGISTRY")]
+    pub schema_registry: Option<String>,
     /// Pretend each record takes this long to process (for testing slow consumers).
     #[arg(long, hide = true, value_parser = parse_duration)]
     pub process_delay: Option<Duration>,
@@ -107,6 +114,15 @@ impl ConsumeArgs {
 pub async fn run(common: &Common, args: ConsumeArgs) -> Result<(), Error> {
     let config = args.config();
     config.validate().map_err(|e| Error::Usage(e.to_string()))?;
+    let registry = match &args.schema_registry {
+        Some(url) => {
+            let registry = SchemaRegistry::new(url, Duration::from_millis(common.request_timeout_ms))?;
+            registry.check().await?; // fail before joining the group
+            Some(registry)
+        }
+        None => None,
+    };
+    let mut decoder = ValueDecoder::new(registry);
     let cluster = common.cluster().await?;
     let mut consumer = Consumer::new(cluster, config).await?;
     let mut seen: u64 = 0;
@@ -134,8 +150,20 @@ pub async fn run(common: &Common, args: ConsumeArgs) -> Result<(), Error> {
             },
         };
         for r in batch {
+            let at = format!("{}[{}]@{}", r.topic, r.partition, r.record.offset);
+            let decoded = match decoder.decode(&at, r.record.value.as_deref().unwrap_or_default()).await {
+                Ok(d) => d,
+                Err(e) => {
+                    // The registry is needed and cannot answer: this record was not read.
+                    // No close(): it would commit this whole batch, this record included.
+                    // The group sees us gone after session.timeout.ms and the records are
+                    // read again (from the last commit) by the next member.
+                    eprintln!("cafe: consumed {seen} records ({malformed} not cafe events); stopping at {at}");
+                    return Err(e.into());
+                }
+            };
             seen += 1;
-            if !print_record(&r, args.json) {
+            if !print_record(&r, decoded, args.json) {
                 malformed += 1;
             }
             if let Some(d) = args.process_delay {
@@ -151,24 +179,26 @@ pub async fn run(common: &Common, args: ConsumeArgs) -> Result<(), Error> {
 }
 
 /// Prints one record; false if its value is not a cafe event (warned, skipped, still consumed).
-fn print_record(r: &ConsumedRecord, json: bool) -> bool {
+fn print_record(r: &ConsumedRecord, decoded: Decoded, json: bool) -> bool {
     let rec = &r.record;
     let key = rec.key.as_deref().map(String::from_utf8_lossy);
     let value = rec.value.as_deref().unwrap_or_default();
-    let event = CafeEvent::from_json(value);
     if json {
-        let value_json = match &event {
-            Ok(e) => serde_json::to_value(e).unwrap_or(serde_json::Value::Null),
-            Err(_) => serde_json::Value::String(String::from_utf8_lossy(value).into_owned()),
+        let (value_json, schema_id) = match &decoded {
+            Decoded::Event { event, schema_id } => {
+                (serde_json::to_value(event).unwrap_or(serde_json::Value::Null), *schema_id)
+            }
+            Decoded::Skip(_) => (serde_json::Value::String(String::from_utf8_lossy(value).into_owned()), None),
         };
         let line = serde_json::json!({
             "topic": r.topic, "partition": r.partition, "offset": rec.offset, "key": key,
-            "timestamp": rec.timestamp_ms, "value": value_json, "valid": event.is_ok(),
+            "timestamp": rec.timestamp_ms, "value": value_json, "valid": matches!(decoded, Decoded::Event { .. }),
+            "schema_id": schema_id,
         });
         println!("{line}");
     }
-    match event {
-        Ok(e) => {
+    match decoded {
+        Decoded::Event { event: e, .. } => {
             if !json {
                 println!(
                     "{}[{}]@{} {} ordered {} x {} = {:.2}{} at {} (event {})",
@@ -186,10 +216,10 @@ fn print_record(r: &ConsumedRecord, json: bool) -> bool {
             }
             true
         }
-        Err(err) => {
+        Decoded::Skip(reason) => {
             let raw: String = String::from_utf8_lossy(value).chars().take(200).collect();
             eprintln!(
-                "warning: {}[{}]@{} is not a cafe event ({err}); skipped. raw value: {raw:?}",
+                "warning: {}[{}]@{} is not a cafe event ({reason}); skipped. raw value: {raw:?}",
                 r.topic, r.partition, rec.offset
             );
             false

@@ -1,4 +1,6 @@
 //! `cafe produce`: the seed's producer, N random cafe events with delivery reports.
+//! With `--schema-registry URL` the values are framed for the registry (the
+//! seed's `JSONSerializer` format) after validation against the schema.
 
 use std::time::Duration;
 
@@ -10,6 +12,7 @@ use crate::error::Error;
 use crate::event::{CafeEvent, EventGenerator};
 use crate::partitioner::Partitioner;
 use crate::producer::{Acks, Compression, OutRecord, Producer, ProducerConfig};
+use crate::registry::{self, CAFE_EVENT_SCHEMA, SchemaRegistry};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum KeyField {
@@ -36,6 +39,11 @@ pub struct ProduceArgs {
     /// One JSON object per delivery report instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Schema Registry base URL (e.g. http://127.0.0.1:8081): register the
+    /// event schema under `<topic>-value`, validate each event, and write
+    /// values framed as magic byte 0 + schema id + JSON. Without it, plain JSON.
+    #[arg(long, value_name = "URL")]
+    pub schema_registry: Option<String>,
 }
 
 /// Producer settings shared by `produce` and `send`, with Kafka's names.
@@ -91,17 +99,42 @@ fn key_of(ev: &CafeEvent, field: KeyField) -> Option<String> {
 pub async fn run(common: &Common, args: ProduceArgs) -> Result<(), Error> {
     let config = args.producer.config(common);
     config.validate().map_err(|e| Error::Usage(e.to_string()))?;
+    // The registry first: a registry problem fails before any Kafka work.
+    let schema_id = match &args.schema_registry {
+        Some(url) => Some(register_schema(url, &args.topic, common).await?),
+        None => None,
+    };
     let cluster = common.cluster().await?;
     let mut producer = Producer::new(cluster, config).await?;
 
     let mut generator = EventGenerator::new(args.seed);
     let events: Vec<CafeEvent> = (0..args.count).map(|_| generator.next_event(chrono::Utc::now())).collect();
     let keys: Vec<Option<String>> = events.iter().map(|e| key_of(e, args.key)).collect();
-    let records = events.iter().zip(&keys).enumerate().map(|(i, (ev, key))| OutRecord {
-        id: i as u64,
-        key: key.as_ref().map(|k| Bytes::copy_from_slice(k.as_bytes())),
-        value: Bytes::from(ev.to_json()),
-        timestamp_ms: chrono::Utc::now().timestamp_millis(),
+    // With a registry each event is checked against the schema; one that fails
+    // is reported here and never sent.
+    let mut invalid = 0u64;
+    let mut values: Vec<Option<Bytes>> = Vec::with_capacity(events.len());
+    for (ev, key) in events.iter().zip(&keys) {
+        let value = match schema_id {
+            None => Ok(ev.to_json()),
+            Some(id) => registry::encode_event(id, ev),
+        };
+        match value {
+            Ok(v) => values.push(Some(Bytes::from(v))),
+            Err(e) => {
+                invalid += 1;
+                print_invalid(&ev.event_id, key.as_deref(), &args.topic, &e.to_string(), args.json);
+                values.push(None);
+            }
+        }
+    }
+    let records = values.iter().zip(&keys).enumerate().filter_map(|(i, (value, key))| {
+        Some(OutRecord {
+            id: i as u64,
+            key: key.as_ref().map(|k| Bytes::copy_from_slice(k.as_bytes())),
+            value: value.clone()?,
+            timestamp_ms: chrono::Utc::now().timestamp_millis(),
+        })
     });
     tracing::info!(count = args.count, topic = %args.topic, "producing");
     let summary = producer
@@ -110,8 +143,35 @@ pub async fn run(common: &Common, args: ProduceArgs) -> Result<(), Error> {
             print_delivery(&d, &events[i].event_id, keys[i].as_deref(), args.json);
         })
         .await?;
-    if summary.failed > 0 {
-        return Err(Error::DeliveryFailed { failed: summary.failed, total: args.count });
+    let failed = summary.failed + invalid;
+    if failed > 0 {
+        return Err(Error::DeliveryFailed { failed, total: args.count });
     }
     Ok(())
+}
+
+/// Registers (or finds) the event schema under `<topic>-value`; its id frames every value.
+async fn register_schema(url: &str, topic: &str, common: &Common) -> Result<u32, Error> {
+    let timeout = Duration::from_millis(common.request_timeout_ms);
+    let mut registry = SchemaRegistry::new(url, timeout)?;
+    let subject = registry::value_subject(topic);
+    let id = registry.register_json(&subject, CAFE_EVENT_SCHEMA).await?;
+    tracing::info!(%subject, id, registry = %registry.url(), "schema registered");
+    Ok(id)
+}
+
+/// The delivery report of an event that failed validation (not sent).
+fn print_invalid(label: &str, key: Option<&str>, topic: &str, reason: &str, json: bool) {
+    if json {
+        let error = format!("not sent: {reason}");
+        println!(
+            "{}",
+            serde_json::json!({ "id": label, "key": key, "topic": topic, "partition": null, "error": error })
+        );
+    } else {
+        println!(
+            "FAILED {label} key={} -> {topic}: not sent, does not match the schema: {reason}",
+            key.unwrap_or("<null>")
+        );
+    }
 }

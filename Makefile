@@ -125,8 +125,9 @@ demo: build kafka-up ## the whole pipeline: broker, topic, consumer first, produ
 test: kafka-up ## cargo test --all-targets against the broker at $(CAFE_BOOTSTRAP)
 	cargo test --all-targets
 
-bench: ## TODO(lead)
-	@echo "TODO(lead): make bench" >&2; exit 1
+# Own broker on 127.0.0.1:9192 (started and wiped by the script); see BENCHMARKS.md.
+bench: ## cafe vs Java perf tools vs librdkafka (< 15 min); table in bench/results/latest.txt
+	bench/bench.sh
 
 # The fault suite can use: scripts/kafka.sh kill <1|2|3|single>, start <...>, restart,
 # with the cluster from `make cluster-up` (bootstrap $(CAFE_CLUSTER_BOOTSTRAP)).

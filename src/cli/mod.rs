@@ -1,6 +1,7 @@
 //! Command-line parsing and printing. Each subcommand builds its config, calls the
 //! library and prints; nothing here talks Kafka itself.
 
+mod bench;
 mod consume;
 mod produce;
 mod send;
@@ -46,6 +47,9 @@ pub struct Common {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Measure producer or consumer throughput, latency, CPU and memory.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Join the consumer group and print every cafe event (the seed's consumer).
     Consume(consume::ConsumeArgs),
     /// Send N random cafe events (the seed's producer).
@@ -93,6 +97,7 @@ impl Common {
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
+        Command::Bench(cmd) => bench::run(&cli.common, cmd).await,
         Command::Consume(args) => consume::run(&cli.common, args).await,
         Command::Produce(args) => produce::run(&cli.common, args).await,
         Command::Send(args) => send::run(&cli.common, args).await,

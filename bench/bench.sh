@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `make bench`: cafe against the Java perf tools and librdkafka on one broker.
+#
+# Builds cafe (release), fetches the Kafka jars and the Python peers, starts a
+# dedicated single-node broker for the benchmark (so other work on the shared
+# 127.0.0.1:9092 broker neither disturbs the figures nor fills with 2 GB of
+# benchmark data), runs bench/harness.py, and stops that broker again.
+#
+# Environment:
+#   CAFE_BENCH_PORT        port of the benchmark broker (default 9192; controller +1)
+#   CAFE_BENCH_BOOTSTRAP   use this running broker instead of starting one
+#   CAFE_BENCH_RUNS        repetitions of the throughput workloads (default 3)
+#   CAFE_BENCH_REBALANCE_RUNS  repetitions of the rebalance measurement (default 3)
+#   CAFE_BENCH_HEARTBEATS  heartbeat.interval.ms values for the rebalance runs (default 3000,500)
+#   CAFE_BENCH_SCALE       fraction of the record counts, for trying the harness (default 1)
+#   CAFE_BENCH_KEEP_BROKER=1  leave the benchmark broker running afterwards
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+say() { echo "bench.sh: $*" >&2; }
+
+PORT="${CAFE_BENCH_PORT:-9192}"
+TARGET="${CARGO_TARGET_DIR:-target}"
+
+say "building cafe (release)"
+cargo build --release --quiet
+scripts/kafka.sh fetch >/dev/null 2>&1 || scripts/kafka.sh fetch
+PY="$(scripts/py-peers.sh)"
+VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' kafka/pom.xml)"
+LIBS="${CAFE_CACHE:-$HOME/.cache/cafe}/kafka-$VERSION/libs"
+
+# scripts/kafka.sh keeps a node's files under <its repo>/.run/kafka/single, so a
+# second single node needs a second "repo": a directory whose scripts/ and kafka/
+# link to ours. Its data lives in .run/bench/broker/.run/kafka/single.
+BROKER_HOME="$REPO/.run/bench/broker"
+broker() { CAFE_KAFKA_PORT="$PORT" "$BROKER_HOME/scripts/kafka.sh" "$@"; }
+
+if [[ -n "${CAFE_BENCH_BOOTSTRAP:-}" ]]; then
+    BOOTSTRAP="$CAFE_BENCH_BOOTSTRAP"
+    say "using the broker at $BOOTSTRAP"
+else
+    mkdir -p "$BROKER_HOME/scripts"
+    ln -sfn "$REPO/scripts/kafka.sh" "$BROKER_HOME/scripts/kafka.sh"
+    ln -sfn "$REPO/kafka" "$BROKER_HOME/kafka"
+    BOOTSTRAP="127.0.0.1:$PORT"
+    say "starting a fresh benchmark broker on $BOOTSTRAP"
+    broker up --wipe >&2
+    if [[ "${CAFE_BENCH_KEEP_BROKER:-0}" != 1 ]]; then
+        trap 'say "stopping the benchmark broker"; broker down --wipe >&2 || true' EXIT
+    fi
+fi
+
+"$PY" bench/harness.py --bootstrap "$BOOTSTRAP" --kafka-libs "$LIBS" --target-dir "$TARGET" \
+    --runs "${CAFE_BENCH_RUNS:-3}" --rebalance-runs "${CAFE_BENCH_REBALANCE_RUNS:-3}" \
+    --heartbeats "${CAFE_BENCH_HEARTBEATS:-3000,500}" --scale "${CAFE_BENCH_SCALE:-1}"

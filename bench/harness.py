@@ -1,0 +1,528 @@
+"""The `make bench` driver: runs every workload for cafe, the Java perf tools and
+librdkafka back to back on one broker, repeats, and writes one table.
+
+Each produce run gets a fresh topic (3 partitions), checked afterwards through its
+end offsets, then deleted so the disk stays small. CPU seconds and peak RSS come
+from /usr/bin/time around the whole client process, the same way for every
+client; the clients' own reports give rates and latencies. See BENCHMARKS.md.
+
+Run it through bench/bench.sh (make bench), which builds cafe, starts the broker
+and passes --bootstrap.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+
+from confluent_kafka import Consumer, TopicPartition
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+CLIENTS = ["cafe", "java", "librdkafka"]
+# name, records, record size (None: keyed cafe events), description
+PRODUCE_WORKLOADS = [
+    ("produce-100B", 1_000_000, 100, "1M x 100 B, acks=1"),
+    ("produce-1KB", 200_000, 1024, "200k x 1 KB, acks=1"),
+    ("produce-events", 1_000_000, None, "1M keyed cafe events (JSON), acks=1"),
+]
+CONSUME = ("consume", 1_000_000, 100, "consume 1M x 100 B from earliest, new group")
+PARTITIONS = 3
+# Same producer settings for every client (Kafka names).
+PRODUCER = {"acks": "1", "batch.size": "16384", "linger.ms": "5", "compression.type": "none"}
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    def __init__(self, args):
+        self.a = args
+        self.cafe = os.path.join(REPO, args.target_dir, "release", "cafe")
+        self.py = sys.executable
+        self.stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        self.tag = uuid.uuid4().hex[:6]
+        self.tmp = tempfile.mkdtemp(prefix="cafe-bench-")
+        self.logdir = os.path.join(REPO, ".run", "bench", "logs", self.stamp)
+        os.makedirs(self.logdir, exist_ok=True)
+        self.rows = []  # one dict per client run
+        self.scale = args.scale
+
+    # ---------------------------------------------------------------- helpers
+
+    def n(self, records):
+        return max(1000, int(records * self.scale))
+
+    def run_timed(self, name, cmd, env=None, timeout=600):
+        """Runs cmd under /usr/bin/time; returns (stdout, figures from time)."""
+        tfile = os.path.join(self.tmp, "time.txt")
+        full = ["/usr/bin/time", "-o", tfile, "-f", "%e %U %S %M"] + cmd
+        errlog = open(os.path.join(self.logdir, f"{name}.stderr"), "w")
+        t0 = time.monotonic()
+        p = subprocess.run(full, stdout=subprocess.PIPE, stderr=errlog, text=True, timeout=timeout,
+                           env={**os.environ, **(env or {})})
+        errlog.close()
+        with open(os.path.join(self.logdir, f"{name}.stdout"), "w") as f:
+            f.write(p.stdout)
+        if p.returncode != 0:
+            raise RuntimeError(f"{name}: exit {p.returncode}: {' '.join(cmd)} (logs in {self.logdir})")
+        with open(tfile) as f:
+            wall, user, sys_, rss_kb = f.read().split()[-4:]
+        return p.stdout, {
+            "wall_s": float(wall), "harness_wall_s": time.monotonic() - t0,
+            "proc_cpu_s": float(user) + float(sys_), "peak_rss_mib": int(rss_kb) / 1024,
+        }
+
+    def cafe_cmd(self, *args):
+        return [self.cafe, "-b", self.a.bootstrap] + list(args)
+
+    def java_cmd(self, main_class, *args):
+        # The flags kafka-run-class.sh and kafka-producer-perf-test.sh use (G1, 512 MB
+        # heap, C2 JIT), not scripts/kafka.sh's fast-start flags for one-shot tools.
+        return ["java", "-Xmx512M", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+                "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
+                "-XX:MaxInlineLevel=15", "-Djava.awt.headless=true",
+                f"-Dlog4j2.configurationFile={REPO}/kafka/log4j2-tools.properties",
+                "-cp", os.path.join(self.a.kafka_libs, "*"), main_class] + list(args)
+
+    def peer_cmd(self, *args):
+        return [self.py, os.path.join(HERE, "peer_librdkafka.py"), "-b", self.a.bootstrap] + list(args)
+
+    def create_topic(self, topic):
+        subprocess.run(self.cafe_cmd("topic", "create", topic, "--partitions", str(PARTITIONS),
+                                     "--replication-factor", "1"),
+                       check=True, stdout=subprocess.DEVNULL)
+
+    def delete_topic(self, topic):
+        subprocess.run(self.cafe_cmd("topic", "delete", topic), stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+    def end_offsets(self, topic):
+        c = Consumer({"bootstrap.servers": self.a.bootstrap, "group.id": "cafe-bench-offsets"})
+        try:
+            return sum(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                       for p in range(PARTITIONS))
+        finally:
+            c.close()
+
+    # ---------------------------------------------------------------- produce
+
+    def produce_once(self, run, wl, client):
+        name, records, size, _ = wl
+        n = self.n(records)
+        topic = f"bench-{name}-{client}-r{run}-{self.tag}"
+        self.create_topic(topic)
+        label = f"r{run}-{name}-{client}"
+        if client == "cafe":
+            cmd = self.cafe_cmd("bench", "produce", "-t", topic, "-n", str(n), "--json", "--quiet",
+                                "--acks", PRODUCER["acks"], "--batch-size", PRODUCER["batch.size"],
+                                "--compression", PRODUCER["compression.type"])
+            cmd += ["--cafe-events"] if size is None else ["--record-size", str(size)]
+            out, t = self.run_timed(label, cmd)
+            rep = json.loads(out.strip().splitlines()[-1])
+        elif client == "librdkafka":
+            cmd = self.peer_cmd("produce", "-t", topic, "-n", str(n), "--acks", PRODUCER["acks"],
+                                "--batch-size", PRODUCER["batch.size"], "--linger-ms", PRODUCER["linger.ms"],
+                                "--compression", PRODUCER["compression.type"])
+            cmd += ["--events", self.pool_tsv] if size is None else ["--record-size", str(size)]
+            out, t = self.run_timed(label, cmd)
+            rep = json.loads(out.strip().splitlines()[-1])
+        else:
+            props = [f"{k}={v}" for k, v in PRODUCER.items()]
+            props += [f"bootstrap.servers={self.a.bootstrap}", "client.id=bench-java"]
+            payload = ["--payload-file", self.pool_values] if size is None else ["--record-size", str(size)]
+            cmd = self.java_cmd("org.apache.kafka.tools.ProducerPerformance", "--topic", topic,
+                                "--num-records", str(n), "--throughput", "-1", *payload,
+                                "--producer-props", *props)
+            out, t = self.run_timed(label, cmd)
+            rep = parse_java_produce(out)
+        landed = self.end_offsets(topic)
+        self.delete_topic(topic)
+        if landed != n:
+            raise RuntimeError(f"{label}: {landed} records on the topic, expected {n}")
+        row = {
+            "run": run, "workload": name, "client": client, "records": n,
+            "records_per_s": rep["records_per_s"], "mib_per_s": rep["mib_per_s"],
+            "p50_ms": rep.get("p50_ms"), "p99_ms": rep.get("p99_ms"),
+            "cpu_s_per_1m": t["proc_cpu_s"] * 1e6 / n, "peak_rss_mib": t["peak_rss_mib"],
+            "phase_cpu_s_per_1m": scale_1m(rep.get("cpu_s"), n),
+            "rdk_threads_cpu_s_per_1m": scale_1m(rep.get("cpu_rdk_threads_s"), n),
+            "wall_s": t["wall_s"],
+        }
+        self.rows.append(row)
+        log(f"  {client:10} {row['records_per_s']:>10.0f} rec/s {row['mib_per_s']:7.1f} MiB/s "
+            f"p50 {fmt(row['p50_ms'])} p99 {fmt(row['p99_ms'])} ms, "
+            f"cpu {row['cpu_s_per_1m']:.2f} s/1M, rss {row['peak_rss_mib']:.0f} MiB")
+
+    # ---------------------------------------------------------------- consume
+
+    def consume_once(self, run, client):
+        name, records, _, _ = CONSUME
+        n = self.n(records)
+        group = f"bench-{client}-r{run}-{self.tag}"
+        label = f"r{run}-{name}-{client}"
+        if client == "cafe":
+            out, t = self.run_timed(label, self.cafe_cmd("bench", "consume", "-t", self.consume_topic,
+                                                        "-n", str(n), "-g", group, "--json", "--quiet"))
+            rep = json.loads(out.strip().splitlines()[-1])
+        elif client == "librdkafka":
+            out, t = self.run_timed(label, self.peer_cmd("consume", "-t", self.consume_topic, "-n", str(n),
+                                                        "-g", group))
+            rep = json.loads(out.strip().splitlines()[-1])
+        else:
+            out, t = self.run_timed(label, self.java_cmd(
+                "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server", self.a.bootstrap,
+                "--topic", self.consume_topic, "--messages", str(n), "--group", group, "--timeout", "30000"))
+            rep = parse_java_consume(out)
+        if rep["records"] < n:
+            raise RuntimeError(f"{label}: consumed {rep['records']} of {n}")
+        row = {
+            "run": run, "workload": name, "client": client, "records": n,
+            "records_per_s": rep["records_per_s"], "mib_per_s": rep["mib_per_s"],
+            "fetch_records_per_s": rep.get("fetch_records_per_s"),
+            "first_record_ms": rep.get("first_record_ms"),
+            "java_join_ms": rep.get("join_ms"),
+            "cpu_s_per_1m": t["proc_cpu_s"] * 1e6 / n, "peak_rss_mib": t["peak_rss_mib"],
+            "phase_cpu_s_per_1m": scale_1m(rep.get("cpu_s"), n),
+            "rdk_threads_cpu_s_per_1m": scale_1m(rep.get("cpu_rdk_threads_s"), n),
+            "wall_s": t["wall_s"],
+        }
+        self.rows.append(row)
+        log(f"  {client:10} {row['records_per_s']:>10.0f} rec/s {row['mib_per_s']:7.1f} MiB/s "
+            f"first record {fmt(row['first_record_ms'])} ms, cpu {row['cpu_s_per_1m']:.2f} s/1M, "
+            f"rss {row['peak_rss_mib']:.0f} MiB")
+
+    # ---------------------------------------------------------------- rebalance
+
+    def member_cmd(self, client, group, heartbeat_ms):
+        if client == "cafe":
+            return self.cafe_cmd("consume", "-t", self.rebalance_topic, "-g", group,
+                                 "--heartbeat-interval-ms", str(heartbeat_ms))
+        return self.peer_cmd("member", "-t", self.rebalance_topic, "-g", group,
+                             "--heartbeat-interval-ms", str(heartbeat_ms))
+
+    def rebalance_once(self, run, client, heartbeat_ms):
+        """3 members, all assigned; SIGTERM one (clean leave); time until both
+        others are assigned again, from their own output lines as they arrive."""
+        group = f"bench-rebalance-{client}-{heartbeat_ms}-r{run}-{self.tag}"
+        env = {**os.environ, "CAFE_LOG": "info", "NO_COLOR": "1"}
+        members = []
+        for i in range(3):
+            p = subprocess.Popen(self.member_cmd(client, group, heartbeat_ms), env=env,
+                                 stdout=subprocess.DEVNULL if client == "cafe" else subprocess.PIPE,
+                                 stderr=subprocess.PIPE if client == "cafe" else subprocess.DEVNULL,
+                                 text=True)
+            stream = p.stderr if client == "cafe" else p.stdout
+            m = {"proc": p, "events": [], "lock": threading.Lock()}
+            threading.Thread(target=read_member, args=(stream, m), daemon=True).start()
+            members.append(m)
+        try:
+            deadline = time.monotonic() + 60
+            while not all(latest_assignment(m) == 1 for m in members):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"rebalance {client}: group never settled at 3 x 1 partition")
+                time.sleep(0.02)
+            time.sleep(0.3)
+            leaver, rest = members[0], members[1:]
+            t0 = time.monotonic()
+            leaver["proc"].send_signal(signal.SIGTERM)
+            done = None
+            deadline = t0 + 30
+            while time.monotonic() < deadline:
+                after = [assigned_after(m, t0) for m in rest]
+                if all(a is not None for a in after) and sum(a[1] for a in after) == PARTITIONS:
+                    done = max(a[0] for a in after) - t0
+                    break
+                time.sleep(0.005)
+            if done is None:
+                raise RuntimeError(f"rebalance {client}: the remaining members were not reassigned in 30 s")
+            row = {"run": run, "workload": f"rebalance-hb{heartbeat_ms}", "client": client,
+                   "rebalance_ms": done * 1000}
+            self.rows.append(row)
+            log(f"  {client:10} heartbeat {heartbeat_ms} ms: rebalanced in {done * 1000:.0f} ms")
+        finally:
+            for m in members:
+                if m["proc"].poll() is None:
+                    m["proc"].send_signal(signal.SIGTERM)
+            for m in members:
+                try:
+                    m["proc"].wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    m["proc"].kill()
+
+    # ---------------------------------------------------------------- main
+
+    def prepare(self):
+        self.pool_tsv = os.path.join(self.tmp, "events.tsv")
+        self.pool_values = os.path.join(self.tmp, "events-values.txt")
+        with open(self.pool_tsv, "w") as f:
+            subprocess.run(self.cafe_cmd("bench", "events"), stdout=f, check=True)
+        with open(self.pool_tsv) as src, open(self.pool_values, "w") as dst:
+            for line in src:
+                dst.write(line.split("\t", 1)[1])
+        self.consume_topic = f"bench-consume-src-{self.tag}"
+        self.rebalance_topic = f"bench-rebalance-{self.tag}"
+        self.create_topic(self.consume_topic)
+        self.create_topic(self.rebalance_topic)
+        n = self.n(CONSUME[1])
+        log(f"filling {self.consume_topic} with {n} x {CONSUME[2]} B for the consume runs (cafe, untimed)")
+        subprocess.run(self.cafe_cmd("bench", "produce", "-t", self.consume_topic, "-n", str(n),
+                                     "--record-size", str(CONSUME[2]), "--quiet"),
+                       check=True, stdout=subprocess.DEVNULL)
+
+    def run(self):
+        t_start = time.monotonic()
+        self.machine = machine_info(self)
+        self.prepare()
+        runs = self.a.runs
+        for run in range(1, runs + 1):
+            # Rotate who goes first so no client always gets the coldest or warmest broker.
+            order = CLIENTS[run % 3:] + CLIENTS[:run % 3]
+            for wl in PRODUCE_WORKLOADS:
+                log(f"run {run}/{runs} {wl[0]} ({wl[3]}, scale {self.scale})")
+                for client in order:
+                    self.produce_once(run, wl, client)
+            log(f"run {run}/{runs} {CONSUME[0]}")
+            for client in order:
+                self.consume_once(run, client)
+        for run in range(1, self.a.rebalance_runs + 1):
+            for hb in self.a.heartbeats:
+                log(f"rebalance {run}/{self.a.rebalance_runs}, heartbeat.interval.ms={hb}")
+                for client in ("cafe", "librdkafka"):
+                    self.rebalance_once(run, client, hb)
+        self.delete_topic(self.consume_topic)
+        self.delete_topic(self.rebalance_topic)
+        self.machine["load_end"] = os.getloadavg()
+        self.machine["duration_s"] = round(time.monotonic() - t_start, 1)
+        self.write()
+
+    def write(self):
+        summary = summarize(self.rows)
+        table = render(summary, self.machine, self.a)
+        print(table)
+        out = self.a.out
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "latest.json"), "w") as f:
+            json.dump({"machine": self.machine, "settings": {"producer": PRODUCER, "runs": self.a.runs,
+                       "rebalance_runs": self.a.rebalance_runs, "scale": self.scale},
+                       "summary": summary, "runs": self.rows}, f, indent=1)
+        with open(os.path.join(out, "latest.csv"), "w") as f:
+            cols = ["workload", "client", "runs"] + [f"{k}_{s}" for k in METRICS for s in ("median", "min", "max")]
+            f.write(",".join(cols) + "\n")
+            for s in summary:
+                vals = [s["workload"], s["client"], str(s["runs"])]
+                for k in METRICS:
+                    m = s.get(k) or {}
+                    vals += [num(m.get("median")), num(m.get("min")), num(m.get("max"))]
+                f.write(",".join(vals) + "\n")
+        with open(os.path.join(out, "latest.txt"), "w") as f:
+            f.write(table + "\n")
+        log(f"wrote {out}/latest.{{txt,csv,json}} (raw logs in {self.logdir}); "
+            f"took {self.machine['duration_s']:.0f} s")
+
+
+METRICS = ["records_per_s", "mib_per_s", "p50_ms", "p99_ms", "cpu_s_per_1m", "phase_cpu_s_per_1m",
+           "rdk_threads_cpu_s_per_1m", "peak_rss_mib", "first_record_ms", "fetch_records_per_s",
+           "java_join_ms", "rebalance_ms"]
+
+
+def read_member(stream, m):
+    for line in stream:
+        t = time.monotonic()
+        kind = None
+        if re.search(r"\bassigned\b", line):
+            kind = "assigned"
+        elif re.search(r"\brevok", line):
+            kind = "revoked"
+        if kind:
+            count = count_partitions(line) if kind == "assigned" else 0
+            with m["lock"]:
+                m["events"].append((t, kind, count))
+
+
+def count_partitions(line):
+    # cafe: `assigned partitions=[("t", 0), ("t", 2)]`; peer: `assigned [0, 2]`
+    tail = line.split("assigned", 1)[1]
+    return len(re.findall(r"\d+\)", tail)) if "(" in tail else len(re.findall(r"\d+", tail))
+
+
+def latest_assignment(m):
+    with m["lock"]:
+        if not m["events"] or m["events"][-1][1] != "assigned":
+            return None
+        return m["events"][-1][2]
+
+
+def assigned_after(m, t0):
+    with m["lock"]:
+        for t, kind, count in reversed(m["events"]):
+            if t < t0:
+                return None
+            if kind == "assigned":
+                return t, count
+    return None
+
+
+def parse_java_produce(out):
+    m = re.search(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
+                  r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th", out)
+    if not m:
+        raise RuntimeError(f"unexpected ProducerPerformance output: {out[-500:]}")
+    return {"records": int(m[1]), "records_per_s": float(m[2]), "mib_per_s": float(m[3]),
+            "p50_ms": float(m[6]), "p99_ms": float(m[8])}
+
+
+def parse_java_consume(out):
+    # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec,
+    # rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
+    line = [l for l in out.strip().splitlines() if l and l[0].isdigit()][-1]
+    f = [x.strip() for x in line.split(",")]
+    return {"records": int(f[4]), "records_per_s": float(f[5]), "mib_per_s": float(f[3]),
+            "join_ms": float(f[6]), "fetch_records_per_s": float(f[9])}
+
+
+def scale_1m(v, n):
+    return None if v is None else v * 1e6 / n
+
+
+def summarize(rows):
+    keys = []
+    for r in rows:
+        k = (r["workload"], r["client"])
+        if k not in keys:
+            keys.append(k)
+    out = []
+    for wl, client in keys:
+        rs = [r for r in rows if r["workload"] == wl and r["client"] == client]
+        s = {"workload": wl, "client": client, "runs": len(rs)}
+        for k in METRICS:
+            vals = [r[k] for r in rs if r.get(k) is not None]
+            if vals:
+                s[k] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
+        out.append(s)
+    return out
+
+
+def num(v):
+    return "" if v is None else f"{v:.6g}"
+
+
+def fmt(v, digits=1):
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def med(s, k):
+    return (s.get(k) or {}).get("median")
+
+
+def spread(s, k):
+    m = s.get(k)
+    if not m or not m["median"]:
+        return ""
+    return f"±{(m['max'] - m['min']) / 2 / m['median'] * 100:.0f}%"
+
+
+def render(summary, machine, a):
+    lines = [f"cafe benchmark {machine['date']} — {machine['cpu']} ({machine['cores']} cores), "
+             f"load {machine['load_start'][0]:.2f} at start, {machine['load_end'][0]:.2f} at end; "
+             f"{a.runs} runs (rebalance: {a.rebalance_runs}), scale {a.scale}; medians, ± half the min–max range",
+             ""]
+    hdr = (f"{'workload':16} {'client':11} {'rec/s':>16} {'MiB/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+           f"{'CPU s/1M':>9} {'(phase)':>8} {'RSS MiB':>8} {'1st rec ms':>10}")
+    lines += [hdr, "-" * len(hdr)]
+    for s in summary:
+        if s["workload"].startswith("rebalance"):
+            continue
+        rate = f"{med(s, 'records_per_s'):,.0f} {spread(s, 'records_per_s'):>5}"
+        lines.append(f"{s['workload']:16} {s['client']:11} {rate:>16} {fmt(med(s, 'mib_per_s')):>7} "
+                     f"{fmt(med(s, 'p50_ms')):>7} {fmt(med(s, 'p99_ms')):>7} "
+                     f"{fmt(med(s, 'cpu_s_per_1m'), 2):>9} {fmt(med(s, 'phase_cpu_s_per_1m'), 2):>8} "
+                     f"{fmt(med(s, 'peak_rss_mib'), 0):>8} {fmt(med(s, 'first_record_ms'), 0):>10}")
+    reb = [s for s in summary if s["workload"].startswith("rebalance")]
+    if reb:
+        lines += ["", "clean-leave rebalance, 3 -> 2 members (SIGTERM of one member -> both others assigned):"]
+        for s in reb:
+            m = s["rebalance_ms"]
+            lines.append(f"  {s['workload']:16} {s['client']:11} median {m['median']:6.0f} ms "
+                         f"(min {m['min']:.0f}, max {m['max']:.0f}, {s['runs']} runs)")
+    lines += ["", "ratios (cafe / peer, medians):"]
+    lines += ratios(summary)
+    return "\n".join(lines)
+
+
+def ratios(summary):
+    by = {(s["workload"], s["client"]): s for s in summary}
+    out = []
+
+    def r(wl, metric, peer):
+        a, b = med(by.get((wl, "cafe"), {}), metric), med(by.get((wl, peer), {}), metric)
+        return None if a is None or not b else a / b
+
+    for wl, *_ in PRODUCE_WORKLOADS:
+        out.append(f"  {wl:16} rec/s vs java {fmt(r(wl, 'records_per_s', 'java'), 2)}x, "
+                   f"vs librdkafka {fmt(r(wl, 'records_per_s', 'librdkafka'), 2)}x; "
+                   f"CPU/1M vs librdkafka {fmt(r(wl, 'cpu_s_per_1m', 'librdkafka'), 2)}x "
+                   f"(target <= 1); RSS vs java {fmt(r(wl, 'peak_rss_mib', 'java'), 2)}x (target <= 0.5)")
+    wl = CONSUME[0]
+    out.append(f"  {wl:16} rec/s vs java {fmt(r(wl, 'records_per_s', 'java'), 2)}x, "
+               f"vs librdkafka {fmt(r(wl, 'records_per_s', 'librdkafka'), 2)}x; first record "
+               f"{fmt(med(by.get((wl, 'cafe'), {}), 'first_record_ms'), 0)} ms vs librdkafka "
+               f"{fmt(med(by.get((wl, 'librdkafka'), {}), 'first_record_ms'), 0)} ms (target < 200 and <=); "
+               f"RSS vs java {fmt(r(wl, 'peak_rss_mib', 'java'), 2)}x")
+    return out
+
+
+def machine_info(b):
+    def cmd(*c):
+        try:
+            return subprocess.run(c, capture_output=True, text=True, timeout=20).stdout.strip() or \
+                subprocess.run(c, capture_output=True, text=True, timeout=20).stderr.strip()
+        except OSError:
+            return "?"
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kb = int(f.readline().split()[1])
+    import confluent_kafka
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(mem_kb / 1048576, 1),
+        "kernel": platform.release(), "load_start": os.getloadavg(),
+        "cafe_commit": cmd("git", "-C", REPO, "rev-parse", "--short", "HEAD"),
+        "rustc": cmd("rustc", "--version"), "java": cmd("java", "-version").splitlines()[0],
+        "confluent_kafka": confluent_kafka.version()[0], "librdkafka": confluent_kafka.libversion()[0],
+        "kafka_libs": b.a.kafka_libs, "bootstrap": b.a.bootstrap,
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description="cafe vs Java perf tools vs librdkafka")
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--kafka-libs", required=True, help="directory of the Kafka jars")
+    ap.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", "target"))
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--rebalance-runs", type=int, default=3)
+    ap.add_argument("--heartbeats", type=lambda s: [int(x) for x in s.split(",")], default=[3000])
+    ap.add_argument("--scale", type=float, default=1.0, help="fraction of the record counts (develop with 0.05)")
+    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    a = ap.parse_args()
+    Bench(a).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,428 @@
+//! `cafe bench produce|consume`: throughput, send→ack latency, CPU and peak memory
+//! of the producer and of a fresh group consumer, printed as text or one JSON
+//! object (what `make bench` collects). `cafe bench events` writes the pool of
+//! keyed cafe events the peer clients send, so every client sends the same bytes.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+
+use super::Common;
+use super::produce::ProducerArgs;
+use crate::consumer::{Consumer, ConsumerConfig};
+use crate::error::Error;
+use crate::event::EventGenerator;
+use crate::group::state::GroupConfig;
+use crate::producer::{OutRecord, Producer};
+
+/// Distinct events in the keyed workload's pool; records cycle through it.
+const EVENT_POOL: usize = 10_000;
+/// The pool's seed: the same events on every run and for every client.
+const EVENT_SEED: u64 = 20_261_125;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Send N records as fast as the producer goes; report rate, latency, CPU, memory.
+    Produce(ProduceBenchArgs),
+    /// Read N records from the earliest offset as a new group member; report the same.
+    Consume(ConsumeBenchArgs),
+    /// Print the keyed workload's event pool as `key<TAB>json` lines (for the peers).
+    Events(EventsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProduceBenchArgs {
+    #[arg(long, short = 't')]
+    pub topic: String,
+    /// Records to send.
+    #[arg(long, short = 'n', default_value_t = 1_000_000)]
+    pub num_records: u64,
+    /// Value size in bytes of each unkeyed record (ignored with --cafe-events).
+    #[arg(long, default_value_t = 100)]
+    pub record_size: usize,
+    /// Send keyed cafe events (JSON, key = customer name) from a fixed pool instead.
+    #[arg(long)]
+    pub cafe_events: bool,
+    /// Time one record in this many from send to acknowledgement.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sample_every: u64,
+    #[command(flatten)]
+    pub producer: ProducerArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumeBenchArgs {
+    #[arg(long, short = 't')]
+    pub topic: String,
+    /// Records to read before stopping.
+    #[arg(long, short = 'n', default_value_t = 1_000_000)]
+    pub num_records: u64,
+    /// `group.id`; a new group (the default is unique per run) starts from earliest.
+    #[arg(long, short = 'g')]
+    pub group: Option<String>,
+    /// Give up when no record arrived for this long.
+    #[arg(long, default_value = "30s", value_parser = super::consume::parse_duration)]
+    pub idle_timeout: Duration,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    #[arg(long, short = 'n', default_value_t = EVENT_POOL)]
+    pub count: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Print the figures as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress indicator on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub async fn run(common: &Common, cmd: BenchCommand) -> Result<(), Error> {
+    match cmd {
+        BenchCommand::Produce(args) => produce(common, args).await,
+        BenchCommand::Consume(args) => consume(common, args).await,
+        BenchCommand::Events(args) => {
+            let mut out = std::io::stdout().lock();
+            for (key, value) in event_pool(args.count) {
+                let line = [&key[..], b"\t", &value[..], b"\n"].concat();
+                out.write_all(&line).map_err(|e| Error::Other(format!("writing events: {e}")))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The keyed workload: seeded cafe events, key = customer name, value = JSON.
+fn event_pool(count: usize) -> Vec<(Bytes, Bytes)> {
+    let mut generator = EventGenerator::new(Some(EVENT_SEED));
+    // A fixed order time too, so the pool is byte-for-byte the same on every run.
+    let now = chrono::DateTime::from_timestamp(1_795_608_000, 0).unwrap_or_default();
+    (0..count)
+        .map(|_| {
+            let ev = generator.next_event(now);
+            (Bytes::from(ev.customer_name.clone().into_bytes()), Bytes::from(ev.to_json()))
+        })
+        .collect()
+}
+
+async fn produce(common: &Common, args: ProduceBenchArgs) -> Result<(), Error> {
+    let config = args.producer.config(common);
+    config.validate().map_err(|e| Error::Usage(e.to_string()))?;
+    let n = args.num_records;
+    let pool: Vec<(Option<Bytes>, Bytes)> = if args.cafe_events {
+        event_pool(EVENT_POOL).into_iter().map(|(k, v)| (Some(k), v)).collect()
+    } else {
+        // Printable filler, like the Java perf tool's random payload.
+        let value: Vec<u8> = (0..args.record_size).map(|i| b'A' + (i % 26) as u8).collect();
+        vec![(None, Bytes::from(value))]
+    };
+    let cluster = common.cluster().await?;
+    let mut producer = Producer::new(cluster, config).await?;
+
+    let every = args.sample_every;
+    // Send times (µs since start) of the sampled records, written by the record
+    // iterator and read by the delivery callback.
+    let sent_at: Arc<[AtomicU32]> = (0..n.div_ceil(every)).map(|_| AtomicU32::new(0)).collect();
+    let done = Arc::new(AtomicU64::new(0));
+    let progress = Progress::start("produce", n, Arc::clone(&done), args.output.quiet);
+    let start = Instant::now();
+    let cpu0 = cpu_seconds();
+    let mut bytes: u64 = 0;
+    let records = {
+        let sent_at = Arc::clone(&sent_at);
+        let pool = &pool;
+        (0..n).map(move |i| {
+            if i % every == 0 {
+                sent_at[(i / every) as usize].store(micros_since(start), Ordering::Relaxed);
+            }
+            let (key, value) = &pool[(i % pool.len() as u64) as usize];
+            OutRecord { id: i, key: key.clone(), value: value.clone(), timestamp_ms: now_ms() }
+        })
+    };
+    let mut latencies: Vec<u32> = Vec::with_capacity(sent_at.len());
+    let mut failed = 0u64;
+    let mut first_error = None;
+    producer
+        .send_stream(&args.topic, records, |d| {
+            if d.id % every == 0 {
+                let sent = sent_at[(d.id / every) as usize].load(Ordering::Relaxed);
+                latencies.push(micros_since(start).saturating_sub(sent));
+            }
+            match &d.result {
+                Ok(_) => {
+                    let (key, value) = &pool[(d.id % pool.len() as u64) as usize];
+                    bytes += (key.as_ref().map_or(0, |k| k.len()) + value.len()) as u64;
+                }
+                Err(e) => {
+                    failed += 1;
+                    first_error.get_or_insert_with(|| e.to_string());
+                }
+            }
+            done.fetch_add(1, Ordering::Relaxed);
+        })
+        .await?;
+    let elapsed = start.elapsed();
+    progress.finish();
+    let cpu = cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
+    let mut report = Report::new("produce", &args.topic, n - failed, bytes, elapsed, cpu);
+    report.failed = failed;
+    latencies.sort_unstable();
+    report.p50_ms = percentile_ms(&latencies, 0.50);
+    report.p99_ms = percentile_ms(&latencies, 0.99);
+    report.max_ms = latencies.last().map(|&us| f64::from(us) / 1000.0);
+    report.print(args.output.json);
+    if let Some(e) = first_error {
+        eprintln!("cafe bench: {failed} records failed; first error: {e}");
+        return Err(Error::DeliveryFailed { failed, total: n });
+    }
+    Ok(())
+}
+
+async fn consume(common: &Common, args: ConsumeBenchArgs) -> Result<(), Error> {
+    let group_id = args.group.clone().unwrap_or_else(|| format!("cafe-bench-{}", uuid::Uuid::new_v4().simple()));
+    let config = ConsumerConfig {
+        group: GroupConfig { group_id, topics: vec![args.topic.clone()], ..GroupConfig::default() },
+        ..ConsumerConfig::default()
+    };
+    config.validate().map_err(|e| Error::Usage(e.to_string()))?;
+    let n = args.num_records;
+    let done = Arc::new(AtomicU64::new(0));
+    // The clock starts before the first connection: "time to first record" is what a
+    // user waits for after starting a consumer of a new group.
+    let start = Instant::now();
+    let cpu0 = cpu_seconds();
+    let cluster = common.cluster().await?;
+    let mut consumer = Consumer::new(cluster, config).await?;
+    let progress = Progress::start("consume", n, Arc::clone(&done), args.output.quiet);
+    let mut count = 0u64;
+    let mut bytes = 0u64;
+    let mut first = None;
+    let result = loop {
+        if count >= n {
+            break Ok(());
+        }
+        let limit = usize::try_from(n - count).unwrap_or(usize::MAX);
+        let batch = match tokio::time::timeout(args.idle_timeout, consumer.poll_max(limit)).await {
+            Err(_) => break Err(Error::Other(format!("no record for {:?} after {count} of {n}", args.idle_timeout))),
+            Ok(Err(e)) => break Err(e.into()),
+            Ok(Ok(b)) => b,
+        };
+        first.get_or_insert_with(|| start.elapsed());
+        for r in &batch {
+            bytes += (r.record.key.as_ref().map_or(0, Vec::len) + r.record.value.as_ref().map_or(0, Vec::len)) as u64;
+        }
+        count += batch.len() as u64;
+        done.store(count, Ordering::Relaxed);
+    };
+    let elapsed = start.elapsed();
+    progress.finish();
+    let cpu = cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
+    let close = consumer.close().await;
+    result?;
+    close?;
+    let mut report = Report::new("consume", &args.topic, count, bytes, elapsed, cpu);
+    report.first_record_ms = first.map(|d| d.as_secs_f64() * 1000.0);
+    if let Some(f) = first {
+        report.fetch_records_per_s = Some(count as f64 / (elapsed - f).as_secs_f64().max(1e-9));
+    }
+    report.print(args.output.json);
+    Ok(())
+}
+
+/// The figures of one run. CPU and peak RSS are this process's own.
+#[derive(Debug, serde::Serialize)]
+struct Report {
+    client: &'static str,
+    mode: &'static str,
+    topic: String,
+    records: u64,
+    failed: u64,
+    bytes: u64,
+    elapsed_s: f64,
+    records_per_s: f64,
+    mib_per_s: f64,
+    /// Consume only: records/s from the first record on (without the group join).
+    fetch_records_per_s: Option<f64>,
+    p50_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    max_ms: Option<f64>,
+    first_record_ms: Option<f64>,
+    /// user+sys seconds of this process while the workload ran.
+    cpu_s: Option<f64>,
+    cpu_s_per_1m: Option<f64>,
+    peak_rss_mib: Option<f64>,
+}
+
+impl Report {
+    fn new(mode: &'static str, topic: &str, records: u64, bytes: u64, elapsed: Duration, cpu: Option<f64>) -> Self {
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        Self {
+            client: "cafe",
+            mode,
+            topic: topic.to_owned(),
+            records,
+            failed: 0,
+            bytes,
+            elapsed_s: secs,
+            records_per_s: records as f64 / secs,
+            mib_per_s: bytes as f64 / secs / (1024.0 * 1024.0),
+            fetch_records_per_s: None,
+            p50_ms: None,
+            p99_ms: None,
+            max_ms: None,
+            first_record_ms: None,
+            cpu_s: cpu,
+            cpu_s_per_1m: cpu.filter(|_| records > 0).map(|c| c * 1e6 / records as f64),
+            peak_rss_mib: peak_rss_kib().map(|k| k as f64 / 1024.0),
+        }
+    }
+
+    fn print(&self, json: bool) {
+        if json {
+            println!("{}", serde_json::to_string(self).unwrap_or_default());
+            return;
+        }
+        let opt = |v: Option<f64>, unit: &str| v.map_or("n/a".to_owned(), |v| format!("{v:.1}{unit}"));
+        println!(
+            "{} {}: {} records, {:.0} records/s, {:.2} MiB/s in {:.2} s",
+            self.mode, self.topic, self.records, self.records_per_s, self.mib_per_s, self.elapsed_s
+        );
+        if self.mode == "produce" {
+            println!(
+                "  latency send->ack p50 {} p99 {} max {}",
+                opt(self.p50_ms, " ms"),
+                opt(self.p99_ms, " ms"),
+                opt(self.max_ms, " ms")
+            );
+        } else {
+            println!(
+                "  first record after {}, {} records/s after it",
+                opt(self.first_record_ms, " ms"),
+                opt(self.fetch_records_per_s, "")
+            );
+        }
+        println!(
+            "  cpu {} ({} per 1M records), peak RSS {}",
+            opt(self.cpu_s, " s"),
+            opt(self.cpu_s_per_1m, " s"),
+            opt(self.peak_rss_mib, " MiB")
+        );
+    }
+}
+
+fn percentile_ms(sorted_us: &[u32], q: f64) -> Option<f64> {
+    if sorted_us.is_empty() {
+        return None;
+    }
+    let i = ((sorted_us.len() - 1) as f64 * q).round() as usize;
+    Some(f64::from(sorted_us[i]) / 1000.0)
+}
+
+fn micros_since(start: Instant) -> u32 {
+    start.elapsed().as_micros().min(u32::MAX as u128) as u32
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// user+sys CPU seconds of this process (all threads), from /proc/self/stat.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // USER_HZ is 100 on every Linux architecture we build for.
+    Some((utime + stime) / 100.0)
+}
+
+/// Peak resident set size (VmHWM) of this process in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A progress indicator on stderr: a redrawn bar on a terminal, a line every five
+/// seconds otherwise (logs of `make bench`). Nothing for runs shorter than a second.
+struct Progress {
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(label: &'static str, total: u64, done: Arc<AtomicU64>, quiet: bool) -> Self {
+        if quiet || total == 0 {
+            return Self { task: None };
+        }
+        let tty = std::io::stderr().is_terminal();
+        let task = tokio::spawn(async move {
+            let start = Instant::now();
+            let period = if tty { Duration::from_millis(250) } else { Duration::from_secs(5) };
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(1), period);
+            loop {
+                tick.tick().await;
+                let d = done.load(Ordering::Relaxed).min(total);
+                let rate = d as f64 / start.elapsed().as_secs_f64();
+                let pct = d as f64 * 100.0 / total as f64;
+                if tty {
+                    let filled = (pct / 5.0) as usize;
+                    eprint!("\r{label} [{:<20}] {pct:5.1}% {d}/{total} {rate:.0} rec/s ", "#".repeat(filled));
+                } else {
+                    eprintln!("{label}: {pct:.0}% ({d}/{total}, {rate:.0} rec/s)");
+                }
+            }
+        });
+        Self { task: Some(task) }
+    }
+
+    fn finish(self) {
+        if let Some(t) = self.task {
+            t.abort();
+            if std::io::stderr().is_terminal() {
+                eprint!("\r\x1b[2K");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_the_nearest_rank() {
+        let v: Vec<u32> = (1..=100).map(|i| i * 1000).collect();
+        assert_eq!(percentile_ms(&v, 0.5), Some(51.0));
+        assert_eq!(percentile_ms(&v, 0.99), Some(99.0));
+        assert_eq!(percentile_ms(&[], 0.5), None);
+    }
+
+    #[test]
+    fn event_pool_is_the_same_every_time() {
+        let a = event_pool(3);
+        let b = event_pool(3);
+        assert_eq!(a.len(), 3);
+        assert_eq!(a, b);
+        assert!(a.iter().all(|(k, v)| !k.is_empty() && v.starts_with(b"{")));
+    }
+
+    #[test]
+    fn own_cpu_and_rss_are_readable() {
+        assert!(cpu_seconds().is_some());
+        assert!(peak_rss_kib().is_some_and(|k| k > 0));
+    }
+}

@@ -138,6 +138,8 @@ impl Producer {
         let mut open: HashMap<i32, OpenBatch> = HashMap::new();
         let mut ready: VecDeque<SealedBatch> = VecDeque::new();
         let mut inflight: JoinSet<Outcome> = JoinSet::new();
+        // Partitions with a batch in flight (tracked with idempotence only).
+        let mut busy: HashSet<i32> = HashSet::new();
         let mut records = records.into_iter();
         let mut exhausted = false;
         let mut report = |d: Delivery, s: &mut ProduceSummary| {
@@ -183,7 +185,7 @@ impl Producer {
             }
             // Dispatch while there is room in flight.
             while inflight.len() < self.config.max_in_flight {
-                let Some((leader, batches)) = self.take_request(&topic, &mut ready) else { break };
+                let Some((leader, batches)) = self.take_request(&topic, &mut ready, &mut busy) else { break };
                 inflight.spawn(send(Arc::clone(&self.cluster), self.config.clone(), topic.clone(), leader, batches));
             }
             if inflight.is_empty() {
@@ -199,6 +201,9 @@ impl Producer {
                 Some(Err(e)) => std::panic::resume_unwind(e.into_panic()),
                 None => continue,
             };
+            for b in &outcome.batches {
+                busy.remove(&b.partition);
+            }
             self.settle(&topic, outcome, &mut ready, &mut report, &mut summary).await;
         }
         Ok(summary)
@@ -297,9 +302,22 @@ impl Producer {
     }
 
     /// The next request: the first ready batch plus others for the same leader,
-    /// one batch per partition, within `max.request.size`.
-    fn take_request(&self, topic: &str, ready: &mut VecDeque<SealedBatch>) -> Option<(i32, Vec<SealedBatch>)> {
-        let first = ready.pop_front()?;
+    /// one batch per partition, within `max.request.size`. With idempotence a
+    /// partition that has a batch in flight (`busy`) waits: requests on one
+    /// connection are written by separate tasks in no fixed order, and a broker
+    /// that has no state for a producer accepts whatever sequence comes first
+    /// (seq 75 before seq 0 would leave seq 0 refused for ever). One batch per
+    /// partition in flight keeps each partition's sequences in order, retries included.
+    fn take_request(
+        &self,
+        topic: &str,
+        ready: &mut VecDeque<SealedBatch>,
+        busy: &mut HashSet<i32>,
+    ) -> Option<(i32, Vec<SealedBatch>)> {
+        let ordered = self.producer_id.is_some();
+        let eligible = |b: &SealedBatch, busy: &HashSet<i32>| !ordered || !busy.contains(&b.partition);
+        let at = ready.iter().position(|b| eligible(b, busy))?;
+        let first = ready.remove(at).expect("index in range");
         let info = self.cluster.topic(topic);
         let leader_of = |p: i32| info.as_ref().and_then(|t| t.leader_of(p)).unwrap_or(-1);
         let leader = leader_of(first.partition);
@@ -310,12 +328,15 @@ impl Producer {
             let b = &ready[i];
             let fits = size + b.bytes.len() <= self.config.max_request_size;
             let new_partition = batches.iter().all(|x| x.partition != b.partition);
-            if fits && new_partition && leader_of(b.partition) == leader {
+            if fits && new_partition && eligible(b, busy) && leader_of(b.partition) == leader {
                 size += b.bytes.len();
                 batches.push(ready.remove(i).expect("index in range"));
             } else {
                 i += 1;
             }
+        }
+        if ordered {
+            busy.extend(batches.iter().map(|b| b.partition));
         }
         Some((leader, batches))
     }
@@ -428,7 +449,8 @@ impl Producer {
                 fail(&b, err, report, summary);
                 continue;
             }
-            tracing::debug!(partition = b.partition, attempt = b.attempts, %last, "retrying batch");
+            let seq = b.idem.map(|i| i.base_sequence);
+            tracing::debug!(partition = b.partition, ?seq, records = b.len(), attempt = b.attempts, %last, "retrying batch");
             summary.retries += 1;
             b.attempts += 1;
             requeue.push(b);

@@ -31,7 +31,8 @@
 #                  the cluster's shared cluster-id and initial-controllers sit in .run/kafka/
 #
 # Data survives down/up (and kill/start); only --wipe deletes it. After `kill`, the
-# controller fences the dead broker after broker.session.timeout.ms (9 s default).
+# controller fences the dead broker after broker.session.timeout.ms (4 s on the
+# 3-node cluster, 9 s default on the single node).
 #
 # Environment:
 #   CAFE_CACHE          download cache (default $HOME/.cache/cafe, shared by all clones)
@@ -186,6 +187,10 @@ write_props() { # write_props <node>
         rf=3
         minisr=2
     fi
+    # The fault suite kills nodes with -9: let the controller fence a dead broker
+    # after 4 s instead of the default 9 s (heartbeats every second, not 2 s).
+    local liveness=""
+    [[ $node == single ]] || liveness=$'broker.session.timeout.ms=4000\nbroker.heartbeat.interval.ms=1000'
     mkdir -p "$dir/data"
     # Regenerated on every start so edits here apply; the cluster id lives in
     # data/meta.properties and survives.
@@ -221,6 +226,7 @@ group.initial.rebalance.delay.ms=0
 # Small test machine (2 shared cores): fewer threads than the defaults.
 num.network.threads=2
 num.io.threads=4
+$liveness
 EOF
 }
 

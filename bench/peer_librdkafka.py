@@ -77,6 +77,10 @@ def report(mode, topic, records, nbytes, elapsed, cpu, cpu_rdk, **extra):
     print(json.dumps(out), flush=True)
 
 
+def extra_conf(args):
+    return dict(kv.split("=", 1) for kv in args.extra)
+
+
 def percentile_ms(sorted_s, q):
     if not sorted_s:
         return None
@@ -98,6 +102,7 @@ def produce(args):
         "batch.size": args.batch_size,
         "compression.type": args.compression,
         "error_cb": lambda err: print(f"librdkafka error: {err}", file=sys.stderr),
+        **extra_conf(args),
     }
     p = Producer(conf)
     # Connect before the clock starts (cafe bench connects before it too); a few ms.
@@ -153,6 +158,7 @@ def consume(args):
         "auto.offset.reset": "earliest",
         "enable.auto.commit": True,
         "partition.assignment.strategy": "range",
+        **extra_conf(args),
     })
     c.subscribe([args.topic])
     n, count, nbytes, first = args.num_records, 0, 0, None
@@ -235,6 +241,8 @@ def main():
     ap.add_argument("--group", "-g")
     ap.add_argument("--heartbeat-interval-ms", type=int, default=3000)
     ap.add_argument("--idle-timeout", type=float, default=30)
+    ap.add_argument("-X", dest="extra", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra librdkafka setting (repeatable)")
     args = ap.parse_args()
     return {"produce": produce, "consume": consume, "member": member}[args.mode](args)
 

@@ -209,6 +209,8 @@ async fn consume(common: &Common, args: ConsumeBenchArgs) -> Result<(), Error> {
     let mut count = 0u64;
     let mut bytes = 0u64;
     let mut first = None;
+    let mut next_offset: std::collections::HashMap<i32, i64> = std::collections::HashMap::new();
+    let mut repeated = 0u64;
     let result = loop {
         if count >= n {
             break Ok(());
@@ -222,6 +224,12 @@ async fn consume(common: &Common, args: ConsumeBenchArgs) -> Result<(), Error> {
         first.get_or_insert_with(|| start.elapsed());
         for r in &batch {
             bytes += (r.record.key.as_ref().map_or(0, Vec::len) + r.record.value.as_ref().map_or(0, Vec::len)) as u64;
+            // A fast consumer that hands out a record twice would flatter itself: check.
+            let last = next_offset.entry(r.partition).or_insert(0);
+            if r.record.offset < *last {
+                repeated += 1;
+            }
+            *last = (*last).max(r.record.offset + 1);
         }
         count += batch.len() as u64;
         done.store(count, Ordering::Relaxed);
@@ -237,7 +245,11 @@ async fn consume(common: &Common, args: ConsumeBenchArgs) -> Result<(), Error> {
     if let Some(f) = first {
         report.fetch_records_per_s = Some(count as f64 / (elapsed - f).as_secs_f64().max(1e-9));
     }
+    report.failed = repeated;
     report.print(args.output.json);
+    if repeated > 0 {
+        return Err(Error::Other(format!("{repeated} records were handed out more than once")));
+    }
     Ok(())
 }
 
@@ -248,6 +260,7 @@ struct Report {
     mode: &'static str,
     topic: String,
     records: u64,
+    /// Produce: records not delivered. Consume: records handed out twice.
     failed: u64,
     bytes: u64,
     elapsed_s: f64,
@@ -290,35 +303,41 @@ impl Report {
     }
 
     fn print(&self, json: bool) {
+        let mut out = std::io::stdout().lock();
+        // A closed pipe (`| head`) is not worth a panic; the figures are lost either way.
+        let _ = out.write_all(self.render(json).as_bytes());
+    }
+
+    fn render(&self, json: bool) -> String {
         if json {
-            println!("{}", serde_json::to_string(self).unwrap_or_default());
-            return;
+            return serde_json::to_string(self).unwrap_or_default() + "\n";
         }
         let opt = |v: Option<f64>, unit: &str| v.map_or("n/a".to_owned(), |v| format!("{v:.1}{unit}"));
-        println!(
-            "{} {}: {} records, {:.0} records/s, {:.2} MiB/s in {:.2} s",
+        let mut s = format!(
+            "{} {}: {} records, {:.0} records/s, {:.2} MiB/s in {:.2} s\n",
             self.mode, self.topic, self.records, self.records_per_s, self.mib_per_s, self.elapsed_s
         );
         if self.mode == "produce" {
-            println!(
-                "  latency send->ack p50 {} p99 {} max {}",
+            s += &format!(
+                "  latency send->ack p50 {} p99 {} max {}\n",
                 opt(self.p50_ms, " ms"),
                 opt(self.p99_ms, " ms"),
                 opt(self.max_ms, " ms")
             );
         } else {
-            println!(
-                "  first record after {}, {} records/s after it",
+            s += &format!(
+                "  first record after {}, {} records/s after it\n",
                 opt(self.first_record_ms, " ms"),
                 opt(self.fetch_records_per_s, "")
             );
         }
-        println!(
-            "  cpu {} ({} per 1M records), peak RSS {}",
+        s += &format!(
+            "  cpu {} ({} per 1M records), peak RSS {}\n",
             opt(self.cpu_s, " s"),
             opt(self.cpu_s_per_1m, " s"),
             opt(self.peak_rss_mib, " MiB")
         );
+        s
     }
 }
 

@@ -118,9 +118,13 @@ cmd_up() {
     local java; java="$(find_java)"
     mkdir -p "$RUN"
     : >"$LOG"
+    # One worker thread: Apicurio 2.4 with H2 races when several subjects are
+    # registered at once (unique-index 500s, spurious 409 "already exists"), and
+    # parallel tests do that. Serialised, every request succeeds; speed is moot here.
     # shellcheck disable=SC2086
     (cd "$RUN" && exec setsid "$java" $JAVA_OPTS \
         -Dquarkus.http.host="$HOST" -Dquarkus.http.port="$PORT" \
+        -Dquarkus.thread-pool.core-threads=1 -Dquarkus.thread-pool.max-threads=1 \
         -Dregistry.auth.enabled=false \
         -Dquarkus.datasource.jdbc.url="jdbc:h2:mem:registry_db" \
         -Dregistry.events.ksink= \

@@ -12,6 +12,10 @@ use serde_json::json;
 
 use super::Error;
 use super::http::{self, BaseUrl, HttpError, Method};
+use crate::backoff::{Backoff, BackoffPolicy};
+
+/// Retries after a 5xx answer before it becomes the error.
+const SERVER_ERROR_RETRIES: u32 = 3;
 
 /// The subject of a topic's record values (Confluent's `TopicNameStrategy`).
 pub fn value_subject(topic: &str) -> String {
@@ -121,7 +125,20 @@ impl SchemaRegistry {
     }
 
     async fn call(&self, call: &Call, method: Method, path: &str, body: Option<&[u8]>) -> Result<Vec<u8>, Error> {
-        match http::request(&self.base, method, path, body, self.timeout).await {
+        // Both calls are idempotent, so a server error (5xx) is retried a few
+        // times; every other answer is final.
+        let mut backoff = Backoff::new(BackoffPolicy::default());
+        let response = loop {
+            let response = http::request(&self.base, method, path, body, self.timeout).await;
+            match &response {
+                Ok(r) if r.status >= 500 && backoff.attempts() < SERVER_ERROR_RETRIES => {
+                    tracing::debug!(status = r.status, what = %call.describe(), "registry server error; retrying");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                _ => break response,
+            }
+        };
+        match response {
             Ok(r) if (200..300).contains(&r.status) => Ok(r.body),
             Ok(r) => Err(error_from_status(&self.url(), call, r.status, &r.body)),
             Err(HttpError::Malformed(reason)) => Err(self.bad_response(call, &reason)),

@@ -118,12 +118,11 @@ demo: build kafka-up ## the whole pipeline: broker, topic, consumer first, produ
 # ---------------------------------------------------------------------------
 # Checks
 
-# TODO(lead): extend (peer interop tests with "$$(scripts/py-peers.sh)" -m pytest, ...).
-# Starts the local broker if it is not up (a no-op taking ~0.1 s when it is; .ci/run
-# starts it beforehand with --wipe). With CAFE_BOOTSTRAP pointing at another broker,
-# drop the kafka-up prerequisite or run cargo test directly.
-test: kafka-up ## cargo test --all-targets against the broker at $(CAFE_BOOTSTRAP)
-	cargo test --all-targets
+# Everything the tests need, started if it is not up (each a no-op when it is; .ci/run
+# starts the broker beforehand with --wipe): the broker, the Python peers' venv and the
+# schema registry. With CAFE_BOOTSTRAP pointing at another broker, run cargo test directly.
+test: kafka-up peers registry-up ## all tests: unit + integration against the real broker, registry and peers
+	CAFE_PEER_PYTHON="$$(scripts/py-peers.sh)" cargo test --all-targets
 
 # Own broker on 127.0.0.1:9192 (started and wiped by the script); see BENCHMARKS.md.
 bench: ## cafe vs Java perf tools vs librdkafka (< 15 min); table in bench/results/latest.txt

@@ -37,11 +37,14 @@ CLIENTS = ["cafe", "java", "librdkafka", "librdkafka-best"]
 # stalls fetching whenever its local queue is full).
 RDK_BEST_PRODUCE = ["--batch-size", "1000000"]
 RDK_BEST_CONSUME = ["-X", "fetch.queue.backoff.ms=10"]
-# name, records, record size (None: keyed cafe events), description
+# name, records, record size (None: keyed cafe events), description, records/s cap (0: none)
 PRODUCE_WORKLOADS = [
-    ("produce-100B", 1_000_000, 100, "1M x 100 B, acks=1"),
-    ("produce-1KB", 200_000, 1024, "200k x 1 KB, acks=1"),
-    ("produce-events", 1_000_000, None, "1M keyed cafe events (JSON), acks=1"),
+    ("produce-100B", 1_000_000, 100, "1M x 100 B, acks=1", 0),
+    ("produce-1KB", 200_000, 1024, "200k x 1 KB, acks=1", 0),
+    ("produce-events", 1_000_000, None, "1M keyed cafe events (JSON), acks=1", 0),
+    # Latency at full speed mostly measures how deep each client lets its queue
+    # grow; at a fixed, easy rate it measures batching and round trips.
+    ("latency-50k/s", 150_000, 100, "150k x 100 B offered at 50k records/s, acks=1", 50_000),
 ]
 CONSUME = ("consume", 1_000_000, 100, "consume 1M x 100 B from earliest, new group")
 PARTITIONS = 3
@@ -126,16 +129,17 @@ class Bench:
     # ---------------------------------------------------------------- produce
 
     def produce_once(self, run, wl, client):
-        name, records, size, _ = wl
+        name, records, size, _, rate = wl
         n = self.n(records)
-        topic = f"bench-{name}-{client}-r{run}-{self.tag}"
+        topic = f"bench-{name.replace('/', '')}-{client}-r{run}-{self.tag}"
         self.create_topic(topic)
-        label = f"r{run}-{name}-{client}"
+        label = f"r{run}-{name.replace('/', '')}-{client}"
         if client == "cafe":
             cmd = self.cafe_cmd("bench", "produce", "-t", topic, "-n", str(n), "--json", "--quiet",
                                 "--acks", PRODUCER["acks"], "--batch-size", PRODUCER["batch.size"],
                                 "--compression", PRODUCER["compression.type"])
             cmd += ["--cafe-events"] if size is None else ["--record-size", str(size)]
+            cmd += ["--throughput", str(rate)] if rate else []
             out, t = self.run_timed(label, cmd)
             rep = json.loads(out.strip().splitlines()[-1])
         elif client.startswith("librdkafka"):
@@ -144,6 +148,7 @@ class Bench:
                                 "--compression", PRODUCER["compression.type"])
             cmd += ["--events", self.pool_tsv] if size is None else ["--record-size", str(size)]
             cmd += RDK_BEST_PRODUCE if client == "librdkafka-best" else []
+            cmd += ["--throughput", str(rate)] if rate else []
             out, t = self.run_timed(label, cmd)
             rep = json.loads(out.strip().splitlines()[-1])
         else:
@@ -151,7 +156,7 @@ class Bench:
             props += [f"bootstrap.servers={self.a.bootstrap}", "client.id=bench-java"]
             payload = ["--payload-file", self.pool_values] if size is None else ["--record-size", str(size)]
             cmd = self.java_cmd("org.apache.kafka.tools.ProducerPerformance", "--topic", topic,
-                                "--num-records", str(n), "--throughput", "-1", *payload,
+                                "--num-records", str(n), "--throughput", str(rate or -1), *payload,
                                 "--producer-props", *props)
             out, t = self.run_timed(label, cmd)
             rep = parse_java_produce(out)
@@ -451,14 +456,14 @@ def render(summary, machine, a):
              f"load {machine['load_start'][0]:.2f} at start, {machine['load_end'][0]:.2f} at end; "
              f"{a.runs} runs (rebalance: {a.rebalance_runs}), scale {a.scale}; medians, ± half the min–max range",
              ""]
-    hdr = (f"{'workload':16} {"client":15} {'rec/s':>16} {'MiB/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+    hdr = (f"{'workload':16} {'client':15} {'rec/s':>16} {'MiB/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
            f"{'CPU s/1M':>9} {'(phase)':>8} {'(rdk)':>6} {'RSS MiB':>8} {'1st rec ms':>10}")
     lines += [hdr, "-" * len(hdr)]
     for s in summary:
         if s["workload"].startswith("rebalance"):
             continue
         rate = f"{med(s, 'records_per_s'):,.0f} {spread(s, 'records_per_s'):>5}"
-        lines.append(f"{s['workload']:16} {s["client"]:15} {rate:>16} {fmt(med(s, 'mib_per_s')):>7} "
+        lines.append(f"{s['workload']:16} {s['client']:15} {rate:>16} {fmt(med(s, 'mib_per_s')):>7} "
                      f"{fmt(med(s, 'p50_ms')):>7} {fmt(med(s, 'p99_ms')):>7} "
                      f"{fmt(med(s, 'cpu_s_per_1m'), 2):>9} {fmt(med(s, 'phase_cpu_s_per_1m'), 2):>8} "
                      f"{fmt(med(s, 'rdk_threads_cpu_s_per_1m'), 2):>6} "
@@ -468,7 +473,7 @@ def render(summary, machine, a):
         lines += ["", "clean-leave rebalance, 3 -> 2 members (SIGTERM of one member -> both others assigned):"]
         for s in reb:
             m = s["rebalance_ms"]
-            lines.append(f"  {s['workload']:16} {s["client"]:15} median {m['median']:6.0f} ms "
+            lines.append(f"  {s['workload']:16} {s['client']:15} median {m['median']:6.0f} ms "
                          f"(min {m['min']:.0f}, max {m['max']:.0f}, {s['runs']} runs)")
     lines += ["", "ratios (cafe / peer, medians):"]
     lines += ratios(summary)
@@ -486,7 +491,13 @@ def ratios(summary):
         a, b = m(wl, "cafe", metric), m(wl, peer, peer_metric or metric)
         return fmt(None if a is None or not b else a / b, 2) + "x"
 
-    for wl, *_ in PRODUCE_WORKLOADS:
+    for wl, *_, rate in PRODUCE_WORKLOADS:
+        if rate:
+            out.append(f"  {wl:16} p50/p99 ms: cafe {fmt(m(wl, 'cafe', 'p50_ms'))}/{fmt(m(wl, 'cafe', 'p99_ms'))}, "
+                       f"java {fmt(m(wl, 'java', 'p50_ms'))}/{fmt(m(wl, 'java', 'p99_ms'))}, "
+                       f"librdkafka {fmt(m(wl, 'librdkafka', 'p50_ms'))}/{fmt(m(wl, 'librdkafka', 'p99_ms'))} "
+                       f"[no target; lower is better]")
+            continue
         out.append(f"  {wl:16} rec/s: vs java {r(wl, 'records_per_s', 'java')}, "
                    f"vs librdkafka {r(wl, 'records_per_s', 'librdkafka')} "
                    f"(best {r(wl, 'records_per_s', 'librdkafka-best')}) [>= 1]; "

@@ -123,7 +123,13 @@ def produce(args):
     plen = len(pool)
     cpu0 = process_cpu()
     start = perf()
+    rate = args.throughput
     for i in range(n):
+        if rate > 0 and i & 63 == 0:
+            # Like the Java tool's throttler: sleep when more than 1 ms ahead of schedule.
+            ahead = start + i / rate - perf()
+            if ahead > 0.001:
+                poll(ahead)
         key, value = pool[i % plen]
         cb = functools.partial(sampled, perf()) if i % every == 0 else None
         while True:
@@ -238,6 +244,7 @@ def main():
     ap.add_argument("--batch-size", type=int, default=16384)
     ap.add_argument("--compression", default="none")
     ap.add_argument("--sample-every", type=int, default=8)
+    ap.add_argument("--throughput", type=float, default=0, help="records/s cap (0: none)")
     ap.add_argument("--group", "-g")
     ap.add_argument("--heartbeat-interval-ms", type=int, default=3000)
     ap.add_argument("--idle-timeout", type=float, default=30)

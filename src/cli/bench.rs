@@ -47,6 +47,10 @@ pub struct ProduceBenchArgs {
     /// Send keyed cafe events (JSON, key = customer name) from a fixed pool instead.
     #[arg(long)]
     pub cafe_events: bool,
+    /// Offer at most this many records per second (like the Java tool's --throughput);
+    /// 0 sends as fast as the producer takes them.
+    #[arg(long, default_value_t = 0)]
+    pub throughput: u64,
     /// Time one record in this many from send to acknowledgement.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
     pub sample_every: u64,
@@ -143,7 +147,16 @@ async fn produce(common: &Common, args: ProduceBenchArgs) -> Result<(), Error> {
     let records = {
         let sent_at = Arc::clone(&sent_at);
         let pool = &pool;
+        let throughput = args.throughput;
         (0..n).map(move |i| {
+            if throughput > 0 {
+                // Like the Java tool's throttler: sleep when more than 1 ms ahead of schedule.
+                let due = start + Duration::from_secs_f64(i as f64 / throughput as f64);
+                let now = Instant::now();
+                if due > now + Duration::from_millis(1) {
+                    std::thread::sleep(due - now);
+                }
+            }
             if i % every == 0 {
                 sent_at[(i / every) as usize].store(micros_since(start), Ordering::Relaxed);
             }

@@ -11,6 +11,7 @@ use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::Mutex;
 
+use crate::backoff::{Backoff, BackoffPolicy};
 use crate::wire::{self, Connection, ConnectionConfig};
 
 /// Errors learning about the cluster.
@@ -145,8 +146,9 @@ impl Cluster {
 
     /// Fetches metadata for `topics` and updates brokers and leaders.
     /// A topic the broker does not know is `Error::UnknownTopic`.
+    /// A broker that dies mid-request is forgotten and the request goes to another
+    /// (a few attempts with the one backoff policy), so a restart does not fail it.
     pub async fn refresh(&self, topics: &[&str]) -> Result<Vec<TopicInfo>, Error> {
-        let conn = self.any_connection().await?;
         let req = MetadataRequest::default()
             .with_topics(Some(
                 topics
@@ -158,14 +160,27 @@ impl Cluster {
                     .collect(),
             ))
             .with_allow_auto_topic_creation(false);
-        let resp = match conn.request(&req).await {
-            Ok(r) => r,
-            Err(e) => {
-                self.forget_connection(conn.addr()).await;
-                return Err(e.into());
+        let mut backoff = Backoff::new(BackoffPolicy::default());
+        loop {
+            let attempt = async {
+                let conn = self.any_connection().await?;
+                match conn.request(&req).await {
+                    Ok(r) => Ok(r),
+                    Err(e) => {
+                        self.forget_connection(conn.addr()).await;
+                        Err(Error::from(e))
+                    }
+                }
+            };
+            match attempt.await {
+                Ok(resp) => return self.apply(resp),
+                Err(e) if e.is_retriable() && backoff.attempts() < 4 => {
+                    tracing::debug!(error = %e, "metadata request failed; trying again");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                Err(e) => return Err(e),
             }
-        };
-        self.apply(resp)
+        }
     }
 
     /// The cached view of `topic`, if metadata was fetched for it.

@@ -170,7 +170,10 @@ impl Connection {
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
         // v3 is what every Kafka since 2.4 answers; a broker that does not know v3
         // replies at v0 with error 35 and its ranges, which v0 decoding can read.
-        let resp = match self.request_at(&req, 3).await {
+        // A service that is not Kafka may wait for more input instead of answering
+        // (an HTTP server does): do not make the user wait the full request timeout.
+        let wait = self.config.request_timeout.min(self.config.connect_timeout);
+        let resp = match self.request_within(&req, 3, wait).await {
             Ok(r) => r,
             Err(Error::Decode { .. } | Error::Malformed(_)) | Err(Error::Closed { .. }) => {
                 return Err(Error::NotKafka {

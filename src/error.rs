@@ -23,6 +23,8 @@ pub mod exit {
     pub const REGISTRY: u8 = 7;
     /// A topic admin request failed (already exists, invalid settings).
     pub const ADMIN: u8 = 8;
+    /// The records given on standard input are unusable (not UTF-8 text).
+    pub const INPUT: u8 = 9;
     /// Interrupted before finishing (Ctrl+C during produce).
     pub const INTERRUPTED: u8 = 130;
 }
@@ -44,6 +46,8 @@ pub enum Error {
     DeliveryFailed { failed: u64, total: u64 },
     #[error("{0}")]
     Usage(String),
+    #[error("{0}")]
+    Input(String),
     #[error("interrupted: {0}")]
     Interrupted(String),
     #[error("{0}")]
@@ -64,6 +68,7 @@ impl Error {
             Error::Registry(_) => exit::REGISTRY,
             Error::DeliveryFailed { .. } => exit::DELIVERY_FAILED,
             Error::Usage(_) => exit::USAGE,
+            Error::Input(_) => exit::INPUT,
             Error::Interrupted(_) => exit::INTERRUPTED,
             Error::Other(_) => exit::FAILURE,
         }

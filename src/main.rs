@@ -4,10 +4,19 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = cafe::cli::Cli::parse();
+    let cli = match cafe::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => e.exit(),
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        Err(e) => {
+            eprintln!("cafe: {}", usage_error_line(&e));
+            return ExitCode::from(cafe::error::exit::USAGE);
+        }
+    };
     // Logs go to stderr so stdout stays the command's output (reports, events).
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("CAFE_LOG").unwrap_or_else(|_| EnvFilter::new("warn")))
@@ -32,4 +41,21 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// A command-line error as one line. clap reads `-5` as an unknown flag; say
+/// what it is instead: a negative number where counts and sizes start at 0.
+fn usage_error_line(e: &clap::Error) -> String {
+    if e.kind() == ErrorKind::UnknownArgument {
+        if let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) {
+            if arg.starts_with('-') && arg[1..].parse::<f64>().is_ok() {
+                return format!("`{arg}` is negative; counts, sizes and times must be 0 or more (see --help)");
+            }
+        }
+    }
+    // clap's message is its first paragraph (a list of missing arguments may follow
+    // on indented lines); the usage and the hint after it are left out.
+    let text = e.render().to_string();
+    let first: Vec<&str> = text.lines().map(str::trim).take_while(|l| !l.is_empty()).collect();
+    format!("{} (see --help)", first.join(" ").trim_start_matches("error: "))
 }

@@ -28,8 +28,17 @@ pub async fn run(common: &Common, args: SendArgs) -> Result<(), Error> {
     let config = args.producer.config(common);
     config.validate().map_err(|e| Error::Usage(e.to_string()))?;
     let mut lines = Vec::new();
-    for line in std::io::stdin().lock().lines() {
-        lines.push(line.map_err(|e| Error::Other(format!("reading standard input: {e}")))?);
+    for (i, line) in std::io::stdin().lock().split(b'\n').enumerate() {
+        let line = line.map_err(|e| Error::Other(format!("reading standard input: {e}")))?;
+        let line = String::from_utf8(line).map_err(|e| {
+            Error::Input(format!(
+                "line {} of standard input is not UTF-8 (invalid byte at column {}); cafe send takes text lines \
+                 (`key<TAB>value` with --keyed): convert the input, e.g. with iconv",
+                i + 1,
+                e.utf8_error().valid_up_to() + 1
+            ))
+        })?;
+        lines.push(line.strip_suffix('\r').map(str::to_owned).unwrap_or(line));
     }
     let split: Vec<(Option<String>, String)> = lines
         .into_iter()

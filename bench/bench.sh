@@ -9,7 +9,9 @@
 # Environment:
 #   CAFE_BENCH_PORT        port of the benchmark broker (default 9192; controller +1)
 #   CAFE_BENCH_BOOTSTRAP   use this running broker instead of starting one
-#   CAFE_BENCH_RUNS        repetitions of the throughput workloads (default 3)
+#   CAFE_BENCH_RUNS        repetitions of the throughput workloads (default 5; at least 3
+#                          always, more only while the harness stays within
+#                          CAFE_BENCH_BUDGET_S, default 540 s)
 #   CAFE_BENCH_REBALANCE_RUNS  repetitions of the rebalance measurement (default 3)
 #   CAFE_BENCH_HEARTBEATS  heartbeat.interval.ms values for the rebalance runs (default 3000,500)
 #   CAFE_BENCH_SCALE       fraction of the record counts, for trying the harness (default 1)
@@ -52,5 +54,5 @@ else
 fi
 
 "$PY" bench/harness.py --bootstrap "$BOOTSTRAP" --kafka-libs "$LIBS" --target-dir "$TARGET" \
-    --runs "${CAFE_BENCH_RUNS:-3}" --rebalance-runs "${CAFE_BENCH_REBALANCE_RUNS:-3}" \
+    --runs "${CAFE_BENCH_RUNS:-5}" --budget-s "${CAFE_BENCH_BUDGET_S:-540}" --rebalance-runs "${CAFE_BENCH_REBALANCE_RUNS:-3}" \
     --heartbeats "${CAFE_BENCH_HEARTBEATS:-3000,500}" --scale "${CAFE_BENCH_SCALE:-1}"

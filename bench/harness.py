@@ -278,6 +278,10 @@ class Bench:
                 except subprocess.TimeoutExpired:
                     m["proc"].kill()
 
+    def rebalance_estimate_s(self):
+        # Settling 3 members plus one leave takes about 2-3 heartbeat intervals.
+        return self.a.rebalance_runs * sum(2 * (3 * hb / 1000 + 2) for hb in self.a.heartbeats)
+
     # ---------------------------------------------------------------- main
 
     def prepare(self):
@@ -303,7 +307,17 @@ class Bench:
         self.machine = machine_info(self)
         self.prepare()
         runs = self.a.runs
+        self.runs_done = 0
         for run in range(1, runs + 1):
+            # A shared 2-core machine can be slow: past 3 runs, stop adding runs that
+            # would push the benchmark over its time budget (and say so in the table).
+            if run > 3:
+                per_run = (time.monotonic() - t_rounds) / (run - 1)
+                if time.monotonic() - t_start + per_run + self.rebalance_estimate_s() > self.a.budget_s:
+                    log(f"stopping after {run - 1} runs: another would exceed the {self.a.budget_s:.0f} s budget")
+                    break
+            elif run == 1:
+                t_rounds = time.monotonic()
             # Rotate who goes first so no client always gets the coldest or warmest broker.
             k = run % len(CLIENTS)
             order = CLIENTS[k:] + CLIENTS[:k]
@@ -314,6 +328,7 @@ class Bench:
             log(f"run {run}/{runs} {CONSUME[0]}")
             for client in order:
                 self.consume_once(run, client)
+            self.runs_done = run
         for run in range(1, self.a.rebalance_runs + 1):
             for hb in self.a.heartbeats:
                 log(f"rebalance {run}/{self.a.rebalance_runs}, heartbeat.interval.ms={hb}")
@@ -327,12 +342,12 @@ class Bench:
 
     def write(self):
         summary = summarize(self.rows)
-        table = render(summary, self.machine, self.a)
+        table = render(summary, self.machine, self.a, self.runs_done)
         print(table)
         out = self.a.out
         os.makedirs(out, exist_ok=True)
         with open(os.path.join(out, "latest.json"), "w") as f:
-            json.dump({"machine": self.machine, "settings": {"producer": PRODUCER, "runs": self.a.runs,
+            json.dump({"machine": self.machine, "settings": {"producer": PRODUCER, "runs": self.runs_done,
                        "rebalance_runs": self.a.rebalance_runs, "scale": self.scale},
                        "summary": summary, "runs": self.rows}, f, indent=1)
         with open(os.path.join(out, "latest.csv"), "w") as f:
@@ -451,10 +466,11 @@ def spread(s, k):
     return f"±{(m['max'] - m['min']) / 2 / m['median'] * 100:.0f}%"
 
 
-def render(summary, machine, a):
+def render(summary, machine, a, runs_done):
     lines = [f"cafe benchmark {machine['date']} — {machine['cpu']} ({machine['cores']} cores), "
              f"load {machine['load_start'][0]:.2f} at start, {machine['load_end'][0]:.2f} at end; "
-             f"{a.runs} runs (rebalance: {a.rebalance_runs}), scale {a.scale}; medians, ± half the min–max range",
+             f"{runs_done} runs{'' if runs_done == a.runs else f' of {a.runs} (time budget)'} "
+             f"(rebalance: {a.rebalance_runs}), scale {a.scale}; medians, ± half the min–max range",
              ""]
     hdr = (f"{'workload':16} {'client':15} {'rec/s':>16} {'MiB/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
            f"{'CPU s/1M':>9} {'(phase)':>8} {'(rdk)':>6} {'RSS MiB':>8} {'1st rec ms':>10}")
@@ -555,6 +571,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--rebalance-runs", type=int, default=3)
     ap.add_argument("--heartbeats", type=lambda s: [int(x) for x in s.split(",")], default=[3000])
+    ap.add_argument("--budget-s", type=float, default=540,
+                    help="stop adding runs past 3 when the next would end after this many seconds")
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the record counts (develop with 0.05)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     a = ap.parse_args()

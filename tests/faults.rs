@@ -69,10 +69,8 @@ fn cafe(args: &[&str], limit: Duration) -> Output {
 
 fn create_topic(name: &str, partitions: i32) {
     let p = partitions.to_string();
-    let out = cafe(
-        &["topic", "create", name, "--partitions", &p, "--replication-factor", "3"],
-        Duration::from_secs(60),
-    );
+    let out =
+        cafe(&["topic", "create", name, "--partitions", &p, "--replication-factor", "3"], Duration::from_secs(60));
     assert!(out.status.success(), "create {name}: {}", stderr(&out));
 }
 
@@ -88,7 +86,8 @@ fn leader_of(topic: &str, partition: i32) -> i32 {
 
 /// The group's coordinator node id, from `kafka-consumer-groups --describe --state`.
 fn coordinator_of(group: &str) -> Option<i32> {
-    let out = kafka_tool("consumer-groups", &["--bootstrap-server", CLUSTER, "--describe", "--group", group, "--state"]);
+    let out =
+        kafka_tool("consumer-groups", &["--bootstrap-server", CLUSTER, "--describe", "--group", group, "--state"]);
     let text = stdout(&out);
     let line = text.lines().find(|l| l.starts_with(group))?;
     let open = line.find('(')?;
@@ -99,7 +98,8 @@ fn coordinator_of(group: &str) -> Option<i32> {
 /// Committed offsets per partition from `kafka-consumer-groups --describe --offsets`
 /// (partitions without a committed offset are left out).
 fn committed_offsets(group: &str) -> BTreeMap<i32, i64> {
-    let out = kafka_tool("consumer-groups", &["--bootstrap-server", CLUSTER, "--describe", "--group", group, "--offsets"]);
+    let out =
+        kafka_tool("consumer-groups", &["--bootstrap-server", CLUSTER, "--describe", "--group", group, "--offsets"]);
     let mut m = BTreeMap::new();
     for line in stdout(&out).lines().filter(|l| l.starts_with(group)) {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -304,7 +304,12 @@ fn duplicates(t: &HashMap<String, usize>) -> usize {
 fn check_log(produced: &Produced, log: &HashMap<String, usize>) -> (usize, usize, usize) {
     assert_eq!(produced.reports, produced.sent, "every record gets exactly one delivery report");
     let missing: Vec<&String> = produced.acked.iter().filter(|id| !log.contains_key(*id)).collect();
-    assert!(missing.is_empty(), "{} acknowledged records are not in the log, e.g. {:?}", missing.len(), missing.first());
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged records are not in the log, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
     let dups = duplicates(log);
     assert_eq!(dups, 0, "duplicates in the log with idempotence on");
     let unknown: Vec<&String> =
@@ -482,7 +487,7 @@ fn consumers_killed_while_records_flow() {
         "1000",
     ];
     let mut spawned = 0;
-    let mut spawn = |spawned: &mut usize| {
+    let spawn = |spawned: &mut usize| {
         *spawned += 1;
         ConsumerProc::spawn(&topic, &group, &format!("ckill-{spawned}"), &args)
     };

@@ -74,7 +74,9 @@ fn topic_deleted_while_consuming_is_exit_4() {
     let b = bootstrap();
     let child = {
         let (b, t) = (b.clone(), t.clone());
-        std::thread::spawn(move || run_cafe_within(&["-b", &b, "consume", "-t", &t, "-g", &t], b"", Duration::from_secs(90)))
+        std::thread::spawn(move || {
+            run_cafe_within(&["-b", &b, "consume", "-t", &t, "-g", &t], b"", Duration::from_secs(90))
+        })
     };
     std::thread::sleep(Duration::from_secs(5));
     assert!(cafe(&["topic", "delete", &t], b"").status.success());

@@ -62,9 +62,16 @@ enum Op {
     SyncedAssignment(Vec<(u8, Vec<i32>)>),
     OffsetsFetched(Result<Vec<(u8, i32, i64)>, F>),
     Heartbeat(Result<(), F>),
-    Committed { offsets: Vec<(u8, i32, i64)>, result: Result<Vec<(u8, i32, i16)>, F> },
+    Committed {
+        offsets: Vec<(u8, i32, i64)>,
+        result: Result<Vec<(u8, i32, i16)>, F>,
+    },
     Left,
-    Consumed { topic: u8, partition: i32, next_offset: i64 },
+    Consumed {
+        topic: u8,
+        partition: i32,
+        next_offset: i64,
+    },
     Revoked,
     Close,
 }
@@ -102,9 +109,9 @@ fn event(op: Op) -> Option<Event> {
         Op::JoinedMemberRequired(id) => {
             Event::Joined(Err((Failure::Broker(ResponseError::MemberIdRequired), member(id))))
         }
-        Op::Metadata(r) => Event::Metadata(
-            r.map(|ts| ts.into_iter().map(|(t, n)| (topic(t), n)).collect()).map_err(|f| f.failure()),
-        ),
+        Op::Metadata(r) => {
+            Event::Metadata(r.map(|ts| ts.into_iter().map(|(t, n)| (topic(t), n)).collect()).map_err(|f| f.failure()))
+        }
         Op::SyncedBytes(r) => Event::Synced(r.map(Bytes::from).map_err(|f| f.failure())),
         Op::SyncedAssignment(parts) => {
             let mut a = Assignment::default();

@@ -248,7 +248,11 @@ impl Producer {
 
     /// `b` under the current producer id with fresh sequences, if it carries an older
     /// one (see [`SealedBatch::reseal`] for when that is safe).
-    fn move_to_current_producer_id(&mut self, topic: &Arc<str>, b: SealedBatch) -> Result<SealedBatch, (Vec<u64>, String)> {
+    fn move_to_current_producer_id(
+        &mut self,
+        topic: &Arc<str>,
+        b: SealedBatch,
+    ) -> Result<SealedBatch, (Vec<u64>, String)> {
         let current = self.producer_id.map(|(id, _)| id);
         if b.idem.map(|i| i.producer_id) == current {
             return Ok(b);
@@ -274,7 +278,11 @@ impl Producer {
         }
         match self.init_producer_id().await {
             Ok(id) => {
-                tracing::info!(old = current, new = id.0, "a batch failed for good; continuing under a new producer id");
+                tracing::info!(
+                    old = current,
+                    new = id.0,
+                    "a batch failed for good; continuing under a new producer id"
+                );
                 self.producer_id = Some(id);
                 self.sequences.clear();
             }
@@ -390,8 +398,9 @@ impl Producer {
                         // being retried (resend the same bytes after it), or an earlier one
                         // failed for good and this one must move to a new producer id.
                         Some(ResponseError::OutOfOrderSequenceNumber) => {
-                            let gapped =
-                                b.idem.is_some_and(|i| self.gaps.contains(&(i.producer_id, topic.clone(), b.partition)));
+                            let gapped = b
+                                .idem
+                                .is_some_and(|i| self.gaps.contains(&(i.producer_id, topic.clone(), b.partition)));
                             let b = if gapped {
                                 match self.move_to_current_producer_id(topic, b) {
                                     Ok(b) => b,

@@ -131,7 +131,10 @@ pub async fn run(
                     }
                 }
             }
-            Err(e) if is_unknown_topic(&e) => {
+            // A broker that just restarted may answer UNKNOWN_TOPIC_OR_PARTITION
+            // before it has caught up with the metadata log: only a topic the
+            // cluster metadata no longer lists was really deleted.
+            Err(e) if is_unknown_topic(&e) && !topic_listed(&client, &tp).await => {
                 let _ = tx.send(fail(format!("topic {} was deleted while consuming", tp.0), true)).await;
                 return;
             }
@@ -158,6 +161,14 @@ async fn reset_offset(pc: &rskafka::client::partition::PartitionClient, reset: O
         }
     };
     pc.get_offset(at).await.map_err(|e| format!("ListOffsets for {}[{}] failed: {e}", pc.topic(), pc.partition()))
+}
+
+/// Whether the cluster still lists `tp` (a failed lookup counts as listed: retry).
+async fn topic_listed(client: &rskafka::client::Client, tp: &Tp) -> bool {
+    match client.list_topics().await {
+        Ok(topics) => topics.iter().any(|t| t.name == tp.0 && t.partitions.contains(&tp.1)),
+        Err(_) => true,
+    }
 }
 
 fn is_unknown_topic(e: &RsError) -> bool {

@@ -397,8 +397,8 @@ fn leader_killed_during_produce_and_consume() {
     let not_consumed = produced.acked.iter().filter(|id| !consumed.contains_key(*id)).count();
     assert_eq!(not_consumed, 0, "acknowledged records the consumer never saw");
     println!(
-        "FAULTS 2 leader killed: old_leader={leader} new_leader={new_leader} sent={} acked={} in_log={in_log} \
-         log_duplicates={dups} consumed={} consumed_duplicates={} secs={}",
+        "FAULTS 2 leader killed: old_leader={leader} new_leader={new_leader} broker_kills_survived=1 \
+         sent={} acked={} in_log={in_log} log_duplicates={dups} consumed={} consumed_duplicates={} secs={}",
         produced.sent,
         produced.acked.len(),
         consumed.len(),
@@ -454,7 +454,8 @@ fn coordinator_killed_with_three_consumers() {
     assert_eq!(committed as usize, produced.acked.len(), "final commits cover every record");
     println!(
         "FAULTS 3 coordinator killed: old_coordinator={coordinator} new_coordinator={new_coordinator:?} consumers=3 \
-         sent={} acked={} consumed={} consumed_duplicates={} offset_samples={samples} offset_decreases=0 secs={}",
+         broker_kills_survived=1 sent={} acked={} consumed={} consumed_duplicates={} \
+         offset_samples={samples} offset_decreases=0 secs={}",
         produced.sent,
         produced.acked.len(),
         consumed.len(),

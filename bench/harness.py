@@ -512,7 +512,7 @@ def ratios(summary):
 
     def r(wl, metric, peer, peer_metric=None):
         a, b = m(wl, "cafe", metric), m(wl, peer, peer_metric or metric)
-        return fmt(None if a is None or not b else a / b, 2) + "x"
+        return "n/a" if a is None or not b else f"{a / b:.2f}x"
 
     for wl, *_, rate in PRODUCE_WORKLOADS:
         if rate:

@@ -361,7 +361,9 @@ class Bench:
                 f.write(",".join(vals) + "\n")
         with open(os.path.join(out, "latest.txt"), "w") as f:
             f.write(table + "\n")
-        log(f"wrote {out}/latest.{{txt,csv,json}} (raw logs in {self.logdir}); "
+        with open(os.path.join(out, "latest.md"), "w") as f:
+            f.write(render_markdown(summary, self.machine, self.runs_done, self.a.rebalance_runs))
+        log(f"wrote {out}/latest.{{txt,md,csv,json}} (raw logs in {self.logdir}); "
             f"took {self.machine['duration_s']:.0f} s")
 
 
@@ -543,6 +545,98 @@ def ratios(summary):
     return out
 
 
+def render_markdown(summary, machine, runs, rebalance_runs):
+    """The results and the targets as Markdown tables, for BENCHMARKS.md."""
+    by = {(s["workload"], s["client"]): s for s in summary}
+
+    def m(wl, client, k):
+        return med(by.get((wl, client), {}), k)
+
+    def rng(s, k, digits=0):
+        v = s.get(k)
+        if not v:
+            return "n/a"
+        if v["min"] == v["max"]:
+            return f"{v['median']:,.{digits}f}"
+        return f"{v['median']:,.{digits}f} ({v['min']:,.{digits}f}–{v['max']:,.{digits}f})"
+
+    out = [f"Run {machine['date']}, {runs} runs (rebalance {rebalance_runs} per setting); "
+           f"load average {machine['load_start'][0]:.2f} at the start, {machine['load_end'][0]:.2f} at the end; "
+           f"took {machine.get('duration_s', 0):.0f} s. Medians, (min–max) over the runs.", "",
+           "| workload | client | records/s | MiB/s | p50 ms | p99 ms | CPU s/1M | RSS MiB | 1st record ms |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for s in summary:
+        if s["workload"].startswith("rebalance"):
+            continue
+        out.append(f"| {s['workload']} | {s['client']} | {rng(s, 'records_per_s')} | {fmt(med(s, 'mib_per_s'))} | "
+                   f"{fmt(med(s, 'p50_ms'))} | {fmt(med(s, 'p99_ms'))} | {fmt(med(s, 'cpu_s_per_1m'), 2)} | "
+                   f"{fmt(med(s, 'peak_rss_mib'), 0)} | {first_record(s)} |")
+    out += ["", "| rebalance (clean leave, 3 → 2 members) | client | ms |", "|---|---|---:|"]
+    for s in summary:
+        if s["workload"].startswith("rebalance"):
+            hb = s["workload"].removeprefix("rebalance-hb")
+            out.append(f"| heartbeat.interval.ms={hb} | {s['client']} | {rng(s, 'rebalance_ms')} |")
+
+    rows = []
+
+    def ratio(a, b):
+        return None if a is None or not b else a / b
+
+    def n0(v):
+        return "n/a" if v is None else f"{v:,.0f}"
+
+    def add(target, measured, r, ok):
+        rows.append(f"| {target} | {measured} | {'n/a' if r is None else f'{r:.2f}×'} | "
+                    f"{'n/a' if ok is None else ('met' if ok else '**short**')} |")
+
+    for wl, *_, rate in PRODUCE_WORKLOADS:
+        if rate:
+            continue
+        c = m(wl, "cafe", "records_per_s")
+        for peer in ("java", "librdkafka", "librdkafka-best"):
+            r = ratio(c, m(wl, peer, "records_per_s"))
+            label = f"{wl} rec/s ≥ 1.0× {peer}" + (" (reference)" if peer.endswith("best") else "")
+            add(label, f"{n0(c)} vs {n0(m(wl, peer, 'records_per_s'))}", r, None if r is None else r >= 1)
+    for wl, *_, rate in PRODUCE_WORKLOADS:
+        if rate:
+            continue
+        c, l = m(wl, "cafe", "cpu_s_per_1m"), m(wl, "librdkafka", "cpu_s_per_1m")
+        lt = m(wl, "librdkafka", "rdk_threads_cpu_s_per_1m")
+        r = ratio(c, l)
+        add(f"{wl} CPU-s/1M ≤ librdkafka", f"{fmt(c, 2)} vs {fmt(l, 2)} (its C threads alone {fmt(lt, 2)})",
+            r, None if r is None else r <= 1)
+    wl = CONSUME[0]
+    for peer in ("java", "librdkafka", "librdkafka-best"):
+        c, p = m(wl, "cafe", "records_per_s"), m(wl, peer, "records_per_s")
+        r = ratio(c, p)
+        label = "consume rec/s ≥ 1.0× java" if peer == "java" else f"consume rec/s vs {peer} (no target)"
+        add(label, f"{n0(c)} vs {n0(p)}", r, None if r is None or peer != "java" else r >= 1)
+    c, l = m(wl, "cafe", "first_record_ms"), m(wl, "librdkafka", "first_record_ms")
+    add("first record < 200 ms", f"{fmt(c, 0)} ms", None, None if c is None else c < 200)
+    r = ratio(c, l)
+    add("first record ≤ librdkafka", f"{fmt(c, 0)} vs {fmt(l, 0)} ms", r, None if r is None else r <= 1)
+    for s in summary:
+        if s["workload"].startswith("rebalance") and s["client"] == "cafe":
+            wl = s["workload"]
+            hb = wl.removeprefix("rebalance-hb")
+            c, l = m(wl, "cafe", "rebalance_ms"), m(wl, "librdkafka", "rebalance_ms")
+            add(f"clean-leave rebalance < 1 s (heartbeat {hb} ms)", f"{fmt(c, 0)} ms (librdkafka {fmt(l, 0)} ms)",
+                ratio(c, 1000), None if c is None else c < 1000)
+    for wl, *_, rate in PRODUCE_WORKLOADS:
+        if rate:
+            add(f"{wl} p50 / p99 latency (no target)",
+                f"{fmt(m(wl, 'cafe', 'p50_ms'))} / {fmt(m(wl, 'cafe', 'p99_ms'))} ms vs librdkafka "
+                f"{fmt(m(wl, 'librdkafka', 'p50_ms'))} / {fmt(m(wl, 'librdkafka', 'p99_ms'))}, java "
+                f"{fmt(m(wl, 'java', 'p50_ms'))} / {fmt(m(wl, 'java', 'p99_ms'))}",
+                ratio(m(wl, "cafe", "p50_ms"), m(wl, "librdkafka", "p50_ms")), None)
+    worst = max((ratio(m(w, "cafe", "peak_rss_mib"), m(w, "java", "peak_rss_mib")) or 0, w)
+                for w in [x[0] for x in PRODUCE_WORKLOADS] + [CONSUME[0]])
+    add("peak RSS ≤ 0.5× Java (worst workload)", f"{worst[1]}: {fmt(m(worst[1], 'cafe', 'peak_rss_mib'), 0)} vs "
+        f"{fmt(m(worst[1], 'java', 'peak_rss_mib'), 0)} MiB", worst[0], worst[0] <= 0.5)
+    out += ["", "| target | measured (cafe vs peer, medians) | ratio | |", "|---|---|---:|---|"] + rows
+    return "\n".join(out) + "\n"
+
+
 def machine_info(b):
     def cmd(*c):
         try:
@@ -572,8 +666,9 @@ def machine_info(b):
 
 def main():
     ap = argparse.ArgumentParser(description="cafe vs Java perf tools vs librdkafka")
-    ap.add_argument("--bootstrap", required=True)
-    ap.add_argument("--kafka-libs", required=True, help="directory of the Kafka jars")
+    ap.add_argument("--bootstrap")
+    ap.add_argument("--kafka-libs", help="directory of the Kafka jars")
+    ap.add_argument("--render", metavar="JSON", help="only print the Markdown tables of a results JSON")
     ap.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", "target"))
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--rebalance-runs", type=int, default=3)
@@ -583,6 +678,14 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the record counts (develop with 0.05)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     a = ap.parse_args()
+    if a.render:
+        with open(a.render) as f:
+            r = json.load(f)
+        print(render_markdown(r["summary"], r["machine"], r["settings"]["runs"], r["settings"]["rebalance_runs"]),
+              end="")
+        return
+    if not (a.bootstrap and a.kafka_libs):
+        ap.error("--bootstrap and --kafka-libs are required")
     Bench(a).run()
 
 

@@ -329,6 +329,8 @@ class Bench:
             for client in order:
                 self.consume_once(run, client)
             self.runs_done = run
+            # The benchmark itself keeps about 2 runnable (broker + client): more is other work.
+            self.machine.setdefault("load_after_each_run", []).append(round(os.getloadavg()[0], 2))
         for run in range(1, self.a.rebalance_runs + 1):
             for hb in self.a.heartbeats:
                 log(f"rebalance {run}/{self.a.rebalance_runs}, heartbeat.interval.ms={hb}")
@@ -562,7 +564,9 @@ def render_markdown(summary, machine, runs, rebalance_runs):
 
     out = [f"Run {machine['date']}, {runs} runs (rebalance {rebalance_runs} per setting); "
            f"load average {machine['load_start'][0]:.2f} at the start, {machine['load_end'][0]:.2f} at the end; "
-           f"took {machine.get('duration_s', 0):.0f} s. Medians, (min–max) over the runs.", "",
+           f"1-minute load after each run {machine.get('load_after_each_run', [])} (the benchmark alone "
+           f"keeps about 2 busy on 2 cores); took {machine.get('duration_s', 0):.0f} s. "
+           f"Medians, (min–max) over the runs.", "",
            "| workload | client | records/s | MiB/s | p50 ms | p99 ms | CPU s/1M | RSS MiB | 1st record ms |",
            "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for s in summary:

@@ -56,6 +56,10 @@ impl OpenBatch {
         self.records.push(r);
     }
 
+    pub fn created(&self) -> Instant {
+        self.created
+    }
+
     pub fn size(&self) -> usize {
         self.size
     }

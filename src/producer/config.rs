@@ -91,6 +91,8 @@ pub struct ProducerConfig {
     /// `max.request.size`: the largest request, and so the largest record, we send.
     pub max_request_size: usize,
     pub compression: Compression,
+    /// `linger.ms`: how long a batch may wait for more records before it is sent.
+    pub linger: Duration,
     /// `delivery.timeout.ms`: give up on a record this long after it was batched.
     pub delivery_timeout: Duration,
     /// `request.timeout.ms`: how long the broker may take to answer one request.
@@ -110,6 +112,7 @@ impl Default for ProducerConfig {
             batch_size: 16_384,
             max_request_size: 1_048_576,
             compression: Compression::None,
+            linger: Duration::from_millis(5),
             delivery_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(30),
             max_in_flight: 5,

@@ -153,7 +153,34 @@ impl Producer {
 
         loop {
             // Fill: batch records until enough sealed batches are waiting.
+            let linger = self.config.linger;
+            let mut pulled = 0u32;
             while !exhausted && ready.len() < READY_LIMIT {
+                // Leave to dispatch once a slot is free and a request's worth (a batch
+                // per partition) is sealed, or the oldest sealed batch waited `linger.ms`;
+                // otherwise a record would wait for READY_LIMIT batches to fill.
+                if inflight.len() < self.config.max_in_flight
+                    && !ready.is_empty()
+                    && (ready.len() >= partitions as usize
+                        || ready.front().is_some_and(|b| b.created.elapsed() >= linger))
+                {
+                    break;
+                }
+                // Seal open batches older than `linger.ms` (checked every 16 records:
+                // a clock read per record costs more than it saves).
+                pulled = pulled.wrapping_add(1);
+                if pulled % 16 == 0 {
+                    let now = Instant::now();
+                    let aged: Vec<i32> = open
+                        .iter()
+                        .filter(|(_, b)| !b.is_empty() && now.duration_since(b.created()) >= linger)
+                        .map(|(p, _)| *p)
+                        .collect();
+                    for p in aged {
+                        let b = open.remove(&p).expect("present");
+                        self.seal_into(&topic, b, &mut ready, &mut report, &mut summary);
+                    }
+                }
                 let Some(r) = records.next() else {
                     exhausted = true;
                     break;
@@ -166,10 +193,9 @@ impl Producer {
                     continue;
                 }
                 let p = self.config.partitioner.partition(r.key.as_deref(), partitions, &mut picker);
-                let now = Instant::now();
-                let batch = open.entry(p).or_insert_with(|| OpenBatch::new(p, now));
+                let batch = open.entry(p).or_insert_with(|| OpenBatch::new(p, Instant::now()));
                 if !batch.is_empty() && batch.size() + r.approx_size() > self.config.batch_size {
-                    let full = std::mem::replace(batch, OpenBatch::new(p, now));
+                    let full = std::mem::replace(batch, OpenBatch::new(p, Instant::now()));
                     self.seal_into(&topic, full, &mut ready, &mut report, &mut summary);
                 }
                 open.get_mut(&p).expect("inserted above").push(r);

@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -338,6 +339,7 @@ class Bench:
                     self.rebalance_once(run, client, hb)
         self.delete_topic(self.consume_topic)
         self.delete_topic(self.rebalance_topic)
+        shutil.rmtree(self.tmp, ignore_errors=True)
         self.machine["load_end"] = os.getloadavg()
         self.machine["duration_s"] = round(time.monotonic() - t_start, 1)
         self.write()

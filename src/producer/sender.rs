@@ -220,6 +220,18 @@ impl Producer {
                 }
                 continue;
             }
+            // A slot is still free and every sealed batch went out: settle what has
+            // already finished without waiting, and go on batching, so the pipeline
+            // stays full at high rates. (With batches waiting for a busy partition
+            // this would spin, so then we wait below.)
+            if inflight.len() < self.config.max_in_flight && !exhausted && ready.is_empty() {
+                while let Some(done) = inflight.try_join_next() {
+                    let outcome = done.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+                    busy.retain(|p| !outcome.batches.iter().any(|b| b.partition == *p));
+                    self.settle(&topic, outcome, &mut ready, &mut report, &mut summary).await;
+                }
+                continue;
+            }
             // Settle one response.
             let outcome = match inflight.join_next().await {
                 Some(Ok(o)) => o,
@@ -227,9 +239,7 @@ impl Producer {
                 Some(Err(e)) => std::panic::resume_unwind(e.into_panic()),
                 None => continue,
             };
-            for b in &outcome.batches {
-                busy.remove(&b.partition);
-            }
+            busy.retain(|p| !outcome.batches.iter().any(|b| b.partition == *p));
             self.settle(&topic, outcome, &mut ready, &mut report, &mut summary).await;
         }
         Ok(summary)

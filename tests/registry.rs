@@ -10,9 +10,7 @@
 
 mod common;
 
-use std::net::{TcpStream, ToSocketAddrs};
 use std::process::Output;
-use std::time::Duration;
 
 use common::{
     assert_success, bootstrap, create_topic, delete_topic, json_lines, repo_root, run_cafe, run_peer, stderr, stdout,
@@ -27,14 +25,8 @@ const FIELDS: [&str; 7] = ["event_id", "customer_name", "drink_name", "quantity"
 fn registry() -> String {
     let url = std::env::var("CAFE_SCHEMA_REGISTRY").unwrap_or_else(|_| "http://127.0.0.1:8081".into());
     let authority = url.trim_start_matches("http://").split('/').next().unwrap_or_default().to_owned();
-    let up = authority
-        .to_socket_addrs()
-        .ok()
-        .into_iter()
-        .flatten()
-        .any(|a| TcpStream::connect_timeout(&a, Duration::from_secs(3)).is_ok());
     assert!(
-        up,
+        common::listening(&authority),
         "no schema registry answers at {url} (CAFE_SCHEMA_REGISTRY); start one with `make registry-up` \
          (scripts/registry.sh up) and run the tests again"
     );

@@ -27,6 +27,16 @@ pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// True when something accepts TCP connections at `host:port` (within 3 s).
+pub fn listening(authority: &str) -> bool {
+    authority
+        .to_socket_addrs()
+        .ok()
+        .into_iter()
+        .flatten()
+        .any(|sa| TcpStream::connect_timeout(&sa, Duration::from_secs(3)).is_ok())
+}
+
 /// The broker address from `CAFE_BOOTSTRAP` (default `127.0.0.1:9092`), after
 /// checking that something accepts connections there. Panics with how to start
 /// Kafka when nothing does: a test that needs the broker must not silently pass.
@@ -35,13 +45,7 @@ pub fn bootstrap() -> String {
     let checked = CHECKED.get_or_init(|| {
         let addr = std::env::var("CAFE_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into());
         let first = addr.split(',').next().unwrap_or_default().trim().to_owned();
-        let reachable = first
-            .to_socket_addrs()
-            .ok()
-            .into_iter()
-            .flatten()
-            .any(|sa| TcpStream::connect_timeout(&sa, Duration::from_secs(3)).is_ok());
-        if reachable {
+        if listening(&first) {
             Ok(addr)
         } else {
             Err(format!(

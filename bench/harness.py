@@ -165,15 +165,8 @@ class Bench:
         self.delete_topic(topic)
         if landed != n:
             raise RuntimeError(f"{label}: {landed} records on the topic, expected {n}")
-        row = {
-            "run": run, "workload": name, "client": client, "records": n,
-            "records_per_s": rep["records_per_s"], "mib_per_s": rep["mib_per_s"],
-            "p50_ms": rep.get("p50_ms"), "p99_ms": rep.get("p99_ms"),
-            "cpu_s_per_1m": t["proc_cpu_s"] * 1e6 / n, "peak_rss_mib": t["peak_rss_mib"],
-            "phase_cpu_s_per_1m": scale_1m(rep.get("cpu_s"), n),
-            "rdk_threads_cpu_s_per_1m": scale_1m(rep.get("cpu_rdk_threads_s"), n),
-            "wall_s": t["wall_s"],
-        }
+        row = throughput_row(run, name, client, n, rep, t,
+                             p50_ms=rep.get("p50_ms"), p99_ms=rep.get("p99_ms"))
         self.rows.append(row)
         log(f"  {client:10} {row['records_per_s']:>10.0f} rec/s {row['mib_per_s']:7.1f} MiB/s "
             f"p50 {fmt(row['p50_ms'])} p99 {fmt(row['p99_ms'])} ms, "
@@ -202,17 +195,10 @@ class Bench:
             rep = parse_java_consume(out)
         if rep["records"] < n:
             raise RuntimeError(f"{label}: consumed {rep['records']} of {n}")
-        row = {
-            "run": run, "workload": name, "client": client, "records": n,
-            "records_per_s": rep["records_per_s"], "mib_per_s": rep["mib_per_s"],
-            "fetch_records_per_s": rep.get("fetch_records_per_s"),
-            "first_record_ms": rep.get("first_record_ms"),
-            "java_join_ms": rep.get("join_ms"),
-            "cpu_s_per_1m": t["proc_cpu_s"] * 1e6 / n, "peak_rss_mib": t["peak_rss_mib"],
-            "phase_cpu_s_per_1m": scale_1m(rep.get("cpu_s"), n),
-            "rdk_threads_cpu_s_per_1m": scale_1m(rep.get("cpu_rdk_threads_s"), n),
-            "wall_s": t["wall_s"],
-        }
+        row = throughput_row(run, name, client, n, rep, t,
+                             fetch_records_per_s=rep.get("fetch_records_per_s"),
+                             first_record_ms=rep.get("first_record_ms"),
+                             java_join_ms=rep.get("join_ms"))
         self.rows.append(row)
         log(f"  {client:10} {row['records_per_s']:>10.0f} rec/s {row['mib_per_s']:7.1f} MiB/s "
             f"first record {fmt(row['first_record_ms'])} ms, cpu {row['cpu_s_per_1m']:.2f} s/1M, "
@@ -429,6 +415,20 @@ def parse_java_consume(out):
     f = [x.strip() for x in line.split(",")]
     return {"records": int(f[4]), "records_per_s": float(f[5]), "mib_per_s": float(f[3]),
             "join_ms": float(f[6]), "fetch_records_per_s": float(f[9])}
+
+
+def throughput_row(run, name, client, n, rep, t, **extra):
+    """One produce or consume result: the shared figures, with the workload's own
+    (`extra`) between the rates and the CPU/memory columns, as the CSV orders them."""
+    return {
+        "run": run, "workload": name, "client": client, "records": n,
+        "records_per_s": rep["records_per_s"], "mib_per_s": rep["mib_per_s"],
+        **extra,
+        "cpu_s_per_1m": t["proc_cpu_s"] * 1e6 / n, "peak_rss_mib": t["peak_rss_mib"],
+        "phase_cpu_s_per_1m": scale_1m(rep.get("cpu_s"), n),
+        "rdk_threads_cpu_s_per_1m": scale_1m(rep.get("cpu_rdk_threads_s"), n),
+        "wall_s": t["wall_s"],
+    }
 
 
 def scale_1m(v, n):

@@ -162,10 +162,7 @@ async fn perform(cluster: &Cluster, config: &GroupConfig, coordinator: Option<i3
                 );
             // The broker holds JoinGroup until every member rejoined (up to the rebalance timeout).
             let timeout = config.rebalance_timeout + Duration::from_secs(5);
-            let r = match conn.await {
-                Ok(c) => call(&c, &req, timeout).await,
-                Err(f) => Err(f),
-            };
+            let r = async { call(&*conn.await?, &req, timeout).await }.await;
             Event::Joined(match r {
                 Err(f) => Err((f, member_id)),
                 Ok(resp) => match broker_err(resp.error_code) {
@@ -213,20 +210,14 @@ async fn perform(cluster: &Cluster, config: &GroupConfig, coordinator: Option<i3
                         .collect(),
                 );
             let timeout = config.rebalance_timeout + Duration::from_secs(5);
-            let r = match conn.await {
-                Ok(c) => call(&c, &req, timeout).await,
-                Err(f) => Err(f),
-            };
+            let r = async { call(&*conn.await?, &req, timeout).await }.await;
             Event::Synced(r.and_then(|resp| match broker_err(resp.error_code) {
                 Some(f) => Err(f),
                 None => Ok(resp.assignment),
             }))
         }
         Action::FetchOffsets { partitions } => {
-            let r = match conn.await {
-                Ok(c) => fetch_offsets(&c, config, &partitions).await,
-                Err(f) => Err(f),
-            };
+            let r = async { fetch_offsets(&*conn.await?, config, &partitions).await }.await;
             Event::OffsetsFetched(r)
         }
         Action::Heartbeat { generation_id, member_id } => {
@@ -235,17 +226,11 @@ async fn perform(cluster: &Cluster, config: &GroupConfig, coordinator: Option<i3
                 .with_generation_id(generation_id)
                 .with_member_id(s(&member_id))
                 .with_group_instance_id(instance);
-            let r = match conn.await {
-                Ok(c) => call(&c, &req, config.session_timeout).await,
-                Err(f) => Err(f),
-            };
+            let r = async { call(&*conn.await?, &req, config.session_timeout).await }.await;
             Event::Heartbeat(r.and_then(|resp| broker_err(resp.error_code).map_or(Ok(()), Err)))
         }
         Action::Commit { generation_id, member_id, offsets } => {
-            let r = match conn.await {
-                Ok(c) => commit(&c, config, generation_id, &member_id, &offsets).await,
-                Err(f) => Err(f),
-            };
+            let r = async { commit(&*conn.await?, config, generation_id, &member_id, &offsets).await }.await;
             Event::Committed { offsets, result: r }
         }
         Action::Leave { member_id } => {

@@ -220,7 +220,7 @@ impl Cluster {
                 .iter()
                 .map(|p| PartitionInfo {
                     id: p.partition_index,
-                    leader: if p.error_code == 0 || p.leader_id.0 >= 0 { p.leader_id.0 } else { -1 },
+                    leader: p.leader_id.0, // -1 while there is none
                     leader_epoch: p.leader_epoch,
                 })
                 .collect();

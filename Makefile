@@ -86,13 +86,16 @@ build: ## cargo build --release
 # tries to compile C fail loudly, and rust-lld (shipped with rustup, found by rustc
 # next to itself) links against the musl target's self-contained crt and libc.
 # Verified: produces a "static-pie linked" ELF with no extra linker flags.
+# (Outputs are tested from a variable or here-string, not `cmd | grep -q`: should the
+# shell run with pipefail, grep exiting at its match can fail that pipeline with SIGPIPE.)
 static: ## static musl binary, built with rust-lld and no C compiler
 	@command -v rustup >/dev/null || { echo "static: rustup is needed to add the $(MUSL) target" >&2; exit 1; }
-	@rustup target list --installed | grep -qx '$(MUSL)' || rustup target add $(MUSL)
+	@grep -qx '$(MUSL)' <<<"$$(rustup target list --installed)" || rustup target add $(MUSL)
 	CC=/bin/false CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
 		cargo build --release --target $(MUSL)
 	@echo "static binary: $(CARGO_TARGET_DIR)/$(MUSL)/release/cafe"
-	@file $(CARGO_TARGET_DIR)/$(MUSL)/release/cafe | tee /dev/stderr | grep -q 'static' || { echo "static: not statically linked" >&2; exit 1; }
+	@out="$$(file $(CARGO_TARGET_DIR)/$(MUSL)/release/cafe)"; echo "$$out" >&2; \
+		[[ $$out == *static* ]] || { echo "static: not statically linked" >&2; exit 1; }
 	$(CARGO_TARGET_DIR)/$(MUSL)/release/cafe --help >/dev/null && echo "static: cafe --help runs"
 
 # ---------------------------------------------------------------------------

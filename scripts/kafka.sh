@@ -160,10 +160,14 @@ node_pid() {
     local f
     f="$(node_dir "$1")/pid"
     [[ -f "$f" ]] || return 0
-    local pid
+    local pid cmdline
     pid="$(cat "$f")"
-    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null &&
-        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "kafka.Kafka $(node_dir "$1")/server.properties"; then
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+    # Read the command line into a variable, then match it in bash. Not
+    # `tr ... | grep -q ...`: under pipefail, grep -q exits at its match, tr can die
+    # of SIGPIPE, the pipeline returns 141 and a live node reads as dead.
+    cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 0
+    if [[ $cmdline == *"kafka.Kafka $(node_dir "$1")/server.properties"* ]]; then
         echo "$pid"
     fi
 }

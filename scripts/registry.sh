@@ -97,8 +97,11 @@ build() {
       -Dapicurio.version="$VERSION" -Dquarkus.version="$QUARKUS_VERSION" \
       -DbuildDir="$out/app" package >>"$blog" 2>&1 \
     || { tail -n 30 "$blog" >&2; die "building registry/pom.xml failed (see $blog)"; }
-  local runner; runner="$(ls "$out"/app/*-runner.jar 2>/dev/null | head -n1)"
-  [ -n "$runner" ] && [ -d "$out/app/lib" ] || die "build produced no runner jar under $out/app"
+  # A glob, not `ls | head -n1`: under pipefail, head exiting first can fail the
+  # pipeline (SIGPIPE) and set -e would end the script.
+  local runners=("$out"/app/*-runner.jar) runner
+  runner="${runners[0]}"
+  [ -f "$runner" ] && [ -d "$out/app/lib" ] || die "build produced no runner jar under $out/app"
   rm -rf "$APP.tmp"; mkdir -p "$APP.tmp"
   cp -r "$out/app/lib" "$APP.tmp/lib"
   cp "$runner" "$APP.tmp/registry-runner.jar"   # its manifest Class-Path points at lib/

@@ -19,7 +19,7 @@ CARGO_TARGET_DIR ?= target
 MUSL := x86_64-unknown-linux-musl
 
 .PHONY: help kafka-fetch kafka-up kafka-down kafka-wipe kafka-restart kafka-logs kafka-status \
-        cluster-up cluster-down registry-up registry-down registry-logs peers static test \
+        cluster-up cluster-down down registry-up registry-down registry-logs peers static test \
         build produce consume topic demo bench faults
 
 help: ## list the targets
@@ -55,6 +55,15 @@ cluster-up: ## start the 3-node KRaft cluster on 127.0.0.1:19092-19094
 
 cluster-down: ## stop the 3-node cluster (data kept; scripts/kafka.sh down --nodes 3 --wipe deletes it)
 	$(KAFKA) down --nodes 3
+
+# Each stop is a no-op when that service is not running. The benchmark broker's data
+# is wiped as bench.sh itself does on exit (it is only benchmark topics).
+BENCH_BROKER := .run/bench/broker/scripts/kafka.sh
+down: ## stop everything the project can start: broker, 3-node cluster, registry, bench broker
+	$(KAFKA) down
+	$(KAFKA) down --nodes 3
+	scripts/registry.sh down
+	@if [[ -x $(BENCH_BROKER) ]]; then echo "$(BENCH_BROKER) down --wipe"; $(BENCH_BROKER) down --wipe; fi
 
 # ---------------------------------------------------------------------------
 # Schema Registry (Apicurio, Confluent-compatible API; see registry/README.md)
@@ -123,9 +132,12 @@ demo: build kafka-up ## the whole pipeline: broker, topic, consumer first, produ
 
 # Everything the tests need, started if it is not up (each a no-op when it is; .ci/run
 # starts the broker beforehand with --wipe): the broker, the Python peers' venv and the
-# schema registry. With CAFE_BOOTSTRAP pointing at another broker, run cargo test directly.
-test: kafka-up peers registry-up ## all tests: unit + integration against the real broker, registry and peers
-	CAFE_PEER_PYTHON="$$(scripts/py-peers.sh)" cargo test --all-targets
+# schema registry. At the end (pass, fail or Ctrl+C) scripts/test.sh stops whatever it
+# or the tests started that was not running before (the fault tests' 3-node cluster, and
+# the broker and registry if they were down). With CAFE_BOOTSTRAP pointing at another
+# broker, run cargo test directly.
+test: ## all tests: unit + integration against the real broker, registry and peers
+	scripts/test.sh
 
 # Own broker on 127.0.0.1:9192 (started and wiped by the script); see BENCHMARKS.md.
 bench: ## cafe vs Java perf tools vs librdkafka (< 15 min); table in bench/results/latest.txt

@@ -303,3 +303,159 @@ impl Drop for FakeServer {
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
     }
 }
+
+/// [`kafka_tool`] with `stdin` fed to the tool (e.g. lines for `console-producer`).
+pub fn kafka_tool_with_stdin(alias: &str, args: &[&str], stdin: &[u8]) -> Output {
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo_root().join("scripts/kafka.sh")).arg("tool").arg(alias).args(args);
+    run_with_deadline(cmd, stdin, TOOL_TIMEOUT)
+}
+
+/// The single node's `log.dirs` (where each partition's segment files live, as
+/// `<topic>-<partition>/*.log`): `CAFE_KAFKA_LOG_DIR` if set, else
+/// `.run/kafka/single/data` of this checkout, where `scripts/kafka.sh up` keeps it.
+pub fn broker_log_dir() -> PathBuf {
+    match std::env::var_os("CAFE_KAFKA_LOG_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => repo_root().join(".run/kafka/single/data"),
+    }
+}
+
+/// A child process running in the background (a consumer that must be running
+/// while the test changes the cluster), its output collected line by line while
+/// it runs. Killed when dropped, so a failing test leaves nothing behind.
+pub struct Background {
+    name: String,
+    child: std::process::Child,
+    out: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    err: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// How a [`Background`] process ended.
+pub struct BackgroundEnd {
+    pub status: std::process::ExitStatus,
+    pub stdout: Vec<String>,
+    pub stderr: Vec<String>,
+}
+
+impl Background {
+    /// Starts `cmd` with stdin closed and both outputs collected.
+    pub fn spawn(name: &str, mut cmd: Command) -> Self {
+        use std::io::BufRead;
+        use std::sync::{Arc, Mutex};
+        let what = format!("{cmd:?}");
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let err = Arc::new(Mutex::new(Vec::new()));
+        let collect = |r: Box<dyn Read + Send>, into: Arc<Mutex<Vec<String>>>| {
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(r).lines() {
+                    let Ok(line) = line else { break };
+                    into.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                }
+            })
+        };
+        let readers = vec![
+            collect(Box::new(child.stdout.take().expect("stdout is piped")), Arc::clone(&out)),
+            collect(Box::new(child.stderr.take().expect("stderr is piped")), Arc::clone(&err)),
+        ];
+        Self { name: name.to_owned(), child, out, err, readers }
+    }
+
+    /// `cafe args...` in the background.
+    pub fn cafe(name: &str, args: &[&str]) -> Self {
+        let mut cmd = Command::new(cafe_bin());
+        cmd.args(args).env("NO_COLOR", "1");
+        Self::spawn(name, cmd)
+    }
+
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.out.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.err.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// True while the process has not exited.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Both outputs so far, for a failure message.
+    pub fn describe(&self) -> String {
+        format!(
+            "--- {} stdout\n{}\n--- {} stderr\n{}",
+            self.name,
+            self.stdout_lines().join("\n"),
+            self.name,
+            self.stderr_lines().join("\n")
+        )
+    }
+
+    /// Polls `check(stdout lines)` every 100 ms until it holds; panics after
+    /// `limit`, or as soon as the process exits without it holding.
+    pub fn wait_for(&mut self, limit: Duration, what: &str, check: impl Fn(&[String]) -> bool) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if check(&self.stdout_lines()) {
+                return;
+            }
+            if !self.running() {
+                // Its last lines may still be in the pipe: look once more.
+                std::thread::sleep(Duration::from_millis(200));
+                if check(&self.stdout_lines()) {
+                    return;
+                }
+                panic!("{} exited ({:?}) before {what}\n{}", self.name, self.child.try_wait(), self.describe());
+            }
+            if Instant::now() > deadline {
+                panic!("timed out after {limit:?} waiting for {what}\n{}", self.describe());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends `signal` (e.g. "TERM") with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let st = Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("run kill(1)");
+        assert!(st.success(), "kill -{signal} {pid} ({}) failed", self.name);
+    }
+
+    /// Waits for the process to end; kills it and panics past `limit`.
+    pub fn finish(mut self, limit: Duration) -> BackgroundEnd {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(st)) => break st,
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                Ok(None) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    panic!("{} still running after {limit:?}; killed it\n{}", self.name, self.describe());
+                }
+                Err(e) => panic!("waiting for {}: {e}", self.name),
+            }
+        };
+        for r in std::mem::take(&mut self.readers) {
+            let _ = r.join();
+        }
+        BackgroundEnd { status, stdout: self.stdout_lines(), stderr: self.stderr_lines() }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

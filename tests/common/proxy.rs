@@ -1,6 +1,7 @@
 //! A recording TCP proxy for one Kafka broker: tests point a client at it and
 //! afterwards read what the client really sent (API, version, header, and for
-//! Produce the whole decoded request).
+//! Produce and Fetch the whole decoded request), and in which order requests and
+//! responses crossed the proxy ([`RecordingProxy::timeline`]).
 //!
 //! Kafka clients connect to the bootstrap address only to learn the brokers'
 //! advertised addresses, then go there directly, which would bypass the proxy.
@@ -16,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, FindCoordinatorResponse, MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
+    ApiKey, FetchRequest, FetchResponse, FindCoordinatorResponse, MetadataResponse, ProduceRequest, ProduceResponse,
+    RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::RecordBatchDecoder;
@@ -39,7 +41,9 @@ pub struct RecordedRequest {
     pub header: Option<RequestHeader>,
     /// For Produce: the decoded request body.
     pub produce: Option<ProduceRequest>,
-    /// Why the header or the Produce body did not decode, if it did not.
+    /// For Fetch: the decoded request body.
+    pub fetch: Option<FetchRequest>,
+    /// Why the header or the Produce/Fetch body did not decode, if it did not.
     pub decode_error: Option<String>,
 }
 
@@ -62,7 +66,56 @@ pub struct RecordedResponse {
     pub api_version: i16,
     /// For Produce: the decoded response body (per-partition error codes, offsets).
     pub produce: Option<ProduceResponse>,
+    /// For Fetch: what the response said (not its records).
+    pub fetch: Option<FetchSummary>,
     pub decode_error: Option<String>,
+}
+
+/// The top of one Fetch response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchSummary {
+    /// The top-level error (e.g. a fetch-session error), 0 when none.
+    pub error_code: i16,
+    /// The fetch session the broker keeps for the client (KIP-227), 0 when none.
+    pub session_id: i32,
+    /// How many partitions the response carries.
+    pub partitions: usize,
+    /// Partitions whose error code is not 0, as (topic name or `id:<uuid>`, partition, error code).
+    pub partition_errors: Vec<(String, i32, i16)>,
+}
+
+/// Which way a frame crossed the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Client to broker.
+    Request,
+    /// Broker to client.
+    Response,
+}
+
+/// One frame in the order the proxy saw it, over all connections: a request is
+/// logged before it is forwarded, a response before it is passed on, so a request
+/// the client sent after reading a response always comes after that response.
+#[derive(Debug, Clone)]
+pub struct WireEvent {
+    pub connection: usize,
+    pub direction: Direction,
+    pub api_key: i16,
+    /// -1 when the frame was too short to hold one.
+    pub correlation_id: i32,
+    pub at: Instant,
+}
+
+/// The partitions one Fetch request asks for, as (topic name or `id:<uuid>`, partition).
+pub fn fetch_partitions(req: &FetchRequest) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    for t in &req.topics {
+        let topic = if t.topic.0.is_empty() { format!("id:{}", t.topic_id) } else { t.topic.0.to_string() };
+        for p in &t.partitions {
+            out.push((topic.clone(), p.partition));
+        }
+    }
+    out
 }
 
 /// Records one partition of a Produce request carried.
@@ -101,6 +154,8 @@ struct Log {
     responses: Vec<RecordedResponse>,
     /// Things the proxy could not do (a response it failed to rewrite, a broken frame).
     errors: Vec<String>,
+    /// Requests and responses in the order they crossed the proxy.
+    timeline: Vec<WireEvent>,
     connections: usize,
 }
 
@@ -146,6 +201,16 @@ impl RecordingProxy {
     /// The Produce requests seen so far.
     pub fn produce_requests(&self) -> Vec<RecordedRequest> {
         self.requests().into_iter().filter(|r| r.key() == Some(ApiKey::Produce)).collect()
+    }
+
+    /// The Fetch requests seen so far.
+    pub fn fetch_requests(&self) -> Vec<RecordedRequest> {
+        self.requests().into_iter().filter(|r| r.key() == Some(ApiKey::Fetch)).collect()
+    }
+
+    /// Every request and response so far, in the order they crossed the proxy.
+    pub fn timeline(&self) -> Vec<WireEvent> {
+        lock(&self.log).timeline.clone()
     }
 
     /// Every response seen so far (Produce with acks=0 has none).
@@ -282,7 +347,17 @@ async fn requests_upstream(
         if let (Some(key), Some(h), true) = (recorded.key(), &recorded.header, answered) {
             awaited.lock().unwrap_or_else(|p| p.into_inner()).insert(h.correlation_id, (key, recorded.api_version));
         }
-        lock(&log).requests.push(recorded);
+        {
+            let mut l = lock(&log);
+            l.timeline.push(WireEvent {
+                connection: id,
+                direction: Direction::Request,
+                api_key: recorded.api_key,
+                correlation_id: recorded.header.as_ref().map_or(-1, |h| h.correlation_id),
+                at: Instant::now(),
+            });
+            l.requests.push(recorded);
+        }
         if let Err(e) = write_frame(&mut to, &frame).await {
             lock(&log).errors.push(format!("connection {id}: forwarding a request: {e}"));
             break;
@@ -297,7 +372,15 @@ fn record(connection: usize, frame: &Bytes) -> RecordedRequest {
         Some(b) => (i16::from_be_bytes([b[0], b[1]]), i16::from_be_bytes([b[2], b[3]])),
         None => (-1, -1),
     };
-    let mut r = RecordedRequest { connection, api_key, api_version, header: None, produce: None, decode_error: None };
+    let mut r = RecordedRequest {
+        connection,
+        api_key,
+        api_version,
+        header: None,
+        produce: None,
+        fetch: None,
+        decode_error: None,
+    };
     let Some(key) = r.key() else {
         r.decode_error = Some(format!("unknown API key {api_key}"));
         return r;
@@ -314,6 +397,12 @@ fn record(connection: usize, frame: &Bytes) -> RecordedRequest {
         match ProduceRequest::decode(&mut buf, api_version) {
             Ok(p) => r.produce = Some(p),
             Err(e) => r.decode_error = Some(format!("Produce v{api_version} body: {e}")),
+        }
+    }
+    if key == ApiKey::Fetch {
+        match FetchRequest::decode(&mut buf, api_version) {
+            Ok(f) => r.fetch = Some(f),
+            Err(e) => r.decode_error = Some(format!("Fetch v{api_version} body: {e}")),
         }
     }
     r
@@ -340,7 +429,15 @@ async fn responses_downstream(
         let pending = correlation_id.and_then(|c| awaited.lock().unwrap_or_else(|p| p.into_inner()).remove(&c));
         if let (Some(correlation_id), Some((key, version))) = (correlation_id, pending) {
             let recorded = record_response(id, correlation_id, key, version, &frame);
-            lock(&log).responses.push(recorded);
+            let mut l = lock(&log);
+            l.timeline.push(WireEvent {
+                connection: id,
+                direction: Direction::Response,
+                api_key: key as i16,
+                correlation_id,
+                at: Instant::now(),
+            });
+            l.responses.push(recorded);
         }
         let out = match pending {
             Some((key @ (ApiKey::Metadata | ApiKey::FindCoordinator), version)) => {
@@ -376,8 +473,36 @@ fn record_response(
         api_key: key as i16,
         api_version: version,
         produce: None,
+        fetch: None,
         decode_error: None,
     };
+    if key == ApiKey::Fetch {
+        let mut buf = frame.clone();
+        let decoded = ResponseHeader::decode(&mut buf, key.response_header_version(version))
+            .and_then(|_| FetchResponse::decode(&mut buf, version));
+        match decoded {
+            Ok(f) => {
+                let mut partitions = 0;
+                let mut partition_errors = Vec::new();
+                for t in &f.responses {
+                    let topic = if t.topic.0.is_empty() { format!("id:{}", t.topic_id) } else { t.topic.0.to_string() };
+                    for p in &t.partitions {
+                        partitions += 1;
+                        if p.error_code != 0 {
+                            partition_errors.push((topic.clone(), p.partition_index, p.error_code));
+                        }
+                    }
+                }
+                r.fetch = Some(FetchSummary {
+                    error_code: f.error_code,
+                    session_id: f.session_id,
+                    partitions,
+                    partition_errors,
+                });
+            }
+            Err(e) => r.decode_error = Some(format!("Fetch v{version} response: {e}")),
+        }
+    }
     if key == ApiKey::Produce {
         let mut buf = frame.clone();
         let decoded = ResponseHeader::decode(&mut buf, key.response_header_version(version))
@@ -410,8 +535,9 @@ fn point_brokers_at(me: SocketAddr, key: ApiKey, version: i16, mut frame: Bytes)
         }
         ApiKey::FindCoordinator => {
             let mut resp = FindCoordinatorResponse::decode(&mut frame, version)?;
-            // v0-3 answer one coordinator at the top level, v4+ a list (KIP-699).
-            if resp.node_id.0 >= 0 {
+            // v0-3 answer one coordinator at the top level, v4+ a list (KIP-699);
+            // the top-level fields do not exist in v4+ (setting them fails the encode).
+            if version < 4 && resp.node_id.0 >= 0 {
                 resp.host = host.clone();
                 resp.port = port;
             }

@@ -1,0 +1,1012 @@
+//! The consumer's fetch path against a real broker (issue #9): records written by
+//! confluent-kafka and the Java console producer with every codec, what `cafe`
+//! writes with every codec read back by both, transactions in both isolation
+//! levels compared with the Java console consumer, every record form in `--json`,
+//! a batch corrupted on the broker's disk, partitions and pattern-matched topics
+//! that appear while consuming, a 1,000-partition topic through the recording
+//! proxy (one fetch in flight, fetch sessions), and positions kept after a reset.
+//!
+//! Each test uses its own uuid-suffixed topics and groups. The corrupt-batch test
+//! and the on-disk codec checks read the single node's segment files (see
+//! `common::broker_log_dir`), so they need the broker from `scripts/kafka.sh up`.
+//!
+//! Run with `cargo test --test fetch`; it needs the broker (`make kafka-up`), the
+//! peer venv (`scripts/py-peers.sh`) and the Kafka tool jars.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+use common::proxy::{Direction, RecordingProxy, fetch_partitions};
+use common::*;
+use serde_json::{Value, json};
+
+/// Exit code of `cafe consume` for a batch it cannot decode.
+const EXIT_BAD_BATCH: i32 = 10;
+
+// ---------------------------------------------------------------------------
+// helpers
+
+/// `cafe -b <broker> consume <args> --json`, run to its end.
+fn consume(args: &[&str]) -> Output {
+    let b = bootstrap();
+    let mut all = vec!["-b", b.as_str(), "consume", "--json"];
+    all.extend_from_slice(args);
+    run_cafe(&all, b"")
+}
+
+/// A `cafe consume` of `topic` as a new member of `group`, from earliest, until
+/// idle for `idle`; panics unless it exits 0. Returns the printed records.
+fn consume_all(topic: &str, group: &str, idle: &str, extra: &[&str]) -> (Vec<Value>, Output) {
+    let mut args = vec!["-t", topic, "-g", group, "--auto-offset-reset", "earliest", "--idle-exit", idle];
+    args.extend_from_slice(extra);
+    let out = consume(&args);
+    assert_success(&out, &format!("cafe consume {}", args.join(" ")));
+    (records_of(&common::stdout(&out)), out)
+}
+
+/// Every stdout line of `cafe consume --json`, parsed; panics on a line that is
+/// not a JSON object.
+fn records_of(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("consumer printed a non-JSON line ({e}): {l}"));
+            assert!(v.is_object(), "consumer printed a JSON line that is not an object: {l}");
+            v
+        })
+        .collect()
+}
+
+fn partition_of(r: &Value) -> i32 {
+    r["partition"].as_i64().unwrap_or_else(|| panic!("no partition in {r}")) as i32
+}
+
+fn offset_of(r: &Value) -> i64 {
+    r["offset"].as_i64().unwrap_or_else(|| panic!("no offset in {r}"))
+}
+
+fn pos(r: &Value) -> (i32, i64) {
+    (partition_of(r), offset_of(r))
+}
+
+/// The N of the final `cafe: consumed N records` line on stderr.
+fn consumed_count(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("cafe: consumed ")?.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no `cafe: consumed N records` line in stderr:\n{stderr}"))
+}
+
+/// Panics when a (partition, offset) was printed twice.
+fn assert_no_duplicates(records: &[Value]) {
+    let mut seen = BTreeMap::new();
+    for r in records {
+        *seen.entry(pos(r)).or_insert(0usize) += 1;
+    }
+    let dups: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "records printed more than once ((partition, offset) -> times): {dups:?}");
+}
+
+/// Runs `tests/peers/fetch_peer.py <sub> --bootstrap <broker> --topic <topic> <args>`
+/// and returns its JSON lines; panics unless it exits 0.
+fn peer(sub: &str, topic: &str, args: &[&str]) -> Vec<Value> {
+    let b = bootstrap();
+    let mut all = vec![sub, "--bootstrap", b.as_str(), "--topic", topic];
+    all.extend_from_slice(args);
+    let out = run_peer("fetch_peer.py", &all);
+    assert_success(&out, &format!("fetch_peer.py {}", all.join(" ")));
+    json_lines(&out)
+}
+
+/// `count` cafe events from confluent-kafka (key = customer name): the delivery
+/// reports `{"topic", "partition", "offset", "key", "value"}`.
+fn peer_events(topic: &str, count: usize, args: &[&str]) -> Vec<Value> {
+    let n = count.to_string();
+    let mut all = vec!["--count", n.as_str()];
+    all.extend_from_slice(args);
+    let reports = peer("events", topic, &all);
+    assert_eq!(reports.len(), count, "one report per event from the peer: {reports:?}");
+    reports
+}
+
+/// A random cafe event, as the JSON text a producer would send.
+fn event_json(customer: &str) -> String {
+    json!({
+        "event_id": uuid::Uuid::new_v4().to_string(),
+        "customer_name": customer,
+        "drink_name": "Flat White",
+        "quantity": 2,
+        "amount": 8.4,
+        "is_member": true,
+        "ts_utc": "2026-12-01T09:00:00.000Z",
+    })
+    .to_string()
+}
+
+/// Checks that `got` (a `cafe consume --json` record) holds the event `value`
+/// (JSON text) with key `key`.
+fn assert_event(got: &Value, key: &str, value: &str) {
+    let want: Value = serde_json::from_str(value).unwrap_or_else(|e| panic!("sent value is not JSON ({e}): {value}"));
+    assert_eq!(got["key"], key, "key of {got}");
+    assert_eq!(got["valid"], true, "a cafe event must be printed as valid: {got}");
+    assert_eq!(got["value"], want, "value of {got}");
+    assert!(
+        got.get("key_encoding").is_none() && got.get("value_encoding").is_none(),
+        "UTF-8 record with an encoding field: {got}"
+    );
+}
+
+/// The event id of a cafe-event value, whether printed as an object or as text.
+fn event_id(value: &Value) -> String {
+    let parsed;
+    let obj = match value {
+        Value::String(s) => {
+            parsed = serde_json::from_str::<Value>(s).unwrap_or_else(|e| panic!("value is not JSON ({e}): {s}"));
+            &parsed
+        }
+        v => v,
+    };
+    obj["event_id"].as_str().unwrap_or_else(|| panic!("no event_id in {obj}")).to_owned()
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// CRC-32C (Castagnoli), as record batches carry it.
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// One record batch in a partition's segment file.
+#[derive(Debug, Clone)]
+struct DiskBatch {
+    file: PathBuf,
+    /// Where the batch starts in `file` (its baseOffset field).
+    position: usize,
+    /// baseOffset + batchLength + the batchLength bytes.
+    size: usize,
+    base_offset: i64,
+    last_offset: i64,
+    magic: i8,
+    /// compression codec: attributes & 7 (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
+    codec: i16,
+    control: bool,
+    records: i32,
+    crc_ok: bool,
+}
+
+/// The directory the single node keeps `topic`'s partition in; panics with what
+/// to do when it is not there (another broker, or a different checkout's).
+fn partition_dir(topic: &str, partition: i32) -> PathBuf {
+    let dir = broker_log_dir().join(format!("{topic}-{partition}"));
+    assert!(
+        dir.is_dir(),
+        "{} does not exist: this test reads the broker's segment files and needs the single node of \
+         scripts/kafka.sh (set CAFE_KAFKA_LOG_DIR to its log.dirs when it runs from another checkout)",
+        dir.display()
+    );
+    dir
+}
+
+/// Every v2 batch in `topic[partition]`'s segment files, in offset order. The
+/// layout: baseOffset int64, batchLength int32, partitionLeaderEpoch int32,
+/// magic int8, crc uint32 (CRC-32C of everything after it), attributes int16,
+/// lastOffsetDelta int32, timestamps, producer fields, recordCount int32 at 57.
+fn disk_batches(topic: &str, partition: i32) -> Vec<DiskBatch> {
+    let dir = partition_dir(topic, partition);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        let data = std::fs::read(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+        let mut at = 0usize;
+        while at + 61 <= data.len() {
+            let be_i64 = |o: usize| i64::from_be_bytes(data[o..o + 8].try_into().unwrap());
+            let be_i32 = |o: usize| i32::from_be_bytes(data[o..o + 4].try_into().unwrap());
+            let base_offset = be_i64(at);
+            let len = be_i32(at + 8);
+            if len <= 0 {
+                break; // preallocated zeros past the end of the log
+            }
+            let size = 12 + len as usize;
+            if at + size > data.len() {
+                break; // a batch still being written
+            }
+            let magic = data[at + 16] as i8;
+            let crc = u32::from_be_bytes(data[at + 17..at + 21].try_into().unwrap());
+            let attributes = i16::from_be_bytes(data[at + 21..at + 23].try_into().unwrap());
+            out.push(DiskBatch {
+                file: file.clone(),
+                position: at,
+                size,
+                base_offset,
+                last_offset: base_offset + i64::from(be_i32(at + 23)),
+                magic,
+                codec: attributes & 7,
+                control: attributes & 0x20 != 0,
+                records: be_i32(at + 57),
+                crc_ok: crc32c(&data[at + 21..at + size]) == crc,
+            });
+            at += size;
+        }
+    }
+    out
+}
+
+/// Kafka's id of a codec name in a batch's attributes.
+fn codec_id(codec: &str) -> i16 {
+    match codec {
+        "none" => 0,
+        "gzip" => 1,
+        "snappy" => 2,
+        "lz4" => 3,
+        "zstd" => 4,
+        other => panic!("unknown codec {other}"),
+    }
+}
+
+/// All data batches of `topic` (every partition in `0..partitions`).
+fn topic_batches(topic: &str, partitions: i32) -> Vec<DiskBatch> {
+    (0..partitions).flat_map(|p| disk_batches(topic, p)).filter(|b| !b.control).collect()
+}
+
+/// Deletes a topic when dropped, pass or fail (for a topic that must not stay
+/// behind, such as one whose log was corrupted on purpose).
+struct DeleteOnDrop(String);
+
+impl Drop for DeleteOnDrop {
+    fn drop(&mut self) {
+        delete_topic(&self.0);
+    }
+}
+
+/// Lines of the Java console consumer reading `topic[0]` from the beginning
+/// (assigned, no group) until idle for 3 s, printed as `offset\tkey\tvalue`.
+fn java_console_read(topic: &str, isolation: &str) -> Vec<(i64, String, String)> {
+    let b = bootstrap();
+    let out = kafka_tool(
+        "console-consumer",
+        &[
+            "--bootstrap-server",
+            &b,
+            "--topic",
+            topic,
+            "--partition",
+            "0",
+            "--offset",
+            "earliest",
+            "--isolation-level",
+            isolation,
+            "--timeout-ms",
+            "4000",
+            "--property",
+            "print.offset=true",
+            "--property",
+            "print.key=true",
+        ],
+    );
+    assert_success(&out, &format!("console consumer of {topic} ({isolation})"));
+    common::stdout(&out)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let mut cols = l.splitn(3, '\t');
+            let offset = cols.next().and_then(|c| c.strip_prefix("Offset:")).and_then(|c| c.parse().ok());
+            let (Some(offset), Some(key), Some(value)) = (offset, cols.next(), cols.next()) else {
+                panic!("unexpected console consumer line: {l:?}");
+            };
+            (offset, key.to_owned(), value.to_owned())
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// 1. records written with each codec by confluent-kafka and the Java producer
+
+/// confluent-kafka writes 50 events with `codec` in batches of many records and
+/// the Java console producer 10 more; cafe reads each exactly once, key and value.
+fn codec_from_peers(codec: &str) {
+    let topic = unique_topic(&format!("fetch-peers-{codec}"));
+    let group = unique_topic("fetch-peers-group");
+    create_topic(&topic, 3);
+
+    let mut want: BTreeMap<String, (String, String)> = BTreeMap::new(); // event id -> (key, value)
+    for r in peer_events(&topic, 50, &["--compression", codec, "--linger-ms", "200"]) {
+        let (key, value) = (r["key"].as_str().unwrap().to_owned(), r["value"].as_str().unwrap().to_owned());
+        want.insert(event_id(&r["value"]), (key, value));
+    }
+    let mut lines = String::new();
+    for i in 0..10 {
+        let key = format!("java-{i}");
+        let value = event_json(&key);
+        lines.push_str(&format!("{key}\t{value}\n"));
+        want.insert(event_id(&Value::String(value.clone())), (key, value));
+    }
+    let b = bootstrap();
+    let out = kafka_tool_with_stdin(
+        "console-producer",
+        &[
+            "--bootstrap-server",
+            &b,
+            "--topic",
+            &topic,
+            "--compression-codec",
+            codec,
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=\t",
+        ],
+        lines.as_bytes(),
+    );
+    assert_success(&out, &format!("Java console producer ({codec})"));
+
+    // The batches really are compressed, and the peer's hold many records.
+    let batches = topic_batches(&topic, 3);
+    let records: i32 = batches.iter().map(|b| b.records).sum();
+    assert_eq!(records, 60, "records on disk: {batches:#?}");
+    assert!(batches.iter().all(|b| b.codec == codec_id(codec)), "not all batches are {codec}: {batches:#?}");
+    assert!(batches.iter().any(|b| b.records >= 5), "no batch holds several records: {batches:#?}");
+
+    let (got, out) = consume_all(&topic, &group, "5s", &[]);
+    assert_no_duplicates(&got);
+    let mut seen = BTreeSet::new();
+    for r in &got {
+        let id = event_id(&r["value"]);
+        let (key, value) = want.get(&id).unwrap_or_else(|| panic!("cafe printed a record nobody sent: {r}"));
+        assert_event(r, key, value);
+        assert!(seen.insert(id.clone()), "event {id} printed twice");
+    }
+    let missing: Vec<_> = want.keys().filter(|id| !seen.contains(*id)).collect();
+    assert!(missing.is_empty(), "{codec}: cafe did not print {missing:?}\n--- stderr\n{}", stderr(&out));
+    assert_eq!(consumed_count(&stderr(&out)), 60);
+    delete_topic(&topic);
+}
+
+#[test]
+fn gzip_from_confluent_kafka_and_java_producer() {
+    codec_from_peers("gzip");
+}
+
+#[test]
+fn snappy_from_confluent_kafka_and_java_producer() {
+    codec_from_peers("snappy");
+}
+
+#[test]
+fn lz4_from_confluent_kafka_and_java_producer() {
+    codec_from_peers("lz4");
+}
+
+#[test]
+fn zstd_from_confluent_kafka_and_java_producer() {
+    codec_from_peers("zstd");
+}
+
+// ---------------------------------------------------------------------------
+// 2. what cafe writes with each codec, read back by confluent-kafka and Java
+
+fn codec_written_by_cafe(codec: &str) {
+    let topic = unique_topic(&format!("fetch-cafe-{codec}"));
+    create_topic(&topic, 1);
+    let b = bootstrap();
+    let out = run_cafe(&["-b", &b, "produce", "-t", &topic, "-n", "20", "--compression", codec, "--json"], b"");
+    assert_success(&out, &format!("cafe produce --compression {codec}"));
+    let reports = json_lines(&out);
+    assert_eq!(reports.len(), 20, "one delivery report per event:\n{}", common::stdout(&out));
+    // offset -> (key, event id)
+    let want: BTreeMap<i64, (String, String)> = reports
+        .iter()
+        .map(|r| {
+            assert!(r.get("error").is_none(), "delivery failed: {r}");
+            let key = r["key"].as_str().unwrap_or_else(|| panic!("no key in {r}")).to_owned();
+            (
+                r["offset"].as_i64().unwrap_or_else(|| panic!("no offset in {r}")),
+                (key, r["id"].as_str().unwrap().to_owned()),
+            )
+        })
+        .collect();
+    assert_eq!(want.len(), 20, "20 distinct offsets: {reports:?}");
+
+    let batches = topic_batches(&topic, 1);
+    assert!(
+        !batches.is_empty() && batches.iter().all(|b| b.codec == codec_id(codec)),
+        "cafe did not write {codec}: {batches:#?}"
+    );
+    assert!(batches.iter().all(|b| b.crc_ok && b.magic == 2), "bad batches from cafe: {batches:#?}");
+
+    // confluent-kafka
+    let read = peer("read", &topic, &[]);
+    let got: BTreeMap<i64, (String, String)> = read
+        .iter()
+        .map(|r| {
+            (r["offset"].as_i64().unwrap(), (r["key"].as_str().unwrap_or("<null>").to_owned(), event_id(&r["value"])))
+        })
+        .collect();
+    assert_eq!(read.len(), 20, "confluent-kafka read {} records: {read:?}", read.len());
+    assert_eq!(got, want, "confluent-kafka read other records than cafe reported ({codec})");
+
+    // The Java console consumer
+    let java: BTreeMap<i64, (String, String)> = java_console_read(&topic, "read_committed")
+        .into_iter()
+        .map(|(offset, key, value)| (offset, (key, event_id(&Value::String(value)))))
+        .collect();
+    assert_eq!(java, want, "the Java console consumer read other records than cafe reported ({codec})");
+    delete_topic(&topic);
+}
+
+#[test]
+fn cafe_gzip_read_by_confluent_kafka_and_java() {
+    codec_written_by_cafe("gzip");
+}
+
+#[test]
+fn cafe_snappy_read_by_confluent_kafka_and_java() {
+    codec_written_by_cafe("snappy");
+}
+
+#[test]
+fn cafe_lz4_read_by_confluent_kafka_and_java() {
+    codec_written_by_cafe("lz4");
+}
+
+#[test]
+fn cafe_zstd_read_by_confluent_kafka_and_java() {
+    codec_written_by_cafe("zstd");
+}
+
+// ---------------------------------------------------------------------------
+// 3. transactions
+
+#[test]
+fn transactions_read_committed_and_uncommitted_match_java() {
+    let topic = unique_topic("fetch-txn");
+    create_topic(&topic, 1);
+    let reports = peer("txn", &topic, &["--txn-id", &unique_topic("fetch-txn-id")]);
+    assert_eq!(reports.len(), 15, "{reports:?}");
+    let data_offsets: BTreeSet<i64> = reports.iter().map(|r| r["offset"].as_i64().unwrap()).collect();
+    let values = |outcomes: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = reports
+            .iter()
+            .filter(|r| outcomes.contains(&r["outcome"].as_str().unwrap()))
+            .map(|r| r["value"].as_str().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let committed = values(&["committed"]);
+    let all = values(&["committed", "aborted"]);
+    assert_eq!((committed.len(), all.len()), (10, 15));
+    // The markers are in the log (3 control batches).
+    let controls = disk_batches(&topic, 0).iter().filter(|b| b.control).count();
+    assert_eq!(controls, 3, "transaction markers on disk");
+
+    // cafe in each mode (and with the default), and Java in each mode, at once.
+    let runs: Vec<(&str, Option<&str>)> =
+        vec![("committed", Some("read_committed")), ("uncommitted", Some("read_uncommitted")), ("default", None)];
+    let (cafe_results, java_results) = std::thread::scope(|s| {
+        let cafe: Vec<_> = runs
+            .iter()
+            .map(|(name, level)| {
+                let topic = &topic;
+                s.spawn(move || {
+                    let group = unique_topic(&format!("fetch-txn-{name}"));
+                    let mut extra = vec![];
+                    if let Some(l) = level {
+                        extra = vec!["--isolation-level", *l];
+                    }
+                    consume_all(topic, &group, "4s", &extra)
+                })
+            })
+            .collect();
+        let java: Vec<_> = ["read_committed", "read_uncommitted"]
+            .iter()
+            .map(|level| {
+                let topic = &topic;
+                s.spawn(move || java_console_read(topic, level))
+            })
+            .collect();
+        (
+            cafe.into_iter().map(|h| h.join().expect("cafe run")).collect::<Vec<_>>(),
+            java.into_iter().map(|h| h.join().expect("Java run")).collect::<Vec<_>>(),
+        )
+    });
+    let sorted_values = |recs: &[Value]| -> Vec<String> {
+        let mut v: Vec<String> = recs
+            .iter()
+            .map(|r| r["value"].as_str().unwrap_or_else(|| panic!("value not text: {r}")).to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    for ((name, _), (recs, out)) in runs.iter().zip(&cafe_results) {
+        assert_no_duplicates(recs);
+        for r in recs {
+            assert!(
+                data_offsets.contains(&offset_of(r)),
+                "cafe ({name}) printed a control record or unknown offset: {r}"
+            );
+        }
+        let want = if *name == "uncommitted" { &all } else { &committed };
+        assert_eq!(&sorted_values(recs), want, "cafe ({name}):\n--- stderr\n{}", stderr(out));
+        assert_eq!(consumed_count(&stderr(out)), want.len() as u64, "cafe ({name}) consumed count");
+    }
+    let java_values = |lines: &[(i64, String, String)]| -> Vec<String> {
+        let mut v: Vec<String> = lines.iter().map(|(_, _, v)| v.clone()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(java_values(&java_results[0]), committed, "Java read_committed");
+    assert_eq!(java_values(&java_results[1]), all, "Java read_uncommitted");
+    assert_eq!(sorted_values(&cafe_results[0].0), java_values(&java_results[0]), "cafe vs Java, read_committed");
+    assert_eq!(sorted_values(&cafe_results[1].0), java_values(&java_results[1]), "cafe vs Java, read_uncommitted");
+    delete_topic(&topic);
+}
+
+// ---------------------------------------------------------------------------
+// 4. every record form in --json
+
+#[test]
+fn headers_tombstones_empty_values_and_non_utf8_bytes_in_json() {
+    let topic = unique_topic("fetch-forms");
+    let group = unique_topic("fetch-forms-group");
+    create_topic(&topic, 1);
+    let h = |b: &[u8]| Value::String(hex(b));
+    let spec = json!([
+        // 0: headers in order, a duplicate key, a null value, an empty value.
+        {"key": h(b"k-headers"), "value": h(b"v-headers"),
+         "headers": [["h1", h(b"a")], ["h2", null], ["h1", h(b"b")], ["h3", h(b"")]]},
+        // 1: tombstone
+        {"key": h(b"k-tombstone"), "value": null},
+        // 2: empty value
+        {"key": h(b"k-empty"), "value": h(b"")},
+        // 3: non-UTF-8 key
+        {"key": h(b"\xff\xfekey"), "value": h(b"v-binkey")},
+        // 4: non-UTF-8 value
+        {"key": h(b"k-binvalue"), "value": h(b"\x00\xff\xfe\x80raw")},
+        // 5: no key, a header whose value is not UTF-8
+        {"key": null, "value": h(b"v-nokey"), "headers": [["hb", h(b"\xff\x00")]]},
+    ]);
+    let offsets = peer("records", &topic, &["--spec", &spec.to_string()]);
+    assert_eq!(offsets.len(), 6);
+
+    let (got, out) = consume_all(&topic, &group, "4s", &[]);
+    assert_no_duplicates(&got);
+    assert_eq!(got.len(), 6, "cafe printed:\n{}\n--- stderr\n{}", common::stdout(&out), stderr(&out));
+    assert_eq!(consumed_count(&stderr(&out)), 6);
+    let by_offset: BTreeMap<i64, &Value> = got.iter().map(|r| (offset_of(r), r)).collect();
+    let rec = |i: usize| -> &Value {
+        let o = offsets[i]["offset"].as_i64().unwrap();
+        by_offset.get(&o).unwrap_or_else(|| panic!("record {i} (offset {o}) not printed; got {got:?}"))
+    };
+    let no_encodings = |r: &Value| {
+        assert!(r.get("key_encoding").is_none(), "key_encoding on a UTF-8 key: {r}");
+        assert!(r.get("value_encoding").is_none(), "value_encoding on a UTF-8 value: {r}");
+    };
+
+    let r = rec(0);
+    assert_eq!((&r["key"], &r["value"]), (&json!("k-headers"), &json!("v-headers")), "{r}");
+    assert_eq!(
+        r["headers"],
+        json!([
+            {"key": "h1", "value": "a"},
+            {"key": "h2", "value": null},
+            {"key": "h1", "value": "b"},
+            {"key": "h3", "value": ""},
+        ]),
+        "headers in record order, duplicates kept, null and empty told apart: {r}"
+    );
+    no_encodings(r);
+
+    let r = rec(1);
+    assert_eq!(r["key"], "k-tombstone", "{r}");
+    assert!(r["value"].is_null(), "a tombstone's value is null: {r}");
+    assert_eq!(r["headers"], json!([]), "{r}");
+    no_encodings(r);
+
+    let r = rec(2);
+    assert_eq!(r["key"], "k-empty", "{r}");
+    assert_eq!(r["value"], "", "an empty value is \"\", not null: {r}");
+    no_encodings(r);
+
+    let r = rec(3);
+    assert_eq!(r["key"], base64(b"\xff\xfekey"), "a non-UTF-8 key in base64: {r}");
+    assert_eq!(r["key_encoding"], "base64", "{r}");
+    assert_eq!(r["value"], "v-binkey", "{r}");
+    assert!(r.get("value_encoding").is_none(), "{r}");
+
+    let r = rec(4);
+    assert_eq!(r["key"], "k-binvalue", "{r}");
+    assert_eq!(r["value"], base64(b"\x00\xff\xfe\x80raw"), "a non-UTF-8 value in base64: {r}");
+    assert_eq!(r["value_encoding"], "base64", "{r}");
+    assert!(r.get("key_encoding").is_none(), "{r}");
+
+    let r = rec(5);
+    assert!(r["key"].is_null(), "no key is null: {r}");
+    assert_eq!(r["value"], "v-nokey", "{r}");
+    assert_eq!(
+        r["headers"],
+        json!([{"key": "hb", "value": base64(b"\xff\x00"), "value_encoding": "base64"}]),
+        "a non-UTF-8 header value in base64: {r}"
+    );
+    no_encodings(r);
+    for r in &got {
+        assert_eq!(r["valid"], false, "not a cafe event: {r}");
+        assert_eq!(r["topic"], topic.as_str(), "{r}");
+        assert!(r["timestamp"].is_i64(), "{r}");
+    }
+    delete_topic(&topic);
+}
+
+// ---------------------------------------------------------------------------
+// 5. a batch corrupted on the broker's disk
+
+#[test]
+fn corrupt_batch_stops_with_exit_10_and_nothing_committed_past_it() {
+    let topic = unique_topic("fetch-corrupt");
+    let _cleanup = DeleteOnDrop(topic.clone());
+    create_topic(&topic, 1);
+    // Five records, each its own batch.
+    let reports = peer_events(&topic, 5, &["--flush-each", "--linger-ms", "0"]);
+    let offsets: Vec<i64> = reports.iter().map(|r| r["offset"].as_i64().unwrap()).collect();
+    assert_eq!(offsets, vec![0, 1, 2, 3, 4]);
+
+    let batches = disk_batches(&topic, 0);
+    assert_eq!(batches.len(), 5, "one batch per record on disk: {batches:#?}");
+    assert!(batches.iter().all(|b| b.crc_ok && b.magic == 2 && b.records == 1), "{batches:#?}");
+    let bad = batches.iter().find(|b| b.base_offset == 3).expect("the batch of offset 3").clone();
+    assert_eq!(bad.last_offset, 3);
+
+    // Flip one character of the 4th record's event id, inside its value (not a
+    // length field): the batch stays well-formed but its CRC-32C no longer matches.
+    let id = event_id(&reports[3]["value"]);
+    let data = std::fs::read(&bad.file).unwrap();
+    let batch = &data[bad.position..bad.position + bad.size];
+    let at = batch
+        .windows(id.len())
+        .position(|w| w == id.as_bytes())
+        .unwrap_or_else(|| panic!("event id {id} not found in the batch of offset 3"));
+    let target = bad.position + at;
+    let flipped = if data[target] == b'a' { b'b' } else { b'a' };
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&bad.file).unwrap();
+        f.seek(SeekFrom::Start(target as u64)).unwrap();
+        f.write_all(&[flipped]).unwrap();
+        f.sync_data().unwrap();
+    }
+    let after = disk_batches(&topic, 0);
+    let crc: Vec<(i64, bool)> = after.iter().map(|b| (b.base_offset, b.crc_ok)).collect();
+    assert_eq!(crc, vec![(0, true), (1, true), (2, true), (3, false), (4, true)], "only batch 3 is corrupt");
+
+    let group = unique_topic("fetch-corrupt-group");
+    let args = ["-t", topic.as_str(), "-g", group.as_str(), "--auto-offset-reset", "earliest", "--idle-exit", "5s"];
+    let expect_failure = |run: &str, want_offsets: &[i64]| {
+        let out = consume(&args);
+        let err = stderr(&out);
+        let got = records_of(&common::stdout(&out));
+        let printed: Vec<i64> = got.iter().map(offset_of).collect();
+        assert_eq!(printed, want_offsets, "{run}: records printed before the bad batch\n--- stderr\n{err}");
+        for r in &got {
+            assert_event(
+                r,
+                reports[offset_of(r) as usize]["key"].as_str().unwrap(),
+                reports[offset_of(r) as usize]["value"].as_str().unwrap(),
+            );
+        }
+        assert_eq!(out.status.code(), Some(EXIT_BAD_BATCH), "{run}: exit code\n--- stderr\n{err}");
+        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
+        assert!(last.starts_with("cafe: "), "{run}: last stderr line: {last:?}\n--- stderr\n{err}");
+        assert!(last.contains(&format!("{topic}[0]@3")), "{run}: last line names {topic}[0]@3: {last:?}");
+        assert!(last.contains("CRC"), "{run}: last line says CRC: {last:?}");
+    };
+    expect_failure("first run", &[0, 1, 2]);
+
+    // Kafka's own view of the group: nothing committed past offset 3.
+    let b = bootstrap();
+    let out = kafka_tool("consumer-groups", &["--bootstrap-server", &b, "--describe", "--group", &group]);
+    let text = common::stdout(&out);
+    for l in text.lines() {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        if cols.len() >= 4 && cols[0] == group && cols[1] == topic {
+            if let Ok(committed) = cols[3].parse::<i64>() {
+                assert!(committed <= 3, "committed offset {committed} is past the bad batch:\n{text}");
+            }
+        }
+    }
+
+    // The same group again: nothing before the bad batch, the same error.
+    expect_failure("second run", &[]);
+
+    // Without CRC checks the record is read (its event id altered on disk).
+    let group2 = unique_topic("fetch-corrupt-nocrc");
+    let (got, _) = consume_all(&topic, &group2, "4s", &["--check-crcs", "false"]);
+    assert_eq!(got.iter().map(offset_of).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4], "--check-crcs false: {got:?}");
+}
+
+// ---------------------------------------------------------------------------
+// 6. partitions added while consuming
+
+#[test]
+fn partitions_added_while_consuming_are_read() {
+    let topic = unique_topic("fetch-grow");
+    let group = unique_topic("fetch-grow-group");
+    create_topic(&topic, 1);
+    let mut want: BTreeMap<(i32, i64), String> = BTreeMap::new();
+    for r in peer_events(&topic, 2, &[]) {
+        want.insert(pos(&r), event_id(&r["value"]));
+    }
+    let b = bootstrap();
+    let mut cafe = Background::cafe(
+        "cafe consume",
+        &[
+            "-b",
+            &b,
+            "consume",
+            "--json",
+            "-t",
+            &topic,
+            "-g",
+            &group,
+            "--auto-offset-reset",
+            "earliest",
+            "--idle-exit",
+            "20s",
+            "--metadata-max-age-ms",
+            "1000",
+        ],
+    );
+    cafe.wait_for(Duration::from_secs(30), "the 2 records of partition 0", |lines| lines.len() >= 2);
+
+    let out = kafka_tool("topics", &["--bootstrap-server", &b, "--alter", "--topic", &topic, "--partitions", "3"]);
+    assert_success(&out, "adding partitions");
+    for r in peer_events(&topic, 4, &["--partitions", "1,2"]) {
+        want.insert(pos(&r), event_id(&r["value"]));
+    }
+    for r in peer_events(&topic, 1, &["--partitions", "0"]) {
+        want.insert(pos(&r), event_id(&r["value"]));
+    }
+    assert_eq!(want.keys().map(|p| p.0).collect::<BTreeSet<_>>(), BTreeSet::from([0, 1, 2]));
+    let n = want.len();
+    cafe.wait_for(Duration::from_secs(60), "the records of the new partitions", |lines| lines.len() >= n);
+    // A moment for duplicates to show, then a clean stop.
+    std::thread::sleep(Duration::from_secs(1));
+    cafe.signal("TERM");
+    let end = cafe.finish(Duration::from_secs(30));
+    let got = records_of(&end.stdout.join("\n"));
+    assert_no_duplicates(&got);
+    let got: BTreeMap<(i32, i64), String> = got.iter().map(|r| (pos(r), event_id(&r["value"]))).collect();
+    assert_eq!(got, want, "--- stderr\n{}", end.stderr.join("\n"));
+    delete_topic(&topic);
+}
+
+// ---------------------------------------------------------------------------
+// 7. a topic created after the consumer started, matching its pattern
+
+#[test]
+fn topic_created_later_matching_the_pattern_is_read() {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let matching = format!("fetchpat-{id}-a");
+    let not_whole = format!("xfetchpat-{id}-a");
+    let group = unique_topic("fetch-pattern-group");
+    let pattern = format!("fetchpat-{id}-.*");
+    let b = bootstrap();
+    let mut cafe = Background::cafe(
+        "cafe consume --topic-pattern",
+        &[
+            "-b",
+            &b,
+            "consume",
+            "--json",
+            "--topic-pattern",
+            &pattern,
+            "-g",
+            &group,
+            "--auto-offset-reset",
+            "earliest",
+            "--idle-exit",
+            "20s",
+            "--metadata-max-age-ms",
+            "1000",
+        ],
+    );
+    // Let it start with no topic matching.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(cafe.running(), "cafe exited with no topic matching yet\n{}", cafe.describe());
+
+    create_topic(&not_whole, 1);
+    peer_events(&not_whole, 5, &[]);
+    create_topic(&matching, 1);
+    let want: BTreeMap<(i32, i64), String> =
+        peer_events(&matching, 5, &[]).iter().map(|r| (pos(r), event_id(&r["value"]))).collect();
+
+    cafe.wait_for(Duration::from_secs(60), "the 5 records of the matching topic", |lines| lines.len() >= 5);
+    // Both topics were there at the refresh that found the matching one; give a
+    // wrong match time to show.
+    std::thread::sleep(Duration::from_secs(3));
+    cafe.signal("TERM");
+    let end = cafe.finish(Duration::from_secs(30));
+    let got = records_of(&end.stdout.join("\n"));
+    for r in &got {
+        assert_eq!(r["topic"], matching.as_str(), "a record of a topic that does not match as a whole: {r}");
+    }
+    assert_no_duplicates(&got);
+    let got: BTreeMap<(i32, i64), String> = got.iter().map(|r| (pos(r), event_id(&r["value"]))).collect();
+    assert_eq!(got, want, "--- stderr\n{}", end.stderr.join("\n"));
+    delete_topic(&matching);
+    delete_topic(&not_whole);
+}
+
+// ---------------------------------------------------------------------------
+// 8. a 1,000-partition topic: one fetch per broker, fetch sessions
+
+#[test]
+fn thousand_partitions_one_fetch_in_flight_with_incremental_sessions() {
+    let topic = unique_topic("fetch-wide");
+    let group = unique_topic("fetch-wide-group");
+    create_topic(&topic, 1000);
+    let parts: Vec<String> = (0..10).map(|i| (i * 100 + 7).to_string()).collect();
+    let want: BTreeMap<(i32, i64), String> = peer_events(&topic, 10, &["--partitions", &parts.join(",")])
+        .iter()
+        .map(|r| (pos(r), event_id(&r["value"])))
+        .collect();
+
+    let proxy = RecordingProxy::start(&bootstrap());
+    let addr = proxy.addr();
+    let out = run_cafe(
+        &[
+            "-b",
+            &addr,
+            "consume",
+            "--json",
+            "-t",
+            &topic,
+            "-g",
+            &group,
+            "--auto-offset-reset",
+            "earliest",
+            "--idle-exit",
+            "6s",
+        ],
+        b"",
+    );
+    assert_success(&out, "cafe consume of 1,000 partitions through the proxy");
+    let got = records_of(&common::stdout(&out));
+    assert_no_duplicates(&got);
+    let got: BTreeMap<(i32, i64), String> = got.iter().map(|r| (pos(r), event_id(&r["value"]))).collect();
+    assert_eq!(got, want, "records of the 1,000-partition topic\n--- stderr\n{}", stderr(&out));
+
+    // Connections reset or closed when cafe exits (a long-poll Fetch answered after
+    // that cannot be passed on) are not problems; a failed rewrite (a client that
+    // bypassed the proxy) or a broken frame is.
+    let problems: Vec<String> =
+        proxy.errors().into_iter().filter(|e| e.contains("rewriting") || e.contains("frame of")).collect();
+    assert!(problems.is_empty(), "proxy problems: {problems:?}");
+    let fetches = proxy.fetch_requests();
+    let undecoded: Vec<_> = fetches.iter().filter(|r| r.fetch.is_none()).map(|r| r.decode_error.clone()).collect();
+    assert!(undecoded.is_empty(), "Fetch requests that did not decode: {undecoded:?}");
+    let bodies: Vec<_> = fetches.iter().map(|r| r.fetch.as_ref().unwrap()).collect();
+    let summary: Vec<(i32, i32, usize)> =
+        bodies.iter().map(|f| (f.session_id, f.session_epoch, fetch_partitions(f).len())).collect();
+    assert!(fetches.len() >= 2, "a full fetch then incremental ones; got (session, epoch, partitions) {summary:?}");
+    assert!(fetches.len() < 200, "{} Fetch requests: not one per broker per round: {summary:?}", fetches.len());
+    assert!(
+        fetches.iter().all(|r| r.api_version >= 12),
+        "Fetch versions: {:?}",
+        fetches.iter().map(|r| r.api_version).collect::<Vec<_>>()
+    );
+
+    // The first fetch asks for all 1,000 partitions in one request.
+    let first = &bodies[0];
+    let first_parts: BTreeSet<i32> = fetch_partitions(first).iter().map(|p| p.1).collect();
+    assert_eq!(
+        first_parts.len(),
+        1000,
+        "the first Fetch lists all 1,000 partitions; (session, epoch, partitions) {summary:?}"
+    );
+    assert_eq!(first.session_epoch, 0, "the first Fetch opens a session (epoch 0): {summary:?}");
+    // Every full fetch (epoch 0) lists them all; the rest are incremental.
+    for (i, f) in bodies.iter().enumerate() {
+        if f.session_epoch == 0 {
+            assert_eq!(
+                fetch_partitions(f).len(),
+                1000,
+                "full Fetch #{i} lists only part of the partitions: {summary:?}"
+            );
+        }
+    }
+    let later: Vec<_> = bodies.iter().skip(1).filter(|f| f.session_epoch != -1).collect();
+    assert!(!later.is_empty(), "no Fetch after the first: {summary:?}");
+    assert!(
+        later.iter().all(|f| f.session_id != 0 && f.session_epoch > 0 && fetch_partitions(f).len() < 1000),
+        "later Fetch requests are incremental (session id set, epoch > 0, fewer partitions): {summary:?}"
+    );
+    // The broker opened the session.
+    let responses = proxy.responses();
+    let sessions: BTreeSet<i32> =
+        responses.iter().filter_map(|r| r.fetch.as_ref()).map(|f| f.session_id).filter(|s| *s != 0).collect();
+    assert_eq!(sessions.len(), 1, "one fetch session for the whole run: {sessions:?}");
+
+    // Never two Fetch requests in flight at once to the (one) broker.
+    let mut in_flight: BTreeSet<(usize, i32)> = BTreeSet::new();
+    let mut max_in_flight = 0;
+    for e in proxy.timeline().iter().filter(|e| e.api_key == 1) {
+        match e.direction {
+            Direction::Request => {
+                in_flight.insert((e.connection, e.correlation_id));
+            }
+            Direction::Response => {
+                in_flight.remove(&(e.connection, e.correlation_id));
+            }
+        }
+        max_in_flight = max_in_flight.max(in_flight.len());
+    }
+    assert_eq!(max_in_flight, 1, "Fetch requests in flight at once to one broker");
+    delete_topic(&topic);
+}
+
+// ---------------------------------------------------------------------------
+// 9. positions after an offset reset are committed
+
+#[test]
+fn positions_after_latest_reset_are_kept_between_runs() {
+    let topic = unique_topic("fetch-latest");
+    let group = unique_topic("fetch-latest-group");
+    create_topic(&topic, 3);
+    // One old record per partition: "latest" is offset 1 everywhere.
+    peer_events(&topic, 3, &["--partitions", "0,1,2"]);
+
+    let args = ["-t", topic.as_str(), "-g", group.as_str(), "--auto-offset-reset", "latest", "--idle-exit", "4s"];
+    let out = consume(&args);
+    assert_success(&out, "first run (latest)");
+    assert!(records_of(&common::stdout(&out)).is_empty(), "the first run starts at the end:\n{}", common::stdout(&out));
+
+    let want: BTreeMap<(i32, i64), String> =
+        peer_events(&topic, 3, &["--partitions", "0,1,2"]).iter().map(|r| (pos(r), event_id(&r["value"]))).collect();
+    assert_eq!(want.keys().copied().collect::<Vec<_>>(), vec![(0, 1), (1, 1), (2, 1)]);
+
+    let out = consume(&args);
+    assert_success(&out, "second run (latest)");
+    let got = records_of(&common::stdout(&out));
+    assert_no_duplicates(&got);
+    let got: BTreeMap<(i32, i64), String> = got.iter().map(|r| (pos(r), event_id(&r["value"]))).collect();
+    assert_eq!(got, want, "the second run reads what was written between the runs\n--- stderr\n{}", stderr(&out));
+    delete_topic(&topic);
+}

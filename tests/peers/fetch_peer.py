@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""confluent-kafka (librdkafka) peer for cafe's fetch-path tests (tests/fetch.rs).
+Every subcommand prints one JSON line per record on stdout and exits non-zero
+(with the reason on stderr) when something was not delivered or not read.
+
+    fetch_peer.py events --bootstrap B --topic T --count N
+                  [--compression none|gzip|snappy|lz4|zstd] [--linger-ms 100]
+                  [--partitions 1,2] [--flush-each]
+        N cafe events (valid per schemas/cafe-event.schema.json), key =
+        customer_name. With --partitions, records go round-robin to those
+        partitions (once the metadata lists them); --flush-each waits for each delivery before the next send
+        (one record per batch). Prints {"topic", "partition", "offset", "key",
+        "value"} per delivered record (value: the JSON text sent).
+
+    fetch_peer.py records --bootstrap B --topic T --spec JSON
+        The records of JSON, a list of {"key": HEX|null, "value": HEX|null,
+        "headers": [[NAME, HEX|null], ...], "partition": P (optional)}, sent in
+        order, each flushed before the next. Prints {"partition", "offset"} per
+        record, in the order of the spec.
+
+    fetch_peer.py txn --bootstrap B --topic T --txn-id ID [--partition 0]
+        A transactional producer: commits 5 records ("committed-1-0".."-4"),
+        aborts 5 ("aborted-0".."-4"), commits 5 more ("committed-2-0".."-4"),
+        all to one partition, null keys. Prints {"partition", "offset", "value",
+        "outcome": "committed"|"aborted"} per record.
+
+    fetch_peer.py read --bootstrap B --topic T [--isolation read_committed]
+                  [--timeout 30]
+        Reads every partition from the beginning to its end (the end in that
+        isolation level: reading stops at each partition's EOF), without a
+        group. Prints {"topic", "partition", "offset", "key", "value",
+        "key_hex", "value_hex", "headers": [[NAME, HEX|null], ...]} (key/value
+        as UTF-8 text with replacement, null when absent).
+"""
+
+import argparse
+import json
+import random
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+
+CUSTOMERS = ["Aisha Khan", "Ben Carter", "Carlos Mendes", "Dana Levi", "Emma Novak", "Farid Haddad"]
+MENU = [("Flat White", 420), ("Espresso", 250), ("Cappuccino", 390), ("Chai Latte", 410), ("Mocha", 450)]
+
+
+def text(b):
+    return None if b is None else b.decode("utf-8", errors="replace")
+
+
+def hexs(b):
+    return None if b is None else b.hex()
+
+
+def unhex(s):
+    return None if s is None else bytes.fromhex(s)
+
+
+def fail(msg):
+    print(msg, file=sys.stderr, flush=True)
+    raise SystemExit(1)
+
+
+def event():
+    drink, cents = random.choice(MENU)
+    qty = random.randint(1, 4)
+    now = datetime.now(timezone.utc)
+    return {
+        "event_id": str(uuid.uuid4()),
+        "customer_name": random.choice(CUSTOMERS),
+        "drink_name": drink,
+        "quantity": qty,
+        "amount": cents * qty / 100.0,
+        "is_member": random.random() < 0.5,
+        "ts_utc": now.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (now.microsecond // 1000),
+    }
+
+
+def producer(args, **extra):
+    from confluent_kafka import Producer
+
+    conf = {
+        "bootstrap.servers": args.bootstrap,
+        "client.id": "cafe-peer-fetch",
+        "acks": "all",
+        "message.timeout.ms": 30000,
+    }
+    conf.update(extra)
+    return Producer(conf)
+
+
+def wait_partitions(client, topic, count, timeout=30.0):
+    """Waits until the metadata shows `topic` with at least `count` partitions (just
+    after they were added, the broker may not list them yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        t = client.list_topics(topic, timeout=10).topics.get(topic)
+        have = 0 if t is None or t.error is not None else len(t.partitions)
+        if have >= count:
+            return
+        if time.monotonic() > deadline:
+            fail("topic %s has %d partitions after %.0f s, expected %d" % (topic, have, timeout, count))
+        time.sleep(0.2)
+
+
+class Reports:
+    """Delivery callbacks collected in send order."""
+
+    def __init__(self):
+        self.got = {}
+        self.errors = []
+
+    def callback(self, i):
+        def cb(err, msg):
+            if err is not None:
+                self.errors.append("record %d: %s" % (i, err))
+            else:
+                self.got[i] = msg
+        return cb
+
+
+def cmd_events(args):
+    p = producer(args, **{
+        "compression.type": args.compression,
+        "linger.ms": args.linger_ms,
+        "batch.num.messages": 10000,
+    })
+    parts = [int(x) for x in args.partitions.split(",")] if args.partitions else None
+    if parts:
+        wait_partitions(p, args.topic, max(parts) + 1)
+    reports = Reports()
+    sent = []
+    for i in range(args.count):
+        ev = event()
+        value = json.dumps(ev, separators=(",", ":"))
+        kw = {"key": ev["customer_name"].encode(), "value": value.encode(), "on_delivery": reports.callback(i)}
+        if parts:
+            kw["partition"] = parts[i % len(parts)]
+        p.produce(args.topic, **kw)
+        sent.append((ev["customer_name"], value))
+        if args.flush_each:
+            if p.flush(30) != 0:
+                fail("record %d not delivered within 30 s" % i)
+    if p.flush(30) != 0:
+        fail("records not delivered within 30 s")
+    if reports.errors or len(reports.got) != args.count:
+        fail("delivery failed: %s (%d of %d delivered)" % (reports.errors, len(reports.got), args.count))
+    for i in range(args.count):
+        m = reports.got[i]
+        print(json.dumps({"topic": m.topic(), "partition": m.partition(), "offset": m.offset(),
+                          "key": sent[i][0], "value": sent[i][1]}))
+    return 0
+
+
+def cmd_records(args):
+    spec = json.loads(args.spec)
+    p = producer(args, **{"linger.ms": 0})
+    wanted = [r["partition"] for r in spec if r.get("partition") is not None]
+    if wanted:
+        wait_partitions(p, args.topic, max(wanted) + 1)
+    reports = Reports()
+    for i, r in enumerate(spec):
+        kw = {"key": unhex(r.get("key")), "value": unhex(r.get("value")), "on_delivery": reports.callback(i)}
+        headers = r.get("headers")
+        if headers:
+            kw["headers"] = [(name, unhex(v)) for name, v in headers]
+        if r.get("partition") is not None:
+            kw["partition"] = r["partition"]
+        p.produce(args.topic, **kw)
+        if p.flush(30) != 0:
+            fail("record %d not delivered within 30 s" % i)
+    if reports.errors or len(reports.got) != len(spec):
+        fail("delivery failed: %s" % reports.errors)
+    for i in range(len(spec)):
+        m = reports.got[i]
+        print(json.dumps({"partition": m.partition(), "offset": m.offset()}))
+    return 0
+
+
+def cmd_txn(args):
+    p = producer(args, **{"transactional.id": args.txn_id, "enable.idempotence": True, "linger.ms": 5})
+    p.init_transactions(30)
+    reports = Reports()
+    plan = [("committed-1", "committed"), ("aborted", "aborted"), ("committed-2", "committed")]
+    sent = []
+    for prefix, outcome in plan:
+        p.begin_transaction()
+        for j in range(5):
+            i = len(sent)
+            value = "%s-%d" % (prefix, j)
+            p.produce(args.topic, value=value.encode(), partition=args.partition, on_delivery=reports.callback(i))
+            sent.append((value, outcome))
+        # Deliver first, so the aborted records really are in the log.
+        if p.flush(30) != 0:
+            fail("transaction %s: records not delivered within 30 s" % prefix)
+        if outcome == "committed":
+            p.commit_transaction(30)
+        else:
+            p.abort_transaction(30)
+    if reports.errors or len(reports.got) != len(sent):
+        fail("delivery failed: %s" % reports.errors)
+    for i, (value, outcome) in enumerate(sent):
+        m = reports.got[i]
+        print(json.dumps({"partition": m.partition(), "offset": m.offset(), "value": value, "outcome": outcome}))
+    return 0
+
+
+def cmd_read(args):
+    from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+    c = Consumer({
+        "bootstrap.servers": args.bootstrap,
+        # assign(), not subscribe(): no group is joined, but librdkafka wants an id.
+        "group.id": "cafe-peer-fetch-read-unused",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "isolation.level": args.isolation,
+        "client.id": "cafe-peer-fetch-read",
+    })
+    try:
+        md = c.list_topics(args.topic, timeout=args.timeout)
+        t = md.topics.get(args.topic)
+        if t is None or t.error is not None:
+            fail("topic %s: %s" % (args.topic, None if t is None else t.error))
+        parts = sorted(t.partitions)
+        c.assign([TopicPartition(args.topic, p, 0) for p in parts])
+        pending = set(parts)
+        out = []
+        deadline = time.monotonic() + args.timeout
+        while pending:
+            if time.monotonic() > deadline:
+                fail("timed out; partitions not read to the end: %s" % sorted(pending))
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    pending.discard(m.partition())
+                    continue
+                raise KafkaException(m.error())
+            headers = [[k, hexs(v)] for k, v in (m.headers() or [])]
+            out.append({"topic": m.topic(), "partition": m.partition(), "offset": m.offset(),
+                        "key": text(m.key()), "value": text(m.value()),
+                        "key_hex": hexs(m.key()), "value_hex": hexs(m.value()), "headers": headers})
+        out.sort(key=lambda r: (r["partition"], r["offset"]))
+        for r in out:
+            print(json.dumps(r))
+        return 0
+    finally:
+        c.close()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    e = sub.add_parser("events")
+    e.add_argument("--count", type=int, required=True)
+    e.add_argument("--compression", default="none", choices=["none", "gzip", "snappy", "lz4", "zstd"])
+    e.add_argument("--linger-ms", type=int, default=100)
+    e.add_argument("--partitions")
+    e.add_argument("--flush-each", action="store_true")
+
+    r = sub.add_parser("records")
+    r.add_argument("--spec", required=True)
+
+    t = sub.add_parser("txn")
+    t.add_argument("--txn-id", required=True)
+    t.add_argument("--partition", type=int, default=0)
+
+    rd = sub.add_parser("read")
+    rd.add_argument("--isolation", default="read_committed", choices=["read_committed", "read_uncommitted"])
+    rd.add_argument("--timeout", type=float, default=30.0)
+
+    for s in (e, r, t, rd):
+        s.add_argument("--bootstrap", required=True)
+        s.add_argument("--topic", required=True)
+
+    args = ap.parse_args()
+    return {"events": cmd_events, "records": cmd_records, "txn": cmd_txn, "read": cmd_read}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

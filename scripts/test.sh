@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: everything the tests need, started if it is not up (the single
 # broker on 127.0.0.1:9092, the Python peers' venv, the schema registry), then
-# `cargo test --all-targets` (extra arguments go to cargo test).
+# `cargo test --all-targets` (or `cargo test ARGS...` when given arguments, e.g.
+# scripts/test.sh --test faults).
 #
 # On the way out -- pass, fail or Ctrl+C -- it stops exactly what this run
 # started and nothing else: the single broker and the registry stay up if they
@@ -65,4 +66,8 @@ scripts/kafka.sh up
 CAFE_PEER_PYTHON="$(scripts/py-peers.sh)"
 export CAFE_PEER_PYTHON
 scripts/registry.sh up
-cargo test --all-targets "$@"
+if (($#)); then
+    cargo test "$@"
+else
+    cargo test --all-targets
+fi

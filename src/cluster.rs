@@ -52,6 +52,10 @@ pub struct PartitionInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicInfo {
     pub name: String,
+    /// An internal topic such as `__consumer_offsets`.
+    pub internal: bool,
+    /// KIP-516 topic id (nil from brokers before Kafka 2.8).
+    pub topic_id: uuid::Uuid,
     pub partitions: Vec<PartitionInfo>,
 }
 
@@ -144,6 +148,11 @@ impl Cluster {
         self.connections.lock().await.remove(addr);
     }
 
+    /// Metadata of every topic in the cluster (for pattern subscriptions).
+    pub async fn list_topics(&self) -> Result<Vec<TopicInfo>, Error> {
+        self.metadata(MetadataRequest::default().with_topics(None).with_allow_auto_topic_creation(false)).await
+    }
+
     /// Fetches metadata for `topics` and updates brokers and leaders.
     /// A topic the broker does not know is `Error::UnknownTopic`.
     /// A broker that dies mid-request is forgotten and the request goes to another
@@ -160,6 +169,10 @@ impl Cluster {
                     .collect(),
             ))
             .with_allow_auto_topic_creation(false);
+        self.metadata(req).await
+    }
+
+    async fn metadata(&self, req: MetadataRequest) -> Result<Vec<TopicInfo>, Error> {
         let mut backoff = Backoff::new(BackoffPolicy::default());
         loop {
             let attempt = async {
@@ -225,7 +238,7 @@ impl Cluster {
                 })
                 .collect();
             partitions.sort_by_key(|p| p.id);
-            let info = TopicInfo { name: name.clone(), partitions };
+            let info = TopicInfo { name: name.clone(), internal: t.is_internal, topic_id: t.topic_id, partitions };
             write(&self.topics).insert(name, info.clone());
             out.push(info);
         }

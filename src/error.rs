@@ -25,6 +25,9 @@ pub mod exit {
     pub const ADMIN: u8 = 8;
     /// The records given on standard input are unusable (not UTF-8 text).
     pub const INPUT: u8 = 9;
+    /// A record batch on the topic cannot be read (corrupt CRC, unknown codec or
+    /// magic, truncated record); everything before it was delivered.
+    pub const UNREADABLE: u8 = 10;
     /// Interrupted before finishing (Ctrl+C during produce).
     pub const INTERRUPTED: u8 = 130;
 }

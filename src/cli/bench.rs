@@ -236,7 +236,7 @@ async fn consume(common: &Common, args: ConsumeBenchArgs) -> Result<(), Error> {
         };
         first.get_or_insert_with(|| start.elapsed());
         for r in &batch {
-            bytes += (r.record.key.as_ref().map_or(0, Vec::len) + r.record.value.as_ref().map_or(0, Vec::len)) as u64;
+            bytes += (r.record.key.as_ref().map_or(0, |k| k.len()) + r.record.value.as_ref().map_or(0, |v| v.len())) as u64;
             // A fast consumer that hands out a record twice would flatter itself: check.
             let last = next_offset.entry(r.partition).or_insert(0);
             if r.record.offset < *last {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::Common;
-use crate::consumer::{ConsumedRecord, Consumer, ConsumerConfig, FetchSettings, OffsetReset};
+use crate::consumer::{ConsumedRecord, Consumer, ConsumerConfig, FetchConfig, IsolationLevel, OffsetReset};
 use crate::error::Error;
 use crate::group::assign::Assignor;
 use crate::group::state::GroupConfig;
@@ -21,6 +21,33 @@ pub struct ConsumeArgs {
     /// Topic(s) to subscribe to.
     #[arg(long = "topic", short = 't', default_value = "demo")]
     pub topics: Vec<String>,
+    /// Subscribe to every topic whose whole name matches this regular expression
+    /// (Java's `subscribe(Pattern)`), including topics created later; instead of --topic.
+    #[arg(long, value_name = "REGEX", conflicts_with = "topics")]
+    pub topic_pattern: Option<String>,
+    /// `metadata.max.age.ms`: how often metadata is refreshed to notice new
+    /// partitions and, with --topic-pattern, new matching topics.
+    #[arg(long, default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub metadata_max_age_ms: u64,
+    /// `isolation.level`: read_committed (skip aborted transactions; librdkafka's
+    /// default) or read_uncommitted.
+    #[arg(long, default_value = "read_committed")]
+    pub isolation_level: IsolationLevel,
+    /// `fetch.min.bytes`: the broker waits for this much data (up to --fetch-max-wait-ms).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(0..))]
+    pub fetch_min_bytes: i32,
+    /// `fetch.max.wait.ms`.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=i32::MAX as u64))]
+    pub fetch_max_wait_ms: u64,
+    /// `fetch.max.bytes`: the most one Fetch response (per broker) may carry.
+    #[arg(long, default_value_t = 52_428_800, value_parser = clap::value_parser!(i32).range(1..))]
+    pub fetch_max_bytes: i32,
+    /// `max.partition.fetch.bytes`: the most one partition may add to a response.
+    #[arg(long, default_value_t = 1_048_576, value_parser = clap::value_parser!(i32).range(1..))]
+    pub max_partition_fetch_bytes: i32,
+    /// `check.crcs`: verify every record batch's CRC-32C.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub check_crcs: bool,
     /// `group.id`.
     #[arg(long = "group", short = 'g', default_value = "cafe-group-clean")]
     pub group_id: String,
@@ -96,7 +123,9 @@ impl ConsumeArgs {
             group: GroupConfig {
                 group_id: self.group_id.clone(),
                 group_instance_id: self.group_instance_id.clone(),
-                topics: self.topics.clone(),
+                topics: if self.topic_pattern.is_some() { Vec::new() } else { self.topics.clone() },
+                topic_pattern: self.topic_pattern.clone(),
+                metadata_max_age: Duration::from_millis(self.metadata_max_age_ms),
                 assignors: vec![self.partition_assignment_strategy],
                 session_timeout: Duration::from_millis(self.session_timeout_ms),
                 rebalance_timeout: Duration::from_millis(self.max_poll_interval_ms),
@@ -105,7 +134,15 @@ impl ConsumeArgs {
                 auto_commit_interval: Duration::from_millis(self.auto_commit_interval_ms),
                 ..GroupConfig::default()
             },
-            fetch: FetchSettings { reset: self.auto_offset_reset, ..ConsumerConfig::default().fetch },
+            fetch: FetchConfig {
+                min_bytes: self.fetch_min_bytes,
+                max_wait: Duration::from_millis(self.fetch_max_wait_ms),
+                max_bytes: self.fetch_max_bytes,
+                max_partition_bytes: self.max_partition_fetch_bytes,
+                isolation: self.isolation_level,
+                check_crcs: self.check_crcs,
+                reset: self.auto_offset_reset,
+            },
             ..ConsumerConfig::default()
         }
     }
@@ -151,7 +188,11 @@ pub async fn run(common: &Common, args: ConsumeArgs) -> Result<(), Error> {
         };
         for r in batch {
             let at = format!("{}[{}]@{}", r.topic, r.partition, r.record.offset);
-            let decoded = match decoder.decode(&at, r.record.value.as_deref().unwrap_or_default()).await {
+            let decoded = match &r.record.value {
+                None => Ok(Decoded::Skip("a tombstone (null value)".into())),
+                Some(v) => decoder.decode(&at, v).await,
+            };
+            let decoded = match decoded {
                 Ok(d) => d,
                 Err(e) => {
                     // The registry is needed and cannot answer: this record was not read.
@@ -172,7 +213,13 @@ pub async fn run(common: &Common, args: ConsumeArgs) -> Result<(), Error> {
         }
     };
     let close = consumer.close().await;
-    eprintln!("cafe: consumed {seen} records ({malformed} not cafe events)");
+    match &result {
+        // The last line names the batch; say first that everything before it was read.
+        Err(crate::consumer::Error::Partition(p)) => eprintln!(
+            "cafe: consumed {seen} records ({malformed} not cafe events); the partition below stopped, nothing past it was committed: {p}"
+        ),
+        _ => eprintln!("cafe: consumed {seen} records ({malformed} not cafe events)"),
+    }
     result?;
     close?;
     Ok(())
@@ -181,21 +228,9 @@ pub async fn run(common: &Common, args: ConsumeArgs) -> Result<(), Error> {
 /// Prints one record; false if its value is not a cafe event (warned, skipped, still consumed).
 fn print_record(r: &ConsumedRecord, decoded: Decoded, json: bool) -> bool {
     let rec = &r.record;
-    let key = rec.key.as_deref().map(String::from_utf8_lossy);
     let value = rec.value.as_deref().unwrap_or_default();
     if json {
-        let (value_json, schema_id) = match &decoded {
-            Decoded::Event { event, schema_id } => {
-                (serde_json::to_value(event).unwrap_or(serde_json::Value::Null), *schema_id)
-            }
-            Decoded::Skip(_) => (serde_json::Value::String(String::from_utf8_lossy(value).into_owned()), None),
-        };
-        let line = serde_json::json!({
-            "topic": r.topic, "partition": r.partition, "offset": rec.offset, "key": key,
-            "timestamp": rec.timestamp_ms, "value": value_json, "valid": matches!(decoded, Decoded::Event { .. }),
-            "schema_id": schema_id,
-        });
-        println!("{line}");
+        println!("{}", json_line(r, &decoded));
     }
     match decoded {
         Decoded::Event { event: e, .. } => {
@@ -224,6 +259,89 @@ fn print_record(r: &ConsumedRecord, decoded: Decoded, json: bool) -> bool {
             );
             false
         }
+    }
+}
+
+/// The `--json` line of a record. Bytes that are not UTF-8 are printed base64
+/// with a sibling `<field>_encoding: "base64"`, so nothing is lost; a null key,
+/// value (tombstone) or header value is JSON null, an empty one `""`.
+fn json_line(r: &ConsumedRecord, decoded: &Decoded) -> serde_json::Value {
+    use serde_json::{Map, Value, json};
+    let rec = &r.record;
+    let mut line = Map::new();
+    line.insert("topic".into(), json!(r.topic));
+    line.insert("partition".into(), json!(r.partition));
+    line.insert("offset".into(), json!(rec.offset));
+    line.insert("timestamp".into(), json!(rec.timestamp_ms));
+    put_bytes(&mut line, "key", rec.key.as_deref());
+    match decoded {
+        Decoded::Event { event, schema_id } => {
+            line.insert("value".into(), serde_json::to_value(event).unwrap_or(Value::Null));
+            line.insert("valid".into(), json!(true));
+            line.insert("schema_id".into(), json!(schema_id));
+        }
+        Decoded::Skip(_) => {
+            put_bytes(&mut line, "value", rec.value.as_deref());
+            line.insert("valid".into(), json!(false));
+            line.insert("schema_id".into(), Value::Null);
+        }
+    }
+    let headers: Vec<Value> = rec
+        .headers
+        .iter()
+        .map(|h| {
+            let mut o = Map::new();
+            put_bytes(&mut o, "key", Some(&h.key));
+            put_bytes(&mut o, "value", h.value.as_deref());
+            Value::Object(o)
+        })
+        .collect();
+    line.insert("headers".into(), Value::Array(headers));
+    Value::Object(line)
+}
+
+fn put_bytes(o: &mut serde_json::Map<String, serde_json::Value>, field: &str, bytes: Option<&[u8]>) {
+    let v = match bytes.map(std::str::from_utf8) {
+        None => serde_json::Value::Null,
+        Some(Ok(s)) => s.into(),
+        Some(Err(_)) => {
+            o.insert(format!("{field}_encoding"), "base64".into());
+            base64(bytes.unwrap_or_default()).into()
+        }
+    };
+    o.insert(field.to_owned(), v);
+}
+
+/// Standard base64 with padding (RFC 4648), for bytes that are not text.
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 0x3f) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (plain, enc) in
+            [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("foobar", "Zm9vYmFy")]
+        {
+            assert_eq!(base64(plain.as_bytes()), enc);
+        }
+        assert_eq!(base64(&[0xff, 0xfe]), "//4=");
     }
 }
 

@@ -55,7 +55,7 @@ pub struct ProducerArgs {
     /// Key hashing: murmur2 (Java client) or crc32 (librdkafka consistent_random).
     #[arg(long, default_value = "murmur2")]
     pub partitioner: Partitioner,
-    /// `compression.type`: none, gzip or snappy.
+    /// `compression.type`: none, gzip, snappy, lz4 or zstd (all pure Rust).
     #[arg(long, default_value = "none")]
     pub compression: Compression,
     /// `batch.size` in bytes.

@@ -1,44 +1,34 @@
-//! The group consumer: a `group` member decides which partitions are ours, one
-//! rskafka fetch task per partition reads them, and `poll` hands records to the
-//! user. A record's offset counts as consumed only once the user asks for more
-//! (or closes), so a crash never commits records the user did not see.
+//! The group consumer: a `group` member decides which partitions are ours, the
+//! [`fetch`](crate::fetch) path reads them (one Fetch per broker, fetch sessions,
+//! our own batch decoder), and `poll` hands records to the user. A record's
+//! offset counts as consumed only once the user asks for more (or closes), so a
+//! crash never commits records the user did not see.
 
-mod fetcher;
-
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-
-use fetcher::Fetched;
-pub use fetcher::{FetchSettings, FetchedRecord, OffsetReset};
+pub use crate::fetch::state::PartitionError;
+pub use crate::fetch::{FetchConfig, Header, IsolationLevel, OffsetReset, Record as FetchedRecord};
 
 use crate::cluster::{self, Cluster};
 use crate::error::exit;
+use crate::fetch::fetcher::Fetcher;
+use crate::fetch::state::Ready;
 use crate::group::driver::{self, Control, GroupHandle};
 use crate::group::state::{Event, GroupConfig, GroupError, Tp};
 
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
     pub group: GroupConfig,
-    pub fetch: FetchSettings,
+    pub fetch: FetchConfig,
     /// How long `close` may take for its final commit and LeaveGroup.
     pub close_timeout: Duration,
 }
 
 impl Default for ConsumerConfig {
     fn default() -> Self {
-        Self {
-            group: GroupConfig::default(),
-            fetch: FetchSettings {
-                reset: OffsetReset::Earliest,
-                max_bytes: 1_048_576,
-                max_wait: Duration::from_millis(500),
-            },
-            close_timeout: Duration::from_secs(5),
-        }
+        Self { group: GroupConfig::default(), fetch: FetchConfig::default(), close_timeout: Duration::from_secs(5) }
     }
 }
 
@@ -49,8 +39,13 @@ impl ConsumerConfig {
         if g.group_id.trim().is_empty() {
             return bad("group.id must not be empty; pass --group NAME");
         }
-        if g.topics.is_empty() || g.topics.iter().any(|t| t.trim().is_empty()) {
-            return bad("give at least one non-empty --topic");
+        match &g.topic_pattern {
+            Some(p) if p.is_empty() => return bad("the topic pattern must not be empty"),
+            Some(_) => {}
+            None if g.topics.is_empty() || g.topics.iter().any(|t| t.trim().is_empty()) => {
+                return bad("give at least one non-empty --topic");
+            }
+            None => {}
         }
         if g.heartbeat_interval >= g.session_timeout {
             return bad("heartbeat.interval.ms must be lower than session.timeout.ms");
@@ -58,10 +53,13 @@ impl ConsumerConfig {
         if g.auto_commit_interval.is_zero() {
             return bad("auto.commit.interval.ms must be positive");
         }
+        if g.metadata_max_age.is_zero() {
+            return bad("metadata.max.age.ms must be positive");
+        }
         if g.group_instance_id.as_deref().is_some_and(|i| i.trim().is_empty()) {
             return bad("group.instance.id must not be empty when given");
         }
-        Ok(())
+        self.fetch.validate().map_err(Error::Config)
     }
 }
 
@@ -74,8 +72,10 @@ pub enum Error {
     Cluster(#[from] cluster::Error),
     #[error("{0}")]
     Group(#[from] GroupError),
-    #[error("{0}")]
-    Fetch(String),
+    /// A partition stopped: unreadable data, no offset to start from, a refusal.
+    /// Everything before it was handed out; nothing past it is committed.
+    #[error(transparent)]
+    Partition(PartitionError),
     #[error("topic `{0}` does not exist (or was deleted); create it with `cafe topic create {0}`")]
     UnknownTopic(String),
     #[error("could not set up fetching: {0}")]
@@ -89,7 +89,9 @@ impl Error {
             Error::Cluster(e) => crate::error::cluster_code(e),
             Error::Group(_) => exit::GROUP,
             Error::UnknownTopic(_) => exit::UNKNOWN_TOPIC,
-            Error::Fetch(_) | Error::Setup(_) => exit::FAILURE,
+            Error::Partition(PartitionError::Corrupt { .. }) => exit::UNREADABLE,
+            Error::Partition(PartitionError::TopicGone(_)) => exit::UNKNOWN_TOPIC,
+            Error::Partition(_) | Error::Setup(_) => exit::FAILURE,
         }
     }
 }
@@ -102,19 +104,25 @@ pub struct ConsumedRecord {
     pub record: FetchedRecord,
 }
 
+/// Fetched records of one partition not handed out yet, then maybe the error
+/// that stopped the partition right after them.
+struct Chunk {
+    tp: Tp,
+    records: VecDeque<FetchedRecord>,
+    error: Option<PartitionError>,
+}
+
 pub struct Consumer {
     group: GroupHandle,
-    rs: Arc<rskafka::client::Client>,
+    fetcher: Fetcher,
     config: ConsumerConfig,
-    fetchers: HashMap<Tp, JoinHandle<()>>,
-    data_tx: mpsc::Sender<Fetched>,
-    data_rx: mpsc::Receiver<Fetched>,
-    /// Bumped at every revocation; batches from older epochs are dropped.
-    epoch: u64,
     /// Next offsets of the batch handed out last: consumed once the user comes back.
     handed: BTreeMap<Tp, i64>,
-    /// Fetched records not handed out yet (a batch larger than the caller's limit).
-    buffered: Option<(Tp, std::collections::VecDeque<FetchedRecord>)>,
+    /// Fetched chunks in arrival order; at most one per partition (a partition
+    /// with a chunk here is not fetched again until it is handed out).
+    buffered: VecDeque<Chunk>,
+    /// An error to return once the records before it were handed out.
+    pending_error: Option<Error>,
     assigned: Vec<Tp>,
     closed: bool,
 }
@@ -123,25 +131,20 @@ impl Consumer {
     /// Joins the group (in the background) and prepares fetching.
     pub async fn new(cluster: Arc<Cluster>, config: ConsumerConfig) -> Result<Self, Error> {
         config.validate()?;
-        for t in &config.group.topics {
-            cluster.topic_or_fetch(t).await?;
+        if config.group.topic_pattern.is_none() {
+            for t in &config.group.topics {
+                cluster.topic_or_fetch(t).await?;
+            }
         }
-        let rs = cluster::rskafka_client(cluster.bootstrap(), cluster.client_id(), Duration::from_secs(30))
-            .await
-            .map_err(|e| Error::Setup(e.to_string()))?;
-        let group = driver::spawn(cluster, config.group.clone());
-        // A few batches per partition in flight is enough to hide fetch latency.
-        let (data_tx, data_rx) = mpsc::channel(16);
+        let fetcher = Fetcher::new(Arc::clone(&cluster), config.fetch, config.group.backoff);
+        let group = driver::spawn(cluster, config.group.clone()).map_err(Error::Config)?;
         Ok(Self {
             group,
-            rs: Arc::new(rs),
+            fetcher,
             config,
-            fetchers: HashMap::new(),
-            data_tx,
-            data_rx,
-            epoch: 0,
             handed: BTreeMap::new(),
-            buffered: None,
+            buffered: VecDeque::new(),
+            pending_error: None,
             assigned: Vec::new(),
             closed: false,
         })
@@ -161,6 +164,10 @@ impl Consumer {
     /// Like [`poll`](Self::poll) with at most `max` records (Java's
     /// `max.poll.records`); the rest stay buffered and are not consumed, so a
     /// caller that stops after `max` commits nothing it did not see.
+    ///
+    /// A partition that fails (an unreadable batch, say) hands out every record
+    /// before the failure first; then one call returns the error, and the other
+    /// partitions go on if the caller keeps polling.
     pub async fn poll_max(&mut self, max: usize) -> Result<Vec<ConsumedRecord>, Error> {
         self.mark_consumed();
         let max = max.max(1);
@@ -168,6 +175,10 @@ impl Consumer {
             if let Some(batch) = self.take_buffered(max) {
                 return Ok(batch);
             }
+            if let Some(e) = self.pending_error.take() {
+                return Err(e);
+            }
+            self.fetcher.dispatch();
             tokio::select! {
                 // Group decisions first: never hand out records of a revoked partition.
                 biased;
@@ -175,7 +186,7 @@ impl Consumer {
                     let Some(c) = c else { return Err(Error::Setup("the group task stopped".into())) };
                     self.on_control(c)?;
                 }
-                Some(f) = self.data_rx.recv() => self.accept(f)?,
+                ready = self.fetcher.next() => self.accept(ready),
             }
         }
     }
@@ -198,7 +209,6 @@ impl Consumer {
             Ok(())
         })
         .await;
-        self.stop_all();
         match drained {
             Ok(r) => r,
             Err(_) => {
@@ -217,93 +227,88 @@ impl Consumer {
     fn on_control(&mut self, c: Control) -> Result<(), Error> {
         match c {
             Control::Assign(partitions) => {
-                self.assigned = partitions.iter().map(|(tp, _)| tp.clone()).collect();
-                tracing::info!(partitions = ?self.assigned, "assigned");
+                tracing::info!(partitions = ?partitions.iter().map(|(tp, _)| tp).collect::<Vec<_>>(), "assigned");
                 for (tp, start) in partitions {
-                    let task = fetcher::run(
-                        Arc::clone(&self.rs),
-                        tp.clone(),
-                        start,
-                        self.epoch,
-                        self.config.fetch,
-                        self.data_tx.clone(),
-                    );
-                    self.fetchers.insert(tp, tokio::spawn(task));
+                    let leader = self.fetcher.cached_leader(&tp);
+                    self.fetcher.state.assign(tp.clone(), start, leader);
+                    self.assigned.push(tp);
                 }
             }
             Control::Revoke(partitions) => {
                 tracing::info!(?partitions, "revoking");
                 for tp in &partitions {
-                    if let Some(h) = self.fetchers.remove(tp) {
-                        h.abort();
-                    }
+                    self.fetcher.state.unassign(tp);
                 }
-                self.epoch += 1;
                 self.assigned.retain(|tp| !partitions.contains(tp));
-                if self.buffered.as_ref().is_some_and(|(tp, _)| partitions.contains(tp)) {
-                    self.buffered = None;
-                }
+                self.buffered.retain(|c| !partitions.contains(&c.tp));
                 // Positions of what the user already has are in; now let the commit happen.
                 self.mark_consumed();
                 let _ = self.group.events.send(Event::Revoked);
             }
-            Control::Fatal(e) => {
-                self.stop_all();
-                return Err(Error::Group(e));
-            }
-            Control::Closed => {
-                self.stop_all();
-            }
+            Control::Fatal(e) => return Err(Error::Group(e)),
+            Control::Closed => {}
         }
         Ok(())
     }
 
-    /// Hands out up to `max` buffered records and notes their next offset.
+    /// Hands out up to `max` records of the oldest chunk and notes their next offset.
     fn take_buffered(&mut self, max: usize) -> Option<Vec<ConsumedRecord>> {
-        let (tp, records) = self.buffered.as_mut()?;
-        let n = max.min(records.len());
-        let out: Vec<ConsumedRecord> =
-            records.drain(..n).map(|record| ConsumedRecord { topic: tp.0.clone(), partition: tp.1, record }).collect();
+        let chunk = self.buffered.front_mut()?;
+        let n = max.min(chunk.records.len());
+        let (topic, partition) = (&chunk.tp.0, chunk.tp.1);
+        let out: Vec<ConsumedRecord> = chunk
+            .records
+            .drain(..n)
+            .map(|record| ConsumedRecord { topic: topic.clone(), partition, record })
+            .collect();
         if let Some(last) = out.last() {
-            self.handed.insert(tp.clone(), last.record.offset + 1);
+            self.handed.insert(chunk.tp.clone(), last.record.offset + 1);
         }
-        if records.is_empty() {
-            self.buffered = None;
+        if chunk.records.is_empty() {
+            if let Some(chunk) = self.buffered.pop_front() {
+                self.fetcher.state.drained(&chunk.tp);
+                if let Some(e) = chunk.error {
+                    self.fail(e);
+                }
+            }
         }
         (!out.is_empty()).then_some(out)
     }
 
-    /// Buffers a fetched batch (only when the buffer is empty: `poll_max` drains it first).
-    fn accept(&mut self, f: Fetched) -> Result<(), Error> {
-        match f {
-            Fetched::Records { tp, epoch, records } => {
-                if epoch == self.epoch && self.fetchers.contains_key(&tp) && !records.is_empty() {
-                    self.buffered = Some((tp, records.into()));
+    fn accept(&mut self, ready: Vec<Ready>) {
+        for r in ready {
+            match r {
+                Ready::Records { tp, records, error } => {
+                    self.buffered.push_back(Chunk { tp, records: records.into(), error });
                 }
-                Ok(())
-            }
-            Fetched::Failed { tp, epoch, reason, unknown_topic } => {
-                if epoch != self.epoch {
-                    return Ok(());
+                Ready::Failed { error, .. } => self.fail(error),
+                // Worth committing even if nothing is ever read from it: the next
+                // member starts here instead of resetting again (as the Java consumer does).
+                Ready::Reset { tp, offset } => {
+                    let _ = self.group.events.send(Event::Consumed { tp, next_offset: offset });
                 }
-                if unknown_topic {
-                    return Err(Error::UnknownTopic(tp.0));
-                }
-                Err(Error::Fetch(reason))
             }
         }
     }
 
-    fn stop_all(&mut self) {
-        for (_, h) in self.fetchers.drain() {
-            h.abort();
-        }
+    fn fail(&mut self, e: PartitionError) {
+        let e = match e {
+            // An explicitly subscribed topic that is gone ends the consumer; with a
+            // pattern the group's next metadata refresh drops it instead.
+            PartitionError::TopicGone(t) if self.config.group.topic_pattern.is_some() => {
+                tracing::info!(topic = %t, "a topic matching the pattern is gone");
+                return;
+            }
+            PartitionError::TopicGone(t) => Error::UnknownTopic(t),
+            e => Error::Partition(e),
+        };
+        tracing::warn!(error = %e, "partition stopped");
+        self.pending_error.get_or_insert(e);
     }
 }
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        self.stop_all();
         if !self.closed {
             self.group.task.abort();
         }

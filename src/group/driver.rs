@@ -21,7 +21,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::mpsc;
 
-use super::state::{Action, Event, Failure, GroupConfig, GroupError, GroupMember, JoinResult, JoinedMember, Tp};
+use super::state::{
+    Action, Event, Failure, GroupConfig, GroupError, GroupMember, JoinResult, JoinedMember, TopicsView, Tp,
+};
 use crate::cluster::Cluster;
 use crate::wire::{self, ApiRequest, Connection};
 
@@ -46,19 +48,33 @@ pub struct GroupHandle {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-/// Starts the member on its own task.
-pub fn spawn(cluster: Arc<Cluster>, config: GroupConfig) -> GroupHandle {
+/// Starts the member on its own task. Fails only on a topic pattern that is not
+/// a valid regular expression.
+pub fn spawn(cluster: Arc<Cluster>, config: GroupConfig) -> Result<GroupHandle, String> {
+    let pattern = config.topic_pattern.as_deref().map(whole_name_pattern).transpose()?.map(Arc::new);
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (control_tx, control_rx) = mpsc::unbounded_channel();
-    let driver =
-        Driver { member: GroupMember::new(config), cluster, responses: events_tx.clone(), control: control_tx };
+    let driver = Driver {
+        member: GroupMember::new(config),
+        cluster,
+        pattern,
+        responses: events_tx.clone(),
+        control: control_tx,
+    };
     let task = tokio::spawn(driver.run(events_rx));
-    GroupHandle { events: events_tx, control: control_rx, task }
+    Ok(GroupHandle { events: events_tx, control: control_rx, task })
+}
+
+/// Java's `subscribe(Pattern)` matches a topic only when the whole name matches
+/// (`Matcher.matches()`), so the expression is anchored at both ends.
+pub fn whole_name_pattern(p: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(&format!("^(?:{p})$")).map_err(|e| format!("the topic pattern `{p}` is not a valid regular expression: {e}"))
 }
 
 struct Driver {
     member: GroupMember,
     cluster: Arc<Cluster>,
+    pattern: Option<Arc<regex::Regex>>,
     /// Responses of spawned requests come back as events on the same queue.
     responses: mpsc::UnboundedSender<Event>,
     control: mpsc::UnboundedSender<Control>,
@@ -106,8 +122,14 @@ impl Driver {
         let config = self.member.config().clone();
         let coordinator = self.member.coordinator();
         let tx = self.responses.clone();
+        let pattern = self.pattern.clone();
         tokio::spawn(async move {
-            let event = perform(&cluster, &config, coordinator, action).await;
+            let event = match action {
+                Action::RefreshTopics { topics } => Some(Event::TopicsRefreshed(
+                    refresh_topics(&cluster, &topics, pattern.as_deref()).await.map_err(transport),
+                )),
+                action => perform(&cluster, &config, coordinator, action).await,
+            };
             if let Some(e) = event {
                 let _ = tx.send(e);
             }
@@ -250,8 +272,34 @@ async fn perform(cluster: &Cluster, config: &GroupConfig, coordinator: Option<i3
             }
             Event::Left
         }
-        Action::Assign { .. } | Action::Revoke { .. } | Action::Fatal(_) | Action::Closed => return None,
+        Action::Assign { .. }
+        | Action::Revoke { .. }
+        | Action::Fatal(_)
+        | Action::Closed
+        | Action::RefreshTopics { .. } => return None,
     })
+}
+
+/// Partition counts of `topics` (those that exist) and, with a pattern, of every
+/// non-internal topic it matches.
+async fn refresh_topics(
+    cluster: &Cluster,
+    topics: &[String],
+    pattern: Option<&regex::Regex>,
+) -> Result<TopicsView, crate::cluster::Error> {
+    let all = cluster.list_topics().await?;
+    let mut view = TopicsView::default();
+    let mut matching = std::collections::BTreeSet::new();
+    for t in all {
+        if pattern.is_some_and(|p| !t.internal && p.is_match(&t.name)) {
+            matching.insert(t.name.clone());
+            view.counts.insert(t.name.clone(), t.partition_count());
+        } else if topics.contains(&t.name) {
+            view.counts.insert(t.name.clone(), t.partition_count());
+        }
+    }
+    view.matching = pattern.map(|_| matching);
+    Ok(view)
 }
 
 async fn call<R: ApiRequest>(conn: &Connection, req: &R, timeout: Duration) -> Result<R::Response, Failure> {

@@ -14,8 +14,7 @@ use super::consumer_protocol::{Assignment, LATEST_VERSION, Subscription};
 use super::recovery::{Recovery, advice, recovery};
 use crate::backoff::BackoffPolicy;
 
-/// A topic-partition.
-pub type Tp = (String, i32);
+pub use crate::types::Tp;
 
 /// Group settings with the Java client's names and defaults.
 #[derive(Debug, Clone)]
@@ -23,7 +22,15 @@ pub struct GroupConfig {
     pub group_id: String,
     /// `group.instance.id` (KIP-345 static membership).
     pub group_instance_id: Option<String>,
+    /// The subscribed topics; with `topic_pattern`, the topics it matched at the
+    /// last metadata refresh (the member keeps this up to date).
     pub topics: Vec<String>,
+    /// Java's `subscribe(Pattern)`: every topic whose whole name matches this
+    /// regular expression, checked again at every metadata refresh.
+    pub topic_pattern: Option<String>,
+    /// `metadata.max.age.ms`: how often topic metadata is refreshed, so new
+    /// partitions (and, with a pattern, new topics) are noticed.
+    pub metadata_max_age: Duration,
     /// `partition.assignment.strategy`, in preference order (eager assignors).
     pub assignors: Vec<Assignor>,
     pub session_timeout: Duration,
@@ -41,6 +48,8 @@ impl Default for GroupConfig {
             group_id: "cafe-group-clean".into(),
             group_instance_id: None,
             topics: vec!["demo".into()],
+            topic_pattern: None,
+            metadata_max_age: Duration::from_millis(300_000),
             assignors: vec![Assignor::Range],
             session_timeout: Duration::from_millis(45_000),
             rebalance_timeout: Duration::from_millis(300_000),
@@ -86,6 +95,8 @@ pub enum Event {
     Joined(Result<JoinResult, (Failure, String)>),
     /// Partition counts of the subscribed topics, for the leader's assignment.
     Metadata(Result<BTreeMap<String, i32>, Failure>),
+    /// The answer to [`Action::RefreshTopics`].
+    TopicsRefreshed(Result<TopicsView, Failure>),
     Synced(Result<Bytes, Failure>),
     OffsetsFetched(Result<BTreeMap<Tp, i64>, Failure>),
     Heartbeat(Result<(), Failure>),
@@ -105,6 +116,15 @@ pub enum Event {
     Close,
 }
 
+/// What a metadata refresh found.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TopicsView {
+    /// Partition counts of the topics asked for (and of the matching ones).
+    pub counts: BTreeMap<String, i32>,
+    /// With a topic pattern: the topics whose whole name it matches now.
+    pub matching: Option<BTreeSet<String>>,
+}
+
 /// What to do, returned by [`GroupMember::handle`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -114,6 +134,11 @@ pub enum Action {
         protocols: Vec<(String, Bytes)>,
     },
     FetchMetadata {
+        topics: Vec<String>,
+    },
+    /// Periodic metadata refresh (`metadata.max.age.ms`): partition counts of
+    /// `topics`, and the topics matching the pattern if there is one.
+    RefreshTopics {
         topics: Vec<String>,
     },
     Sync {
@@ -196,6 +221,11 @@ pub struct GroupMember {
     generation_id: i32,
     protocol_name: Option<String>,
     join_members: Vec<JoinedMember>,
+    /// As the leader: partition counts the current assignment was made from
+    /// (a change means the group must rebalance, as in the Java client).
+    assigned_counts: Option<BTreeMap<String, i32>>,
+    next_refresh: Option<Instant>,
+    refresh_in_flight: bool,
     assigned: BTreeSet<Tp>,
     positions: BTreeMap<Tp, i64>,
     committed: BTreeMap<Tp, i64>,
@@ -224,6 +254,9 @@ impl GroupMember {
             generation_id: -1,
             protocol_name: None,
             join_members: Vec::new(),
+            assigned_counts: None,
+            next_refresh: None,
+            refresh_in_flight: false,
             assigned: BTreeSet::new(),
             positions: BTreeMap::new(),
             committed: BTreeMap::new(),
@@ -272,6 +305,9 @@ impl GroupMember {
         if self.phase == Phase::Stable && self.config.enable_auto_commit && self.commits_in_flight == 0 {
             d = earliest(d, self.next_commit);
         }
+        if self.phase == Phase::Stable && !self.refresh_in_flight {
+            d = earliest(d, self.next_refresh);
+        }
         d
     }
 
@@ -282,6 +318,7 @@ impl GroupMember {
             Event::CoordinatorFound(r) => self.on_coordinator(r, now, &mut out),
             Event::Joined(r) => self.on_joined(r, now, &mut out),
             Event::Metadata(r) => self.on_metadata(r, now, &mut out),
+            Event::TopicsRefreshed(r) => self.on_topics(r, now, &mut out),
             Event::Synced(r) => self.on_synced(r, now, &mut out),
             Event::OffsetsFetched(r) => self.on_offsets(r, now, &mut out),
             Event::Heartbeat(r) => self.on_heartbeat(r, now, &mut out),
@@ -321,6 +358,60 @@ impl GroupMember {
         if self.config.enable_auto_commit && self.commits_in_flight == 0 && self.next_commit.is_some_and(|t| t <= now) {
             self.next_commit = Some(now + self.config.auto_commit_interval);
             self.commit(out);
+        }
+        if !self.refresh_in_flight && self.next_refresh.is_some_and(|t| t <= now) {
+            self.next_refresh = Some(now + self.config.metadata_max_age);
+            self.refresh_topics(out);
+        }
+    }
+
+    // ---- subscription changes (metadata.max.age.ms) ---------------------------------
+
+    fn refresh_topics(&mut self, out: &mut Vec<Action>) {
+        self.refresh_in_flight = true;
+        // The leader watches every topic of the group; a member its own.
+        let mut topics: BTreeSet<String> = self.config.topics.iter().cloned().collect();
+        if let Some(c) = &self.assigned_counts {
+            topics.extend(c.keys().cloned());
+        }
+        out.push(Action::RefreshTopics { topics: topics.into_iter().collect() });
+    }
+
+    fn on_topics(&mut self, r: Result<TopicsView, Failure>, now: Instant, out: &mut Vec<Action>) {
+        self.refresh_in_flight = false;
+        let view = match r {
+            Ok(v) => v,
+            Err(f) => {
+                tracing::debug!(failure = ?f, "metadata refresh failed; trying again at the next one");
+                if self.phase == Phase::Idle {
+                    self.retry_later(now);
+                }
+                return;
+            }
+        };
+        if let Some(matching) = view.matching {
+            let topics: Vec<String> = matching.into_iter().collect();
+            if topics != self.config.topics {
+                tracing::info!(?topics, "the topics matching the pattern changed");
+                self.config.topics = topics;
+                if self.phase == Phase::Stable {
+                    return self.begin_revoke(Next::Rejoin, true, out);
+                }
+            }
+        }
+        if self.phase == Phase::Idle {
+            // The first refresh of a pattern subscription: now join with what it matched.
+            return self.find_coordinator(out);
+        }
+        if self.phase != Phase::Stable {
+            return;
+        }
+        if let Some(assigned) = &self.assigned_counts {
+            let changed = assigned.iter().any(|(t, n)| view.counts.get(t).is_some_and(|now| now != n));
+            if changed {
+                tracing::info!(counts = ?view.counts, "partition counts changed; rebalancing");
+                self.begin_revoke(Next::Rejoin, true, out);
+            }
         }
     }
 
@@ -461,6 +552,7 @@ impl GroupMember {
             self.phase = Phase::AwaitingMetadata;
             out.push(Action::FetchMetadata { topics: topics.into_iter().collect() });
         } else {
+            self.assigned_counts = None;
             self.send_sync(Vec::new(), out);
         }
     }
@@ -478,6 +570,7 @@ impl GroupMember {
                 return;
             }
         };
+        self.assigned_counts = Some(counts.clone());
         let assignor = self.protocol_name.as_deref().and_then(Assignor::from_name).unwrap_or(Assignor::Range);
         let members: Vec<MemberSubscription> = std::mem::take(&mut self.join_members)
             .into_iter()
@@ -569,6 +662,7 @@ impl GroupMember {
                 self.phase = Phase::Stable;
                 self.next_heartbeat.get_or_insert(now + self.config.heartbeat_interval);
                 self.next_commit = Some(now + self.config.auto_commit_interval);
+                self.next_refresh = Some(now + self.config.metadata_max_age);
             }
             Err(f) => {
                 if let Some(rec) = self.common_failure(&f, now, out) {
@@ -780,10 +874,15 @@ impl GroupMember {
         }
     }
 
-    /// Starts the member: find the coordinator.
+    /// Starts the member: find the coordinator (with a pattern, first learn which
+    /// topics it matches, so the first join already subscribes to them).
     pub fn start(&mut self) -> Vec<Action> {
         let mut out = Vec::new();
-        self.find_coordinator(&mut out);
+        if self.config.topic_pattern.is_some() {
+            self.refresh_topics(&mut out);
+        } else {
+            self.find_coordinator(&mut out);
+        }
         out
     }
 }

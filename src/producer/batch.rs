@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
+use crate::compression::Codec;
 use kafka_protocol::records::{
-    Compression, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, Record, RecordBatchEncoder,
+    NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, Record, RecordBatchEncoder,
     RecordEncodeOptions, TimestampType,
 };
 
@@ -74,7 +75,7 @@ impl OpenBatch {
 
     /// Encodes the batch. Fails only if kafka-protocol cannot encode it (a bug or an
     /// impossible size), reported per record by the caller.
-    pub fn seal(self, compression: Compression, idem: Option<Idempotence>) -> Result<SealedBatch, (Vec<u64>, String)> {
+    pub fn seal(self, compression: Codec, idem: Option<Idempotence>) -> Result<SealedBatch, (Vec<u64>, String)> {
         let (pid, epoch, seq) = match idem {
             Some(i) => (i.producer_id, i.producer_epoch, i.base_sequence),
             None => (NO_PRODUCER_ID, NO_PRODUCER_EPOCH, NO_SEQUENCE),
@@ -105,8 +106,7 @@ impl OpenBatch {
             .collect();
         let mut buf = BytesMut::with_capacity(self.size);
         let ids = self.records.iter().map(|r| r.id).collect();
-        if let Err(e) = RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression })
-        {
+        if let Err(e) = encode_batch(&mut buf, &records, compression) {
             return Err((ids, format!("encoding the record batch failed: {e}")));
         }
         Ok(SealedBatch {
@@ -122,6 +122,21 @@ impl OpenBatch {
     }
 }
 
+/// Encodes v2 record batches with this crate's codecs (kafka-protocol's own need C
+/// for lz4 and zstd); the CRC it computes covers the compressed bytes, as Kafka's does.
+pub(crate) fn encode_batch(buf: &mut BytesMut, records: &[Record], compression: Codec) -> anyhow::Result<()> {
+    let compress = |raw: &mut BytesMut, out: &mut BytesMut, _: kafka_protocol::records::Compression| {
+        if compression == Codec::None {
+            out.extend_from_slice(raw);
+        } else {
+            out.extend_from_slice(&crate::compression::compress(compression, raw)?);
+        }
+        Ok(())
+    };
+    let options = RecordEncodeOptions { version: 2, compression: compression.to_records() };
+    RecordBatchEncoder::encode_with_custom_compression(buf, records, &options, Some(compress))
+}
+
 /// An encoded batch, ready to send and to resend unchanged on a retriable error
 /// (with idempotence the unchanged sequence numbers let the broker drop duplicates).
 #[derive(Debug, Clone)]
@@ -133,7 +148,7 @@ pub struct SealedBatch {
     pub attempts: u32,
     /// Producer id, epoch and base sequence the bytes carry (idempotence only).
     pub idem: Option<Idempotence>,
-    compression: Compression,
+    compression: Codec,
     /// The records themselves (cheap `Bytes` clones), kept so that a batch the broker
     /// provably did not write can be sealed again under a new producer id.
     records: Vec<OutRecord>,
@@ -179,7 +194,7 @@ mod tests {
         let mut b = OpenBatch::new(2, Instant::now());
         b.push(rec(7, "ana", "{\"a\":1}"));
         b.push(rec(8, "bo", "{\"a\":2}"));
-        let sealed = b.seal(Compression::None, None).unwrap();
+        let sealed = b.seal(Codec::None, None).unwrap();
         let infos = RecordBatchDecoder::decode_batch_info(&mut sealed.bytes.clone()).unwrap();
         assert_eq!(infos.len(), 1, "one batch, not one per record");
         assert_eq!(infos[0].base_sequence, -1);
@@ -199,7 +214,7 @@ mod tests {
         b.push(rec(0, "k", "v"));
         b.push(rec(1, "k", "v"));
         let idem = Idempotence { producer_id: 42, producer_epoch: 3, base_sequence: 10 };
-        let mut bytes = b.seal(Compression::Gzip, Some(idem)).unwrap().bytes;
+        let mut bytes = b.seal(Codec::Gzip, Some(idem)).unwrap().bytes;
         let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
         assert_eq!(set.records[0].producer_id, 42);
         assert_eq!(set.records[0].producer_epoch, 3);
@@ -212,7 +227,7 @@ mod tests {
         b.push(rec(0, "k", "v0"));
         b.push(rec(1, "k", "v1"));
         let old = Idempotence { producer_id: 1, producer_epoch: 0, base_sequence: 7 };
-        let mut sealed = b.seal(Compression::None, Some(old)).unwrap();
+        let mut sealed = b.seal(Codec::None, Some(old)).unwrap();
         sealed.attempts = 3;
         let created = sealed.created;
         let new = Idempotence { producer_id: 2, producer_epoch: 0, base_sequence: 0 };

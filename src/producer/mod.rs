@@ -8,6 +8,8 @@ mod config;
 mod sender;
 
 pub use batch::{Idempotence, OutRecord};
+#[cfg(test)]
+pub(crate) use batch::encode_batch;
 pub use config::{Acks, Compression, ConfigError, ProducerConfig};
 pub use sender::{Delivery, DeliveryError, ProduceSummary, Producer};
 

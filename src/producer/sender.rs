@@ -258,7 +258,7 @@ impl Producer {
         }
         let partition = batch.partition;
         let idem = self.next_idempotence(topic, partition, batch.len());
-        match batch.seal(self.config.compression.to_records(), idem) {
+        match batch.seal(self.config.compression, idem) {
             Ok(sealed) => ready.push_back(sealed),
             // Not expected (kafka-protocol encodes any batch we build), but if it
             // happens every record in it is reported, never dropped.

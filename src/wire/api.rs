@@ -29,6 +29,7 @@ api_requests! {
     ApiVersionsRequest => ApiVersionsResponse, ApiVersions;
     MetadataRequest => MetadataResponse, Metadata;
     ProduceRequest => ProduceResponse, Produce;
+    FetchRequest => FetchResponse, Fetch;
     ListOffsetsRequest => ListOffsetsResponse, ListOffsets;
     FindCoordinatorRequest => FindCoordinatorResponse, FindCoordinator;
     JoinGroupRequest => JoinGroupResponse, JoinGroup;

@@ -99,6 +99,11 @@ impl Connection {
         &self.addr
     }
 
+    /// `request.timeout.ms` of this connection.
+    pub fn request_timeout(&self) -> Duration {
+        self.config.request_timeout
+    }
+
     /// True once the connection has failed; callers then open a new one.
     pub fn is_closed(&self) -> bool {
         lock(&self.pending).closed.is_some() || self.reader.is_finished()

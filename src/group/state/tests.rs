@@ -1138,3 +1138,86 @@ fn late_responses_after_close_are_ignored() {
         assert_eq!(sim.on(event.clone()), vec![], "{event:?}");
     }
 }
+
+// ---- metadata.max.age.ms: new partitions, pattern subscriptions ----------------------------
+
+const AGE_MS: u64 = 1_000;
+
+fn refreshing(config: GroupConfig) -> GroupConfig {
+    GroupConfig { metadata_max_age: Duration::from_millis(AGE_MS), ..without_heartbeats(manual_commit(config)) }
+}
+
+fn manual_commit(config: GroupConfig) -> GroupConfig {
+    GroupConfig { enable_auto_commit: false, ..config }
+}
+
+fn view(counts: &[(&str, i32)], matching: Option<&[&str]>) -> Event {
+    Event::TopicsRefreshed(Ok(TopicsView {
+        counts: counts.iter().map(|(t, n)| (t.to_string(), *n)).collect(),
+        matching: matching.map(|m| m.iter().map(|t| t.to_string()).collect()),
+    }))
+}
+
+#[test]
+fn metadata_is_refreshed_every_max_age_while_stable() {
+    let mut sim = Sim::stable(refreshing(config()), &[0], &[]);
+    assert_eq!(sim.deadline_ms(), Some(AGE_MS));
+    assert_eq!(single(sim.tick_at(AGE_MS)), Action::RefreshTopics { topics: vec![TOPIC.into()] });
+    assert_eq!(sim.tick_at(2 * AGE_MS), vec![], "one refresh in flight at a time");
+    assert_eq!(sim.on(view(&[(TOPIC, 1)], None)), vec![], "a follower does not rebalance on counts");
+    assert_eq!(single(sim.tick_at(3 * AGE_MS)), Action::RefreshTopics { topics: vec![TOPIC.into()] });
+}
+
+#[test]
+fn the_leader_rebalances_when_a_topic_grows_partitions() {
+    let (mut sim, _) = leader_joined();
+    let sync = sim.on(Event::Metadata(Ok([("demo".into(), 2), ("other".into(), 1)].into())));
+    assert!(matches!(single(sync), Action::Sync { .. }));
+    let bytes = assignment_bytes(&[(TOPIC, &[0])]);
+    single(sim.on(Event::Synced(Ok(bytes))));
+    single(sim.on(Event::OffsetsFetched(Ok(BTreeMap::new()))));
+    let refresh = sim.tick_at(100 * HOUR_MS);
+    assert!(refresh.contains(&Action::RefreshTopics { topics: vec!["demo".into(), "other".into()] }), "{refresh:?}");
+    // Same counts: nothing; `demo` grew from 2 to 3: revoke (eager) and rejoin.
+    assert_eq!(sim.on(view(&[("demo", 2), ("other", 1)], None)), vec![]);
+    let revoke = sim.member.handle(
+        Event::TopicsRefreshed(Ok(TopicsView { counts: [("demo".into(), 3), ("other".into(), 1)].into(), matching: None })),
+        sim.now,
+    );
+    assert_eq!(expect_revoke(revoke), vec![tp(0)]);
+}
+
+#[test]
+fn a_pattern_member_learns_its_topics_before_the_first_join_and_rejoins_when_they_change() {
+    let cfg = GroupConfig { topics: Vec::new(), topic_pattern: Some("de.*".into()), ..refreshing(config()) };
+    let mut sim = Sim::new(cfg);
+    assert_eq!(sim.member.start(), vec![Action::RefreshTopics { topics: vec![] }]);
+    assert_eq!(single(sim.on(view(&[(TOPIC, 1)], Some(&[TOPIC])))), Action::FindCoordinator);
+    assert_eq!(sim.member.config().topics, vec![TOPIC.to_string()]);
+    let join = sim.on(Event::CoordinatorFound(Ok(COORDINATOR)));
+    assert_eq!(expect_join(join), "");
+    single(sim.on(Event::Joined(Err((broker(E::MemberIdRequired), MEMBER.into())))));
+    single(sim.on(Event::Joined(Ok(follower_join(GEN, MEMBER)))));
+    single(sim.on(Event::Synced(Ok(assignment_bytes(&[(TOPIC, &[0])])))));
+    single(sim.on(Event::OffsetsFetched(Ok(BTreeMap::new()))));
+    assert_eq!(single(sim.tick_at(AGE_MS)), Action::RefreshTopics { topics: vec![TOPIC.into()] });
+    // A new topic matches: revoke, then rejoin subscribing to both.
+    let revoke = sim.on(view(&[(TOPIC, 1), ("delta", 2)], Some(&["delta", TOPIC])));
+    assert_eq!(expect_revoke(revoke), vec![tp(0)]);
+    match single(sim.on(Event::Revoked)) {
+        Action::Join { protocols, .. } => {
+            let sub = Subscription::decode(&protocols[0].1).unwrap();
+            assert_eq!(sub.topics, vec!["delta".to_string(), TOPIC.to_string()]);
+        }
+        other => panic!("expected Join, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_failed_refresh_changes_nothing() {
+    let mut sim = Sim::stable(refreshing(config()), &[0], &[]);
+    single(sim.tick_at(AGE_MS));
+    assert_eq!(sim.on(Event::TopicsRefreshed(Err(Failure::Transport("gone".into())))), vec![]);
+    assert!(sim.member.is_stable());
+    assert_eq!(single(sim.tick_at(2 * AGE_MS)), Action::RefreshTopics { topics: vec![TOPIC.into()] });
+}

@@ -20,7 +20,7 @@ MUSL := x86_64-unknown-linux-musl
 
 .PHONY: help kafka-fetch kafka-up kafka-down kafka-wipe kafka-restart kafka-logs kafka-status \
         cluster-up cluster-down down registry-up registry-down registry-logs peers static test \
-        build produce consume topic demo bench faults
+        build produce consume topic demo bench bench-publish faults
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -140,8 +140,19 @@ test: ## all tests: unit + integration against the real broker, registry and pee
 	scripts/test.sh
 
 # Own broker on 127.0.0.1:9192 (started and wiped by the script); see BENCHMARKS.md.
-bench: ## cafe vs Java perf tools vs librdkafka (< 15 min); table in bench/results/latest.txt
+# Results go to the git-ignored bench/results/local/, so a run leaves the checkout clean.
+bench: ## cafe vs Java perf tools vs librdkafka (< 15 min); table in bench/results/local/latest.txt
 	bench/bench.sh
+
+# The tracked bench/results/latest.* back BENCHMARKS.md: replacing them is a choice,
+# not a side effect of measuring. A scaled-down trial run (CAFE_BENCH_SCALE) is refused.
+BENCH_LOCAL := bench/results/local
+bench-publish: ## copy the last full `make bench` run into the tracked bench/results/latest.*
+	@[[ -f $(BENCH_LOCAL)/latest.json ]] || { echo "bench-publish: no run in $(BENCH_LOCAL)/; run make bench first" >&2; exit 1; }
+	@python3 -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["settings"]["scale"] != 1)' $(BENCH_LOCAL)/latest.json \
+		|| { echo "bench-publish: $(BENCH_LOCAL)/latest.json is a scaled-down run (CAFE_BENCH_SCALE); not publishing it" >&2; exit 1; }
+	cp $(BENCH_LOCAL)/latest.txt $(BENCH_LOCAL)/latest.md $(BENCH_LOCAL)/latest.csv $(BENCH_LOCAL)/latest.json bench/results/
+	@echo "bench-publish: copied; update BENCHMARKS.md from bench/results/latest.md, then commit both"
 
 # The fault suite can use: scripts/kafka.sh kill <1|2|3|single>, start <...>, restart,
 # with the cluster from `make cluster-up` (bootstrap $(CAFE_CLUSTER_BOOTSTRAP)).

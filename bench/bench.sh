@@ -5,6 +5,8 @@
 # dedicated single-node broker for the benchmark (so other work on the shared
 # 127.0.0.1:9092 broker neither disturbs the figures nor fills with 2 GB of
 # benchmark data), runs bench/harness.py, and stops that broker again.
+# Results go to bench/results/local/ (git-ignored, so the checkout stays clean);
+# `make bench-publish` copies a run into the tracked bench/results/latest.*.
 #
 # Environment:
 #   CAFE_BENCH_PORT        port of the benchmark broker (default 9192; controller +1)

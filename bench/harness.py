@@ -682,7 +682,9 @@ def main():
     ap.add_argument("--budget-s", type=float, default=540,
                     help="stop adding runs past 3 when the next would end after this many seconds")
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the record counts (develop with 0.05)")
-    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    # Untracked (git-ignored): a run must not dirty the checkout. `make bench-publish`
+    # copies a run into the tracked bench/results/ deliberately.
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "local"))
     a = ap.parse_args()
     if a.render:
         with open(a.render) as f:

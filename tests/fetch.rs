@@ -890,6 +890,10 @@ fn thousand_partitions_one_fetch_in_flight_with_incremental_sessions() {
     let topic = unique_topic("fetch-wide");
     let group = unique_topic("fetch-wide-group");
     create_topic(&topic, 1000);
+    // The metadata names a leader for every partition before the broker serves
+    // them all (NOT_LEADER_OR_FOLLOWER for a moment): wait, so that the first
+    // fetch can cover them all.
+    peer("ready", &topic, &["--partitions", "1000"]);
     let parts: Vec<String> = (0..10).map(|i| (i * 100 + 7).to_string()).collect();
     let want: BTreeMap<(i32, i64), String> = peer_events(&topic, 10, &["--partitions", &parts.join(",")])
         .iter()

@@ -24,6 +24,12 @@ Every subcommand prints one JSON line per record on stdout and exits non-zero
         all to one partition, null keys. Prints {"partition", "offset", "value",
         "outcome": "committed"|"aborted"} per record.
 
+    fetch_peer.py ready --bootstrap B --topic T --partitions N [--timeout 60]
+        Waits until the leader of every one of the N partitions answers
+        ListOffsets without an error (just after a topic with many partitions
+        is created, the metadata names leaders that do not serve yet: they
+        answer NOT_LEADER_OR_FOLLOWER). Prints {"ready": N, "seconds": S}.
+
     fetch_peer.py read --bootstrap B --topic T [--isolation read_committed]
                   [--timeout 30]
         Reads every partition from the beginning to its end (the end in that
@@ -206,6 +212,32 @@ def cmd_txn(args):
     return 0
 
 
+def cmd_ready(args):
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient, OffsetSpec
+
+    admin = AdminClient({"bootstrap.servers": args.bootstrap, "client.id": "cafe-peer-fetch-ready"})
+    start = time.monotonic()
+    pending = set(range(args.partitions))
+    last = {}
+    while pending:
+        if time.monotonic() - start > args.timeout:
+            fail("partitions of %s not serving after %.0f s: %d, e.g. %s" % (
+                args.topic, args.timeout, len(pending), sorted(last.items())[:5]))
+        futures = admin.list_offsets({TopicPartition(args.topic, p): OffsetSpec.earliest() for p in pending},
+                                     request_timeout=10)
+        for tp, f in futures.items():
+            try:
+                f.result()
+                pending.discard(tp.partition)
+            except Exception as e:  # not ready yet: ask again
+                last[tp.partition] = str(e)
+        if pending:
+            time.sleep(0.3)
+    print(json.dumps({"ready": args.partitions, "seconds": round(time.monotonic() - start, 2)}))
+    return 0
+
+
 def cmd_read(args):
     from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -269,16 +301,21 @@ def main():
     t.add_argument("--txn-id", required=True)
     t.add_argument("--partition", type=int, default=0)
 
+    rdy = sub.add_parser("ready")
+    rdy.add_argument("--partitions", type=int, required=True)
+    rdy.add_argument("--timeout", type=float, default=60.0)
+
     rd = sub.add_parser("read")
     rd.add_argument("--isolation", default="read_committed", choices=["read_committed", "read_uncommitted"])
     rd.add_argument("--timeout", type=float, default=30.0)
 
-    for s in (e, r, t, rd):
+    for s in (e, r, t, rdy, rd):
         s.add_argument("--bootstrap", required=True)
         s.add_argument("--topic", required=True)
 
     args = ap.parse_args()
-    return {"events": cmd_events, "records": cmd_records, "txn": cmd_txn, "read": cmd_read}[args.cmd](args)
+    cmds = {"events": cmd_events, "records": cmd_records, "txn": cmd_txn, "ready": cmd_ready, "read": cmd_read}
+    return cmds[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 //! confluent-kafka and the Java console producer with every codec, what `cafe`
 //! writes with every codec read back by both, transactions in both isolation
 //! levels compared with the Java console consumer, every record form in `--json`,
-//! a batch corrupted on the broker's disk, partitions and pattern-matched topics
+//! batches corrupted on the broker's disk (a CRC mismatch, an unknown codec),
+//! partitions and pattern-matched topics
 //! that appear while consuming, a 1,000-partition topic through the recording
 //! proxy (one fetch in flight, fetch sessions), and positions kept after a reset.
 //!
@@ -268,6 +269,19 @@ fn disk_batches(topic: &str, partition: i32) -> Vec<DiskBatch> {
         }
     }
     out
+}
+
+/// Overwrites bytes of a segment file in place. The broker serves fetches from
+/// the page cache, so the next fetch sees them.
+fn write_at(file: &std::path::Path, position: usize, bytes: &[u8]) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(file)
+        .unwrap_or_else(|e| panic!("opening {} for writing: {e}", file.display()));
+    f.seek(SeekFrom::Start(position as u64)).unwrap();
+    f.write_all(bytes).unwrap();
+    f.sync_data().unwrap();
 }
 
 /// Kafka's id of a codec name in a batch's attributes.
@@ -713,13 +727,7 @@ fn corrupt_batch_stops_with_exit_10_and_nothing_committed_past_it() {
         .unwrap_or_else(|| panic!("event id {id} not found in the batch of offset 3"));
     let target = bad.position + at;
     let flipped = if data[target] == b'a' { b'b' } else { b'a' };
-    {
-        use std::io::{Seek, SeekFrom, Write};
-        let mut f = std::fs::OpenOptions::new().write(true).open(&bad.file).unwrap();
-        f.seek(SeekFrom::Start(target as u64)).unwrap();
-        f.write_all(&[flipped]).unwrap();
-        f.sync_data().unwrap();
-    }
+    write_at(&bad.file, target, &[flipped]);
     let after = disk_batches(&topic, 0);
     let crc: Vec<(i64, bool)> = after.iter().map(|b| (b.base_offset, b.crc_ok)).collect();
     assert_eq!(crc, vec![(0, true), (1, true), (2, true), (3, false), (4, true)], "only batch 3 is corrupt");
@@ -767,6 +775,46 @@ fn corrupt_batch_stops_with_exit_10_and_nothing_committed_past_it() {
     let group2 = unique_topic("fetch-corrupt-nocrc");
     let (got, _) = consume_all(&topic, &group2, "5s", &["--check-crcs", "false"]);
     assert_eq!(got.iter().map(offset_of).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4], "--check-crcs false: {got:?}");
+}
+
+/// A batch whose attributes name a codec that does not exist (7), with a CRC-32C
+/// that matches (recomputed): the consumer prints what comes before it and stops
+/// with exit 10 at that offset, saying it is the codec.
+#[test]
+fn unknown_codec_batch_stops_with_exit_10() {
+    let topic = unique_topic("fetch-badcodec");
+    let _cleanup = DeleteOnDrop(topic.clone());
+    create_topic(&topic, 1);
+    let reports = peer_events(&topic, 3, &["--flush-each", "--linger-ms", "0"]);
+    let batches = disk_batches(&topic, 0);
+    assert_eq!(batches.len(), 3, "one batch per record on disk: {batches:#?}");
+    let bad = batches.iter().find(|b| b.base_offset == 1).expect("the batch of offset 1").clone();
+    assert_eq!(bad.codec, 0, "the peer wrote it uncompressed");
+
+    let mut batch = std::fs::read(&bad.file).unwrap()[bad.position..bad.position + bad.size].to_vec();
+    batch[22] |= 7; // attributes (int16 at 21): low 3 bits are the codec
+    let crc = crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    write_at(&bad.file, bad.position, &batch);
+    let after: Vec<(i64, i16, bool)> =
+        disk_batches(&topic, 0).iter().map(|b| (b.base_offset, b.codec, b.crc_ok)).collect();
+    assert_eq!(after, vec![(0, 0, true), (1, 7, true), (2, 0, true)], "only batch 1 names codec 7, CRCs match");
+
+    let group = unique_topic("fetch-badcodec-group");
+    let out = consume(&["-t", &topic, "-g", &group, "--auto-offset-reset", "earliest", "--idle-exit", "5s"]);
+    let err = stderr(&out);
+    let got = records_of(&common::stdout(&out));
+    assert_eq!(
+        got.iter().map(offset_of).collect::<Vec<_>>(),
+        vec![0],
+        "records before the bad batch\n--- stderr\n{err}"
+    );
+    assert_event(&got[0], reports[0]["key"].as_str().unwrap(), reports[0]["value"].as_str().unwrap());
+    assert_eq!(out.status.code(), Some(EXIT_BAD_BATCH), "exit code\n--- stderr\n{err}");
+    let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
+    assert!(last.starts_with("cafe: ") && last.contains(&format!("{topic}[0]@1")), "last stderr line: {last:?}");
+    let lower = last.to_lowercase();
+    assert!(lower.contains("codec") || lower.contains("compression"), "the message says it is the codec: {last:?}");
 }
 
 // ---------------------------------------------------------------------------
@@ -818,6 +866,7 @@ fn partitions_added_while_consuming_are_read() {
     std::thread::sleep(Duration::from_secs(1));
     cafe.signal("TERM");
     let end = cafe.finish(Duration::from_secs(30));
+    assert!(end.status.success(), "cafe after SIGTERM: {}\n--- stderr\n{}", end.status, end.stderr.join("\n"));
     let got = records_of(&end.stdout.join("\n"));
     assert_no_duplicates(&got);
     let got: BTreeMap<(i32, i64), String> = got.iter().map(|r| (pos(r), event_id(&r["value"]))).collect();
@@ -871,6 +920,7 @@ fn topic_created_later_matching_the_pattern_is_read() {
     std::thread::sleep(Duration::from_secs(3));
     cafe.signal("TERM");
     let end = cafe.finish(Duration::from_secs(30));
+    assert!(end.status.success(), "cafe after SIGTERM: {}\n--- stderr\n{}", end.status, end.stderr.join("\n"));
     let got = records_of(&end.stdout.join("\n"));
     for r in &got {
         assert_eq!(r["topic"], matching.as_str(), "a record of a topic that does not match as a whole: {r}");

@@ -3,9 +3,9 @@
 //! writes with every codec read back by both, transactions in both isolation
 //! levels compared with the Java console consumer, every record form in `--json`,
 //! batches corrupted on the broker's disk (a CRC mismatch, an unknown codec),
-//! partitions and pattern-matched topics
-//! that appear while consuming, a 1,000-partition topic through the recording
-//! proxy (one fetch in flight, fetch sessions), and positions kept after a reset.
+//! partitions and pattern-matched topics that appear while consuming, a
+//! 1,000-partition topic through the recording proxy (one fetch in flight, fetch
+//! sessions), the fetch settings on the wire, and positions kept after a reset.
 //!
 //! Each test uses its own uuid-suffixed topics and groups. The corrupt-batch test
 //! and the on-disk codec checks read the single node's segment files (see
@@ -1077,5 +1077,80 @@ fn positions_after_latest_reset_are_kept_between_runs() {
     assert_no_duplicates(&got);
     let got: BTreeMap<(i32, i64), String> = got.iter().map(|r| (pos(r), event_id(&r["value"]))).collect();
     assert_eq!(got, want, "the second run reads what was written between the runs\n--- stderr\n{}", stderr(&out));
+    delete_topic(&topic);
+}
+
+// ---------------------------------------------------------------------------
+// 10. the fetch settings on the wire; limits smaller than a batch
+
+/// Java's fetch settings reach the Fetch requests as given, and limits smaller
+/// than one batch still read everything (the broker returns at least one batch).
+#[test]
+fn fetch_settings_on_the_wire_and_small_limits_read_everything() {
+    let topic = unique_topic("fetch-settings");
+    let group = unique_topic("fetch-settings-group");
+    create_topic(&topic, 1);
+    let mut want: BTreeMap<(i32, i64), String> = BTreeMap::new();
+    // One large batch (50 records, several KB), then 10 batches of one record.
+    for r in peer_events(&topic, 50, &["--linger-ms", "200"]) {
+        want.insert(pos(&r), event_id(&r["value"]));
+    }
+    for r in peer_events(&topic, 10, &["--flush-each", "--linger-ms", "0"]) {
+        want.insert(pos(&r), event_id(&r["value"]));
+    }
+    let batches = topic_batches(&topic, 1);
+    assert!(batches.iter().any(|b| b.size > 2048), "a batch larger than the limits: {batches:#?}");
+
+    let proxy = RecordingProxy::start(&bootstrap());
+    let addr = proxy.addr();
+    let out = run_cafe(
+        &[
+            "-b",
+            &addr,
+            "consume",
+            "--json",
+            "-t",
+            &topic,
+            "-g",
+            &group,
+            "--auto-offset-reset",
+            "earliest",
+            "--idle-exit",
+            "5s",
+            "--isolation-level",
+            "read_uncommitted",
+            "--fetch-min-bytes",
+            "1",
+            "--fetch-max-wait-ms",
+            "200",
+            "--fetch-max-bytes",
+            "2048",
+            "--max-partition-fetch-bytes",
+            "1024",
+        ],
+        b"",
+    );
+    assert_success(&out, "cafe consume with small fetch limits");
+    let got = records_of(&common::stdout(&out));
+    assert_no_duplicates(&got);
+    let got: BTreeMap<(i32, i64), String> = got.iter().map(|r| (pos(r), event_id(&r["value"]))).collect();
+    assert_eq!(got, want, "--- stderr\n{}", stderr(&out));
+
+    let fetches: Vec<_> = proxy.fetch_requests().into_iter().filter_map(|r| r.fetch).collect();
+    assert!(!fetches.is_empty(), "no Fetch request went through the proxy");
+    // (The request closing the session at the end, epoch -1, fetches nothing and
+    // may carry other values.)
+    for f in fetches.iter().filter(|f| f.session_epoch != -1) {
+        assert_eq!(
+            (f.min_bytes, f.max_wait_ms, f.max_bytes, f.isolation_level),
+            (1, 200, 2048, 0),
+            "Fetch (min_bytes, max_wait_ms, max_bytes, isolation_level)"
+        );
+        for t in &f.topics {
+            for p in &t.partitions {
+                assert_eq!(p.partition_max_bytes, 1024, "partition_max_bytes of partition {}", p.partition);
+            }
+        }
+    }
     delete_topic(&topic);
 }

@@ -1154,3 +1154,96 @@ fn fetch_settings_on_the_wire_and_small_limits_read_everything() {
     }
     delete_topic(&topic);
 }
+
+// ---------------------------------------------------------------------------
+// 11. read_committed stops at the last stable offset
+
+/// An open transaction holds read_committed back at its first offset (the last
+/// stable offset), even for non-transactional records written after it;
+/// read_uncommitted reads past it. Once it commits, read_committed reads the rest.
+#[test]
+fn read_committed_stops_at_an_open_transaction_until_it_commits() {
+    let topic = unique_topic("fetch-lso");
+    create_topic(&topic, 1);
+    let offsets = |reports: &[Value]| -> Vec<i64> { reports.iter().map(|r| r["offset"].as_i64().unwrap()).collect() };
+    let before = offsets(&peer_events(&topic, 2, &[]));
+
+    let flag = std::env::temp_dir().join(format!("cafe-fetch-commit-{}", uuid::Uuid::new_v4().simple()));
+    let b = bootstrap();
+    let mut cmd = std::process::Command::new(peer_python());
+    cmd.arg(repo_root().join("tests/peers/fetch_peer.py")).args([
+        "txn-open",
+        "--bootstrap",
+        &b,
+        "--topic",
+        &topic,
+        "--txn-id",
+        &unique_topic("fetch-lso-txn"),
+        "--count",
+        "3",
+        "--commit-when",
+        flag.to_str().unwrap(),
+    ]);
+    let mut txn = Background::spawn("fetch_peer.py txn-open", cmd);
+    txn.wait_for(Duration::from_secs(60), "the open transaction's records", |l| {
+        l.iter().any(|l| l.contains("produced"))
+    });
+    let open: Vec<i64> = txn
+        .stdout_lines()
+        .iter()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok()?.get("produced").cloned())
+        .and_then(|v| v.as_array().map(|a| a.iter().filter_map(Value::as_i64).collect()))
+        .expect("offsets of the open transaction");
+    let after = offsets(&peer_events(&topic, 2, &[]));
+    let all: BTreeSet<i64> = before.iter().chain(&open).chain(&after).copied().collect();
+    assert_eq!(all.len(), 7, "before {before:?}, open {open:?}, after {after:?}");
+
+    let group = unique_topic("fetch-lso-committed");
+    let mut committed = Background::cafe(
+        "cafe consume read_committed",
+        &[
+            "-b",
+            &b,
+            "consume",
+            "--json",
+            "-t",
+            &topic,
+            "-g",
+            &group,
+            "--auto-offset-reset",
+            "earliest",
+            "--idle-exit",
+            "30s",
+            "--isolation-level",
+            "read_committed",
+        ],
+    );
+    committed.wait_for(Duration::from_secs(30), "the records before the open transaction", |l| l.len() >= 2);
+    // Meanwhile read_uncommitted reads everything (and gives read_committed time
+    // to show records it must not print).
+    let (uncommitted, _) =
+        consume_all(&topic, &unique_topic("fetch-lso-uncommitted"), "5s", &["--isolation-level", "read_uncommitted"]);
+    assert_no_duplicates(&uncommitted);
+    assert_eq!(
+        uncommitted.iter().map(offset_of).collect::<BTreeSet<_>>(),
+        all,
+        "read_uncommitted reads past the open transaction"
+    );
+    let held: Vec<i64> = records_of(&committed.stdout_lines().join("\n")).iter().map(offset_of).collect();
+    assert_eq!(held, before, "read_committed while the transaction is open: only what precedes it");
+
+    std::fs::write(&flag, b"commit").expect("create the commit flag");
+    txn.wait_for(Duration::from_secs(60), "the commit", |l| l.iter().any(|l| l.contains("committed")));
+    committed.wait_for(Duration::from_secs(30), "the records after the commit", |l| l.len() >= 7);
+    std::thread::sleep(Duration::from_secs(1));
+    committed.signal("TERM");
+    let end = committed.finish(Duration::from_secs(30));
+    assert!(end.status.success(), "cafe after SIGTERM: {}\n--- stderr\n{}", end.status, end.stderr.join("\n"));
+    let got = records_of(&end.stdout.join("\n"));
+    assert_no_duplicates(&got);
+    assert_eq!(got.iter().map(offset_of).collect::<BTreeSet<_>>(), all, "read_committed after the commit");
+    let t = txn.finish(Duration::from_secs(30));
+    assert!(t.status.success(), "txn-open peer: {}\n{}", t.status, t.stderr.join("\n"));
+    let _ = std::fs::remove_file(&flag);
+    delete_topic(&topic);
+}

@@ -24,6 +24,13 @@ Every subcommand prints one JSON line per record on stdout and exits non-zero
         all to one partition, null keys. Prints {"partition", "offset", "value",
         "outcome": "committed"|"aborted"} per record.
 
+    fetch_peer.py txn-open --bootstrap B --topic T --txn-id ID --count N
+                  --commit-when PATH [--timeout 90]
+        Begins a transaction, writes N records ("open-0".."open-N-1") to
+        partition 0 and prints {"produced": [offsets]} (flushed), then keeps the
+        transaction open until PATH exists, commits it and prints
+        {"committed": true}. Exits 1 if PATH does not appear within --timeout.
+
     fetch_peer.py ready --bootstrap B --topic T --partitions N [--timeout 60]
         Waits until the leader of every one of the N partitions answers
         ListOffsets without an error (just after a topic with many partitions
@@ -212,6 +219,29 @@ def cmd_txn(args):
     return 0
 
 
+def cmd_txn_open(args):
+    import os
+
+    p = producer(args, **{"transactional.id": args.txn_id, "enable.idempotence": True, "linger.ms": 5})
+    p.init_transactions(30)
+    reports = Reports()
+    p.begin_transaction()
+    for i in range(args.count):
+        p.produce(args.topic, value=("open-%d" % i).encode(), partition=0, on_delivery=reports.callback(i))
+    if p.flush(30) != 0 or reports.errors or len(reports.got) != args.count:
+        fail("open transaction: records not delivered: %s" % reports.errors)
+    print(json.dumps({"produced": [reports.got[i].offset() for i in range(args.count)]}), flush=True)
+    deadline = time.monotonic() + args.timeout
+    while not os.path.exists(args.commit_when):
+        if time.monotonic() > deadline:
+            p.abort_transaction(30)
+            fail("%s did not appear within %.0f s; transaction aborted" % (args.commit_when, args.timeout))
+        time.sleep(0.1)
+    p.commit_transaction(30)
+    print(json.dumps({"committed": True}), flush=True)
+    return 0
+
+
 def cmd_ready(args):
     from confluent_kafka import TopicPartition
     from confluent_kafka.admin import AdminClient, OffsetSpec
@@ -301,6 +331,12 @@ def main():
     t.add_argument("--txn-id", required=True)
     t.add_argument("--partition", type=int, default=0)
 
+    to = sub.add_parser("txn-open")
+    to.add_argument("--txn-id", required=True)
+    to.add_argument("--count", type=int, default=3)
+    to.add_argument("--commit-when", required=True)
+    to.add_argument("--timeout", type=float, default=90.0)
+
     rdy = sub.add_parser("ready")
     rdy.add_argument("--partitions", type=int, required=True)
     rdy.add_argument("--timeout", type=float, default=60.0)
@@ -309,12 +345,13 @@ def main():
     rd.add_argument("--isolation", default="read_committed", choices=["read_committed", "read_uncommitted"])
     rd.add_argument("--timeout", type=float, default=30.0)
 
-    for s in (e, r, t, rdy, rd):
+    for s in (e, r, t, to, rdy, rd):
         s.add_argument("--bootstrap", required=True)
         s.add_argument("--topic", required=True)
 
     args = ap.parse_args()
-    cmds = {"events": cmd_events, "records": cmd_records, "txn": cmd_txn, "ready": cmd_ready, "read": cmd_read}
+    cmds = {"events": cmd_events, "records": cmd_records, "txn": cmd_txn, "txn-open": cmd_txn_open,
+            "ready": cmd_ready, "read": cmd_read}
     return cmds[args.cmd](args)
 
 

@@ -1247,3 +1247,68 @@ fn read_committed_stops_at_an_open_transaction_until_it_commits() {
     let _ = std::fs::remove_file(&flag);
     delete_topic(&topic);
 }
+
+// ---------------------------------------------------------------------------
+// 12. OFFSET_OUT_OF_RANGE applies auto.offset.reset
+
+/// A committed position that the log no longer holds (records deleted past it)
+/// is answered OFFSET_OUT_OF_RANGE; the consumer applies auto.offset.reset
+/// (earliest: the new log start), says so in a log line, and reads on from there.
+#[test]
+fn offset_out_of_range_resets_to_the_new_log_start() {
+    let topic = unique_topic("fetch-oor");
+    let group = unique_topic("fetch-oor-group");
+    create_topic(&topic, 1);
+    let reports = peer_events(&topic, 6, &[]);
+    let b = bootstrap();
+    let out = consume(&[
+        "-t",
+        &topic,
+        "-g",
+        &group,
+        "--auto-offset-reset",
+        "earliest",
+        "--idle-exit",
+        "5s",
+        "--max-messages",
+        "2",
+    ]);
+    assert_success(&out, "first run (--max-messages 2)");
+    assert_eq!(records_of(&common::stdout(&out)).iter().map(offset_of).collect::<Vec<_>>(), vec![0, 1]);
+
+    let spec = std::env::temp_dir().join(format!("cafe-fetch-delete-{}.json", uuid::Uuid::new_v4().simple()));
+    let json = json!({"partitions": [{"topic": topic, "partition": 0, "offset": 4}], "version": 1});
+    std::fs::write(&spec, json.to_string()).unwrap();
+    let out = kafka_tool("delete-records", &["--bootstrap-server", &b, "--offset-json-file", spec.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&spec);
+    assert_success(&out, "deleting records before offset 4");
+
+    let mut cmd = std::process::Command::new(cafe_bin());
+    cmd.args([
+        "-b",
+        &b,
+        "consume",
+        "--json",
+        "-t",
+        &topic,
+        "-g",
+        &group,
+        "--auto-offset-reset",
+        "earliest",
+        "--idle-exit",
+        "5s",
+    ])
+    .env("CAFE_LOG", "info")
+    .env("NO_COLOR", "1");
+    let out = run_with_deadline(cmd, b"", CAFE_TIMEOUT);
+    assert_success(&out, "second run (committed offset 2, log starts at 4)");
+    let got = records_of(&common::stdout(&out));
+    assert_eq!(got.iter().map(offset_of).collect::<Vec<_>>(), vec![4, 5], "--- stderr\n{}", stderr(&out));
+    for r in &got {
+        let i = offset_of(r) as usize;
+        assert_event(r, reports[i]["key"].as_str().unwrap(), reports[i]["value"].as_str().unwrap());
+    }
+    let squashed: String = stderr(&out).to_lowercase().chars().filter(|c| c.is_alphanumeric()).collect();
+    assert!(squashed.contains("outofrange"), "no log line about the out-of-range offset:\n{}", stderr(&out));
+    delete_topic(&topic);
+}

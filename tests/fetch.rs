@@ -519,26 +519,43 @@ fn cafe_zstd_read_by_confluent_kafka_and_java() {
 
 #[test]
 fn transactions_read_committed_and_uncommitted_match_java() {
-    let topic = unique_topic("fetch-txn");
+    // commit 5, abort 5, commit 5: 3 markers.
+    transactions_match_java("fetch-txn", "txn", (10, 15), 3);
+}
+
+/// Two transactional producers interleaved record by record in one partition
+/// (one aborts, the other commits) with a plain record in between: aborted
+/// records sit between committed ones in the same fetch.
+#[test]
+fn interleaved_transactions_read_committed_and_uncommitted_match_java() {
+    // b commits 4, a aborts 4, plain 1, a commits 2: 3 markers.
+    transactions_match_java("fetch-txnmix", "txn-interleaved", (7, 11), 3);
+}
+
+/// Runs the transactional peer subcommand `sub` on a new 1-partition topic, then
+/// cafe in each isolation level (and with the default), then the Java console
+/// consumer in each: the same (offset, value) pairs, `counts` = (committed, all)
+/// records, and no control record printed.
+fn transactions_match_java(prefix: &str, sub: &str, counts: (usize, usize), markers: usize) {
+    let topic = unique_topic(prefix);
     create_topic(&topic, 1);
-    let reports = peer("txn", &topic, &["--txn-id", &unique_topic("fetch-txn-id")]);
-    assert_eq!(reports.len(), 15, "{reports:?}");
+    let reports = peer(sub, &topic, &["--txn-id", &unique_topic(&format!("{prefix}-id"))]);
     let data_offsets: BTreeSet<i64> = reports.iter().map(|r| r["offset"].as_i64().unwrap()).collect();
-    let values = |outcomes: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = reports
+    let records = |outcomes: &[&str]| -> Vec<(i64, String)> {
+        let mut v: Vec<(i64, String)> = reports
             .iter()
             .filter(|r| outcomes.contains(&r["outcome"].as_str().unwrap()))
-            .map(|r| r["value"].as_str().unwrap().to_owned())
+            .map(|r| (r["offset"].as_i64().unwrap(), r["value"].as_str().unwrap().to_owned()))
             .collect();
         v.sort();
         v
     };
-    let committed = values(&["committed"]);
-    let all = values(&["committed", "aborted"]);
-    assert_eq!((committed.len(), all.len()), (10, 15));
-    // The markers are in the log (3 control batches).
+    let committed = records(&["committed"]);
+    let all = records(&["committed", "aborted"]);
+    assert_eq!((committed.len(), all.len()), counts, "{reports:?}");
+    // The markers are in the log.
     let controls = disk_batches(&topic, 0).iter().filter(|b| b.control).count();
-    assert_eq!(controls, 3, "transaction markers on disk");
+    assert_eq!(controls, markers, "transaction markers on disk");
 
     // cafe in each mode (and with the default) at once, then Java in each mode.
     let runs: Vec<(&str, Option<&str>)> =
@@ -549,7 +566,7 @@ fn transactions_read_committed_and_uncommitted_match_java() {
             .map(|(name, level)| {
                 let topic = &topic;
                 s.spawn(move || {
-                    let group = unique_topic(&format!("fetch-txn-{name}"));
+                    let group = unique_topic(&format!("{prefix}-{name}"));
                     let mut extra = vec![];
                     if let Some(l) = level {
                         extra = vec!["--isolation-level", *l];
@@ -569,10 +586,10 @@ fn transactions_read_committed_and_uncommitted_match_java() {
             .collect();
         (cafe, java.into_iter().map(|h| h.join().expect("Java run")).collect::<Vec<_>>())
     });
-    let sorted_values = |recs: &[Value]| -> Vec<String> {
-        let mut v: Vec<String> = recs
+    let printed = |recs: &[Value]| -> Vec<(i64, String)> {
+        let mut v: Vec<(i64, String)> = recs
             .iter()
-            .map(|r| r["value"].as_str().unwrap_or_else(|| panic!("value not text: {r}")).to_owned())
+            .map(|r| (offset_of(r), r["value"].as_str().unwrap_or_else(|| panic!("value not text: {r}")).to_owned()))
             .collect();
         v.sort();
         v
@@ -586,18 +603,18 @@ fn transactions_read_committed_and_uncommitted_match_java() {
             );
         }
         let want = if *name == "uncommitted" { &all } else { &committed };
-        assert_eq!(&sorted_values(recs), want, "cafe ({name}):\n--- stderr\n{}", stderr(out));
+        assert_eq!(&printed(recs), want, "cafe ({name}):\n--- stderr\n{}", stderr(out));
         assert_eq!(consumed_count(&stderr(out)), want.len() as u64, "cafe ({name}) consumed count");
     }
-    let java_values = |lines: &[(i64, String, String)]| -> Vec<String> {
-        let mut v: Vec<String> = lines.iter().map(|(_, _, v)| v.clone()).collect();
+    let java = |lines: &[(i64, String, String)]| -> Vec<(i64, String)> {
+        let mut v: Vec<(i64, String)> = lines.iter().map(|(o, _, v)| (*o, v.clone())).collect();
         v.sort();
         v
     };
-    assert_eq!(java_values(&java_results[0]), committed, "Java read_committed");
-    assert_eq!(java_values(&java_results[1]), all, "Java read_uncommitted");
-    assert_eq!(sorted_values(&cafe_results[0].0), java_values(&java_results[0]), "cafe vs Java, read_committed");
-    assert_eq!(sorted_values(&cafe_results[1].0), java_values(&java_results[1]), "cafe vs Java, read_uncommitted");
+    assert_eq!(java(&java_results[0]), committed, "Java read_committed");
+    assert_eq!(java(&java_results[1]), all, "Java read_uncommitted");
+    assert_eq!(printed(&cafe_results[0].0), java(&java_results[0]), "cafe vs Java, read_committed");
+    assert_eq!(printed(&cafe_results[1].0), java(&java_results[1]), "cafe vs Java, read_uncommitted");
     delete_topic(&topic);
 }
 

@@ -24,6 +24,14 @@ Every subcommand prints one JSON line per record on stdout and exits non-zero
         all to one partition, null keys. Prints {"partition", "offset", "value",
         "outcome": "committed"|"aborted"} per record.
 
+    fetch_peer.py txn-interleaved --bootstrap B --topic T --txn-id ID
+        Two transactional producers (ID-a, ID-b) and a plain one write to
+        partition 0 interleaved: a and b each open a transaction and alternate
+        records ("a-0", "b-0", "a-1", ...; 4 each, each flushed before the next),
+        a plain record "plain-0" lands in between; then a aborts and b commits;
+        then a commits 2 more ("a2-0", "a2-1"). Prints {"partition", "offset",
+        "value", "outcome": "committed"|"aborted"} per record.
+
     fetch_peer.py txn-open --bootstrap B --topic T --txn-id ID --count N
                   --commit-when PATH [--timeout 90]
         Begins a transaction, writes N records ("open-0".."open-N-1") to
@@ -219,6 +227,43 @@ def cmd_txn(args):
     return 0
 
 
+def cmd_txn_interleaved(args):
+    pa = producer(args, **{"transactional.id": args.txn_id + "-a", "enable.idempotence": True, "linger.ms": 0})
+    pb = producer(args, **{"transactional.id": args.txn_id + "-b", "enable.idempotence": True, "linger.ms": 0})
+    plain = producer(args, **{"linger.ms": 0})
+    pa.init_transactions(30)
+    pb.init_transactions(30)
+    reports = Reports()
+    sent = []
+
+    def send(p, value, outcome):
+        i = len(sent)
+        p.produce(args.topic, value=value.encode(), partition=0, on_delivery=reports.callback(i))
+        if p.flush(30) != 0:
+            fail("%s not delivered within 30 s" % value)
+        sent.append((value, outcome))
+
+    pa.begin_transaction()
+    pb.begin_transaction()
+    for j in range(4):
+        send(pa, "a-%d" % j, "aborted")
+        send(pb, "b-%d" % j, "committed")
+        if j == 1:
+            send(plain, "plain-0", "committed")
+    pa.abort_transaction(30)
+    pb.commit_transaction(30)
+    pa.begin_transaction()
+    for j in range(2):
+        send(pa, "a2-%d" % j, "committed")
+    pa.commit_transaction(30)
+    if reports.errors or len(reports.got) != len(sent):
+        fail("delivery failed: %s" % reports.errors)
+    for i, (value, outcome) in enumerate(sent):
+        m = reports.got[i]
+        print(json.dumps({"partition": m.partition(), "offset": m.offset(), "value": value, "outcome": outcome}))
+    return 0
+
+
 def cmd_txn_open(args):
     import os
 
@@ -331,6 +376,9 @@ def main():
     t.add_argument("--txn-id", required=True)
     t.add_argument("--partition", type=int, default=0)
 
+    ti = sub.add_parser("txn-interleaved")
+    ti.add_argument("--txn-id", required=True)
+
     to = sub.add_parser("txn-open")
     to.add_argument("--txn-id", required=True)
     to.add_argument("--count", type=int, default=3)
@@ -345,12 +393,13 @@ def main():
     rd.add_argument("--isolation", default="read_committed", choices=["read_committed", "read_uncommitted"])
     rd.add_argument("--timeout", type=float, default=30.0)
 
-    for s in (e, r, t, to, rdy, rd):
+    for s in (e, r, t, ti, to, rdy, rd):
         s.add_argument("--bootstrap", required=True)
         s.add_argument("--topic", required=True)
 
     args = ap.parse_args()
     cmds = {"events": cmd_events, "records": cmd_records, "txn": cmd_txn, "txn-open": cmd_txn_open,
+            "txn-interleaved": cmd_txn_interleaved,
             "ready": cmd_ready, "read": cmd_read}
     return cmds[args.cmd](args)
 

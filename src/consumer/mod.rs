@@ -14,6 +14,7 @@ pub use crate::fetch::{FetchConfig, Header, IsolationLevel, OffsetReset, Record 
 use crate::cluster::{self, Cluster};
 use crate::error::exit;
 use crate::fetch::fetcher::Fetcher;
+use crate::fetch::decode::BatchReader;
 use crate::fetch::state::Ready;
 use crate::group::driver::{self, Control, GroupHandle};
 use crate::group::state::{Event, GroupConfig, GroupError, Tp};
@@ -104,12 +105,10 @@ pub struct ConsumedRecord {
     pub record: FetchedRecord,
 }
 
-/// Fetched records of one partition not handed out yet, then maybe the error
-/// that stopped the partition right after them.
+/// Fetched batches of one partition not handed out yet, decoded as they are taken.
 struct Chunk {
     tp: Tp,
-    records: VecDeque<FetchedRecord>,
-    error: Option<PartitionError>,
+    reader: BatchReader,
 }
 
 pub struct Consumer {
@@ -209,6 +208,7 @@ impl Consumer {
             Ok(())
         })
         .await;
+        self.fetcher.close_sessions(Duration::from_millis(500)).await;
         match drained {
             Ok(r) => r,
             Err(_) => {
@@ -251,36 +251,48 @@ impl Consumer {
         Ok(())
     }
 
-    /// Hands out up to `max` records of the oldest chunk and notes their next offset.
+    /// Hands out up to `max` records of the oldest chunk and notes their next
+    /// offset; a drained chunk lets its partition be fetched again (or reports
+    /// the batch that stopped it, after every record before it).
     fn take_buffered(&mut self, max: usize) -> Option<Vec<ConsumedRecord>> {
-        let chunk = self.buffered.front_mut()?;
-        let n = max.min(chunk.records.len());
-        let (topic, partition) = (&chunk.tp.0, chunk.tp.1);
-        let out: Vec<ConsumedRecord> = chunk
-            .records
-            .drain(..n)
-            .map(|record| ConsumedRecord { topic: topic.clone(), partition, record })
-            .collect();
-        if let Some(last) = out.last() {
-            self.handed.insert(chunk.tp.clone(), last.record.offset + 1);
-        }
-        if chunk.records.is_empty() {
-            if let Some(chunk) = self.buffered.pop_front() {
-                self.fetcher.state.drained(&chunk.tp);
-                if let Some(e) = chunk.error {
-                    self.fail(e);
+        while let Some(chunk) = self.buffered.front_mut() {
+            let mut out = Vec::new();
+            while out.len() < max {
+                match chunk.reader.next_record() {
+                    Some(record) => {
+                        out.push(ConsumedRecord { topic: chunk.tp.0.clone(), partition: chunk.tp.1, record })
+                    }
+                    None => break,
                 }
             }
+            if let Some(last) = out.last() {
+                self.handed.insert(chunk.tp.clone(), last.record.offset + 1);
+            }
+            if chunk.reader.is_exhausted() {
+                if let Some(chunk) = self.buffered.pop_front() {
+                    match self.fetcher.state.drained(&chunk.tp, &chunk.reader) {
+                        Some(e) => self.fail(e),
+                        // Past trailing transaction markers and aborted batches too,
+                        // as the Java consumer's position is (so lag reaches 0).
+                        None if chunk.reader.next_offset() > chunk.reader.fetch_offset() => {
+                            let next = self.handed.entry(chunk.tp.clone()).or_insert(0);
+                            *next = (*next).max(chunk.reader.next_offset());
+                        }
+                        None => {}
+                    }
+                }
+            }
+            if !out.is_empty() {
+                return Some(out);
+            }
         }
-        (!out.is_empty()).then_some(out)
+        None
     }
 
     fn accept(&mut self, ready: Vec<Ready>) {
         for r in ready {
             match r {
-                Ready::Records { tp, records, error } => {
-                    self.buffered.push_back(Chunk { tp, records: records.into(), error });
-                }
+                Ready::Records { tp, reader } => self.buffered.push_back(Chunk { tp, reader }),
                 Ready::Failed { error, .. } => self.fail(error),
                 // Worth committing even if nothing is ever read from it: the next
                 // member starts here instead of resetting again (as the Java consumer does).

@@ -48,7 +48,8 @@ pub struct DecodeError {
     pub reason: String,
 }
 
-/// What one partition's records decoded to.
+/// What one partition's records decoded to (all at once: for tests and fuzzing;
+/// the consumer reads through a [`BatchReader`]).
 #[derive(Debug, Default)]
 pub struct Decoded {
     /// Records at or after the fetch offset, in offset order, for the user.
@@ -74,38 +75,138 @@ pub struct DecodeOptions<'a> {
 /// Decodes every whole batch in `data`. A batch cut short at the end is the
 /// fetch size limit, not damage: it is left for the next fetch.
 pub fn decode(data: Bytes, opts: &DecodeOptions<'_>) -> Decoded {
-    let mut out = Decoded { next_offset: opts.fetch_offset, ..Decoded::default() };
-    let mut aborted: Vec<AbortedTxn> = if opts.isolation == IsolationLevel::ReadCommitted {
-        opts.aborted.to_vec()
-    } else {
-        Vec::new()
-    };
-    aborted.sort_by_key(|a| a.first_offset);
-    let mut aborted: VecDeque<AbortedTxn> = aborted.into();
-    let mut aborting: BTreeSet<i64> = BTreeSet::new();
-    let mut pos = 0usize;
-    while data.len() - pos >= LOG_OVERHEAD {
-        let base_offset = be_i64(&data[pos..]);
-        let batch_len = be_i32(&data[pos + 8..]);
-        let Ok(batch_len) = usize::try_from(batch_len) else {
-            out.error = Some(DecodeError { offset: base_offset, reason: format!("negative batch length {batch_len}") });
-            return out;
-        };
-        let end = pos + LOG_OVERHEAD + batch_len;
-        if end > data.len() {
-            break; // partial batch at the end of the response
+    let mut reader = BatchReader::new(data, opts);
+    let mut records = Vec::new();
+    while let Some(r) = reader.next_record() {
+        records.push(r);
+    }
+    Decoded { records, next_offset: reader.next_offset(), error: reader.error().cloned() }
+}
+
+/// Reads one partition's fetched bytes a batch at a time, as the records are
+/// taken: a response holds up to `max.partition.fetch.bytes` of *compressed*
+/// batches, so decompressing it all at once could take many times that memory
+/// (the Java consumer decompresses lazily too).
+#[derive(Debug)]
+pub struct BatchReader {
+    data: Bytes,
+    pos: usize,
+    fetch_offset: i64,
+    isolation: IsolationLevel,
+    check_crcs: bool,
+    /// Aborted transactions not reached yet, by first offset.
+    aborted: VecDeque<AbortedTxn>,
+    /// Producers whose aborted transaction we are inside (read_committed).
+    aborting: BTreeSet<i64>,
+    /// Records of the batch being handed out.
+    current: std::vec::IntoIter<Record>,
+    next_offset: i64,
+    error: Option<DecodeError>,
+}
+
+impl BatchReader {
+    pub fn new(data: Bytes, opts: &DecodeOptions<'_>) -> Self {
+        let mut aborted: Vec<AbortedTxn> =
+            if opts.isolation == IsolationLevel::ReadCommitted { opts.aborted.to_vec() } else { Vec::new() };
+        aborted.sort_by_key(|a| a.first_offset);
+        Self {
+            data,
+            pos: 0,
+            fetch_offset: opts.fetch_offset,
+            isolation: opts.isolation,
+            check_crcs: opts.check_crcs,
+            aborted: aborted.into(),
+            aborting: BTreeSet::new(),
+            current: Vec::new().into_iter(),
+            next_offset: opts.fetch_offset,
+            error: None,
         }
-        let batch = data.slice(pos..end);
-        pos = end;
-        match decode_batch(batch, opts, &mut aborted, &mut aborting, &mut out.records) {
-            Ok(last_offset) => out.next_offset = out.next_offset.max(last_offset + 1),
-            Err(reason) => {
-                out.error = Some(DecodeError { offset: base_offset, reason });
-                return out;
+    }
+
+    /// The next record for the user, decoding the next batch when needed;
+    /// `None` at the end of the data or at a batch that cannot be decoded.
+    pub fn next_record(&mut self) -> Option<Record> {
+        loop {
+            if let Some(r) = self.current.next() {
+                return Some(r);
+            }
+            if !self.next_batch() {
+                return None;
             }
         }
     }
-    out
+
+    /// Where the next fetch starts once every record was taken: past every whole
+    /// batch read (control and aborted ones included), never before the fetch offset.
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    /// The batch that stopped the reader, if one did.
+    pub fn error(&self) -> Option<&DecodeError> {
+        self.error.as_ref()
+    }
+
+    /// The offset the fetch asked for (records before it are skipped).
+    pub fn fetch_offset(&self) -> i64 {
+        self.fetch_offset
+    }
+
+    /// True when nothing is left to read: no whole batch, no error to report (cheap).
+    pub fn is_exhausted(&self) -> bool {
+        self.current.len() == 0 && (self.error.is_some() || self.whole_batch_len().is_none())
+    }
+
+    /// The length of the batch at `pos` if it is all there; an error for a negative length.
+    fn whole_batch_len(&self) -> Option<Result<usize, DecodeError>> {
+        let rest = &self.data[self.pos..];
+        if rest.len() < LOG_OVERHEAD {
+            return None;
+        }
+        let batch_len = be_i32(&rest[8..]);
+        let Ok(len) = usize::try_from(batch_len) else {
+            let offset = be_i64(rest);
+            return Some(Err(DecodeError { offset, reason: format!("negative batch length {batch_len}") }));
+        };
+        // A batch cut short at the end is the fetch size limit, not damage.
+        (LOG_OVERHEAD + len <= rest.len()).then_some(Ok(LOG_OVERHEAD + len))
+    }
+
+    /// Decodes the next whole batch into `current`; false when there is none.
+    fn next_batch(&mut self) -> bool {
+        if self.error.is_some() {
+            return false;
+        }
+        let len = match self.whole_batch_len() {
+            None => return false,
+            Some(Err(e)) => {
+                self.error = Some(e);
+                return false;
+            }
+            Some(Ok(len)) => len,
+        };
+        let batch = self.data.slice(self.pos..self.pos + len);
+        let base_offset = be_i64(&batch);
+        let opts = DecodeOptions {
+            fetch_offset: self.fetch_offset,
+            isolation: self.isolation,
+            aborted: &[],
+            check_crcs: self.check_crcs,
+        };
+        let mut records = Vec::new();
+        match decode_batch(batch, &opts, &mut self.aborted, &mut self.aborting, &mut records) {
+            Ok(last_offset) => {
+                self.pos += len;
+                self.next_offset = self.next_offset.max(last_offset + 1);
+                self.current = records.into_iter();
+                true
+            }
+            Err(reason) => {
+                self.error = Some(DecodeError { offset: base_offset, reason });
+                false
+            }
+        }
+    }
 }
 
 /// Decodes one whole batch (offset and length prefix included) and appends its

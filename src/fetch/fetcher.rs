@@ -1,6 +1,6 @@
 //! The I/O half of the fetch path: performs [`FetchState`]'s actions over `wire`
-//! on spawned tasks (so a response is decoded on another core while the user
-//! processes the previous records) and feeds their answers back.
+//! on spawned tasks and feeds their answers back. Records are decoded later,
+//! a batch at a time, as the consumer hands them out ([`BatchReader`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::FetchConfig;
-use super::decode::{self, AbortedTxn, DecodeOptions};
+use super::decode::{AbortedTxn, BatchReader, DecodeOptions};
 use super::session::FetchPlan;
 use super::state::{FetchAction, FetchEvent, FetchState, Leader, MetadataError, PartitionResult, Ready};
 use crate::backoff::BackoffPolicy;
@@ -62,6 +62,26 @@ impl Fetcher {
         }
     }
 
+    /// Closes this consumer's fetch sessions on their brokers (best effort, at
+    /// most `within`): a Fetch with the session id, epoch -1 and no partitions.
+    pub async fn close_sessions(&mut self, within: Duration) {
+        let closes = self.state.close_sessions().into_iter().map(|(broker, id, epoch)| {
+            let cluster = Arc::clone(&self.cluster);
+            async move {
+                let req = FetchRequest::default().with_max_wait_ms(0).with_session_id(id).with_session_epoch(epoch);
+                let closed = async {
+                    let conn = cluster.broker(broker).await.map_err(|e| e.to_string())?;
+                    let version = conn.version::<FetchRequest>().map_err(|e| e.to_string())?;
+                    conn.request_within(&req, version, within).await.map_err(|e| e.to_string())
+                };
+                if let Err(e) = closed.await {
+                    tracing::debug!(broker, session = id, error = %e, "closing the fetch session failed; it expires on the broker");
+                }
+            }
+        });
+        let _ = tokio::time::timeout(within, futures_join_all(closes)).await;
+    }
+
     /// Waits for the next answer that gives the consumer something (records,
     /// a reset position, an error). Cancel-safe: an answer is never lost.
     pub async fn next(&mut self) -> Vec<Ready> {
@@ -84,6 +104,14 @@ impl Fetcher {
                 return ready;
             }
         }
+    }
+}
+
+/// Runs the futures concurrently (a tiny `join_all`, to avoid a dependency).
+async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(futs: impl Iterator<Item = F>) {
+    let handles: Vec<_> = futs.map(tokio::spawn).collect();
+    for h in handles {
+        let _ = h.await;
     }
 }
 
@@ -159,14 +187,14 @@ async fn fetch(
                 .map(|a| AbortedTxn { producer_id: a.producer_id.0, first_offset: a.first_offset })
                 .collect();
             let error = ResponseError::try_from_code(p.error_code);
-            let decoded = match (&error, p.records) {
+            let reader = match (&error, p.records) {
                 (None, Some(records)) => {
                     let opts = DecodeOptions { fetch_offset, isolation, aborted: &aborted, check_crcs };
-                    decode::decode(records, &opts)
+                    Some(BatchReader::new(records, &opts))
                 }
-                _ => decode::Decoded { next_offset: fetch_offset, ..Default::default() },
+                _ => None,
             };
-            results.push(PartitionResult { tp, error, decoded, high_watermark: p.high_watermark });
+            results.push(PartitionResult { tp, error, reader, high_watermark: p.high_watermark });
         }
     }
     Ok((ResponseError::try_from_code(error_code), session_id, results))

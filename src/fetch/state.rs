@@ -12,9 +12,9 @@ use std::time::Instant;
 use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
-use super::decode::{DecodeError, Decoded};
+use super::decode::{BatchReader, DecodeError};
 use super::session::{FetchPlan, FetchSession, PartitionFetch};
-use super::{FetchConfig, OffsetReset, Record};
+use super::{FetchConfig, OffsetReset};
 use crate::backoff::BackoffPolicy;
 use crate::types::Tp;
 
@@ -38,12 +38,12 @@ pub enum FetchAction {
     RefreshMetadata { topics: Vec<String> },
 }
 
-/// One partition of a Fetch response, decoded.
+/// One partition of a Fetch response: its error, or a reader over its batches.
 #[derive(Debug)]
 pub struct PartitionResult {
     pub tp: Tp,
     pub error: Option<ResponseError>,
-    pub decoded: Decoded,
+    pub reader: Option<BatchReader>,
     pub high_watermark: i64,
 }
 
@@ -78,9 +78,9 @@ pub enum PartitionError {
 /// What the consumer gets out of an event.
 #[derive(Debug)]
 pub enum Ready {
-    /// Records to hand to the user (never empty), then maybe an error: the
-    /// partition is not fetched again after one.
-    Records { tp: Tp, records: Vec<Record>, error: Option<PartitionError> },
+    /// Batches to hand to the user, read as they are taken; the partition is
+    /// not fetched again until they are [`drained`](FetchState::drained).
+    Records { tp: Tp, reader: BatchReader },
     /// A partition error with no records before it.
     Failed { tp: Tp, error: PartitionError },
     /// `auto.offset.reset` put the partition here: a position worth committing,
@@ -241,11 +241,22 @@ impl FetchState {
         }
     }
 
-    /// The consumer has handed out every buffered record of `tp`: fetch more.
-    pub fn drained(&mut self, tp: &Tp) {
-        if let Some(p) = self.partitions.get_mut(tp) {
-            p.buffered = false;
+    /// The consumer has taken every record of `reader` (from
+    /// [`Ready::Records`]): move the position past its batches and fetch more,
+    /// or stop the partition at the batch it could not read.
+    pub fn drained(&mut self, tp: &Tp, reader: &BatchReader) -> Option<PartitionError> {
+        let p = self.partitions.get_mut(tp)?;
+        // A seek (or a new assignment) since the fetch: this reader is stale.
+        if p.position != Position::At(reader.fetch_offset()) || !p.buffered {
+            return None;
         }
+        p.buffered = false;
+        if let Some(error) = reader.error() {
+            p.position = Position::Failed;
+            return Some(PartitionError::Corrupt { topic: tp.0.clone(), partition: tp.1, error: error.clone() });
+        }
+        p.position = Position::At(reader.next_offset().max(reader.fetch_offset()));
+        None
     }
 
     /// When [`actions`](Self::actions) may have something new because a backoff ends.
@@ -343,6 +354,19 @@ impl FetchState {
         out
     }
 
+    /// The fetch sessions to close (broker, session id, final epoch), forgetting them:
+    /// KIP-227 lets a client free its session on the broker instead of leaving it
+    /// to expire.
+    pub fn close_sessions(&mut self) -> Vec<(i32, i32, i32)> {
+        let mut out = Vec::new();
+        for (broker, s) in &mut self.sessions {
+            if let Some((id, epoch)) = s.close() {
+                out.push((*broker, id, epoch));
+            }
+        }
+        out
+    }
+
     /// Failures found while planning (e.g. `auto.offset.reset=error` with no offset).
     pub fn take_failures(&mut self) -> Vec<Ready> {
         std::mem::take(&mut self.failures)
@@ -427,19 +451,9 @@ impl FetchState {
                 continue;
             }
             p.attempts = 0;
-            let Decoded { records, next_offset, error } = r.decoded;
-            p.position = Position::At(next_offset.max(asked_offset));
-            let error = error.map(|error| {
-                p.position = Position::Failed;
-                PartitionError::Corrupt { topic: r.tp.0.clone(), partition: r.tp.1, error }
-            });
-            match (records.is_empty(), error) {
-                (false, error) => {
-                    p.buffered = true;
-                    out.push(Ready::Records { tp: r.tp, records, error });
-                }
-                (true, Some(error)) => out.push(Ready::Failed { tp: r.tp, error }),
-                (true, None) => {}
+            if let Some(reader) = r.reader.filter(|r| !r.is_exhausted()) {
+                p.buffered = true;
+                out.push(Ready::Records { tp: r.tp, reader });
             }
         }
         out

@@ -17,20 +17,58 @@ fn state() -> FetchState {
     FetchState::new(FetchConfig::default(), BackoffPolicy::default())
 }
 
-fn rec(offset: i64) -> Record {
-    Record { offset, timestamp_ms: 0, key: None, value: Some(bytes::Bytes::from_static(b"v")), headers: Vec::new() }
+/// Encoded batches, one per offset given, each holding one record.
+fn batches(offsets: &[i64]) -> bytes::BytesMut {
+    let mut buf = bytes::BytesMut::new();
+    for &offset in offsets {
+        let r = kafka_protocol::records::Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: kafka_protocol::records::TimestampType::Creation,
+            offset,
+            sequence: offset as i32,
+            timestamp: 0,
+            key: None,
+            value: Some(bytes::Bytes::from_static(b"v")),
+            headers: Default::default(),
+        };
+        crate::producer::encode_batch(&mut buf, &[r], crate::compression::Codec::None).unwrap();
+    }
+    buf
 }
 
-fn decoded(records: &[i64], next_offset: i64) -> Decoded {
-    Decoded { records: records.iter().map(|o| rec(*o)).collect(), next_offset, error: None }
+fn reader_of(data: bytes::BytesMut, fetch_offset: i64) -> BatchReader {
+    let opts = super::super::decode::DecodeOptions {
+        fetch_offset,
+        isolation: IsolationLevel::ReadCommitted,
+        aborted: &[],
+        check_crcs: true,
+    };
+    BatchReader::new(data.freeze(), &opts)
 }
 
-fn ok(tp: Tp, d: Decoded) -> PartitionResult {
-    PartitionResult { tp, error: None, decoded: d, high_watermark: 100 }
+fn ok(tp: Tp, offsets: &[i64], fetch_offset: i64) -> PartitionResult {
+    PartitionResult { tp, error: None, reader: Some(reader_of(batches(offsets), fetch_offset)), high_watermark: 100 }
 }
 
-fn err(tp: Tp, e: ResponseError, at: i64) -> PartitionResult {
-    PartitionResult { tp, error: Some(e), decoded: decoded(&[], at), high_watermark: -1 }
+fn err(tp: Tp, e: ResponseError) -> PartitionResult {
+    PartitionResult { tp, error: Some(e), reader: None, high_watermark: -1 }
+}
+
+/// Takes every record of a `Ready::Records` and tells the state; the offsets taken
+/// and the error it reported, if any.
+fn drain(s: &mut FetchState, ready: Ready) -> (Vec<i64>, Option<PartitionError>) {
+    let Ready::Records { tp, mut reader } = ready else { panic!("expected records, got {ready:?}") };
+    let mut got = Vec::new();
+    while let Some(r) = reader.next_record() {
+        got.push(r.offset);
+    }
+    let e = s.drained(&tp, &reader);
+    (got, e)
 }
 
 fn fetched(broker: i32, results: Vec<PartitionResult>) -> FetchEvent {
@@ -77,9 +115,10 @@ fn records_are_handed_over_and_the_partition_waits_until_drained() {
     s.assign(tp(0), Some(5), leader(1));
     s.assign(tp(1), Some(0), leader(1));
     s.actions(now);
-    let ready = s.handle(fetched(1, vec![ok(tp(0), decoded(&[5, 6, 7], 8))]), now);
-    assert!(matches!(&ready[..], [Ready::Records { tp: t, records, error: None }] if *t == tp(0) && records.len() == 3));
-    assert_eq!(s.position(&tp(0)), Some(8));
+    let mut ready = s.handle(fetched(1, vec![ok(tp(0), &[5, 6, 7], 5)]), now);
+    assert_eq!(ready.len(), 1);
+    let chunk = ready.pop().unwrap();
+    assert_eq!(s.position(&tp(0)), Some(5), "the position moves once the records are taken");
     // Partition 0 is buffered in the consumer: the next Fetch leaves it out (the
     // session forgets it), partition 1 is unchanged so the incremental Fetch lists nothing.
     let a = s.actions(now);
@@ -88,7 +127,8 @@ fn records_are_handed_over_and_the_partition_waits_until_drained() {
     assert_eq!(plan.forgotten, vec![tp(0)]);
     assert_eq!(offsets.keys().cloned().collect::<Vec<_>>(), vec![tp(1)]);
     s.handle(fetched(1, vec![]), now);
-    s.drained(&tp(0));
+    assert_eq!(drain(&mut s, chunk), (vec![5, 6, 7], None));
+    assert_eq!(s.position(&tp(0)), Some(8));
     assert_eq!(fetches(&s.actions(now)), vec![(1, vec![(tp(0), 8)])]);
 }
 
@@ -101,7 +141,7 @@ fn a_stale_answer_after_a_seek_or_unassign_is_dropped() {
     s.actions(now);
     s.seek(&tp(0), 100);
     s.unassign(&tp(1));
-    let ready = s.handle(fetched(1, vec![ok(tp(0), decoded(&[5], 6)), ok(tp(1), decoded(&[0], 1))]), now);
+    let ready = s.handle(fetched(1, vec![ok(tp(0), &[5], 5), ok(tp(1), &[0], 0)]), now);
     assert!(ready.is_empty());
     assert_eq!(s.position(&tp(0)), Some(100));
     assert_eq!(fetches(&s.actions(now)), vec![(1, vec![(tp(0), 100)])]);
@@ -114,20 +154,15 @@ fn a_corrupt_batch_delivers_what_came_before_then_stops_the_partition() {
     s.assign(tp(0), Some(0), leader(1));
     s.assign(tp(1), Some(0), leader(1));
     s.actions(now);
-    let bad = Decoded {
-        records: vec![rec(0), rec(1)],
-        next_offset: 2,
-        error: Some(DecodeError { offset: 2, reason: "CRC-32C mismatch".into() }),
-    };
-    let ready = s.handle(fetched(1, vec![ok(tp(0), bad)]), now);
-    match &ready[..] {
-        [Ready::Records { records, error: Some(e), .. }] => {
-            assert_eq!(records.len(), 2);
-            assert_eq!(e.to_string(), "unreadable record batch at t[0]@2: CRC-32C mismatch");
-        }
-        other => panic!("{other:?}"),
-    }
-    s.drained(&tp(0));
+    let mut data = batches(&[0, 1, 2]);
+    let n = data.len();
+    data[n - 2] ^= 0xff; // inside the third batch's record
+    let result = PartitionResult { tp: tp(0), error: None, reader: Some(reader_of(data, 0)), high_watermark: 3 };
+    let mut ready = s.handle(fetched(1, vec![result]), now);
+    let (got, e) = drain(&mut s, ready.pop().unwrap());
+    assert_eq!(got, vec![0, 1]);
+    let e = e.expect("the corrupt batch is reported");
+    assert!(e.to_string().starts_with("unreadable record batch at t[0]@2: CRC-32C mismatch"), "{e}");
     // Never fetched again; the other partition goes on.
     let a = s.actions(now);
     let FetchAction::Fetch { offsets, .. } = &a[0] else { panic!("{a:?}") };
@@ -141,7 +176,7 @@ fn leader_errors_refresh_metadata_and_back_off_only_that_partition() {
     s.assign(tp(0), Some(0), leader(1));
     s.assign(tp(1), Some(0), leader(1));
     s.actions(now);
-    let ready = s.handle(fetched(1, vec![err(tp(0), ResponseError::NotLeaderOrFollower, 0)]), now);
+    let ready = s.handle(fetched(1, vec![err(tp(0), ResponseError::NotLeaderOrFollower)]), now);
     assert!(ready.is_empty());
     let a = s.actions(now);
     assert!(a.contains(&FetchAction::RefreshMetadata { topics: vec![T.into()] }));
@@ -169,7 +204,7 @@ fn offset_out_of_range_applies_auto_offset_reset_and_reports_the_position() {
     let now = Instant::now();
     s.assign(tp(0), Some(999), leader(1));
     s.actions(now);
-    s.handle(fetched(1, vec![err(tp(0), ResponseError::OffsetOutOfRange, 999)]), now);
+    s.handle(fetched(1, vec![err(tp(0), ResponseError::OffsetOutOfRange)]), now);
     let a = s.actions(now);
     assert_eq!(a, vec![FetchAction::ListOffsets { broker: 1, partitions: vec![(tp(0), -1, 3)] }]);
     let ready = s.handle(FetchEvent::OffsetsListed { broker: 1, result: Ok(vec![(tp(0), Ok(40))]) }, now);
@@ -230,7 +265,7 @@ fn a_deleted_topic_fails_its_partitions() {
     let now = Instant::now();
     s.assign(tp(0), Some(0), leader(1));
     s.actions(now);
-    s.handle(fetched(1, vec![err(tp(0), ResponseError::UnknownTopicOrPartition, 0)]), now);
+    s.handle(fetched(1, vec![err(tp(0), ResponseError::UnknownTopicOrPartition)]), now);
     assert!(s.actions(now).contains(&FetchAction::RefreshMetadata { topics: vec![T.into()] }));
     let ready = s.handle(FetchEvent::Metadata(Err(MetadataError::TopicGone(T.into()))), now);
     assert!(matches!(&ready[..], [Ready::Failed { error: PartitionError::TopicGone(_), .. }]));
@@ -242,7 +277,7 @@ fn fatal_errors_stop_the_partition_with_a_named_error() {
     let now = Instant::now();
     s.assign(tp(0), Some(0), leader(1));
     s.actions(now);
-    let ready = s.handle(fetched(1, vec![err(tp(0), ResponseError::TopicAuthorizationFailed, 0)]), now);
+    let ready = s.handle(fetched(1, vec![err(tp(0), ResponseError::TopicAuthorizationFailed)]), now);
     assert!(matches!(&ready[..], [Ready::Failed { error: PartitionError::Broker { .. }, .. }]));
 }
 
@@ -267,4 +302,29 @@ fn paused_partitions_are_not_fetched() {
     s.assign(tp(1), Some(0), leader(1));
     s.set_paused(&tp(1), true);
     assert_eq!(fetches(&s.actions(now)), vec![(1, vec![(tp(0), 0)])]);
+}
+
+#[test]
+fn a_seek_while_records_are_buffered_makes_them_stale() {
+    let mut s = state();
+    let now = Instant::now();
+    s.assign(tp(0), Some(0), leader(1));
+    s.actions(now);
+    let mut ready = s.handle(fetched(1, vec![ok(tp(0), &[0, 1], 0)]), now);
+    s.seek(&tp(0), 50);
+    assert_eq!(drain(&mut s, ready.pop().unwrap()).1, None);
+    assert_eq!(s.position(&tp(0)), Some(50), "draining a stale reader does not move the position");
+}
+
+#[test]
+fn a_response_with_only_a_partial_batch_is_not_buffered() {
+    let mut s = state();
+    let now = Instant::now();
+    s.assign(tp(0), Some(0), leader(1));
+    s.actions(now);
+    let mut data = batches(&[0]);
+    data.truncate(data.len() - 1);
+    let result = PartitionResult { tp: tp(0), error: None, reader: Some(reader_of(data, 0)), high_watermark: 1 };
+    assert!(s.handle(fetched(1, vec![result]), now).is_empty());
+    assert_eq!(fetches(&s.actions(now)), vec![(1, vec![])], "fetched again, from the same offset (unchanged in the session)");
 }

@@ -794,30 +794,34 @@ fn corrupt_batch_stops_with_exit_10_and_nothing_committed_past_it() {
     assert_eq!(got.iter().map(offset_of).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4], "--check-crcs false: {got:?}");
 }
 
-/// A batch whose attributes name a codec that does not exist (7), with a CRC-32C
-/// that matches (recomputed): the consumer prints what comes before it and stops
-/// with exit 10 at that offset, saying it is the codec.
-#[test]
-fn unknown_codec_batch_stops_with_exit_10() {
-    let topic = unique_topic("fetch-badcodec");
+/// Writes 3 records (one batch each) to a new topic, rewrites the batch of offset
+/// 1 on disk with `patch` (then recomputes its CRC-32C when `fix_crc`, so that
+/// the CRC is not what is wrong), and checks that the consumer prints record 0,
+/// then exits 10 with a last line naming `topic[0]@1` and, when `words` is not
+/// empty, containing one of them (case-insensitive).
+fn bad_batch_stops_with_exit_10(prefix: &str, patch: impl Fn(&mut Vec<u8>), fix_crc: bool, words: &[&str]) {
+    let topic = unique_topic(prefix);
     let _cleanup = DeleteOnDrop(topic.clone());
     create_topic(&topic, 1);
     let reports = peer_events(&topic, 3, &["--flush-each", "--linger-ms", "0"]);
     let batches = disk_batches(&topic, 0);
     assert_eq!(batches.len(), 3, "one batch per record on disk: {batches:#?}");
     let bad = batches.iter().find(|b| b.base_offset == 1).expect("the batch of offset 1").clone();
-    assert_eq!(bad.codec, 0, "the peer wrote it uncompressed");
+    assert_eq!((bad.codec, bad.magic), (0, 2), "the peer wrote a plain v2 batch");
 
     let mut batch = std::fs::read(&bad.file).unwrap()[bad.position..bad.position + bad.size].to_vec();
-    batch[22] |= 7; // attributes (int16 at 21): low 3 bits are the codec
-    let crc = crc32c(&batch[21..]);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    patch(&mut batch);
+    assert_eq!(batch.len(), bad.size, "the patch must keep the batch's size (the log's layout)");
+    if fix_crc {
+        let crc = crc32c(&batch[21..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    }
     write_at(&bad.file, bad.position, &batch);
-    let after: Vec<(i64, i16, bool)> =
-        disk_batches(&topic, 0).iter().map(|b| (b.base_offset, b.codec, b.crc_ok)).collect();
-    assert_eq!(after, vec![(0, 0, true), (1, 7, true), (2, 0, true)], "only batch 1 names codec 7, CRCs match");
+    let after: Vec<(i64, bool)> = disk_batches(&topic, 0).iter().map(|b| (b.base_offset, b.crc_ok)).collect();
+    assert_eq!(after.iter().map(|b| b.0).collect::<Vec<_>>(), vec![0, 1, 2], "batch layout after the patch");
+    assert!(after[0].1 && after[2].1 && (after[1].1 || !fix_crc), "CRCs after the patch: {after:?}");
 
-    let group = unique_topic("fetch-badcodec-group");
+    let group = unique_topic(&format!("{prefix}-group"));
     let out = consume(&["-t", &topic, "-g", &group, "--auto-offset-reset", "earliest", "--idle-exit", "5s"]);
     let err = stderr(&out);
     let got = records_of(&common::stdout(&out));
@@ -831,7 +835,54 @@ fn unknown_codec_batch_stops_with_exit_10() {
     let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
     assert!(last.starts_with("cafe: ") && last.contains(&format!("{topic}[0]@1")), "last stderr line: {last:?}");
     let lower = last.to_lowercase();
-    assert!(lower.contains("codec") || lower.contains("compression"), "the message says it is the codec: {last:?}");
+    assert!(
+        words.is_empty() || words.iter().any(|w| lower.contains(w)),
+        "the message says what is wrong (one of {words:?}): {last:?}"
+    );
+}
+
+/// Attributes naming a codec that does not exist (7), CRC recomputed.
+#[test]
+fn unknown_codec_batch_stops_with_exit_10() {
+    bad_batch_stops_with_exit_10("fetch-badcodec", |b| b[22] |= 7, true, &["codec", "compression"]);
+}
+
+/// A magic byte no Kafka version writes (3); the CRC does not cover it.
+#[test]
+fn unknown_magic_batch_stops_with_exit_10() {
+    bad_batch_stops_with_exit_10("fetch-badmagic", |b| b[16] = 3, false, &["magic"]);
+}
+
+/// A record count far beyond what the batch's bytes can hold (untrusted sizes:
+/// nothing may be reserved from it), CRC recomputed.
+#[test]
+fn record_count_beyond_the_batch_stops_with_exit_10() {
+    bad_batch_stops_with_exit_10(
+        "fetch-badcount",
+        |b| b[57..61].copy_from_slice(&0x7fff_fff0_i32.to_be_bytes()),
+        true,
+        &[],
+    );
+}
+
+/// The first record's length (a varint at 61) claims more bytes than the batch
+/// holds: a truncated record, CRC recomputed.
+#[test]
+fn truncated_record_stops_with_exit_10() {
+    bad_batch_stops_with_exit_10(
+        "fetch-truncated",
+        |b| {
+            // A 2-byte varint (records of 64..8191 bytes): make its high byte 0x7f.
+            assert!(
+                b[61] & 0x80 != 0 && b[62] & 0x80 == 0,
+                "record length is not a 2-byte varint: {:02x?}",
+                &b[61..63]
+            );
+            b[62] = 0x7f;
+        },
+        true,
+        &[],
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -20,7 +20,7 @@ MUSL := x86_64-unknown-linux-musl
 
 .PHONY: help kafka-fetch kafka-up kafka-down kafka-wipe kafka-restart kafka-logs kafka-status \
         cluster-up cluster-down down registry-up registry-down registry-logs peers static test \
-        build produce consume topic demo bench bench-publish faults
+        build produce consume topic demo bench bench-publish fuzz faults
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -153,6 +153,11 @@ bench-publish: ## copy the last full `make bench` run into the tracked bench/res
 		|| { echo "bench-publish: $(BENCH_LOCAL)/latest.json is a scaled-down run (CAFE_BENCH_SCALE); not publishing it" >&2; exit 1; }
 	cp $(BENCH_LOCAL)/latest.txt $(BENCH_LOCAL)/latest.md $(BENCH_LOCAL)/latest.csv $(BENCH_LOCAL)/latest.json bench/results/
 	@echo "bench-publish: copied; update BENCHMARKS.md from bench/results/latest.md, then commit both"
+
+# Every target of `cargo fuzz list` but the excluded ones (see the script), from the
+# committed seeds in fuzz/corpus/; .ci/run runs it after the tests.
+fuzz: ## fuzz each fuzz/ target for a bounded time (about 2.5 min + build); fails on a crash
+	scripts/fuzz.sh
 
 # The fault suite can use: scripts/kafka.sh kill <1|2|3|single>, start <...>, restart,
 # with the cluster from `make cluster-up` (bootstrap $(CAFE_CLUSTER_BOOTSTRAP)).

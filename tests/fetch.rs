@@ -794,20 +794,41 @@ fn corrupt_batch_stops_with_exit_10_and_nothing_committed_past_it() {
     assert_eq!(got.iter().map(offset_of).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4], "--check-crcs false: {got:?}");
 }
 
-/// Writes 3 records (one batch each) to a new topic, rewrites the batch of offset
-/// 1 on disk with `patch` (then recomputes its CRC-32C when `fix_crc`, so that
-/// the CRC is not what is wrong), and checks that the consumer prints record 0,
-/// then exits 10 with a last line naming `topic[0]@1` and, when `words` is not
-/// empty, containing one of them (case-insensitive).
+/// Writes 3 batches to a new topic (one record each, or 5 when compressed:
+/// librdkafka leaves a batch uncompressed when compressing does not make it
+/// smaller), rewrites the second batch on disk with `patch` (then recomputes its
+/// CRC-32C when `fix_crc`, so that the CRC is not what is wrong), and checks that
+/// the consumer prints the records of the first batch, then exits 10 with a last
+/// line naming `topic[0]@<second batch's offset>` and, when `words` is not empty,
+/// containing one of them (case-insensitive). The bytes `patch` gets start at the
+/// batch's baseOffset field; its records (or compressed data) start at 61.
 fn bad_batch_stops_with_exit_10(prefix: &str, patch: impl Fn(&mut Vec<u8>), fix_crc: bool, words: &[&str]) {
+    bad_batch_of_codec_stops_with_exit_10(prefix, "none", patch, fix_crc, words);
+}
+
+/// [`bad_batch_stops_with_exit_10`] with records the peer compressed with `codec`.
+fn bad_batch_of_codec_stops_with_exit_10(
+    prefix: &str,
+    codec: &str,
+    patch: impl Fn(&mut Vec<u8>),
+    fix_crc: bool,
+    words: &[&str],
+) {
     let topic = unique_topic(prefix);
     let _cleanup = DeleteOnDrop(topic.clone());
     create_topic(&topic, 1);
-    let reports = peer_events(&topic, 3, &["--flush-each", "--linger-ms", "0"]);
+    let per_batch = if codec == "none" { 1 } else { 5 };
+    let mut reports = Vec::new();
+    for _ in 0..3 {
+        // One producer run per batch: all its records go out in one batch.
+        reports.extend(peer_events(&topic, per_batch, &["--linger-ms", "100", "--compression", codec]));
+    }
+    let bad_offset = per_batch as i64;
     let batches = disk_batches(&topic, 0);
-    assert_eq!(batches.len(), 3, "one batch per record on disk: {batches:#?}");
-    let bad = batches.iter().find(|b| b.base_offset == 1).expect("the batch of offset 1").clone();
-    assert_eq!((bad.codec, bad.magic), (0, 2), "the peer wrote a plain v2 batch");
+    let bases: Vec<i64> = (0..3).map(|i| i * bad_offset).collect();
+    assert_eq!(batches.iter().map(|b| b.base_offset).collect::<Vec<_>>(), bases, "batches on disk: {batches:#?}");
+    let bad = batches[1].clone();
+    assert_eq!((bad.codec, bad.magic), (codec_id(codec), 2), "the peer wrote a v2 batch with {codec}: {bad:?}");
 
     let mut batch = std::fs::read(&bad.file).unwrap()[bad.position..bad.position + bad.size].to_vec();
     patch(&mut batch);
@@ -818,22 +839,27 @@ fn bad_batch_stops_with_exit_10(prefix: &str, patch: impl Fn(&mut Vec<u8>), fix_
     }
     write_at(&bad.file, bad.position, &batch);
     let after: Vec<(i64, bool)> = disk_batches(&topic, 0).iter().map(|b| (b.base_offset, b.crc_ok)).collect();
-    assert_eq!(after.iter().map(|b| b.0).collect::<Vec<_>>(), vec![0, 1, 2], "batch layout after the patch");
+    assert_eq!(after.iter().map(|b| b.0).collect::<Vec<_>>(), bases, "batch layout after the patch");
     assert!(after[0].1 && after[2].1 && (after[1].1 || !fix_crc), "CRCs after the patch: {after:?}");
 
     let group = unique_topic(&format!("{prefix}-group"));
     let out = consume(&["-t", &topic, "-g", &group, "--auto-offset-reset", "earliest", "--idle-exit", "5s"]);
     let err = stderr(&out);
     let got = records_of(&common::stdout(&out));
+    let printed: Vec<i64> = got.iter().map(offset_of).collect();
     assert_eq!(
-        got.iter().map(offset_of).collect::<Vec<_>>(),
-        vec![0],
-        "records before the bad batch\n--- stderr\n{err}"
+        printed,
+        (0..bad_offset).collect::<Vec<_>>(),
+        "{codec}: records before the bad batch\n--- stderr\n{err}"
     );
-    assert_event(&got[0], reports[0]["key"].as_str().unwrap(), reports[0]["value"].as_str().unwrap());
-    assert_eq!(out.status.code(), Some(EXIT_BAD_BATCH), "exit code\n--- stderr\n{err}");
+    for r in &got {
+        let i = offset_of(r) as usize;
+        assert_event(r, reports[i]["key"].as_str().unwrap(), reports[i]["value"].as_str().unwrap());
+    }
+    assert_eq!(out.status.code(), Some(EXIT_BAD_BATCH), "{codec}: exit code\n--- stderr\n{err}");
     let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
-    assert!(last.starts_with("cafe: ") && last.contains(&format!("{topic}[0]@1")), "last stderr line: {last:?}");
+    let at = format!("{topic}[0]@{bad_offset}");
+    assert!(last.starts_with("cafe: ") && last.contains(&at), "{codec}: last stderr line names {at}: {last:?}");
     let lower = last.to_lowercase();
     assert!(
         words.is_empty() || words.iter().any(|w| lower.contains(w)),
@@ -845,6 +871,21 @@ fn bad_batch_stops_with_exit_10(prefix: &str, patch: impl Fn(&mut Vec<u8>), fix_
 #[test]
 fn unknown_codec_batch_stops_with_exit_10() {
     bad_batch_stops_with_exit_10("fetch-badcodec", |b| b[22] |= 7, true, &["codec", "compression"]);
+}
+
+/// A compressed batch whose compressed bytes are all zeros (CRC recomputed), for
+/// each codec: the decompressor's error is the batch's error.
+#[test]
+fn garbage_compressed_payload_stops_with_exit_10() {
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        bad_batch_of_codec_stops_with_exit_10(
+            &format!("fetch-garbage-{codec}"),
+            codec,
+            |b| b[61..].iter_mut().for_each(|x| *x = 0),
+            true,
+            &[],
+        );
+    }
 }
 
 /// A magic byte no Kafka version writes (3); the CRC does not cover it.

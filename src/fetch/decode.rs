@@ -288,6 +288,14 @@ fn decode_batch(
     for i in 0..count {
         let rec = decode_record(&mut r, &payload, base_offset, base_timestamp)
             .map_err(|e| format!("record {i} of {count}: {e}"))?;
+        // An offset outside the batch's range would move the committed position
+        // to where no record is.
+        if rec.offset < base_offset || rec.offset > last_offset {
+            return Err(format!(
+                "record {i} of {count} has offset {} outside its batch ({base_offset}..={last_offset})",
+                rec.offset
+            ));
+        }
         if rec.offset >= opts.fetch_offset {
             records.push(Record { timestamp_ms: if log_append { max_timestamp } else { rec.timestamp_ms }, ..rec });
         }

@@ -233,3 +233,11 @@ fn truncated_records_inside_a_whole_batch_are_errors() {
     let d = decode(patch(&m.freeze(), 21, &[0, 0]), &opts(0));
     assert!(d.error.is_some());
 }
+
+#[test]
+fn a_record_offset_outside_its_batch_is_an_error() {
+    let b = batch(&[record(0, Some("a")), record(1, Some("b"))], Codec::None);
+    // last_offset_delta 0: the second record (delta 1) lies past the batch's end.
+    let d = decode(patch(&b, 23, &0i32.to_be_bytes()), &opts(0));
+    assert!(d.error.unwrap().reason.contains("outside its batch"));
+}

@@ -70,6 +70,12 @@ per=$((TOTAL_S / ${#fuzzed[@]}))
 
 say "building ${all[*]} (AddressSanitizer, release with debug assertions)"
 cargo fuzz build --target-dir "$TARGET_DIR"
+# fuzz/ is a workspace of its own with its own lock file: when the main crate gains or
+# drops a dependency, the build above rewrites fuzz/Cargo.lock. Say so, so that the
+# change is committed with the one in the main crate.
+if git -C "$REPO" rev-parse --git-dir >/dev/null 2>&1 && ! git -C "$REPO" diff --quiet -- fuzz/Cargo.lock; then
+    say "note: fuzz/Cargo.lock changed (the main crate's dependencies moved); commit it"
+fi
 
 # On failure: the panic or sanitizer report and libFuzzer's summary, without the
 # progress lines, the stack frames and cargo-fuzz's own backtrace; the whole log is

@@ -370,7 +370,9 @@ fn codec_from_peers(codec: &str) {
     create_topic(&topic, 3);
 
     let mut want: BTreeMap<String, (String, String)> = BTreeMap::new(); // event id -> (key, value)
-    for r in peer_events(&topic, 50, &["--compression", codec, "--linger-ms", "200"]) {
+    // (A long linger: the peer queues all 50, then flush() sends them at once, in
+    // batches of many records.)
+    for r in peer_events(&topic, 50, &["--compression", codec, "--linger-ms", "5000"]) {
         let (key, value) = (r["key"].as_str().unwrap().to_owned(), r["value"].as_str().unwrap().to_owned());
         want.insert(event_id(&r["value"]), (key, value));
     }
@@ -407,7 +409,7 @@ fn codec_from_peers(codec: &str) {
     assert!(batches.iter().all(|b| b.codec == codec_id(codec)), "not all batches are {codec}: {batches:#?}");
     assert!(batches.iter().any(|b| b.records >= 5), "no batch holds several records: {batches:#?}");
 
-    let (got, out) = consume_all(&topic, &group, "5s", &[]);
+    let (got, out) = consume_all(&topic, &group, "5s", &["--max-messages", "60"]);
     assert_no_duplicates(&got);
     let mut seen = BTreeSet::new();
     for r in &got {
@@ -646,7 +648,7 @@ fn headers_tombstones_empty_values_and_non_utf8_bytes_in_json() {
     let offsets = peer("records", &topic, &["--spec", &spec.to_string()]);
     assert_eq!(offsets.len(), 6);
 
-    let (got, out) = consume_all(&topic, &group, "5s", &[]);
+    let (got, out) = consume_all(&topic, &group, "5s", &["--max-messages", "6"]);
     assert_no_duplicates(&got);
     assert_eq!(got.len(), 6, "cafe printed:\n{}\n--- stderr\n{}", common::stdout(&out), stderr(&out));
     assert_eq!(consumed_count(&stderr(&out)), 6);
@@ -790,7 +792,7 @@ fn corrupt_batch_stops_with_exit_10_and_nothing_committed_past_it() {
 
     // Without CRC checks the record is read (its event id altered on disk).
     let group2 = unique_topic("fetch-corrupt-nocrc");
-    let (got, _) = consume_all(&topic, &group2, "5s", &["--check-crcs", "false"]);
+    let (got, _) = consume_all(&topic, &group2, "5s", &["--check-crcs", "false", "--max-messages", "5"]);
     assert_eq!(got.iter().map(offset_of).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4], "--check-crcs false: {got:?}");
 }
 
@@ -820,8 +822,9 @@ fn bad_batch_of_codec_stops_with_exit_10(
     let per_batch = if codec == "none" { 1 } else { 5 };
     let mut reports = Vec::new();
     for _ in 0..3 {
-        // One producer run per batch: all its records go out in one batch.
-        reports.extend(peer_events(&topic, per_batch, &["--linger-ms", "100", "--compression", codec]));
+        // One producer run per batch: its records are queued at once, then flush()
+        // sends them (ignoring linger.ms), so they go out in one batch.
+        reports.extend(peer_events(&topic, per_batch, &["--linger-ms", "5000", "--compression", codec]));
     }
     let bad_offset = per_batch as i64;
     let batches = disk_batches(&topic, 0);
@@ -1180,7 +1183,8 @@ fn positions_after_latest_reset_are_kept_between_runs() {
         peer_events(&topic, 3, &["--partitions", "0,1,2"]).iter().map(|r| (pos(r), event_id(&r["value"]))).collect();
     assert_eq!(want.keys().copied().collect::<Vec<_>>(), vec![(0, 1), (1, 1), (2, 1)]);
 
-    let out = consume(&args);
+    // (It stops once it has the 3; a fourth could only be a duplicate, seen as one missing.)
+    let out = consume(&[&args[..], &["--max-messages", "3"]].concat());
     assert_success(&out, "second run (latest)");
     let got = records_of(&common::stdout(&out));
     assert_no_duplicates(&got);
@@ -1201,7 +1205,7 @@ fn fetch_settings_on_the_wire_and_small_limits_read_everything() {
     create_topic(&topic, 1);
     let mut want: BTreeMap<(i32, i64), String> = BTreeMap::new();
     // One large batch (50 records, several KB), then 10 batches of one record.
-    for r in peer_events(&topic, 50, &["--linger-ms", "200"]) {
+    for r in peer_events(&topic, 50, &["--linger-ms", "5000"]) {
         want.insert(pos(&r), event_id(&r["value"]));
     }
     for r in peer_events(&topic, 10, &["--flush-each", "--linger-ms", "0"]) {
@@ -1226,6 +1230,8 @@ fn fetch_settings_on_the_wire_and_small_limits_read_everything() {
             "earliest",
             "--idle-exit",
             "5s",
+            "--max-messages",
+            "60",
             "--isolation-level",
             "read_uncommitted",
             "--fetch-min-bytes",
@@ -1406,6 +1412,8 @@ fn offset_out_of_range_resets_to_the_new_log_start() {
         "earliest",
         "--idle-exit",
         "5s",
+        "--max-messages",
+        "2",
     ])
     .env("CAFE_LOG", "info")
     .env("NO_COLOR", "1");

@@ -18,6 +18,10 @@
 #   CAFE_BENCH_HEARTBEATS  heartbeat.interval.ms values for the rebalance runs (default 3000,500)
 #   CAFE_BENCH_SCALE       fraction of the record counts, for trying the harness (default 1)
 #   CAFE_BENCH_KEEP_BROKER=1  leave the benchmark broker running afterwards
+#   CAFE_BENCH_BASELINE    another cafe binary (e.g. a build from before a change): an extra
+#                          client "cafe-before" in the uncompressed consume workload only
+#   CAFE_BENCH_ONLY=consume  only the consume workloads (uncompressed, zstd, lz4): no
+#                          produce workloads, no rebalance (default: all)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -57,4 +61,5 @@ fi
 
 "$PY" bench/harness.py --bootstrap "$BOOTSTRAP" --kafka-libs "$LIBS" --target-dir "$TARGET" \
     --runs "${CAFE_BENCH_RUNS:-5}" --budget-s "${CAFE_BENCH_BUDGET_S:-540}" --rebalance-runs "${CAFE_BENCH_REBALANCE_RUNS:-3}" \
-    --heartbeats "${CAFE_BENCH_HEARTBEATS:-3000,500}" --scale "${CAFE_BENCH_SCALE:-1}"
+    --heartbeats "${CAFE_BENCH_HEARTBEATS:-3000,500}" --scale "${CAFE_BENCH_SCALE:-1}" \
+    --only "${CAFE_BENCH_ONLY:-all}" ${CAFE_BENCH_BASELINE:+--baseline "$CAFE_BENCH_BASELINE"}

@@ -48,6 +48,13 @@ PRODUCE_WORKLOADS = [
     ("latency-50k/s", 150_000, 100, "150k x 100 B offered at 50k records/s, acks=1", 50_000),
 ]
 CONSUME = ("consume", 1_000_000, 100, "consume 1M x 100 B from earliest, new group")
+# The same records (cafe's printable A-Z filler, so they compress well) on topics
+# written once with these codecs: the consume-<codec> workloads.
+CONSUME_CODECS = ["zstd", "lz4"]
+# With --baseline (CAFE_BENCH_BASELINE): another cafe binary, e.g. a build from before a
+# change, as an extra client of the uncompressed consume workload only (a build from
+# before the fetch rewrite cannot read lz4/zstd batches: it would retry forever).
+BASELINE = "cafe-before"
 PARTITIONS = 3
 # Same producer settings for every client (Kafka names).
 PRODUCER = {"acks": "1", "batch.size": "16384", "linger.ms": "5", "compression.type": "none"}
@@ -61,6 +68,9 @@ class Bench:
     def __init__(self, args):
         self.a = args
         self.cafe = os.path.join(REPO, args.target_dir, "release", "cafe")
+        self.baseline = args.baseline and os.path.abspath(args.baseline)
+        if self.baseline and not os.access(self.baseline, os.X_OK):
+            raise SystemExit(f"--baseline {args.baseline}: not an executable")
         self.py = sys.executable
         self.stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         self.tag = uuid.uuid4().hex[:6]
@@ -95,8 +105,8 @@ class Bench:
             "proc_cpu_s": float(user) + float(sys_), "peak_rss_mib": int(rss_kb) / 1024,
         }
 
-    def cafe_cmd(self, *args):
-        return [self.cafe, "-b", self.a.bootstrap] + list(args)
+    def cafe_cmd(self, *args, binary=None):
+        return [binary or self.cafe, "-b", self.a.bootstrap] + list(args)
 
     def java_cmd(self, main_class, *args):
         # The flags kafka-run-class.sh and kafka-producer-perf-test.sh use (G1, 512 MB
@@ -174,24 +184,26 @@ class Bench:
 
     # ---------------------------------------------------------------- consume
 
-    def consume_once(self, run, client):
-        name, records, _, _ = CONSUME
+    def consume_once(self, run, name, client):
+        records = CONSUME[1]
+        topic = self.consume_topics[name]
         n = self.n(records)
-        group = f"bench-{client}-r{run}-{self.tag}"
+        group = f"bench-{name}-{client}-r{run}-{self.tag}"
         label = f"r{run}-{name}-{client}"
-        if client == "cafe":
-            out, t = self.run_timed(label, self.cafe_cmd("bench", "consume", "-t", self.consume_topic,
-                                                        "-n", str(n), "-g", group, "--json", "--quiet"))
+        if client in ("cafe", BASELINE):
+            binary = self.baseline if client == BASELINE else None
+            out, t = self.run_timed(label, self.cafe_cmd("bench", "consume", "-t", topic, "-n", str(n),
+                                                        "-g", group, "--json", "--quiet", binary=binary))
             rep = json.loads(out.strip().splitlines()[-1])
         elif client.startswith("librdkafka"):
             extra = RDK_BEST_CONSUME if client == "librdkafka-best" else []
-            out, t = self.run_timed(label, self.peer_cmd("consume", "-t", self.consume_topic, "-n", str(n),
+            out, t = self.run_timed(label, self.peer_cmd("consume", "-t", topic, "-n", str(n),
                                                         "-g", group, *extra))
             rep = json.loads(out.strip().splitlines()[-1])
         else:
             out, t = self.run_timed(label, self.java_cmd(
                 "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server", self.a.bootstrap,
-                "--topic", self.consume_topic, "--messages", str(n), "--group", group, "--timeout", "30000"))
+                "--topic", topic, "--messages", str(n), "--group", group, "--timeout", "30000"))
             rep = parse_java_consume(out)
         if rep["records"] < n:
             raise RuntimeError(f"{label}: consumed {rep['records']} of {n}")
@@ -200,7 +212,7 @@ class Bench:
                              first_record_ms=rep.get("first_record_ms"),
                              java_join_ms=rep.get("join_ms"))
         self.rows.append(row)
-        log(f"  {client:10} {row['records_per_s']:>10.0f} rec/s {row['mib_per_s']:7.1f} MiB/s "
+        log(f"  {client:11} {row['records_per_s']:>10.0f} rec/s {row['mib_per_s']:7.1f} MiB/s "
             f"first record {fmt(row['first_record_ms'])} ms, cpu {row['cpu_s_per_1m']:.2f} s/1M, "
             f"rss {row['peak_rss_mib']:.0f} MiB")
 
@@ -279,15 +291,23 @@ class Bench:
         with open(self.pool_tsv) as src, open(self.pool_values, "w") as dst:
             for line in src:
                 dst.write(line.split("\t", 1)[1])
-        self.consume_topic = f"bench-consume-src-{self.tag}"
         self.rebalance_topic = f"bench-rebalance-{self.tag}"
-        self.create_topic(self.consume_topic)
         self.create_topic(self.rebalance_topic)
+        # consume: uncompressed; consume-zstd, consume-lz4: the same records, compressed.
+        self.consume_topics = {}
         n = self.n(CONSUME[1])
-        log(f"filling {self.consume_topic} with {n} x {CONSUME[2]} B for the consume runs (cafe, untimed)")
-        subprocess.run(self.cafe_cmd("bench", "produce", "-t", self.consume_topic, "-n", str(n),
-                                     "--record-size", str(CONSUME[2]), "--quiet"),
-                       check=True, stdout=subprocess.DEVNULL)
+        for codec in ["none"] + CONSUME_CODECS:
+            name = CONSUME[0] if codec == "none" else f"{CONSUME[0]}-{codec}"
+            topic = self.consume_topics[name] = f"bench-{name}-src-{self.tag}"
+            self.create_topic(topic)
+            log(f"filling {topic} with {n} x {CONSUME[2]} B, compression {codec}, for the consume runs "
+                f"(cafe, untimed)")
+            subprocess.run(self.cafe_cmd("bench", "produce", "-t", topic, "-n", str(n),
+                                         "--record-size", str(CONSUME[2]), "--compression", codec, "--quiet"),
+                           check=True, stdout=subprocess.DEVNULL)
+            landed = self.end_offsets(topic)
+            if landed != n:
+                raise RuntimeError(f"filling {topic}: {landed} records on the topic, expected {n}")
 
     def run(self):
         t_start = time.monotonic()
@@ -308,13 +328,18 @@ class Bench:
             # Rotate who goes first so no client always gets the coldest or warmest broker.
             k = run % len(CLIENTS)
             order = CLIENTS[k:] + CLIENTS[:k]
-            for wl in PRODUCE_WORKLOADS:
+            for wl in PRODUCE_WORKLOADS if self.a.only != "consume" else []:
                 log(f"run {run}/{runs} {wl[0]} ({wl[3]}, scale {self.scale})")
                 for client in order:
                     self.produce_once(run, wl, client)
-            log(f"run {run}/{runs} {CONSUME[0]}")
-            for client in order:
-                self.consume_once(run, client)
+            consumers = CLIENTS + ([BASELINE] if self.baseline else [])
+            k = run % len(consumers)
+            for name in self.consume_topics:
+                log(f"run {run}/{runs} {name}")
+                for client in consumers[k:] + consumers[:k]:
+                    if client == BASELINE and name != CONSUME[0]:
+                        continue
+                    self.consume_once(run, name, client)
             self.runs_done = run
             # The benchmark itself keeps about 2 runnable (broker + client): more is other work.
             self.machine.setdefault("load_after_each_run", []).append(round(os.getloadavg()[0], 2))
@@ -323,7 +348,8 @@ class Bench:
                 log(f"rebalance {run}/{self.a.rebalance_runs}, heartbeat.interval.ms={hb}")
                 for client in ("cafe", "librdkafka"):
                     self.rebalance_once(run, client, hb)
-        self.delete_topic(self.consume_topic)
+        for topic in self.consume_topics.values():
+            self.delete_topic(topic)
         self.delete_topic(self.rebalance_topic)
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.machine["load_end"] = os.getloadavg()
@@ -338,7 +364,8 @@ class Bench:
         os.makedirs(out, exist_ok=True)
         with open(os.path.join(out, "latest.json"), "w") as f:
             json.dump({"machine": self.machine, "settings": {"producer": PRODUCER, "runs": self.runs_done,
-                       "rebalance_runs": self.a.rebalance_runs, "scale": self.scale},
+                       "rebalance_runs": self.a.rebalance_runs, "scale": self.scale,
+                       "only": self.a.only, "baseline": self.baseline},
                        "summary": summary, "runs": self.rows}, f, indent=1)
         with open(os.path.join(out, "latest.csv"), "w") as f:
             cols = ["workload", "client", "runs"] + [f"{k}_{s}" for k in METRICS for s in ("median", "min", "max")]
@@ -415,6 +442,10 @@ def parse_java_consume(out):
     f = [x.strip() for x in line.split(",")]
     return {"records": int(f[4]), "records_per_s": float(f[5]), "mib_per_s": float(f[3]),
             "join_ms": float(f[6]), "fetch_records_per_s": float(f[9])}
+
+
+def consume_workloads():
+    return [CONSUME[0]] + [f"{CONSUME[0]}-{codec}" for codec in CONSUME_CODECS]
 
 
 def throughput_row(run, name, client, n, rep, t, **extra):
@@ -533,11 +564,17 @@ def ratios(summary):
                    f"CPU/1M vs librdkafka {r(wl, 'cpu_s_per_1m', 'librdkafka')} "
                    f"(its C threads only {r(wl, 'cpu_s_per_1m', 'librdkafka', 'rdk_threads_cpu_s_per_1m')}) [<= 1]; "
                    f"RSS vs java {r(wl, 'peak_rss_mib', 'java')} [<= 0.5]")
+    for wl in consume_workloads():
+        out.append(f"  {wl:16} rec/s: vs java {r(wl, 'records_per_s', 'java')} [>= 1], "
+                   f"vs librdkafka {r(wl, 'records_per_s', 'librdkafka')} "
+                   f"(best {r(wl, 'records_per_s', 'librdkafka-best')}); "
+                   f"CPU/1M vs java {r(wl, 'cpu_s_per_1m', 'java')}, "
+                   f"vs librdkafka {r(wl, 'cpu_s_per_1m', 'librdkafka')}; "
+                   f"RSS vs java {r(wl, 'peak_rss_mib', 'java')} [<= 0.5]")
     wl = CONSUME[0]
-    out.append(f"  {wl:16} rec/s: vs java {r(wl, 'records_per_s', 'java')} [>= 1], "
-               f"vs librdkafka {r(wl, 'records_per_s', 'librdkafka')} "
-               f"(best {r(wl, 'records_per_s', 'librdkafka-best')}); "
-               f"RSS vs java {r(wl, 'peak_rss_mib', 'java')} [<= 0.5]")
+    if (wl, BASELINE) in by:
+        out.append(f"  {wl:16} vs {BASELINE}: rec/s {r(wl, 'records_per_s', BASELINE)} [>= 1], "
+                   f"CPU/1M {r(wl, 'cpu_s_per_1m', BASELINE)}, RSS {r(wl, 'peak_rss_mib', BASELINE)}")
     out.append(f"  {'first record':16} cafe {fmt(m(wl, 'cafe', 'first_record_ms'), 0)} ms, "
                f"librdkafka {fmt(m(wl, 'librdkafka', 'first_record_ms'), 0)} ms "
                f"(best {fmt(m(wl, 'librdkafka-best', 'first_record_ms'), 0)} ms) [< 200 ms and <= librdkafka]")
@@ -611,12 +648,23 @@ def render_markdown(summary, machine, runs, rebalance_runs):
         r = ratio(c, l)
         add(f"{wl} CPU-s/1M ≤ librdkafka", f"{fmt(c, 2)} vs {fmt(l, 2)} (its C threads alone {fmt(lt, 2)})",
             r, None if r is None else r <= 1)
+    for wl in consume_workloads():
+        for peer in ("java", "librdkafka", "librdkafka-best"):
+            c, p = m(wl, "cafe", "records_per_s"), m(wl, peer, "records_per_s")
+            r = ratio(c, p)
+            label = f"{wl} rec/s ≥ 1.0× java" if peer == "java" else f"{wl} rec/s vs {peer} (no target)"
+            add(label, f"{n0(c)} vs {n0(p)}", r, None if r is None or peer != "java" else r >= 1)
+        c, j, l = m(wl, "cafe", "cpu_s_per_1m"), m(wl, "java", "cpu_s_per_1m"), m(wl, "librdkafka", "cpu_s_per_1m")
+        add(f"{wl} CPU-s/1M vs librdkafka (no target)", f"{fmt(c, 2)} vs {fmt(l, 2)} (java {fmt(j, 2)})",
+            ratio(c, l), None)
     wl = CONSUME[0]
-    for peer in ("java", "librdkafka", "librdkafka-best"):
-        c, p = m(wl, "cafe", "records_per_s"), m(wl, peer, "records_per_s")
+    if (wl, BASELINE) in by:
+        # Issue #9: the rewritten fetch path must not be slower on uncompressed data.
+        c, p = m(wl, "cafe", "records_per_s"), m(wl, BASELINE, "records_per_s")
         r = ratio(c, p)
-        label = "consume rec/s ≥ 1.0× java" if peer == "java" else f"consume rec/s vs {peer} (no target)"
-        add(label, f"{n0(c)} vs {n0(p)}", r, None if r is None or peer != "java" else r >= 1)
+        add(f"consume rec/s ≥ 1.0× {BASELINE}", f"{n0(c)} vs {n0(p)}", r, None if r is None else r >= 1)
+        c, p = m(wl, "cafe", "cpu_s_per_1m"), m(wl, BASELINE, "cpu_s_per_1m")
+        add(f"consume CPU-s/1M vs {BASELINE} (no target)", f"{fmt(c, 2)} vs {fmt(p, 2)}", ratio(c, p), None)
     c, l = m(wl, "cafe", "first_record_ms"), m(wl, "librdkafka", "first_record_ms")
     add("first record < 200 ms", f"{fmt(c, 0)} ms", None, None if c is None else c < 200)
     r = ratio(c, l)
@@ -636,7 +684,7 @@ def render_markdown(summary, machine, runs, rebalance_runs):
                 f"{fmt(m(wl, 'java', 'p50_ms'))} / {fmt(m(wl, 'java', 'p99_ms'))}",
                 ratio(m(wl, "cafe", "p50_ms"), m(wl, "librdkafka", "p50_ms")), None)
     worst = max((ratio(m(w, "cafe", "peak_rss_mib"), m(w, "java", "peak_rss_mib")) or 0, w)
-                for w in [x[0] for x in PRODUCE_WORKLOADS] + [CONSUME[0]])
+                for w in [x[0] for x in PRODUCE_WORKLOADS] + consume_workloads())
     add("peak RSS ≤ 0.5× Java (worst workload)", f"{worst[1]}: {fmt(m(worst[1], 'cafe', 'peak_rss_mib'), 0)} vs "
         f"{fmt(m(worst[1], 'java', 'peak_rss_mib'), 0)} MiB", worst[0], worst[0] <= 0.5)
     out += ["", "| target | measured (cafe vs peer, medians) | ratio | |", "|---|---|---:|---|"] + rows
@@ -667,6 +715,7 @@ def machine_info(b):
         "rustc": cmd("rustc", "--version"), "java": cmd("java", "-version").splitlines()[0],
         "confluent_kafka": confluent_kafka.version()[0], "librdkafka": confluent_kafka.libversion()[0],
         "kafka_libs": b.a.kafka_libs, "bootstrap": b.a.bootstrap,
+        "baseline": b.baseline and {"path": b.baseline, "version": cmd(b.baseline, "--version")},
     }
 
 
@@ -682,6 +731,10 @@ def main():
     ap.add_argument("--budget-s", type=float, default=540,
                     help="stop adding runs past 3 when the next would end after this many seconds")
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the record counts (develop with 0.05)")
+    ap.add_argument("--only", choices=["all", "consume"], default="all",
+                    help="consume: only the consume workloads (no produce, no rebalance)")
+    ap.add_argument("--baseline", metavar="CAFE", help=f"another cafe binary, as client {BASELINE} "
+                    "of the uncompressed consume workload")
     # Untracked (git-ignored): a run must not dirty the checkout. `make bench-publish`
     # copies a run into the tracked bench/results/ deliberately.
     ap.add_argument("--out", default=os.path.join(HERE, "results", "local"))
@@ -694,6 +747,8 @@ def main():
         return
     if not (a.bootstrap and a.kafka_libs):
         ap.error("--bootstrap and --kafka-libs are required")
+    if a.only == "consume":
+        a.rebalance_runs = 0
     Bench(a).run()
 
 

@@ -28,7 +28,8 @@ Every subcommand prints one JSON line per record on stdout and exits non-zero
         Two transactional producers (ID-a, ID-b) and a plain one write to
         partition 0 interleaved: a and b each open a transaction and alternate
         records ("a-0", "b-0", "a-1", ...; 4 each, each flushed before the next),
-        a plain record "plain-0" lands in between; then a aborts and b commits;
+        a plain (idempotent, not transactional) record "plain-0" lands in
+        between; then a aborts and b commits;
         then a commits 2 more ("a2-0", "a2-1"). Prints {"partition", "offset",
         "value", "outcome": "committed"|"aborted"} per record.
 
@@ -230,7 +231,8 @@ def cmd_txn(args):
 def cmd_txn_interleaved(args):
     pa = producer(args, **{"transactional.id": args.txn_id + "-a", "enable.idempotence": True, "linger.ms": 0})
     pb = producer(args, **{"transactional.id": args.txn_id + "-b", "enable.idempotence": True, "linger.ms": 0})
-    plain = producer(args, **{"linger.ms": 0})
+    # Idempotent: its batches carry a producer id too, but are in no transaction.
+    plain = producer(args, **{"linger.ms": 0, "enable.idempotence": True})
     pa.init_transactions(30)
     pb.init_transactions(30)
     reports = Reports()

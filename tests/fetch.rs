@@ -7,7 +7,10 @@
 //! 1,000-partition topic through the recording proxy (one fetch in flight, fetch
 //! sessions), the fetch settings on the wire, and positions kept after a reset.
 //!
-//! Each test uses its own uuid-suffixed topics and groups. The corrupt-batch test
+//! Each test uses its own uuid-suffixed topics and groups. Consumers that run
+//! while the test changes the cluster have a long --idle-exit (a JVM tool can
+//! take seconds to start on a busy machine) and are stopped with SIGTERM once
+//! they have printed what was expected. The corrupt-batch test
 //! and the on-disk codec checks read the single node's segment files (see
 //! `common::broker_log_dir`), so they need the broker from `scripts/kafka.sh up`.
 //!
@@ -970,7 +973,7 @@ fn partitions_added_while_consuming_are_read() {
             "--auto-offset-reset",
             "earliest",
             "--idle-exit",
-            "20s",
+            "60s",
             "--metadata-max-age-ms",
             "1000",
         ],
@@ -1036,7 +1039,7 @@ fn topic_created_later_matching_the_pattern_is_read() {
             "--auto-offset-reset",
             "earliest",
             "--idle-exit",
-            "20s",
+            "60s",
             "--metadata-max-age-ms",
             "1000",
         ],
@@ -1366,7 +1369,7 @@ fn read_committed_stops_at_an_open_transaction_until_it_commits() {
             "--auto-offset-reset",
             "earliest",
             "--idle-exit",
-            "30s",
+            "60s",
             "--isolation-level",
             "read_committed",
         ],

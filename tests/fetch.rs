@@ -1470,3 +1470,91 @@ fn offset_out_of_range_resets_to_the_new_log_start() {
     assert!(squashed.contains("outofrange"), "no log line about the out-of-range offset:\n{}", stderr(&out));
     delete_topic(&topic);
 }
+
+// ---------------------------------------------------------------------------
+// 13. large compressed batches (several codec blocks) both ways
+
+/// One batch of 3,000 records (~750 KB before compression: many 64 KB lz4 blocks,
+/// a long zstd frame) written by cafe, read back by the Java console consumer and
+/// confluent-kafka; then one as large from confluent-kafka; cafe reads all 6,000.
+fn large_batches(codec: &str) {
+    const N: usize = 3000;
+    let topic = unique_topic(&format!("fetch-large-{codec}"));
+    let group = unique_topic("fetch-large-group");
+    create_topic(&topic, 1);
+    let b = bootstrap();
+    let n = N.to_string();
+    let out = run_cafe(
+        &["-b", &b, "produce", "-t", &topic, "-n", &n, "--compression", codec, "--batch-size", "1000000", "--json"],
+        b"",
+    );
+    assert_success(&out, &format!("cafe produce -n {N} --compression {codec}"));
+    // offset -> (key, event id)
+    let mut want: BTreeMap<i64, (String, String)> = json_lines(&out)
+        .iter()
+        .map(|r| {
+            assert!(r.get("error").is_none(), "delivery failed: {r}");
+            (
+                r["offset"].as_i64().unwrap(),
+                (r["key"].as_str().unwrap().to_owned(), r["id"].as_str().unwrap().to_owned()),
+            )
+        })
+        .collect();
+    assert_eq!(want.len(), N);
+    let batches = topic_batches(&topic, 1);
+    assert!(
+        batches.iter().all(|b| b.codec == codec_id(codec) && b.crc_ok) && batches.iter().any(|b| b.records >= 1000),
+        "cafe's batches (codec, records): {:?}",
+        batches.iter().map(|b| (b.codec, b.records)).collect::<Vec<_>>()
+    );
+
+    let java: BTreeMap<i64, (String, String)> = java_console_read(&topic, "read_committed", Some(N))
+        .into_iter()
+        .map(|(offset, key, value)| (offset, (key, event_id(&Value::String(value)))))
+        .collect();
+    assert!(java == want, "the Java console consumer read {} records, other than cafe reported ({codec})", java.len());
+
+    for r in peer_events(&topic, N, &["--compression", codec, "--linger-ms", "5000"]) {
+        want.insert(r["offset"].as_i64().unwrap(), (r["key"].as_str().unwrap().to_owned(), event_id(&r["value"])));
+    }
+    let batches = topic_batches(&topic, 1);
+    assert!(
+        batches.iter().filter(|b| b.base_offset >= N as i64).any(|b| b.records >= 500),
+        "confluent-kafka's batches (base offset, records): {:?}",
+        batches.iter().map(|b| (b.base_offset, b.records)).collect::<Vec<_>>()
+    );
+    let read: BTreeMap<i64, (String, String)> = peer("read", &topic, &[])
+        .iter()
+        .map(|r| (r["offset"].as_i64().unwrap(), (r["key"].as_str().unwrap().to_owned(), event_id(&r["value"]))))
+        .collect();
+    assert!(read == want, "confluent-kafka read {} records, other than were written ({codec})", read.len());
+
+    let (got, out) = consume_all(&topic, &group, "5s", &["--max-messages", &(2 * N).to_string()]);
+    assert_no_duplicates(&got);
+    let got: BTreeMap<i64, (String, String)> = got
+        .iter()
+        .map(|r| (offset_of(r), (r["key"].as_str().unwrap_or_default().to_owned(), event_id(&r["value"]))))
+        .collect();
+    assert!(got == want, "cafe read {} of {} records ({codec})\n--- stderr\n{}", got.len(), want.len(), stderr(&out));
+    delete_topic(&topic);
+}
+
+#[test]
+fn large_gzip_batches_both_ways() {
+    large_batches("gzip");
+}
+
+#[test]
+fn large_snappy_batches_both_ways() {
+    large_batches("snappy");
+}
+
+#[test]
+fn large_lz4_batches_both_ways() {
+    large_batches("lz4");
+}
+
+#[test]
+fn large_zstd_batches_both_ways() {
+    large_batches("zstd");
+}

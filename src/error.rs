@@ -2,6 +2,7 @@
 //! Exit codes are part of the CLI contract (README, "Exit codes"): scripts can
 //! tell "start the broker" from "create the topic" from "some records failed".
 
+use crate::consumer::PartitionError;
 use crate::{admin, cluster, consumer, producer, registry, wire};
 
 /// Exit codes, documented in the README.
@@ -66,7 +67,7 @@ impl Error {
             Error::Producer(_) => exit::FAILURE,
             Error::Admin(admin::Error::Cluster(e)) => cluster_code(e),
             Error::Admin(_) => exit::ADMIN,
-            Error::Consumer(e) => e.exit_code(),
+            Error::Consumer(e) => consumer_code(e),
             Error::Registry(registry::Error::BadUrl(_)) => exit::USAGE,
             Error::Registry(_) => exit::REGISTRY,
             Error::DeliveryFailed { .. } => exit::DELIVERY_FAILED,
@@ -78,7 +79,22 @@ impl Error {
     }
 }
 
-pub(crate) fn cluster_code(e: &cluster::Error) -> u8 {
+/// The library's errors carry no exit codes: which one a failure gets is the CLI's
+/// contract, decided here.
+fn consumer_code(e: &consumer::Error) -> u8 {
+    use consumer::Error as C;
+    match e {
+        C::Config(_) => exit::USAGE,
+        C::Cluster(e) => cluster_code(e),
+        C::Group(_) => exit::GROUP,
+        C::UnknownTopic(_) => exit::UNKNOWN_TOPIC,
+        C::Partition(PartitionError::Corrupt { .. }) => exit::UNREADABLE,
+        C::Partition(PartitionError::TopicGone(_)) => exit::UNKNOWN_TOPIC,
+        C::Partition(_) | C::Setup(_) => exit::FAILURE,
+    }
+}
+
+fn cluster_code(e: &cluster::Error) -> u8 {
     match e {
         cluster::Error::UnknownTopic(_) => exit::UNKNOWN_TOPIC,
         cluster::Error::NoBootstrap => exit::USAGE,
@@ -87,7 +103,7 @@ pub(crate) fn cluster_code(e: &cluster::Error) -> u8 {
     }
 }
 
-pub(crate) fn wire_code(e: &wire::Error) -> u8 {
+fn wire_code(e: &wire::Error) -> u8 {
     match e {
         wire::Error::Connect { .. }
         | wire::Error::ConnectTimeout { .. }
@@ -95,5 +111,31 @@ pub(crate) fn wire_code(e: &wire::Error) -> u8 {
         | wire::Error::Closed { .. }
         | wire::Error::Timeout { .. } => exit::UNREACHABLE,
         _ => exit::FAILURE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_errors_exit_with_code_7_and_bad_urls_with_2() {
+        let refused =
+            registry::Error::Unreachable { url: "http://127.0.0.1:8081".into(), reason: "connection refused".into() };
+        assert_eq!(Error::from(refused).exit_code(), exit::REGISTRY);
+        let conflict =
+            registry::Error::Incompatible { url: "u".into(), subject: "demo-value".into(), message: "m".into() };
+        assert_eq!(Error::from(conflict).exit_code(), exit::REGISTRY);
+        assert_eq!(Error::from(registry::Error::BadUrl("`x`".into())).exit_code(), exit::USAGE);
+    }
+
+    #[test]
+    fn consumer_errors_map_to_their_exit_codes() {
+        let gone = consumer::Error::UnknownTopic("demo".into());
+        assert_eq!(Error::from(gone).exit_code(), exit::UNKNOWN_TOPIC);
+        let bad = consumer::Error::Config("x".into());
+        assert_eq!(Error::from(bad).exit_code(), exit::USAGE);
+        let unknown = consumer::Error::Cluster(cluster::Error::UnknownTopic("demo".into()));
+        assert_eq!(Error::from(unknown).exit_code(), exit::UNKNOWN_TOPIC);
     }
 }

@@ -12,7 +12,6 @@ pub use crate::fetch::state::PartitionError;
 pub use crate::fetch::{FetchConfig, Header, IsolationLevel, OffsetReset, Record as FetchedRecord};
 
 use crate::cluster::{self, Cluster};
-use crate::error::exit;
 use crate::fetch::fetcher::Fetcher;
 use crate::fetch::decode::BatchReader;
 use crate::fetch::state::Ready;
@@ -81,20 +80,6 @@ pub enum Error {
     UnknownTopic(String),
     #[error("could not set up fetching: {0}")]
     Setup(String),
-}
-
-impl Error {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Error::Config(_) => exit::USAGE,
-            Error::Cluster(e) => crate::error::cluster_code(e),
-            Error::Group(_) => exit::GROUP,
-            Error::UnknownTopic(_) => exit::UNKNOWN_TOPIC,
-            Error::Partition(PartitionError::Corrupt { .. }) => exit::UNREADABLE,
-            Error::Partition(PartitionError::TopicGone(_)) => exit::UNKNOWN_TOPIC,
-            Error::Partition(_) | Error::Setup(_) => exit::FAILURE,
-        }
-    }
 }
 
 /// A record handed to the user.

@@ -69,17 +69,3 @@ impl Error {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Error;
-    use crate::error::{self, exit};
-
-    #[test]
-    fn registry_errors_exit_with_code_7_and_bad_urls_with_2() {
-        let refused = Error::Unreachable { url: "http://127.0.0.1:8081".into(), reason: "connection refused".into() };
-        assert_eq!(error::Error::from(refused).exit_code(), exit::REGISTRY);
-        let conflict = Error::Incompatible { url: "u".into(), subject: "demo-value".into(), message: "m".into() };
-        assert_eq!(error::Error::from(conflict).exit_code(), exit::REGISTRY);
-        assert_eq!(error::Error::from(Error::BadUrl("`x`".into())).exit_code(), exit::USAGE);
-    }
-}

@@ -1,18 +1,27 @@
-//! The consumer's fetch path against a real broker (issue #9): records written by
-//! confluent-kafka and the Java console producer with every codec, what `cafe`
-//! writes with every codec read back by both, transactions in both isolation
-//! levels compared with the Java console consumer, every record form in `--json`,
-//! batches corrupted on the broker's disk (a CRC mismatch, an unknown codec),
-//! partitions and pattern-matched topics that appear while consuming, a
-//! 1,000-partition topic through the recording proxy (one fetch in flight, fetch
-//! sessions), the fetch settings on the wire, and positions kept after a reset.
+//! The consumer's fetch path against a real broker (issue #9):
+//!
+//! - records written by confluent-kafka and the Java console producer with every
+//!   codec, and what `cafe produce`/`cafe send` write with every codec, read back
+//!   by both (small batches, and 3,000-record batches of many codec blocks);
+//! - transactions (committed, aborted, interleaved producers, one still open) in
+//!   both isolation levels, compared with the Java console consumer;
+//! - every record form in `--json` (headers, null header values, tombstones, empty
+//!   values, non-UTF-8 bytes);
+//! - batches damaged on the broker's disk (CRC mismatch, unknown codec or magic,
+//!   impossible record count, truncated record, garbage compressed bytes): exit 10
+//!   at the right offset, nothing committed past it;
+//! - partitions and pattern-matched topics that appear while consuming;
+//! - a 1,000-partition topic through the recording proxy (one fetch in flight,
+//!   fetch sessions), the fetch settings on the wire;
+//! - positions kept after a reset, OFFSET_OUT_OF_RANGE after records were deleted.
 //!
 //! Each test uses its own uuid-suffixed topics and groups. Consumers that run
 //! while the test changes the cluster have a long --idle-exit (a JVM tool can
 //! take seconds to start on a busy machine) and are stopped with SIGTERM once
-//! they have printed what was expected. The corrupt-batch test
-//! and the on-disk codec checks read the single node's segment files (see
-//! `common::broker_log_dir`), so they need the broker from `scripts/kafka.sh up`.
+//! they have printed what was expected. The damaged-batch tests and the on-disk
+//! codec checks read (and write) the single node's segment files (see
+//! `common::broker_log_dir`), so they need the broker from `scripts/kafka.sh up`
+//! of this checkout, or `CAFE_KAFKA_LOG_DIR` naming its `log.dirs`.
 //!
 //! Run with `cargo test --test fetch`; it needs the broker (`make kafka-up`), the
 //! peer venv (`scripts/py-peers.sh`) and the Kafka tool jars.

@@ -154,9 +154,7 @@ async fn fetch(
     let resp = match conn.request_within(&req, version, timeout).await {
         Ok(r) => r,
         Err(e) => {
-            if !e.is_retriable() {
-                return Err(e.to_string());
-            }
+            // The next Fetch opens a fresh connection (and a full session).
             cluster.forget_connection(conn.addr()).await;
             return Err(e.to_string());
         }

@@ -15,13 +15,13 @@ use crate::cluster::{self, Cluster, TopicInfo};
 pub enum Error {
     #[error(transparent)]
     Cluster(#[from] cluster::Error),
-    #[error("topic `{0}` already exists; use `cafe topic recreate {0}` to start it afresh")]
+    #[error("topic `{0}` already exists")]
     AlreadyExists(String),
     #[error("invalid topic settings for `{topic}`: {reason}")]
     Invalid { topic: String, reason: String },
     #[error("topic admin request failed: {0}")]
     Request(String),
-    #[error("topic `{topic}` was not {what} within {secs} s; check the broker log (`make kafka-logs`)")]
+    #[error("topic `{topic}` was not {what} within {secs} s")]
     NotReady { topic: String, what: &'static str, secs: u64 },
 }
 

@@ -20,13 +20,13 @@ use crate::wire::{self, Connection, ConnectionConfig};
 pub enum Error {
     #[error(transparent)]
     Wire(#[from] wire::Error),
-    #[error("topic `{0}` does not exist; create it with `cafe topic create {0}` (or `make topic`)")]
+    #[error("topic `{0}` does not exist")]
     UnknownTopic(String),
     #[error("metadata for topic `{topic}` failed: {error}")]
     Topic { topic: String, error: ResponseError },
     #[error("broker {0} is not in the cluster metadata")]
     UnknownBroker(i32),
-    #[error("no bootstrap server given; pass --bootstrap-server host:port")]
+    #[error("no bootstrap server given")]
     NoBootstrap,
 }
 

@@ -1,8 +1,16 @@
-//! The top-level error of a `cafe` command and the exit code each kind maps to.
-//! Exit codes are part of the CLI contract (README, "Exit codes"): scripts can
-//! tell "start the broker" from "create the topic" from "some records failed".
+//! The top-level error of a `cafe` command, the line the user reads and the exit
+//! code each kind maps to. Exit codes are part of the CLI contract (README, "Exit
+//! codes"): scripts can tell "start the broker" from "create the topic" from
+//! "some records failed".
+//!
+//! Library errors say what happened, in Kafka's terms; only the CLI knows its
+//! flags, make targets and subcommands, so the advice that names them is added
+//! here (`advise_*`), and the exit codes are decided here too.
+
+use kafka_protocol::error::ResponseError;
 
 use crate::consumer::PartitionError;
+use crate::group::state::GroupError;
 use crate::{admin, cluster, consumer, producer, registry, wire};
 
 /// Exit codes, documented in the README.
@@ -36,15 +44,15 @@ pub mod exit {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    #[error(transparent)]
+    #[error("{}", advise_cluster(.0))]
     Cluster(#[from] cluster::Error),
-    #[error(transparent)]
+    #[error("{}", advise_producer(.0))]
     Producer(#[from] producer::Error),
-    #[error(transparent)]
+    #[error("{}", advise_admin(.0))]
     Admin(#[from] admin::Error),
-    #[error(transparent)]
+    #[error("{}", advise_consumer(.0))]
     Consumer(#[from] consumer::Error),
-    #[error(transparent)]
+    #[error("{}", advise_registry(.0))]
     Registry(#[from] registry::Error),
     #[error("{failed} of {total} records were not delivered (see the reports above)")]
     DeliveryFailed { failed: u64, total: u64 },
@@ -84,7 +92,7 @@ impl Error {
 fn consumer_code(e: &consumer::Error) -> u8 {
     use consumer::Error as C;
     match e {
-        C::Config(_) => exit::USAGE,
+        C::Config(_) | C::NoGroupId | C::NoTopics => exit::USAGE,
         C::Cluster(e) => cluster_code(e),
         C::Group(_) => exit::GROUP,
         C::UnknownTopic(_) => exit::UNKNOWN_TOPIC,
@@ -114,28 +122,228 @@ fn wire_code(e: &wire::Error) -> u8 {
     }
 }
 
+// The user's line for each library error: the library's message, then what to do
+// about it where the CLI has something to say (most often after "; ").
+
+fn advise_wire(e: &wire::Error) -> String {
+    match e {
+        wire::Error::Connect { .. } => format!("{e}; start one with `make kafka-up` or pass --bootstrap-server"),
+        wire::Error::NotKafka { .. } => format!("{e}; check the port of --bootstrap-server"),
+        _ => e.to_string(),
+    }
+}
+
+fn advise_cluster(e: &cluster::Error) -> String {
+    match e {
+        cluster::Error::Wire(w) => advise_wire(w),
+        cluster::Error::UnknownTopic(t) => format!("{e}; create it with `cafe topic create {t}` (or `make topic`)"),
+        cluster::Error::NoBootstrap => format!("{e}; pass --bootstrap-server host:port"),
+        _ => e.to_string(),
+    }
+}
+
+fn advise_producer(e: &producer::Error) -> String {
+    match e {
+        producer::Error::Cluster(c) => advise_cluster(c),
+        _ => e.to_string(),
+    }
+}
+
+fn advise_admin(e: &admin::Error) -> String {
+    match e {
+        admin::Error::Cluster(c) => advise_cluster(c),
+        admin::Error::AlreadyExists(t) => format!("{e}; use `cafe topic recreate {t}` to start it afresh"),
+        admin::Error::NotReady { .. } => format!("{e}; check the broker log (`make kafka-logs`)"),
+        _ => e.to_string(),
+    }
+}
+
+fn advise_consumer(e: &consumer::Error) -> String {
+    match e {
+        consumer::Error::Cluster(c) => advise_cluster(c),
+        consumer::Error::Group(g) => advise_group(g),
+        consumer::Error::UnknownTopic(t) => format!("{e}; create it with `cafe topic create {t}`"),
+        consumer::Error::NoGroupId => format!("{e}; pass --group NAME"),
+        // The flag is the subject here: said instead of the library's "topic".
+        consumer::Error::NoTopics => "invalid consumer setting: give at least one non-empty --topic".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// A fatal group error: the library's `group G: CODE — explanation`, with the
+/// explanation phrased as the flag to change where one fits.
+fn advise_group(g: &GroupError) -> String {
+    let advice = match g.error {
+        ResponseError::FencedInstanceId => {
+            "another consumer runs with the same --group-instance-id; stop it or pick another id"
+        }
+        ResponseError::InconsistentGroupProtocol => {
+            "the group's members use assignors cafe does not share; use --partition-assignment-strategy range"
+        }
+        ResponseError::InvalidSessionTimeout => {
+            "session.timeout.ms is outside the broker's group.min/max.session.timeout.ms; change --session-timeout-ms"
+        }
+        ResponseError::InvalidGroupId => "the group id is invalid; pass a non-empty --group",
+        _ => g.explanation.unwrap_or("see the broker log (`make kafka-logs`)"),
+    };
+    format!("group {}: {} — {advice}", g.group, g.error)
+}
+
+fn advise_registry(e: &registry::Error) -> String {
+    use registry::Error as R;
+    match e {
+        // The flag names the setting; the library's reason says what is wrong with it.
+        R::BadUrl(reason) => format!("--schema-registry {reason}"),
+        R::Unreachable { .. } => format!("{e}; start one with `make registry-up` or pass --schema-registry URL"),
+        R::SubjectNotFound { url, .. } => {
+            format!("{e}; produce once with `cafe produce --schema-registry {url}` to register it")
+        }
+        R::Status { .. } => format!("{e}; see the registry's log (`make registry-logs`)"),
+        R::BadResponse { .. } => format!("{e}; check --schema-registry"),
+        R::NoRegistry { .. } => format!("{e}; pass --schema-registry URL or set CAFE_SCHEMA_REGISTRY"),
+        _ => e.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::consumer::ConsumerConfig;
+
+    /// The line `cafe` prints for `lib` (after `cafe: `), checking first that the
+    /// library's own message names no flag, make target or `cafe` command.
+    fn line(lib: impl Into<Error> + std::fmt::Display) -> (String, u8) {
+        let text = lib.to_string();
+        assert!(!text.contains("--") && !text.contains("make ") && !text.contains("`cafe "), "library says: {text}");
+        let e = lib.into();
+        (e.to_string(), e.exit_code())
+    }
+
+    fn refused(addr: &str) -> wire::Error {
+        let source = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused (os error 111)");
+        wire::Error::Connect { addr: addr.into(), source }
+    }
+
+    // The expected lines are README's "Bad input" table and the CLI tests' wording.
 
     #[test]
-    fn registry_errors_exit_with_code_7_and_bad_urls_with_2() {
-        let refused =
-            registry::Error::Unreachable { url: "http://127.0.0.1:8081".into(), reason: "connection refused".into() };
-        assert_eq!(Error::from(refused).exit_code(), exit::REGISTRY);
-        let conflict =
-            registry::Error::Incompatible { url: "u".into(), subject: "demo-value".into(), message: "m".into() };
-        assert_eq!(Error::from(conflict).exit_code(), exit::REGISTRY);
-        assert_eq!(Error::from(registry::Error::BadUrl("`x`".into())).exit_code(), exit::USAGE);
+    fn broker_errors_say_how_to_start_or_find_one() {
+        let want = "no broker at 127.0.0.1:1 (Connection refused (os error 111)); start one with `make kafka-up` \
+                    or pass --bootstrap-server";
+        assert_eq!(line(cluster::Error::Wire(refused("127.0.0.1:1"))), (want.into(), exit::UNREACHABLE));
+        // The same error reached through the producer or admin reads the same.
+        let via_producer = producer::Error::Cluster(cluster::Error::Wire(refused("127.0.0.1:1")));
+        assert_eq!(line(via_producer), (want.into(), exit::UNREACHABLE));
+        let via_admin = admin::Error::Cluster(cluster::Error::Wire(refused("127.0.0.1:1")));
+        assert_eq!(line(via_admin), (want.into(), exit::UNREACHABLE));
+
+        let not_kafka = wire::Error::NotKafka {
+            addr: "127.0.0.1:8080".into(),
+            reason: "its answer to ApiVersions was not a Kafka response".into(),
+        };
+        let want = "127.0.0.1:8080 does not speak the Kafka protocol (its answer to ApiVersions was not a Kafka \
+                    response); check the port of --bootstrap-server";
+        assert_eq!(line(cluster::Error::Wire(not_kafka)), (want.into(), exit::UNREACHABLE));
+        let want = "no bootstrap server given; pass --bootstrap-server host:port";
+        assert_eq!(line(cluster::Error::NoBootstrap), (want.into(), exit::USAGE));
     }
 
     #[test]
-    fn consumer_errors_map_to_their_exit_codes() {
-        let gone = consumer::Error::UnknownTopic("demo".into());
-        assert_eq!(Error::from(gone).exit_code(), exit::UNKNOWN_TOPIC);
-        let bad = consumer::Error::Config("x".into());
-        assert_eq!(Error::from(bad).exit_code(), exit::USAGE);
-        let unknown = consumer::Error::Cluster(cluster::Error::UnknownTopic("demo".into()));
-        assert_eq!(Error::from(unknown).exit_code(), exit::UNKNOWN_TOPIC);
+    fn unknown_topics_say_how_to_create_them() {
+        let want = "topic `nope` does not exist; create it with `cafe topic create nope` (or `make topic`)";
+        assert_eq!(line(cluster::Error::UnknownTopic("nope".into())), (want.into(), exit::UNKNOWN_TOPIC));
+        let consumer = consumer::Error::Cluster(cluster::Error::UnknownTopic("nope".into()));
+        assert_eq!(line(consumer), (want.into(), exit::UNKNOWN_TOPIC));
+        let want = "topic `demo` does not exist (or was deleted); create it with `cafe topic create demo`";
+        assert_eq!(line(consumer::Error::UnknownTopic("demo".into())), (want.into(), exit::UNKNOWN_TOPIC));
+    }
+
+    #[test]
+    fn consumer_settings_name_the_flag_to_fix() {
+        let invalid = |change: fn(&mut ConsumerConfig)| {
+            let mut config = ConsumerConfig::default();
+            change(&mut config);
+            line(config.validate().unwrap_err())
+        };
+        let want = "invalid consumer setting: group.id must not be empty; pass --group NAME";
+        assert_eq!(invalid(|c| c.group.group_id = String::new()), (want.into(), exit::USAGE));
+        let want = "invalid consumer setting: give at least one non-empty --topic";
+        assert_eq!(invalid(|c| c.group.topics = vec![" ".into()]), (want.into(), exit::USAGE));
+        let want = "invalid consumer setting: heartbeat.interval.ms must be lower than session.timeout.ms";
+        assert_eq!(invalid(|c| c.group.heartbeat_interval = Duration::from_secs(50)), (want.into(), exit::USAGE));
+    }
+
+    #[test]
+    fn fatal_group_errors_name_the_flag_to_change() {
+        let fatal = |error| {
+            let g = GroupError { group: "g".into(), error, explanation: crate::group::recovery::explain(error) };
+            line(consumer::Error::Group(g))
+        };
+        let fenced = ResponseError::FencedInstanceId;
+        let want = format!(
+            "group g: {fenced} — another consumer runs with the same --group-instance-id; stop it or pick another id"
+        );
+        assert_eq!(fatal(fenced), (want, exit::GROUP));
+        let timeout = ResponseError::InvalidSessionTimeout;
+        let (text, _) = fatal(timeout);
+        assert!(text.ends_with("group.min/max.session.timeout.ms; change --session-timeout-ms"), "{text}");
+        let (text, _) = fatal(ResponseError::InconsistentGroupProtocol);
+        assert!(text.ends_with("use --partition-assignment-strategy range"), "{text}");
+        let (text, _) = fatal(ResponseError::InvalidGroupId);
+        assert!(text.ends_with("— the group id is invalid; pass a non-empty --group"), "{text}");
+        // No flag to suggest: the library's explanation as it is.
+        let (text, _) = fatal(ResponseError::GroupMaxSizeReached);
+        assert!(text.ends_with("— the group is full (group.max.size); stop a member or use another group"), "{text}");
+        let (text, _) = fatal(ResponseError::UnknownServerError);
+        assert!(text.ends_with("— see the broker log (`make kafka-logs`)"), "{text}");
+    }
+
+    #[test]
+    fn admin_errors_say_what_to_run() {
+        let want = "topic `demo` already exists; use `cafe topic recreate demo` to start it afresh";
+        assert_eq!(line(admin::Error::AlreadyExists("demo".into())), (want.into(), exit::ADMIN));
+        let late = admin::Error::NotReady { topic: "demo".into(), what: "created", secs: 30 };
+        let want = "topic `demo` was not created within 30 s; check the broker log (`make kafka-logs`)";
+        assert_eq!(line(late), (want.into(), exit::ADMIN));
+    }
+
+    #[test]
+    fn registry_errors_exit_with_code_7_and_say_what_to_do() {
+        let url = "http://127.0.0.1:8081";
+        let refused = registry::Error::Unreachable { url: url.into(), reason: "connection refused".into() };
+        let want = "no schema registry at http://127.0.0.1:8081 (connection refused); start one with \
+                    `make registry-up` or pass --schema-registry URL";
+        assert_eq!(line(refused), (want.into(), exit::REGISTRY));
+        let conflict =
+            registry::Error::Incompatible { url: "u".into(), subject: "demo-value".into(), message: "m".into() };
+        assert_eq!(line(conflict).1, exit::REGISTRY);
+        let framed = registry::Error::NoRegistry { record: "t[0]@3".into(), id: 5 };
+        let want = "t[0]@3 is framed for a schema registry (schema id 5) but none is configured; \
+                    pass --schema-registry URL or set CAFE_SCHEMA_REGISTRY";
+        assert_eq!(line(framed), (want.into(), exit::REGISTRY));
+        let missing = registry::Error::SubjectNotFound { url: url.into(), subject: "demo-value".into() };
+        let (text, _) = line(missing);
+        assert!(
+            text.ends_with("; produce once with `cafe produce --schema-registry http://127.0.0.1:8081` to register it")
+        );
+        let status = registry::Error::Status {
+            url: url.into(),
+            status: 500,
+            call: "listing subjects".into(),
+            message: "boom".into(),
+        };
+        assert!(line(status).0.ends_with("boom; see the registry's log (`make registry-logs`)"));
+        let odd = registry::Error::BadResponse { url: url.into(), call: "listing subjects".into(), reason: "r".into() };
+        assert!(line(odd).0.ends_with("(r); check --schema-registry"));
+    }
+
+    #[test]
+    fn a_bad_registry_url_is_a_usage_error_naming_the_flag() {
+        let bad = crate::registry::SchemaRegistry::new("ftp://x", Duration::from_secs(1)).err().expect("not http");
+        let (text, code) = line(bad);
+        assert!(text.starts_with("--schema-registry `ftp://x`: unsupported scheme"), "{text}");
+        assert_eq!(code, exit::USAGE);
     }
 }

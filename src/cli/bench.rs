@@ -180,7 +180,7 @@ async fn produce(common: &Common, args: ProduceBenchArgs) -> Result<(), Error> {
                 }
                 Err(e) => {
                     failed += 1;
-                    first_error.get_or_insert_with(|| e.to_string());
+                    first_error.get_or_insert_with(|| super::delivery_error(e));
                 }
             }
             done.fetch_add(1, Ordering::Relaxed);
@@ -209,7 +209,7 @@ async fn consume(common: &Common, args: ConsumeBenchArgs) -> Result<(), Error> {
         group: GroupConfig { group_id, topics: vec![args.topic.clone()], ..GroupConfig::default() },
         ..ConsumerConfig::default()
     };
-    config.validate().map_err(|e| Error::Usage(e.to_string()))?;
+    config.validate()?; // exit 2, with the flag to fix (see `error.rs`)
     let n = args.num_records;
     let done = Arc::new(AtomicU64::new(0));
     // The clock starts before the first connection: "time to first record" is what a

@@ -150,7 +150,7 @@ impl ConsumeArgs {
 
 pub async fn run(common: &Common, args: ConsumeArgs) -> Result<(), Error> {
     let config = args.config();
-    config.validate().map_err(|e| Error::Usage(e.to_string()))?;
+    config.validate()?; // exit 2, with the flag to fix (see `error.rs`)
     let registry = match &args.schema_registry {
         Some(url) => {
             let registry = SchemaRegistry::new(url, Duration::from_millis(common.request_timeout_ms))?;

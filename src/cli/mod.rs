@@ -124,7 +124,7 @@ pub(crate) fn print_delivery(d: &crate::producer::Delivery, label: &str, key: Op
                 "id": label, "key": key, "topic": &*d.topic, "partition": d.partition, "offset": offset,
             }),
             Err(e) => serde_json::json!({
-                "id": label, "key": key, "topic": &*d.topic, "partition": d.partition, "error": e.to_string(),
+                "id": label, "key": key, "topic": &*d.topic, "partition": d.partition, "error": delivery_error(e),
             }),
         };
         println!("{line}");
@@ -134,6 +134,34 @@ pub(crate) fn print_delivery(d: &crate::producer::Delivery, label: &str, key: Op
         Ok(Some(offset)) => println!("delivered {label} key={key_s} -> {}[{}]@{offset}", d.topic, d.partition),
         // acks=0, or a retry the broker recognised as already written (idempotence).
         Ok(None) => println!("sent {label} key={key_s} -> {}[{}] (no offset reported)", d.topic, d.partition),
-        Err(e) => println!("FAILED {label} key={key_s} -> {}: {e}", d.topic),
+        Err(e) => println!("FAILED {label} key={key_s} -> {}: {}", d.topic, delivery_error(e)),
+    }
+}
+
+/// Why a record failed, as the user reads it: the library's reason, plus the flag
+/// to change where one helps.
+fn delivery_error(e: &crate::producer::DeliveryError) -> String {
+    match e {
+        crate::producer::DeliveryError::RecordTooLarge { .. } => {
+            format!("{e}; send a smaller record or raise --max-request-size")
+        }
+        _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::producer::DeliveryError;
+
+    #[test]
+    fn a_record_over_max_request_size_is_reported_with_the_flag_to_raise() {
+        let e = DeliveryError::RecordTooLarge { size: 2_000_082, max: 1_048_576 };
+        assert!(!e.to_string().contains("--"), "the library names no flag: {e}");
+        assert_eq!(
+            super::delivery_error(&e),
+            "record of 2000082 bytes exceeds max.request.size=1048576; send a smaller record or raise --max-request-size"
+        );
+        // Other failures print as the library says them.
+        assert_eq!(super::delivery_error(&DeliveryError::BrokerTooLarge), DeliveryError::BrokerTooLarge.to_string());
     }
 }

@@ -37,13 +37,13 @@ impl ConsumerConfig {
         let g = &self.group;
         let bad = |s: &str| Err(Error::Config(s.to_owned()));
         if g.group_id.trim().is_empty() {
-            return bad("group.id must not be empty; pass --group NAME");
+            return Err(Error::NoGroupId);
         }
         match &g.topic_pattern {
             Some(p) if p.is_empty() => return bad("the topic pattern must not be empty"),
             Some(_) => {}
             None if g.topics.is_empty() || g.topics.iter().any(|t| t.trim().is_empty()) => {
-                return bad("give at least one non-empty --topic");
+                return Err(Error::NoTopics);
             }
             None => {}
         }
@@ -68,6 +68,13 @@ impl ConsumerConfig {
 pub enum Error {
     #[error("invalid consumer setting: {0}")]
     Config(String),
+    /// `group.id` is empty. Its own variant (as `NoTopics`), so an application can
+    /// name the flag or field its user sets it with.
+    #[error("invalid consumer setting: group.id must not be empty")]
+    NoGroupId,
+    /// No topic (and no pattern) to subscribe to, or an empty topic name.
+    #[error("invalid consumer setting: give at least one non-empty topic")]
+    NoTopics,
     #[error(transparent)]
     Cluster(#[from] cluster::Error),
     #[error("{0}")]
@@ -76,7 +83,7 @@ pub enum Error {
     /// Everything before it was handed out; nothing past it is committed.
     #[error(transparent)]
     Partition(PartitionError),
-    #[error("topic `{0}` does not exist (or was deleted); create it with `cafe topic create {0}`")]
+    #[error("topic `{0}` does not exist (or was deleted)")]
     UnknownTopic(String),
     #[error("could not set up fetching: {0}")]
     Setup(String),

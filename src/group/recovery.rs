@@ -18,7 +18,7 @@ pub enum Recovery {
     Reset,
     /// KIP-394: JoinGroup told us our member id; join again with it.
     JoinWithMemberId,
-    /// Nothing a retry can fix; the message says what setting to change.
+    /// Nothing a retry can fix; the explanation says what is wrong.
     Fatal,
 }
 
@@ -46,22 +46,21 @@ pub fn recovery(error: E) -> Recovery {
     }
 }
 
-/// What to tell the user for a fatal error: the setting or situation to change.
-pub fn advice(error: E) -> &'static str {
-    match error {
-        E::FencedInstanceId => "another consumer runs with the same --group-instance-id; stop it or pick another id",
+/// What a fatal error means, in Kafka's setting names (None: nothing more to say
+/// than the code). The application phrases it as advice in its own terms (flags).
+pub fn explain(error: E) -> Option<&'static str> {
+    Some(match error {
+        E::FencedInstanceId => "another member uses the same group.instance.id",
         E::InconsistentGroupProtocol => {
-            "the group's members use assignors cafe does not share; use --partition-assignment-strategy range"
+            "the group's members use assignors this client does not share (partition.assignment.strategy)"
         }
-        E::InvalidSessionTimeout => {
-            "session.timeout.ms is outside the broker's group.min/max.session.timeout.ms; change --session-timeout-ms"
-        }
+        E::InvalidSessionTimeout => "session.timeout.ms is outside the broker's group.min/max.session.timeout.ms",
         E::GroupAuthorizationFailed => "this principal may not use the group; check the ACLs",
-        E::InvalidGroupId => "the group id is invalid; pass a non-empty --group",
+        E::InvalidGroupId => "the group id is invalid",
         E::GroupMaxSizeReached => "the group is full (group.max.size); stop a member or use another group",
         E::TopicAuthorizationFailed => "this principal may not read the topic; check the ACLs",
-        _ => "see the broker log (`make kafka-logs`)",
-    }
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -87,7 +86,7 @@ mod tests {
             E::GroupMaxSizeReached,
         ] {
             assert_eq!(recovery(fatal), Recovery::Fatal, "{fatal:?}");
-            assert!(!advice(fatal).is_empty());
+            assert!(explain(fatal).is_some_and(|x| !x.is_empty()), "{fatal:?}");
         }
     }
 }

@@ -11,7 +11,7 @@ use kafka_protocol::error::ResponseError;
 
 use super::assign::{Assignor, MemberSubscription};
 use super::consumer_protocol::{Assignment, LATEST_VERSION, Subscription};
-use super::recovery::{Recovery, advice, recovery};
+use super::recovery::{Recovery, explain, recovery};
 use crate::backoff::BackoffPolicy;
 
 pub use crate::types::Tp;
@@ -176,11 +176,12 @@ pub enum Action {
 
 /// An error no retry fixes.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("group {group}: {error} — {advice}")]
+#[error("group {group}: {error} — {}", .explanation.unwrap_or("see the broker log"))]
 pub struct GroupError {
     pub group: String,
     pub error: ResponseError,
-    pub advice: &'static str,
+    /// `recovery::explain` of `error`, in Kafka's setting names.
+    pub explanation: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -862,7 +863,7 @@ impl GroupMember {
 
     fn fail(&mut self, e: ResponseError, out: &mut Vec<Action>) {
         self.phase = Phase::Failed;
-        out.push(Action::Fatal(GroupError { group: self.config.group_id.clone(), error: e, advice: advice(e) }));
+        out.push(Action::Fatal(GroupError { group: self.config.group_id.clone(), error: e, explanation: explain(e) }));
     }
 
     fn retry_later(&mut self, now: Instant) {

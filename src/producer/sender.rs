@@ -30,7 +30,7 @@ const BATCH_OVERHEAD: usize = 61;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DeliveryError {
-    #[error("record of {size} bytes exceeds max.request.size={max}; send a smaller record or raise --max-request-size")]
+    #[error("record of {size} bytes exceeds max.request.size={max}")]
     RecordTooLarge { size: usize, max: usize },
     #[error("broker refused the record: MESSAGE_TOO_LARGE (its message.max.bytes is smaller than this batch)")]
     BrokerTooLarge,

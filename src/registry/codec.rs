@@ -131,6 +131,7 @@ mod tests {
         let mut d = ValueDecoder::new(None);
         let e = d.decode("t[0]@3", &encode_event(5, &event()).unwrap()).await.unwrap_err();
         assert!(matches!(e, Error::NoRegistry { id: 5, .. }), "{e:?}");
-        assert!(e.to_string().contains("--schema-registry") && e.to_string().contains("t[0]@3"));
+        // Names the record; the flag to pass is the CLI's to add (see `error.rs`).
+        assert!(e.to_string().contains("none is configured") && e.to_string().contains("t[0]@3"), "{e}");
     }
 }

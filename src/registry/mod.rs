@@ -4,7 +4,7 @@
 //!
 //! Values framed as magic byte `0` + 4-byte big-endian schema id + JSON are
 //! what Confluent's `JSONSerializer` writes, with the schema registered under
-//! `<topic>-value`; `cafe produce --schema-registry URL` writes the same.
+//! `<topic>-value`; `cafe`'s producer writes the same with a registry given.
 
 pub mod client;
 pub mod codec;
@@ -14,14 +14,15 @@ pub mod http;
 pub use client::{RegisteredSchema, SchemaRegistry, value_subject};
 pub use codec::{CAFE_EVENT_SCHEMA, Decoded, ValueDecoder, encode_event};
 
-/// Why the registry could not do what was asked. Every message is one line
-/// that says what to do about it.
+/// Why the registry could not do what was asked. Every message is one line that
+/// says what happened; the application adds what to do (its flags, its make
+/// targets), as `cafe`'s `error` module does.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    #[error("--schema-registry {0}")]
+    #[error("bad schema registry URL {0}")]
     BadUrl(String),
-    #[error("no schema registry at {url} ({reason}); start one with `make registry-up` or pass --schema-registry URL")]
+    #[error("no schema registry at {url} ({reason})")]
     Unreachable { url: String, reason: String },
     #[error(
         "the schema for subject `{subject}` is incompatible with the versions registered there ({message}); \
@@ -29,9 +30,7 @@ pub enum Error {
          (PUT {url}/config/{subject})"
     )]
     Incompatible { url: String, subject: String, message: String },
-    #[error(
-        "subject `{subject}` not found at {url}; produce once with `cafe produce --schema-registry {url}` to register it"
-    )]
+    #[error("subject `{subject}` not found at {url}")]
     SubjectNotFound { url: String, subject: String },
     #[error(
         "schema id {id} not found at {url}: the record was written against another registry, or its schema was deleted"
@@ -46,16 +45,11 @@ pub enum Error {
         "the registry at {url} refused {call} ({status}: {message}); it requires authentication, which cafe does not support"
     )]
     Refused { url: String, status: u16, call: String, message: String },
-    #[error(
-        "the registry at {url} answered {status} to {call}: {message}; see the registry's log (`make registry-logs`)"
-    )]
+    #[error("the registry at {url} answered {status} to {call}: {message}")]
     Status { url: String, status: u16, call: String, message: String },
-    #[error("{url} does not answer like a schema registry while {call} ({reason}); check --schema-registry")]
+    #[error("{url} does not answer like a schema registry while {call} ({reason})")]
     BadResponse { url: String, call: String, reason: String },
-    #[error(
-        "{record} is framed for a schema registry (schema id {id}) but none is configured; \
-         pass --schema-registry URL or set CAFE_SCHEMA_REGISTRY"
-    )]
+    #[error("{record} is framed for a schema registry (schema id {id}) but none is configured")]
     NoRegistry { record: String, id: u32 },
     #[error("schema registry: {0}")]
     Other(String),

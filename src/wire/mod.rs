@@ -11,15 +11,16 @@ pub use connection::{Connection, ConnectionConfig};
 
 use kafka_protocol::messages::ApiKey;
 
-/// What can go wrong on one connection.
+/// What can go wrong on one connection. Messages say what happened; what to do
+/// about it (a flag to pass, a broker to start) is the application's to add.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    #[error("no broker at {addr} ({source}); start one with `make kafka-up` or pass --bootstrap-server")]
+    #[error("no broker at {addr} ({source})")]
     Connect { addr: String, source: std::io::Error },
     #[error("connecting to {addr} timed out after {after_ms} ms; is the address right and the broker up?")]
     ConnectTimeout { addr: String, after_ms: u64 },
-    #[error("{addr} does not speak the Kafka protocol ({reason}); check the port of --bootstrap-server")]
+    #[error("{addr} does not speak the Kafka protocol ({reason})")]
     NotKafka { addr: String, reason: String },
     #[error("connection to {addr} lost: {reason}")]
     Closed { addr: String, reason: String },

@@ -1608,3 +1608,94 @@ fn cafe_send_compresses_with_each_codec() {
         delete_topic(&topic);
     }
 }
+
+// ---------------------------------------------------------------------------
+// 15. record timestamps: CreateTime and LogAppendTime
+
+/// Timestamps as the Java console consumer prints them: the producer's per
+/// record (CreateTime, here set far in the past), or the broker's append time of
+/// the batch for a `message.timestamp.type=LogAppendTime` topic (the records
+/// inside a compressed batch keep the producer's values; the batch header wins).
+#[test]
+fn timestamps_match_java_for_create_and_log_append_time() {
+    let b = bootstrap();
+    for (kind, codec) in
+        [("CreateTime", "none"), ("CreateTime", "lz4"), ("LogAppendTime", "none"), ("LogAppendTime", "lz4")]
+    {
+        let topic = unique_topic(&format!("fetch-ts-{}-{codec}", kind.to_lowercase()));
+        let config = format!("message.timestamp.type={kind}");
+        let out = kafka_tool(
+            "topics",
+            &[
+                "--bootstrap-server",
+                &b,
+                "--create",
+                "--topic",
+                &topic,
+                "--partitions",
+                "1",
+                "--replication-factor",
+                "1",
+                "--config",
+                &config,
+            ],
+        );
+        assert_success(&out, &format!("creating {topic} ({config})"));
+        // Old timestamps, one apart; queued at once, so one batch.
+        peer_events(&topic, 5, &["--compression", codec, "--linger-ms", "5000", "--timestamp-base", "1600000000000"]);
+
+        let out = kafka_tool(
+            "console-consumer",
+            &[
+                "--bootstrap-server",
+                &b,
+                "--topic",
+                &topic,
+                "--partition",
+                "0",
+                "--offset",
+                "earliest",
+                "--max-messages",
+                "5",
+                "--timeout-ms",
+                "20000",
+                "--property",
+                "print.timestamp=true",
+                "--property",
+                "print.offset=true",
+            ],
+        );
+        assert_success(&out, "console consumer with timestamps");
+        // "CreateTime:1600000000000\tOffset:0\t{...}"
+        let java: BTreeMap<i64, i64> = common::stdout(&out)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let cols: Vec<&str> = l.splitn(3, '\t').collect();
+                let ts = cols[0].strip_prefix(&format!("{kind}:")).and_then(|t| t.parse().ok());
+                let offset = cols.get(1).and_then(|c| c.strip_prefix("Offset:")).and_then(|o| o.parse().ok());
+                match (offset, ts) {
+                    (Some(o), Some(t)) => (o, t),
+                    _ => panic!("unexpected console consumer line for a {kind} topic: {l:?}"),
+                }
+            })
+            .collect();
+        assert_eq!(java.len(), 5, "Java read {java:?}");
+        if kind == "CreateTime" {
+            assert_eq!(
+                java.values().copied().collect::<Vec<_>>(),
+                (0..5).map(|i| 1_600_000_000_000 + i).collect::<Vec<_>>()
+            );
+        } else {
+            assert!(java.values().all(|t| *t > 1_700_000_000_000), "append times are the broker's clock: {java:?}");
+        }
+
+        let (got, out) = consume_all(&topic, &unique_topic("fetch-ts-group"), "5s", &["--max-messages", "5"]);
+        let cafe: BTreeMap<i64, i64> = got
+            .iter()
+            .map(|r| (offset_of(r), r["timestamp"].as_i64().unwrap_or_else(|| panic!("no timestamp in {r}"))))
+            .collect();
+        assert_eq!(cafe, java, "{kind} {codec}: cafe's timestamps vs Java's\n--- stderr\n{}", stderr(&out));
+        delete_topic(&topic);
+    }
+}

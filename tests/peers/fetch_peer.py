@@ -5,12 +5,13 @@ Every subcommand prints one JSON line per record on stdout and exits non-zero
 
     fetch_peer.py events --bootstrap B --topic T --count N
                   [--compression none|gzip|snappy|lz4|zstd] [--linger-ms 100]
-                  [--partitions 1,2] [--flush-each]
+                  [--partitions 1,2] [--flush-each] [--timestamp-base MS]
         N cafe events (valid per schemas/cafe-event.schema.json), key =
         customer_name. With --partitions, records go round-robin to those
         partitions (once the metadata lists them); --flush-each waits for each delivery before the next send
-        (one record per batch). Prints {"topic", "partition", "offset", "key",
-        "value"} per delivered record (value: the JSON text sent).
+        (one record per batch); --timestamp-base gives record i the timestamp
+        MS + i (else the producer's clock). Prints {"topic", "partition",
+        "offset", "key", "value"} per delivered record (value: the JSON text sent).
 
     fetch_peer.py records --bootstrap B --topic T --spec JSON
         The records of JSON, a list of {"key": HEX|null, "value": HEX|null,
@@ -159,6 +160,8 @@ def cmd_events(args):
         kw = {"key": ev["customer_name"].encode(), "value": value.encode(), "on_delivery": reports.callback(i)}
         if parts:
             kw["partition"] = parts[i % len(parts)]
+        if args.timestamp_base is not None:
+            kw["timestamp"] = args.timestamp_base + i
         p.produce(args.topic, **kw)
         sent.append((ev["customer_name"], value))
         if args.flush_each:
@@ -370,6 +373,7 @@ def main():
     e.add_argument("--linger-ms", type=int, default=100)
     e.add_argument("--partitions")
     e.add_argument("--flush-each", action="store_true")
+    e.add_argument("--timestamp-base", type=int)
 
     r = sub.add_parser("records")
     r.add_argument("--spec", required=True)

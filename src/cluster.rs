@@ -78,6 +78,11 @@ pub struct Cluster {
     topics: std::sync::RwLock<HashMap<String, TopicInfo>>,
     // Held across connect so two tasks never open two connections to one broker.
     connections: Mutex<HashMap<String, Arc<Connection>>>,
+    /// A second connection per broker for Fetch: a broker answers the requests of
+    /// one connection in order, so a long-polling Fetch (up to fetch.max.wait.ms)
+    /// would hold back heartbeats and commits queued behind it. The Java consumer
+    /// keeps its coordinator on a socket of its own for the same reason.
+    fetch_connections: Mutex<HashMap<String, Arc<Connection>>>,
 }
 
 impl Cluster {
@@ -92,6 +97,7 @@ impl Cluster {
             brokers: Default::default(),
             topics: Default::default(),
             connections: Mutex::new(HashMap::new()),
+            fetch_connections: Mutex::new(HashMap::new()),
         });
         cluster.any_connection().await?;
         Ok(cluster)
@@ -123,7 +129,15 @@ impl Cluster {
 
     /// The shared connection to `addr`, opened on first use or after it failed.
     pub async fn connection(&self, addr: &str) -> Result<Arc<Connection>, Error> {
-        let mut conns = self.connections.lock().await;
+        self.connection_in(&self.connections, addr).await
+    }
+
+    async fn connection_in(
+        &self,
+        pool: &Mutex<HashMap<String, Arc<Connection>>>,
+        addr: &str,
+    ) -> Result<Arc<Connection>, Error> {
+        let mut conns = pool.lock().await;
         if let Some(c) = conns.get(addr).filter(|c| !c.is_closed()) {
             return Ok(Arc::clone(c));
         }
@@ -134,8 +148,16 @@ impl Cluster {
 
     /// The connection to broker `node_id` (as named by metadata or FindCoordinator).
     pub async fn broker(&self, node_id: i32) -> Result<Arc<Connection>, Error> {
-        let addr = read(&self.brokers).get(&node_id).cloned().ok_or(Error::UnknownBroker(node_id))?;
-        self.connection(&addr).await
+        self.connection(&self.address(node_id)?).await
+    }
+
+    /// The connection to broker `node_id` that carries Fetch requests only.
+    pub async fn fetch_broker(&self, node_id: i32) -> Result<Arc<Connection>, Error> {
+        self.connection_in(&self.fetch_connections, &self.address(node_id)?).await
+    }
+
+    fn address(&self, node_id: i32) -> Result<String, Error> {
+        read(&self.brokers).get(&node_id).cloned().ok_or(Error::UnknownBroker(node_id))
     }
 
     /// Records a broker address learnt outside metadata (FindCoordinator answers).
@@ -146,6 +168,11 @@ impl Cluster {
     /// Drops a connection that proved bad, so the next use reconnects.
     pub async fn forget_connection(&self, addr: &str) {
         self.connections.lock().await.remove(addr);
+    }
+
+    /// Drops a Fetch connection that proved bad.
+    pub async fn forget_fetch_connection(&self, addr: &str) {
+        self.fetch_connections.lock().await.remove(addr);
     }
 
     /// Metadata of every topic in the cluster (for pattern subscriptions).

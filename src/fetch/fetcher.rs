@@ -70,7 +70,7 @@ impl Fetcher {
             async move {
                 let req = FetchRequest::default().with_max_wait_ms(0).with_session_id(id).with_session_epoch(epoch);
                 let closed = async {
-                    let conn = cluster.broker(broker).await.map_err(|e| e.to_string())?;
+                    let conn = cluster.fetch_broker(broker).await.map_err(|e| e.to_string())?;
                     let version = conn.version::<FetchRequest>().map_err(|e| e.to_string())?;
                     conn.request_within(&req, version, within).await.map_err(|e| e.to_string())
                 };
@@ -146,7 +146,7 @@ async fn fetch(
     topic_ids: &BTreeMap<String, Uuid>,
     offsets: &BTreeMap<Tp, i64>,
 ) -> FetchOutcome {
-    let conn = cluster.broker(broker).await.map_err(|e| e.to_string())?;
+    let conn = cluster.fetch_broker(broker).await.map_err(|e| e.to_string())?;
     let version = conn.version::<FetchRequest>().map_err(|e| e.to_string())?;
     let by_id = version >= TOPIC_ID_VERSION && topic_ids.values().all(|id| !id.is_nil());
     let req = build_request(plan, topic_ids, config, version, by_id);
@@ -155,7 +155,7 @@ async fn fetch(
         Ok(r) => r,
         Err(e) => {
             // The next Fetch opens a fresh connection (and a full session).
-            cluster.forget_connection(conn.addr()).await;
+            cluster.forget_fetch_connection(conn.addr()).await;
             return Err(e.to_string());
         }
     };

@@ -1016,3 +1016,46 @@ fn static_member_restart_keeps_generation_and_offsets() {
 
     common::delete_topic(&topic);
 }
+
+/// A broker answers the requests of one connection in order, so a Fetch that
+/// long-polls for `fetch.max.wait.ms` would hold back a heartbeat or commit sent
+/// behind it on the same connection (it once slowed every rebalance by up to that
+/// long). Fetches must travel on connections that carry no group request.
+#[test]
+fn fetches_never_share_a_connection_with_group_requests() {
+    use common::proxy::RecordingProxy;
+    use kafka_protocol::messages::ApiKey;
+    let topic = unique_topic("consume-lanes");
+    let group = unique_topic("consume-lanes-group");
+    common::create_topic(&topic, 2);
+    let proxy = RecordingProxy::start(&bootstrap());
+    let addr = proxy.addr();
+    // Long polls on an empty topic, with heartbeats and auto-commits going on meanwhile.
+    let out = run_cafe(
+        &[
+            "-b", &addr, "consume", "-t", &topic, "-g", &group, "--heartbeat-interval-ms", "300",
+            "--auto-commit-interval-ms", "300", "--fetch-max-wait-ms", "500", "--idle-exit", "3s",
+        ],
+        b"",
+    );
+    assert_success(&out, "cafe consume through the proxy");
+    let requests = proxy.requests();
+    let fetch_conns: BTreeSet<usize> =
+        requests.iter().filter(|r| r.key() == Some(ApiKey::Fetch)).map(|r| r.connection).collect();
+    let group_keys = [ApiKey::Heartbeat, ApiKey::OffsetCommit, ApiKey::JoinGroup, ApiKey::SyncGroup];
+    let group_conns: BTreeSet<usize> = requests
+        .iter()
+        .filter(|r| r.key().is_some_and(|k| group_keys.contains(&k)))
+        .map(|r| r.connection)
+        .collect();
+    assert!(!fetch_conns.is_empty(), "no Fetch went through the proxy");
+    assert!(
+        requests.iter().filter(|r| r.key() == Some(ApiKey::Heartbeat)).count() >= 3,
+        "expected heartbeats during the run"
+    );
+    assert!(
+        fetch_conns.is_disjoint(&group_conns),
+        "Fetch on connections {fetch_conns:?}, group requests on {group_conns:?}"
+    );
+    common::delete_topic(&topic);
+}

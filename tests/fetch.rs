@@ -1699,3 +1699,98 @@ fn timestamps_match_java_for_create_and_log_append_time() {
         delete_topic(&topic);
     }
 }
+
+// ---------------------------------------------------------------------------
+// 16. a rebalance while a member holds prefetched records
+
+/// Member A reads a compressed backlog slowly (batches of 10 records, one batch
+/// per partition per fetch, so it always holds fetched records it has not
+/// printed yet); member B joins. Records A fetched for partitions it then loses
+/// must not be printed by A after the hand-over: every record is printed exactly
+/// once over both members.
+#[test]
+fn rebalance_with_prefetched_backlog_prints_each_record_once() {
+    let topic = unique_topic("fetch-rebalance");
+    let group = unique_topic("fetch-rebalance-group");
+    create_topic(&topic, 4);
+    let want: BTreeSet<(i32, i64)> = peer_events(
+        &topic,
+        400,
+        &["--compression", "lz4", "--linger-ms", "5000", "--flush-every", "40", "--partitions", "0,1,2,3"],
+    )
+    .iter()
+    .map(pos)
+    .collect();
+    let b = bootstrap();
+    let args = [
+        "-b",
+        b.as_str(),
+        "consume",
+        "--json",
+        "-t",
+        &topic,
+        "-g",
+        &group,
+        "--auto-offset-reset",
+        "earliest",
+        "--idle-exit",
+        "60s",
+        "--process-delay",
+        "15ms",
+        "--max-partition-fetch-bytes",
+        "1024",
+        "--session-timeout-ms",
+        "6000",
+        "--heartbeat-interval-ms",
+        "1000",
+        "--auto-commit-interval-ms",
+        "1000",
+    ];
+    let mut a = Background::cafe("member A", &args);
+    a.wait_for(Duration::from_secs(30), "member A's first records", |l| l.len() >= 20);
+    let mut b_member = Background::cafe("member B", &args);
+    b_member.wait_for(Duration::from_secs(60), "member B's first records", |l| !l.is_empty());
+    let union = |a: &Background, b: &Background| -> BTreeSet<(i32, i64)> {
+        let mut all = records_of(&a.stdout_lines().join("\n"));
+        all.extend(records_of(&b.stdout_lines().join("\n")));
+        all.iter().map(pos).collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while union(&a, &b_member).len() < want.len() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out: {} of {} records printed\n{}\n{}",
+            union(&a, &b_member).len(),
+            want.len(),
+            a.describe(),
+            b_member.describe()
+        );
+        assert!(a.running() && b_member.running(), "a member exited early\n{}\n{}", a.describe(), b_member.describe());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    a.signal("TERM");
+    b_member.signal("TERM");
+    let (ea, eb) = (a.finish(Duration::from_secs(30)), b_member.finish(Duration::from_secs(30)));
+    assert!(ea.status.success() && eb.status.success(), "exits: A {} B {}", ea.status, eb.status);
+    let (ra, rb) = (records_of(&ea.stdout.join("\n")), records_of(&eb.stdout.join("\n")));
+    assert!(!rb.is_empty(), "member B printed nothing");
+    let mut all = ra.clone();
+    all.extend(rb.iter().cloned());
+    let mut seen: BTreeMap<(i32, i64), Vec<&str>> = BTreeMap::new();
+    for r in &ra {
+        seen.entry(pos(r)).or_default().push("A");
+    }
+    for r in &rb {
+        seen.entry(pos(r)).or_default().push("B");
+    }
+    let dups: Vec<_> = seen.iter().filter(|(_, who)| who.len() > 1).take(20).collect();
+    assert!(
+        dups.is_empty(),
+        "records printed more than once (position -> members): {dups:?}\n--- A stderr\n{}\n--- B stderr\n{}",
+        ea.stderr.join("\n"),
+        eb.stderr.join("\n")
+    );
+    assert_eq!(seen.keys().copied().collect::<BTreeSet<_>>(), want, "every record printed");
+    delete_topic(&topic);
+}

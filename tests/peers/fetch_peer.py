@@ -5,11 +5,13 @@ Every subcommand prints one JSON line per record on stdout and exits non-zero
 
     fetch_peer.py events --bootstrap B --topic T --count N
                   [--compression none|gzip|snappy|lz4|zstd] [--linger-ms 100]
-                  [--partitions 1,2] [--flush-each] [--timestamp-base MS]
+                  [--partitions 1,2] [--flush-each | --flush-every K]
+                  [--timestamp-base MS]
         N cafe events (valid per schemas/cafe-event.schema.json), key =
         customer_name. With --partitions, records go round-robin to those
         partitions (once the metadata lists them); --flush-each waits for each delivery before the next send
-        (one record per batch); --timestamp-base gives record i the timestamp
+        (one record per batch), --flush-every K after every K records (batches
+        of at most K records); --timestamp-base gives record i the timestamp
         MS + i (else the producer's clock). Prints {"topic", "partition",
         "offset", "key", "value"} per delivered record (value: the JSON text sent).
 
@@ -164,7 +166,8 @@ def cmd_events(args):
             kw["timestamp"] = args.timestamp_base + i
         p.produce(args.topic, **kw)
         sent.append((ev["customer_name"], value))
-        if args.flush_each:
+        every = 1 if args.flush_each else args.flush_every
+        if every and (i + 1) % every == 0:
             if p.flush(30) != 0:
                 fail("record %d not delivered within 30 s" % i)
     if p.flush(30) != 0:
@@ -373,6 +376,7 @@ def main():
     e.add_argument("--linger-ms", type=int, default=100)
     e.add_argument("--partitions")
     e.add_argument("--flush-each", action="store_true")
+    e.add_argument("--flush-every", type=int)
     e.add_argument("--timestamp-base", type=int)
 
     r = sub.add_parser("records")

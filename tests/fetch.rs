@@ -1710,19 +1710,43 @@ fn timestamps_match_java_for_create_and_log_append_time() {
 /// once over both members.
 #[test]
 fn rebalance_with_prefetched_backlog_prints_each_record_once() {
-    let topic = unique_topic("fetch-rebalance");
-    let group = unique_topic("fetch-rebalance-group");
-    create_topic(&topic, 4);
-    let want: BTreeSet<(i32, i64)> = peer_events(
-        &topic,
+    rebalance_with_backlog(
+        "fetch-rebalance",
         400,
         &["--compression", "lz4", "--linger-ms", "5000", "--flush-every", "40", "--partitions", "0,1,2,3"],
-    )
-    .iter()
-    .map(pos)
-    .collect();
+        &["--process-delay", "15ms", "--max-partition-fetch-bytes", "1024"],
+    );
+}
+
+/// The same with the default fetch sizes and a backlog of 2,000 records (5 ms
+/// each): the Java consumer hands out at most max.poll.records (500) per poll and
+/// keeps heartbeating until it rejoins, so A gives up its partitions within about
+/// 2.5 s and nothing is printed twice. Ignored: with this implementation A is
+/// handed every record it has buffered at once, stops heartbeating while the
+/// rebalance waits for it, loses its session after 6 s and goes on printing
+/// records B prints too (see the report of the tests for issue #9).
+#[test]
+#[ignore = "fails against the current consumer: poll hands out everything buffered and heartbeats stop during the rebalance"]
+fn rebalance_with_large_default_size_backlog_prints_each_record_once() {
+    rebalance_with_backlog(
+        "fetch-rebalance-large",
+        2000,
+        &["--linger-ms", "5000", "--partitions", "0,1,2,3"],
+        &["--process-delay", "5ms"],
+    );
+}
+
+/// Writes `count` events with the peer (`peer_args`), starts member A of a new
+/// group (`extra` consume flags, 6 s session, 1 s heartbeats), lets it print 20,
+/// starts member B, waits until every record was printed, stops both and checks
+/// each record was printed exactly once over both members, B some of them.
+fn rebalance_with_backlog(prefix: &str, count: usize, peer_args: &[&str], extra: &[&str]) {
+    let topic = unique_topic(prefix);
+    let group = unique_topic(&format!("{prefix}-group"));
+    create_topic(&topic, 4);
+    let want: BTreeSet<(i32, i64)> = peer_events(&topic, count, peer_args).iter().map(pos).collect();
     let b = bootstrap();
-    let args = [
+    let mut args = vec![
         "-b",
         b.as_str(),
         "consume",
@@ -1735,10 +1759,6 @@ fn rebalance_with_prefetched_backlog_prints_each_record_once() {
         "earliest",
         "--idle-exit",
         "60s",
-        "--process-delay",
-        "15ms",
-        "--max-partition-fetch-bytes",
-        "1024",
         "--session-timeout-ms",
         "6000",
         "--heartbeat-interval-ms",
@@ -1746,6 +1766,7 @@ fn rebalance_with_prefetched_backlog_prints_each_record_once() {
         "--auto-commit-interval-ms",
         "1000",
     ];
+    args.extend_from_slice(extra);
     let mut a = Background::cafe("member A", &args);
     a.wait_for(Duration::from_secs(30), "member A's first records", |l| l.len() >= 20);
     let mut b_member = Background::cafe("member B", &args);

@@ -1812,3 +1812,50 @@ fn rebalance_with_backlog(prefix: &str, count: usize, peer_args: &[&str], extra:
     assert_eq!(seen.keys().copied().collect::<BTreeSet<_>>(), want, "every record printed");
     delete_topic(&topic);
 }
+
+// ---------------------------------------------------------------------------
+// 17. a topic consumed the moment it is created
+
+/// Just after a topic with many partitions is created, its leader answers
+/// NOT_LEADER_OR_FOLLOWER for some of them for a moment (see the 1,000-partition
+/// test): ListOffsets and Fetch errors that a metadata refresh and a retry cure.
+/// A consumer started at once still reads every record.
+#[test]
+fn fresh_topic_with_many_partitions_is_read_through_not_leader_errors() {
+    let topic = unique_topic("fetch-fresh");
+    let group = unique_topic("fetch-fresh-group");
+    create_topic(&topic, 300);
+    let b = bootstrap();
+    let mut cafe = Background::cafe(
+        "cafe consume (fresh topic)",
+        &[
+            "-b",
+            &b,
+            "consume",
+            "--json",
+            "-t",
+            &topic,
+            "-g",
+            &group,
+            "--auto-offset-reset",
+            "earliest",
+            "--idle-exit",
+            "60s",
+        ],
+    );
+    let parts: Vec<String> = (0..30).map(|i| (i * 10 + 3).to_string()).collect();
+    let want: BTreeMap<(i32, i64), String> = peer_events(&topic, 30, &["--partitions", &parts.join(",")])
+        .iter()
+        .map(|r| (pos(r), event_id(&r["value"])))
+        .collect();
+    cafe.wait_for(Duration::from_secs(60), "all 30 records", |l| l.len() >= 30);
+    std::thread::sleep(Duration::from_secs(1));
+    cafe.signal("TERM");
+    let end = cafe.finish(Duration::from_secs(30));
+    assert!(end.status.success(), "cafe after SIGTERM: {}\n--- stderr\n{}", end.status, end.stderr.join("\n"));
+    let got = records_of(&end.stdout.join("\n"));
+    assert_no_duplicates(&got);
+    let got: BTreeMap<(i32, i64), String> = got.iter().map(|r| (pos(r), event_id(&r["value"]))).collect();
+    assert_eq!(got, want, "--- stderr\n{}", end.stderr.join("\n"));
+    delete_topic(&topic);
+}

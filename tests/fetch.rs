@@ -150,6 +150,7 @@ fn assert_event(got: &Value, key: &str, value: &str) {
     assert_eq!(got["key"], key, "key of {got}");
     assert_eq!(got["valid"], true, "a cafe event must be printed as valid: {got}");
     assert_eq!(got["value"], want, "value of {got}");
+    assert!(got["schema_id"].is_null(), "no schema registry framing: {got}");
     assert!(
         got.get("key_encoding").is_none() && got.get("value_encoding").is_none(),
         "UTF-8 record with an encoding field: {got}"
@@ -678,6 +679,13 @@ fn headers_tombstones_empty_values_and_non_utf8_bytes_in_json() {
     assert_no_duplicates(&got);
     assert_eq!(got.len(), 6, "cafe printed:\n{}\n--- stderr\n{}", common::stdout(&out), stderr(&out));
     assert_eq!(consumed_count(&stderr(&out)), 6);
+    // None is a cafe event: a warning each (not an error), and the final count says so.
+    let err = stderr(&out);
+    for o in &offsets {
+        let at = format!("{topic}[0]@{}", o["offset"]);
+        assert!(err.lines().any(|l| l.contains(&at) && !l.starts_with("cafe: ")), "no warning naming {at}:\n{err}");
+    }
+    assert!(err.contains("(6 not cafe events)"), "final line counts the 6 non-events:\n{err}");
     let by_offset: BTreeMap<i64, &Value> = got.iter().map(|r| (offset_of(r), r)).collect();
     let rec = |i: usize| -> &Value {
         let o = offsets[i]["offset"].as_i64().unwrap();

@@ -75,6 +75,10 @@ pub struct ConsumeArgs {
     /// `partition.assignment.strategy`: range or roundrobin.
     #[arg(long, default_value = "range", value_parser = parse_assignor)]
     pub partition_assignment_strategy: Assignor,
+    /// `max.poll.records`: the most records taken per poll (the member handles
+    /// group changes between polls).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_poll_records: u64,
     /// Exit after this many records.
     #[arg(long)]
     pub max_messages: Option<u64>,
@@ -143,6 +147,7 @@ impl ConsumeArgs {
                 check_crcs: self.check_crcs,
                 reset: self.auto_offset_reset,
             },
+            max_poll_records: self.max_poll_records.try_into().unwrap_or(usize::MAX),
             ..ConsumerConfig::default()
         }
     }

@@ -22,13 +22,21 @@ use crate::group::state::{Event, GroupConfig, GroupError, Tp};
 pub struct ConsumerConfig {
     pub group: GroupConfig,
     pub fetch: FetchConfig,
+    /// `max.poll.records`: the most records one `poll` returns, so the caller
+    /// comes back (and the member reacts to a rebalance) often enough.
+    pub max_poll_records: usize,
     /// How long `close` may take for its final commit and LeaveGroup.
     pub close_timeout: Duration,
 }
 
 impl Default for ConsumerConfig {
     fn default() -> Self {
-        Self { group: GroupConfig::default(), fetch: FetchConfig::default(), close_timeout: Duration::from_secs(5) }
+        Self {
+            group: GroupConfig::default(),
+            fetch: FetchConfig::default(),
+            max_poll_records: 500,
+            close_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -52,6 +60,9 @@ impl ConsumerConfig {
         }
         if g.auto_commit_interval.is_zero() {
             return bad("auto.commit.interval.ms must be positive");
+        }
+        if self.max_poll_records == 0 {
+            return Err(Error::Config("max.poll.records must be at least 1".into()));
         }
         if g.metadata_max_age.is_zero() {
             return bad("metadata.max.age.ms must be positive");
@@ -152,7 +163,7 @@ impl Consumer {
         self.poll_max(usize::MAX).await
     }
 
-    /// Like [`poll`](Self::poll) with at most `max` records (Java's
+    /// Like [`poll`](Self::poll) with at most `max` records (and never more than
     /// `max.poll.records`); the rest stay buffered and are not consumed, so a
     /// caller that stops after `max` commits nothing it did not see.
     ///
@@ -161,8 +172,14 @@ impl Consumer {
     /// partitions go on if the caller keeps polling.
     pub async fn poll_max(&mut self, max: usize) -> Result<Vec<ConsumedRecord>, Error> {
         self.mark_consumed();
-        let max = max.max(1);
+        let max = max.clamp(1, self.config.max_poll_records.max(1));
         loop {
+            // Group decisions first, even with records buffered: a revocation must
+            // not wait until a backlog is handed out (the rebalance would stall
+            // every other member until then), and revoked records are never returned.
+            while let Ok(c) = self.group.control.try_recv() {
+                self.on_control(c)?;
+            }
             if let Some(batch) = self.take_buffered(max) {
                 return Ok(batch);
             }

@@ -1213,7 +1213,7 @@ fn thousand_partitions_one_fetch_in_flight_with_incremental_sessions() {
     // Never two Fetch requests in flight at once to the (one) broker. The request
     // closing the session on exit (epoch -1, KIP-227) may go out while the last
     // long poll is still pending (the broker answers a connection's requests in
-    // order; the Java consumer does the same); it must be the last Fetch.
+    // order, so it only queues behind it); it must be the last Fetch.
     let closing: BTreeSet<(usize, i32)> = fetches
         .iter()
         .filter(|r| r.fetch.as_ref().is_some_and(|f| f.session_epoch == -1))

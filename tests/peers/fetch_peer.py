@@ -9,11 +9,13 @@ Every subcommand prints one JSON line per record on stdout and exits non-zero
                   [--timestamp-base MS]
         N cafe events (valid per schemas/cafe-event.schema.json), key =
         customer_name. With --partitions, records go round-robin to those
-        partitions (once the metadata lists them); --flush-each waits for each delivery before the next send
-        (one record per batch), --flush-every K after every K records (batches
-        of at most K records); --timestamp-base gives record i the timestamp
-        MS + i (else the producer's clock). Prints {"topic", "partition",
-        "offset", "key", "value"} per delivered record (value: the JSON text sent).
+        partitions (once the metadata lists them). --flush-each waits for each
+        delivery before the next send (one record per batch), --flush-every K
+        after every K records; otherwise all N are queued, then flushed (with a
+        linger longer than that, batches hold all that was queued: flush()
+        sends at once). --timestamp-base gives record i the timestamp MS + i
+        (else the producer's clock). Prints {"topic", "partition", "offset",
+        "key", "value"} per delivered record (value: the JSON text sent).
 
     fetch_peer.py records --bootstrap B --topic T --spec JSON
         The records of JSON, a list of {"key": HEX|null, "value": HEX|null,
@@ -32,8 +34,8 @@ Every subcommand prints one JSON line per record on stdout and exits non-zero
         partition 0 interleaved: a and b each open a transaction and alternate
         records ("a-0", "b-0", "a-1", ...; 4 each, each flushed before the next),
         a plain (idempotent, not transactional) record "plain-0" lands in
-        between; then a aborts and b commits;
-        then a commits 2 more ("a2-0", "a2-1"). Prints {"partition", "offset",
+        between; then a aborts and b commits; then a commits 2 more ("a2-0",
+        "a2-1"). Prints {"partition", "offset",
         "value", "outcome": "committed"|"aborted"} per record.
 
     fetch_peer.py txn-open --bootstrap B --topic T --txn-id ID --count N

@@ -1018,7 +1018,7 @@ fn partitions_added_while_consuming_are_read() {
     let got: BTreeMap<(i32, i64), String> = got.iter().map(|r| (pos(r), event_id(&r["value"]))).collect();
     assert_eq!(got, want, "--- stderr\n{}", end.stderr.join("\n"));
     // Everything it printed was committed, on the new partitions too.
-    let out = consume(&["-t", &topic, "-g", &group, "--auto-offset-reset", "earliest", "--idle-exit", "5s"]);
+    let out = consume(&["-t", &topic, "-g", &group, "--auto-offset-reset", "earliest", "--idle-exit", "3s"]);
     assert_success(&out, "second run of the group");
     assert!(
         records_of(&common::stdout(&out)).is_empty(),
@@ -1067,7 +1067,7 @@ fn topic_created_later_matching_the_pattern_is_read() {
         ],
     );
     // Let it start with no topic matching.
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(1));
     assert!(cafe.running(), "cafe exited with no topic matching yet\n{}", cafe.describe());
 
     for t in [&not_whole, &not_whole_end] {
@@ -1085,8 +1085,9 @@ fn topic_created_later_matching_the_pattern_is_read() {
     want.extend(peer_events(&second, 4, &["--partitions", "0,1"]).iter().map(|r| (key(r), event_id(&r["value"]))));
     cafe.wait_for(Duration::from_secs(60), "the records of the second matching topic", |lines| lines.len() >= 9);
     // The non-matching topics were there at every refresh that found a matching
-    // one; give a wrong match time to show.
-    std::thread::sleep(Duration::from_secs(2));
+    // one (a wrong match would have joined the first rebalance, before the second
+    // topic's); a moment more for one to show.
+    std::thread::sleep(Duration::from_secs(1));
     cafe.signal("TERM");
     let end = cafe.finish(Duration::from_secs(30));
     assert!(end.status.success(), "cafe after SIGTERM: {}\n--- stderr\n{}", end.status, end.stderr.join("\n"));
@@ -1419,8 +1420,13 @@ fn read_committed_stops_at_an_open_transaction_until_it_commits() {
     committed.wait_for(Duration::from_secs(30), "the records before the open transaction", |l| l.len() >= 2);
     // Meanwhile read_uncommitted reads everything (and gives read_committed time
     // to show records it must not print).
-    let (uncommitted, _) =
-        consume_all(&topic, &unique_topic("fetch-lso-uncommitted"), "5s", &["--isolation-level", "read_uncommitted"]);
+    let (uncommitted, _) = consume_all(
+        &topic,
+        &unique_topic("fetch-lso-uncommitted"),
+        "5s",
+        &["--isolation-level", "read_uncommitted", "--max-messages", "7"],
+    );
+    std::thread::sleep(Duration::from_secs(1));
     assert_no_duplicates(&uncommitted);
     assert_eq!(
         uncommitted.iter().map(offset_of).collect::<BTreeSet<_>>(),

@@ -9,9 +9,9 @@
 
 use kafka_protocol::error::ResponseError;
 
-use crate::consumer::PartitionError;
-use crate::group::state::GroupError;
-use crate::{admin, cluster, consumer, producer, registry, wire};
+use cafe_kafka::GroupError;
+use cafe_kafka::consumer::PartitionError;
+use cafe_kafka::{admin, cluster, consumer, producer, registry, wire};
 
 /// Exit codes, documented in the README.
 pub mod exit {
@@ -98,7 +98,8 @@ fn consumer_code(e: &consumer::Error) -> u8 {
         C::UnknownTopic(_) => exit::UNKNOWN_TOPIC,
         C::Partition(PartitionError::Corrupt { .. }) => exit::UNREADABLE,
         C::Partition(PartitionError::TopicGone(_)) => exit::UNKNOWN_TOPIC,
-        C::Partition(_) | C::Setup(_) => exit::FAILURE,
+        // `consumer::Error` is non-exhaustive: a kind added later is a plain failure.
+        _ => exit::FAILURE,
     }
 }
 
@@ -210,7 +211,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::consumer::ConsumerConfig;
+    use cafe_kafka::consumer::ConsumerConfig;
 
     /// The line `cafe` prints for `lib` (after `cafe: `), checking first that the
     /// library's own message names no flag, make target or `cafe` command.
@@ -264,6 +265,8 @@ mod tests {
     fn consumer_settings_name_the_flag_to_fix() {
         let invalid = |change: fn(&mut ConsumerConfig)| {
             let mut config = ConsumerConfig::default();
+            config.group.group_id = "g".into();
+            config.group.topics = vec!["t".into()];
             change(&mut config);
             line(config.validate().unwrap_err())
         };
@@ -278,7 +281,7 @@ mod tests {
     #[test]
     fn fatal_group_errors_name_the_flag_to_change() {
         let fatal = |error| {
-            let g = GroupError { group: "g".into(), error, explanation: crate::group::recovery::explain(error) };
+            let g = GroupError { group: "g".into(), error, explanation: cafe_kafka::group::explain(error) };
             line(consumer::Error::Group(g))
         };
         let fenced = ResponseError::FencedInstanceId;
@@ -341,7 +344,7 @@ mod tests {
 
     #[test]
     fn a_bad_registry_url_is_a_usage_error_naming_the_flag() {
-        let bad = crate::registry::SchemaRegistry::new("ftp://x", Duration::from_secs(1)).err().expect("not http");
+        let bad = cafe_kafka::registry::SchemaRegistry::new("ftp://x", Duration::from_secs(1)).err().expect("not http");
         let (text, code) = line(bad);
         assert!(text.starts_with("--schema-registry `ftp://x`: unsupported scheme"), "{text}");
         assert_eq!(code, exit::USAGE);

@@ -9,7 +9,8 @@ use std::process::Command;
 fn who_pulls_in(krate: &str) -> Option<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["tree", "-e", "normal,build", "-i", krate, "--offline", "--manifest-path"])
+        // The whole workspace: the application and the client library.
+        .args(["tree", "--workspace", "-e", "normal,build", "-i", krate, "--offline", "--manifest-path"])
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
         .output()
         .expect("run cargo tree");

@@ -165,11 +165,11 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
-/// The partitions of a `cafe::consumer` "assigned partitions=[("t", 0), ...]" log
+/// The partitions of a `cafe_kafka::consumer` "assigned partitions=[("t", 0), ...]" log
 /// line, or None for any other line.
 fn parse_assigned(line: &str) -> Option<BTreeSet<i32>> {
     let line = strip_ansi(line);
-    let rest = line.split_once("cafe::consumer: assigned partitions=")?.1;
+    let rest = line.split_once("cafe_kafka::consumer: assigned partitions=")?.1;
     Some(rest.split(')').filter_map(|seg| seg.rsplit_once(", ").and_then(|(_, n)| n.trim().parse().ok())).collect())
 }
 
@@ -1033,8 +1033,21 @@ fn fetches_never_share_a_connection_with_group_requests() {
     // Long polls on an empty topic, with heartbeats and auto-commits going on meanwhile.
     let out = run_cafe(
         &[
-            "-b", &addr, "consume", "-t", &topic, "-g", &group, "--heartbeat-interval-ms", "300",
-            "--auto-commit-interval-ms", "300", "--fetch-max-wait-ms", "500", "--idle-exit", "3s",
+            "-b",
+            &addr,
+            "consume",
+            "-t",
+            &topic,
+            "-g",
+            &group,
+            "--heartbeat-interval-ms",
+            "300",
+            "--auto-commit-interval-ms",
+            "300",
+            "--fetch-max-wait-ms",
+            "500",
+            "--idle-exit",
+            "3s",
         ],
         b"",
     );
@@ -1043,11 +1056,8 @@ fn fetches_never_share_a_connection_with_group_requests() {
     let fetch_conns: BTreeSet<usize> =
         requests.iter().filter(|r| r.key() == Some(ApiKey::Fetch)).map(|r| r.connection).collect();
     let group_keys = [ApiKey::Heartbeat, ApiKey::OffsetCommit, ApiKey::JoinGroup, ApiKey::SyncGroup];
-    let group_conns: BTreeSet<usize> = requests
-        .iter()
-        .filter(|r| r.key().is_some_and(|k| group_keys.contains(&k)))
-        .map(|r| r.connection)
-        .collect();
+    let group_conns: BTreeSet<usize> =
+        requests.iter().filter(|r| r.key().is_some_and(|k| group_keys.contains(&k))).map(|r| r.connection).collect();
     assert!(!fetch_conns.is_empty(), "no Fetch went through the proxy");
     assert!(
         requests.iter().filter(|r| r.key() == Some(ApiKey::Heartbeat)).count() >= 3,

@@ -240,7 +240,7 @@ impl ConsumerProc {
         let child = Command::new(cafe_bin())
             .args(["-b", CLUSTER, "consume", "-t", topic, "-g", group, "--json"])
             .args(extra)
-            .env("CAFE_LOG", "cafe=info")
+            .env("CAFE_LOG", "cafe=info,cafe_kafka=info")
             .stdin(Stdio::null())
             .stdout(File::create(&out).expect("out file"))
             .stderr(File::create(&err).expect("err file"))
@@ -571,7 +571,7 @@ fn slow_processing_causes_no_rebalance() {
     let code = c.wait(Duration::from_secs(120));
     assert_eq!(code, Some(0), "consumer failed:\n{}", c.stderr());
     let log = c.stderr();
-    let assigned = log.lines().filter(|l| l.contains("cafe::consumer: assigned")).count();
+    let assigned = log.lines().filter(|l| l.contains("cafe_kafka::consumer: assigned")).count();
     // A rebalance would show as a second join (close revokes once, that is not one).
     let joins = log.lines().filter(|l| l.contains("joined group")).count();
     let consumed = tally(c.ids());

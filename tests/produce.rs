@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use cafe::event::{CafeEvent, FIELDS};
-use cafe::partitioner::{murmur2, to_positive};
+use cafe_kafka::partitioner::{murmur2, to_positive};
 use common::proxy::{RecordedRequest, RecordingProxy, produce_partitions};
 use common::*;
 use serde_json::Value;

@@ -6,8 +6,8 @@
 #![no_main]
 
 use bytes::Bytes;
-use cafe::group::consumer_protocol::{Assignment, Subscription};
-use cafe::wire::frame;
+use cafe_kafka::group::consumer_protocol::{Assignment, Subscription};
+use cafe_kafka::wire::frame;
 use kafka_protocol::messages as m;
 use libfuzzer_sys::fuzz_target;
 

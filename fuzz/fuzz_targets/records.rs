@@ -5,8 +5,8 @@
 #![no_main]
 
 use bytes::Bytes;
-use cafe::fetch::IsolationLevel;
-use cafe::fetch::decode::{AbortedTxn, DecodeOptions, decode};
+use cafe_kafka::fetch::IsolationLevel;
+use cafe_kafka::fetch::decode::{AbortedTxn, DecodeOptions, decode};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

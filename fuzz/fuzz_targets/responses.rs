@@ -11,8 +11,8 @@
 #![no_main]
 
 use bytes::Bytes;
-use cafe::wire::api::ApiRequest;
-use cafe::wire::frame;
+use cafe_kafka::wire::api::ApiRequest;
+use cafe_kafka::wire::frame;
 use kafka_protocol::messages as m;
 use libfuzzer_sys::fuzz_target;
 

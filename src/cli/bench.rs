@@ -13,11 +13,11 @@ use clap::{Args, Subcommand};
 
 use super::Common;
 use super::produce::ProducerArgs;
-use crate::consumer::{Consumer, ConsumerConfig};
 use crate::error::Error;
 use crate::event::EventGenerator;
-use crate::group::state::GroupConfig;
-use crate::producer::{OutRecord, Producer};
+use cafe_kafka::GroupConfig;
+use cafe_kafka::consumer::{Consumer, ConsumerConfig};
+use cafe_kafka::producer::{OutRecord, Producer};
 
 /// Distinct events in the keyed workload's pool; records cycle through it.
 const EVENT_POOL: usize = 10_000;
@@ -236,7 +236,8 @@ async fn consume(common: &Common, args: ConsumeBenchArgs) -> Result<(), Error> {
         };
         first.get_or_insert_with(|| start.elapsed());
         for r in &batch {
-            bytes += (r.record.key.as_ref().map_or(0, |k| k.len()) + r.record.value.as_ref().map_or(0, |v| v.len())) as u64;
+            bytes +=
+                (r.record.key.as_ref().map_or(0, |k| k.len()) + r.record.value.as_ref().map_or(0, |v| v.len())) as u64;
             // A fast consumer that hands out a record twice would flatter itself: check.
             let last = next_offset.entry(r.partition).or_insert(0);
             if r.record.offset < *last {

@@ -10,11 +10,12 @@ use std::time::Duration;
 use clap::Args;
 
 use super::Common;
-use crate::consumer::{ConsumedRecord, Consumer, ConsumerConfig, FetchConfig, IsolationLevel, OffsetReset};
 use crate::error::Error;
-use crate::group::assign::Assignor;
-use crate::group::state::GroupConfig;
-use crate::registry::{Decoded, SchemaRegistry, ValueDecoder};
+use crate::event_codec::{Decoded, ValueDecoder};
+use cafe_kafka::Assignor;
+use cafe_kafka::GroupConfig;
+use cafe_kafka::consumer::{ConsumedRecord, Consumer, ConsumerConfig, FetchConfig, IsolationLevel, OffsetReset};
+use cafe_kafka::registry::SchemaRegistry;
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
@@ -220,7 +221,7 @@ pub async fn run(common: &Common, args: ConsumeArgs) -> Result<(), Error> {
     let close = consumer.close().await;
     match &result {
         // The last line names the batch; say first that everything before it was read.
-        Err(crate::consumer::Error::Partition(p)) => eprintln!(
+        Err(cafe_kafka::consumer::Error::Partition(p)) => eprintln!(
             "cafe: consumed {seen} records ({malformed} not cafe events); the partition below stopped, nothing past it was committed: {p}"
         ),
         _ => eprintln!("cafe: consumed {seen} records ({malformed} not cafe events)"),

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::cluster::Cluster;
 use crate::error::Error;
-use crate::wire::ConnectionConfig;
+use cafe_kafka::cluster::Cluster;
+use cafe_kafka::wire::ConnectionConfig;
 
 #[derive(Debug, Parser)]
 #[command(name = "cafe", version, about = "Campus cafe events through Apache Kafka, in pure Rust")]
@@ -116,7 +116,7 @@ pub fn host_name() -> String {
 }
 
 /// Shared delivery-report printing for `produce` and `send`.
-pub(crate) fn print_delivery(d: &crate::producer::Delivery, label: &str, key: Option<&str>, json: bool) {
+pub(crate) fn print_delivery(d: &cafe_kafka::producer::Delivery, label: &str, key: Option<&str>, json: bool) {
     let key_s = key.unwrap_or("<null>");
     if json {
         let line = match &d.result {
@@ -140,9 +140,9 @@ pub(crate) fn print_delivery(d: &crate::producer::Delivery, label: &str, key: Op
 
 /// Why a record failed, as the user reads it: the library's reason, plus the flag
 /// to change where one helps.
-fn delivery_error(e: &crate::producer::DeliveryError) -> String {
+fn delivery_error(e: &cafe_kafka::producer::DeliveryError) -> String {
     match e {
-        crate::producer::DeliveryError::RecordTooLarge { .. } => {
+        cafe_kafka::producer::DeliveryError::RecordTooLarge { .. } => {
             format!("{e}; send a smaller record or raise --max-request-size")
         }
         _ => e.to_string(),
@@ -151,7 +151,7 @@ fn delivery_error(e: &crate::producer::DeliveryError) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::producer::DeliveryError;
+    use cafe_kafka::producer::DeliveryError;
 
     #[test]
     fn a_record_over_max_request_size_is_reported_with_the_flag_to_raise() {

@@ -10,9 +10,10 @@ use clap::{Args, ValueEnum};
 use super::{Common, print_delivery};
 use crate::error::Error;
 use crate::event::{CafeEvent, EventGenerator};
-use crate::partitioner::Partitioner;
-use crate::producer::{Acks, Compression, OutRecord, Producer, ProducerConfig};
-use crate::registry::{self, CAFE_EVENT_SCHEMA, SchemaRegistry};
+use crate::event_codec::{self, CAFE_EVENT_SCHEMA};
+use cafe_kafka::partitioner::Partitioner;
+use cafe_kafka::producer::{Acks, Compression, OutRecord, Producer, ProducerConfig};
+use cafe_kafka::registry::{self, SchemaRegistry};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum KeyField {
@@ -117,7 +118,7 @@ pub async fn run(common: &Common, args: ProduceArgs) -> Result<(), Error> {
     for (ev, key) in events.iter().zip(&keys) {
         let value = match schema_id {
             None => Ok(ev.to_json()),
-            Some(id) => registry::encode_event(id, ev),
+            Some(id) => event_codec::encode_event(id, ev),
         };
         match value {
             Ok(v) => values.push(Some(Bytes::from(v))),

@@ -9,7 +9,7 @@ use clap::Args;
 use super::produce::ProducerArgs;
 use super::{Common, print_delivery};
 use crate::error::Error;
-use crate::producer::{OutRecord, Producer};
+use cafe_kafka::producer::{OutRecord, Producer};
 
 #[derive(Debug, Args)]
 pub struct SendArgs {

@@ -5,9 +5,9 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::Common;
-use crate::admin::Admin;
-use crate::cluster::TopicInfo;
 use crate::error::Error;
+use cafe_kafka::admin::Admin;
+use cafe_kafka::cluster::TopicInfo;
 
 #[derive(Debug, Subcommand)]
 pub enum TopicCommand {

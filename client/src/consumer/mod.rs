@@ -12,8 +12,8 @@ pub use crate::fetch::state::PartitionError;
 pub use crate::fetch::{FetchConfig, Header, IsolationLevel, OffsetReset, Record as FetchedRecord};
 
 use crate::cluster::{self, Cluster};
-use crate::fetch::fetcher::Fetcher;
 use crate::fetch::decode::BatchReader;
+use crate::fetch::fetcher::Fetcher;
 use crate::fetch::state::Ready;
 use crate::group::driver::{self, Control, GroupHandle};
 use crate::group::state::{Event, GroupConfig, GroupError, Tp};
@@ -126,6 +126,8 @@ pub struct Consumer {
     /// An error to return once the records before it were handed out.
     pending_error: Option<Error>,
     assigned: Vec<Tp>,
+    /// Partitions the user paused: neither fetched nor handed out.
+    paused: std::collections::BTreeSet<Tp>,
     closed: bool,
 }
 
@@ -148,6 +150,7 @@ impl Consumer {
             buffered: VecDeque::new(),
             pending_error: None,
             assigned: Vec::new(),
+            paused: Default::default(),
             closed: false,
         })
     }
@@ -155,6 +158,38 @@ impl Consumer {
     /// Partitions currently assigned to this member.
     pub fn assignment(&self) -> &[Tp] {
         &self.assigned
+    }
+
+    /// The offset the next record of `tp` comes from, if `tp` is assigned and
+    /// its start is known (`None` while `auto.offset.reset` is being applied).
+    /// Records already fetched but not yet returned by `poll` come first.
+    pub fn position(&self, tp: &Tp) -> Option<i64> {
+        self.fetcher.state.position(tp)
+    }
+
+    /// Reads `tp` from `offset` next (Java's `seek`): records of `tp` fetched
+    /// before are dropped. What was handed out before stays consumed, so
+    /// auto-commit never moves a committed offset backwards.
+    pub fn seek(&mut self, tp: &Tp, offset: i64) {
+        self.buffered.retain(|c| c.tp != *tp);
+        self.fetcher.state.seek(tp, offset);
+    }
+
+    /// Stops returning and fetching records of `partitions` until [`resume`](Self::resume)
+    /// (Java's `pause`); the member keeps them and heartbeats go on.
+    pub fn pause(&mut self, partitions: &[Tp]) {
+        for tp in partitions {
+            self.paused.insert(tp.clone());
+            self.fetcher.state.set_paused(tp, true);
+        }
+    }
+
+    /// Undoes [`pause`](Self::pause).
+    pub fn resume(&mut self, partitions: &[Tp]) {
+        for tp in partitions {
+            self.paused.remove(tp);
+            self.fetcher.state.set_paused(tp, false);
+        }
     }
 
     /// The next batch of records, waiting as long as it takes. Calling it again
@@ -245,6 +280,7 @@ impl Consumer {
             }
             Control::Revoke(partitions) => {
                 tracing::info!(?partitions, "revoking");
+                self.paused.retain(|tp| !partitions.contains(tp));
                 for tp in &partitions {
                     self.fetcher.state.unassign(tp);
                 }
@@ -264,7 +300,11 @@ impl Consumer {
     /// offset; a drained chunk lets its partition be fetched again (or reports
     /// the batch that stopped it, after every record before it).
     fn take_buffered(&mut self, max: usize) -> Option<Vec<ConsumedRecord>> {
-        while let Some(chunk) = self.buffered.front_mut() {
+        // Chunks of paused partitions wait at the back until they are resumed.
+        if let Some(i) = self.buffered.iter().position(|c| !self.paused.contains(&c.tp)) {
+            self.buffered.rotate_left(i);
+        }
+        while let Some(chunk) = self.buffered.front_mut().filter(|c| !self.paused.contains(&c.tp)) {
             let mut out = Vec::new();
             while out.len() < max {
                 match chunk.reader.next_record() {
@@ -302,7 +342,10 @@ impl Consumer {
         for r in ready {
             match r {
                 Ready::Records { tp, reader } => self.buffered.push_back(Chunk { tp, reader }),
-                Ready::Failed { error, .. } => self.fail(error),
+                Ready::Failed { tp, error } => {
+                    tracing::debug!(topic = %tp.0, partition = tp.1, "partition failed");
+                    self.fail(error)
+                }
                 // Worth committing even if nothing is ever read from it: the next
                 // member starts here instead of resetting again (as the Java consumer does).
                 Ready::Reset { tp, offset } => {

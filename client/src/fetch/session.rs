@@ -53,12 +53,9 @@ pub struct FetchSession {
 }
 
 impl FetchSession {
-    pub fn new() -> Self {
+    #[cfg(test)]
+    fn new() -> Self {
         Self::default()
-    }
-
-    pub fn id(&self) -> i32 {
-        self.id
     }
 
     /// The next Fetch for the partitions we want from this broker now.

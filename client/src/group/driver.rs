@@ -68,7 +68,8 @@ pub fn spawn(cluster: Arc<Cluster>, config: GroupConfig) -> Result<GroupHandle, 
 /// Java's `subscribe(Pattern)` matches a topic only when the whole name matches
 /// (`Matcher.matches()`), so the expression is anchored at both ends.
 pub fn whole_name_pattern(p: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(&format!("^(?:{p})$")).map_err(|e| format!("the topic pattern `{p}` is not a valid regular expression: {e}"))
+    regex::Regex::new(&format!("^(?:{p})$"))
+        .map_err(|e| format!("the topic pattern `{p}` is not a valid regular expression: {e}"))
 }
 
 struct Driver {

@@ -23,7 +23,12 @@ const BACKOFF_MS: u64 = 100;
 /// The defaults, with metadata refreshes beyond the test horizon (tests of
 /// refreshes set their own `metadata_max_age`).
 fn base_config() -> GroupConfig {
-    GroupConfig { metadata_max_age: Duration::from_millis(100 * HOUR_MS), ..GroupConfig::default() }
+    GroupConfig {
+        group_id: "cafe-group-clean".into(),
+        topics: vec![TOPIC.into()],
+        metadata_max_age: Duration::from_millis(100 * HOUR_MS),
+        ..GroupConfig::default()
+    }
 }
 
 fn config() -> GroupConfig {
@@ -1182,7 +1187,10 @@ fn the_leader_rebalances_when_a_topic_grows_partitions() {
     // Same counts: nothing; `demo` grew from 2 to 3: revoke (eager) and rejoin.
     assert_eq!(sim.on(view(&[("demo", 2), ("other", 1)], None)), vec![]);
     let revoke = sim.member.handle(
-        Event::TopicsRefreshed(Ok(TopicsView { counts: [("demo".into(), 3), ("other".into(), 1)].into(), matching: None })),
+        Event::TopicsRefreshed(Ok(TopicsView {
+            counts: [("demo".into(), 3), ("other".into(), 1)].into(),
+            matching: None,
+        })),
         sim.now,
     );
     assert_eq!(expect_revoke(revoke), vec![tp(0)]);

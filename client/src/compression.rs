@@ -110,7 +110,8 @@ pub fn compress(codec: Codec, data: &[u8]) -> Result<Vec<u8>, CodecError> {
     match codec {
         Codec::None => Ok(data.to_vec()),
         Codec::Gzip => {
-            let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 2), flate2::Compression::default());
+            let mut enc =
+                flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 2), flate2::Compression::default());
             enc.write_all(data).map_err(|e| err(codec, e))?;
             enc.finish().map_err(|e| err(codec, e))
         }

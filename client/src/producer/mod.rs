@@ -7,9 +7,9 @@ mod batch;
 mod config;
 mod sender;
 
-pub use batch::{Idempotence, OutRecord};
 #[cfg(test)]
 pub(crate) use batch::encode_batch;
+pub use batch::{Idempotence, OutRecord};
 pub use config::{Acks, Compression, ConfigError, ProducerConfig};
 pub use sender::{Delivery, DeliveryError, ProduceSummary, Producer};
 

@@ -192,7 +192,7 @@ async fn fetch(
                 }
                 _ => None,
             };
-            results.push(PartitionResult { tp, error, reader, high_watermark: p.high_watermark });
+            results.push(PartitionResult { tp, error, reader });
         }
     }
     Ok((ResponseError::try_from_code(error_code), session_id, results))
@@ -282,7 +282,9 @@ async fn list_offsets(
             by_topic
                 .into_iter()
                 .map(|(t, ps)| {
-                    ListOffsetsTopic::default().with_name(TopicName(StrBytes::from_string(t.to_owned()))).with_partitions(ps)
+                    ListOffsetsTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(t.to_owned())))
+                        .with_partitions(ps)
                 })
                 .collect(),
         );

@@ -3,16 +3,20 @@
 //! all of that broker's assigned partitions, KIP-227 fetch sessions, our own batch
 //! decoder with all four codecs, and read_committed.
 //!
-//! - [`decode`]: record batches -> records (pure).
-//! - [`session`]: the KIP-227 fetch session of one broker (pure).
-//! - [`state`]: positions, leaders, which partitions to fetch from whom, and what
+//! - `decode`: record batches -> records (pure).
+//! - `session`: the KIP-227 fetch session of one broker (pure).
+//! - `state`: positions, leaders, which partitions to fetch from whom, and what
 //!   each partition error means (pure, time passed in).
-//! - [`fetcher`]: performs the state's actions over `wire` (the only I/O here).
+//! - `fetcher`: performs the state's actions over `wire` (the only I/O here).
 
+// Internals, public only for the fuzz targets (feature `fuzzing`).
+#[cfg(feature = "fuzzing")]
 pub mod decode;
+#[cfg(not(feature = "fuzzing"))]
+pub(crate) mod decode;
 pub(crate) mod fetcher;
-pub mod session;
-pub mod state;
+pub(crate) mod session;
+pub(crate) mod state;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Partition assignors the group leader runs: `range`, `roundrobin` and
 //! `cooperative-sticky`, as pure functions from member subscriptions and
-//! partition counts to one [`Assignment`] per member.
+//! partition counts to one `Assignment` per member.
 //!
 //! They follow Kafka's Java assignors (`RangeAssignor`, `RoundRobinAssignor`,
 //! `CooperativeStickyAssignor`) without rack awareness, so a mixed Java/`cafe`

@@ -32,10 +32,20 @@ pub struct Leader {
 pub enum FetchAction {
     /// `offsets` has every partition the broker's session covers, listed in the
     /// plan or not: an incremental answer may carry any of them.
-    Fetch { broker: i32, plan: FetchPlan, topic_ids: BTreeMap<String, Uuid>, offsets: BTreeMap<Tp, i64> },
+    Fetch {
+        broker: i32,
+        plan: FetchPlan,
+        topic_ids: BTreeMap<String, Uuid>,
+        offsets: BTreeMap<Tp, i64>,
+    },
     /// Resolve `auto.offset.reset` (timestamp -2 earliest, -1 latest) at the leader.
-    ListOffsets { broker: i32, partitions: Vec<(Tp, i64, i32)> },
-    RefreshMetadata { topics: Vec<String> },
+    ListOffsets {
+        broker: i32,
+        partitions: Vec<(Tp, i64, i32)>,
+    },
+    RefreshMetadata {
+        topics: Vec<String>,
+    },
 }
 
 /// One partition of a Fetch response: its error, or a reader over its batches.
@@ -44,14 +54,19 @@ pub struct PartitionResult {
     pub tp: Tp,
     pub error: Option<ResponseError>,
     pub reader: Option<BatchReader>,
-    pub high_watermark: i64,
 }
 
 /// An answer to a [`FetchAction`].
 #[derive(Debug)]
 pub enum FetchEvent {
-    Fetched { broker: i32, result: Result<(Option<ResponseError>, i32, Vec<PartitionResult>), String> },
-    OffsetsListed { broker: i32, result: Result<Vec<(Tp, Result<i64, ResponseError>)>, String> },
+    Fetched {
+        broker: i32,
+        result: Result<(Option<ResponseError>, i32, Vec<PartitionResult>), String>,
+    },
+    OffsetsListed {
+        broker: i32,
+        result: Result<Vec<(Tp, Result<i64, ResponseError>)>, String>,
+    },
     /// Leaders of the asked topics; `Err` names a topic the cluster does not have.
     Metadata(Result<BTreeMap<Tp, Leader>, MetadataError>),
 }
@@ -200,26 +215,13 @@ impl FetchState {
             self.metadata_wanted = true;
         }
         let position = committed.map_or(Position::Reset, Position::At);
-        self.partitions.insert(
-            tp,
-            Partition {
-                position,
-                leader,
-                buffered: false,
-                paused: false,
-                retry_at: None,
-                attempts: 0,
-            },
-        );
+        self.partitions
+            .insert(tp, Partition { position, leader, buffered: false, paused: false, retry_at: None, attempts: 0 });
     }
 
     /// Stops fetching `tp`; answers still in flight for it are dropped.
     pub fn unassign(&mut self, tp: &Tp) {
         self.partitions.remove(tp);
-    }
-
-    pub fn assigned(&self) -> impl Iterator<Item = &Tp> {
-        self.partitions.keys()
     }
 
     /// The offset the next fetch of `tp` starts at, if known.
@@ -314,10 +316,8 @@ impl FetchState {
                 p.position = Position::Failed;
             }
             // Reported through `take_failures`.
-            self.failures.push(Ready::Failed {
-                error: PartitionError::NoOffset { topic: tp.0.clone(), partition: tp.1 },
-                tp,
-            });
+            self.failures
+                .push(Ready::Failed { error: PartitionError::NoOffset { topic: tp.0.clone(), partition: tp.1 }, tp });
         }
         for (broker, partitions) in resets {
             for (tp, _, _) in &partitions {

@@ -4,9 +4,9 @@
 
 use std::time::Instant;
 
+use crate::compression::Codec;
 use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
-use crate::compression::Codec;
 use kafka_protocol::records::{
     NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, Record, RecordBatchEncoder,
     RecordEncodeOptions, TimestampType,

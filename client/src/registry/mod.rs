@@ -7,12 +7,10 @@
 //! `<topic>-value`; `cafe`'s producer writes the same with a registry given.
 
 pub mod client;
-pub mod codec;
 pub mod framing;
 pub mod http;
 
 pub use client::{RegisteredSchema, SchemaRegistry, value_subject};
-pub use codec::{CAFE_EVENT_SCHEMA, Decoded, ValueDecoder, encode_event};
 
 /// Why the registry could not do what was asked. Every message is one line that
 /// says what happened; the application adds what to do (its flags, its make
@@ -62,4 +60,3 @@ impl Error {
         matches!(self, Error::SchemaNotFound { .. })
     }
 }
-

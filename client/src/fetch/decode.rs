@@ -50,6 +50,7 @@ pub struct DecodeError {
 
 /// What one partition's records decoded to (all at once: for tests and fuzzing;
 /// the consumer reads through a [`BatchReader`]).
+#[cfg(any(test, feature = "fuzzing"))]
 #[derive(Debug, Default)]
 pub struct Decoded {
     /// Records at or after the fetch offset, in offset order, for the user.
@@ -74,6 +75,7 @@ pub struct DecodeOptions<'a> {
 
 /// Decodes every whole batch in `data`. A batch cut short at the end is the
 /// fetch size limit, not damage: it is left for the next fetch.
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn decode(data: Bytes, opts: &DecodeOptions<'_>) -> Decoded {
     let mut reader = BatchReader::new(data, opts);
     let mut records = Vec::new();
@@ -328,8 +330,7 @@ fn decode_record(r: &mut Reader<'_>, payload: &Bytes, base_offset: i64, base_tim
     let key = rr.bytes(payload)?;
     let value = rr.bytes(payload)?;
     let header_count = rr.varint()?;
-    let header_count =
-        usize::try_from(header_count).map_err(|_| format!("negative header count {header_count}"))?;
+    let header_count = usize::try_from(header_count).map_err(|_| format!("negative header count {header_count}"))?;
     if header_count > (rr.buf.len() - rr.pos) / MIN_HEADER {
         return Err(format!("header count {header_count} does not fit in the record"));
     }
@@ -392,7 +393,8 @@ impl Reader<'_> {
             return Ok(None);
         }
         let len = usize::try_from(len).map_err(|_| format!("negative length {len}"))?;
-        let end = self.pos.checked_add(len).filter(|e| *e <= self.buf.len()).ok_or("length past the end of the record")?;
+        let end =
+            self.pos.checked_add(len).filter(|e| *e <= self.buf.len()).ok_or("length past the end of the record")?;
         // `buf` is a prefix of `payload`'s bytes, so positions carry over.
         let out = payload.slice(self.pos..end);
         self.pos = end;

@@ -3,12 +3,12 @@
 //! with the registered id. Consuming: framed values are looked up by id, plain
 //! JSON is read as before, and anything else is a per-record skip.
 
-use super::{Error, SchemaRegistry, framing};
 use crate::event::{CafeEvent, EventError, validate_json_value};
+use cafe_kafka::registry::{Error, SchemaRegistry, framing};
 
 /// The JSON Schema registered for cafe events (draft-07, as Confluent's
 /// serializer emits).
-pub const CAFE_EVENT_SCHEMA: &str = include_str!("../../schemas/cafe-event.schema.json");
+pub const CAFE_EVENT_SCHEMA: &str = include_str!("../schemas/cafe-event.schema.json");
 
 /// Validates `event` against the schema's rules and frames it under `id`. A
 /// failing event is an error, never sent.

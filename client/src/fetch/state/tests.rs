@@ -52,11 +52,11 @@ fn reader_of(data: bytes::BytesMut, fetch_offset: i64) -> BatchReader {
 }
 
 fn ok(tp: Tp, offsets: &[i64], fetch_offset: i64) -> PartitionResult {
-    PartitionResult { tp, error: None, reader: Some(reader_of(batches(offsets), fetch_offset)), high_watermark: 100 }
+    PartitionResult { tp, error: None, reader: Some(reader_of(batches(offsets), fetch_offset)) }
 }
 
 fn err(tp: Tp, e: ResponseError) -> PartitionResult {
-    PartitionResult { tp, error: Some(e), reader: None, high_watermark: -1 }
+    PartitionResult { tp, error: Some(e), reader: None }
 }
 
 /// Takes every record of a `Ready::Records` and tells the state; the offsets taken
@@ -157,7 +157,7 @@ fn a_corrupt_batch_delivers_what_came_before_then_stops_the_partition() {
     let mut data = batches(&[0, 1, 2]);
     let n = data.len();
     data[n - 2] ^= 0xff; // inside the third batch's record
-    let result = PartitionResult { tp: tp(0), error: None, reader: Some(reader_of(data, 0)), high_watermark: 3 };
+    let result = PartitionResult { tp: tp(0), error: None, reader: Some(reader_of(data, 0)) };
     let mut ready = s.handle(fetched(1, vec![result]), now);
     let (got, e) = drain(&mut s, ready.pop().unwrap());
     assert_eq!(got, vec![0, 1]);
@@ -235,7 +235,8 @@ fn no_committed_offset_resets_earliest_and_reports_it() {
 
 #[test]
 fn reset_error_fails_partitions_without_an_offset() {
-    let mut s = FetchState::new(FetchConfig { reset: OffsetReset::Error, ..FetchConfig::default() }, BackoffPolicy::default());
+    let mut s =
+        FetchState::new(FetchConfig { reset: OffsetReset::Error, ..FetchConfig::default() }, BackoffPolicy::default());
     s.assign(tp(0), None, leader(1));
     assert!(s.actions(Instant::now()).is_empty());
     let f = s.take_failures();
@@ -324,7 +325,11 @@ fn a_response_with_only_a_partial_batch_is_not_buffered() {
     s.actions(now);
     let mut data = batches(&[0]);
     data.truncate(data.len() - 1);
-    let result = PartitionResult { tp: tp(0), error: None, reader: Some(reader_of(data, 0)), high_watermark: 1 };
+    let result = PartitionResult { tp: tp(0), error: None, reader: Some(reader_of(data, 0)) };
     assert!(s.handle(fetched(1, vec![result]), now).is_empty());
-    assert_eq!(fetches(&s.actions(now)), vec![(1, vec![])], "fetched again, from the same offset (unchanged in the session)");
+    assert_eq!(
+        fetches(&s.actions(now)),
+        vec![(1, vec![])],
+        "fetched again, from the same offset (unchanged in the session)"
+    );
 }

@@ -2,12 +2,24 @@
 //! negotiation, with `kafka-protocol` message types. Nothing here knows about
 //! topics, groups or retries; callers decide what an error means for them.
 
+#[cfg(feature = "fuzzing")]
 pub mod api;
+#[cfg(not(feature = "fuzzing"))]
+pub(crate) mod api;
+#[cfg(feature = "fuzzing")]
 pub mod connection;
+#[cfg(not(feature = "fuzzing"))]
+pub(crate) mod connection;
+#[cfg(feature = "fuzzing")]
 pub mod frame;
+#[cfg(not(feature = "fuzzing"))]
+pub(crate) mod frame;
 
-pub use api::{ApiRequest, BrokerVersions};
-pub use connection::{Connection, ConnectionConfig};
+// The framing and connection internals are public only for the fuzz targets
+// (feature `fuzzing`); users configure connections and match on `Error`.
+pub(crate) use api::ApiRequest;
+pub(crate) use connection::Connection;
+pub use connection::ConnectionConfig;
 
 use kafka_protocol::messages::ApiKey;
 

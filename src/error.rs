@@ -37,8 +37,6 @@ pub mod exit {
     /// A record batch on the topic cannot be read (corrupt CRC, unknown codec or
     /// magic, truncated record); everything before it was delivered.
     pub const UNREADABLE: u8 = 10;
-    /// Interrupted before finishing (Ctrl+C during produce).
-    pub const INTERRUPTED: u8 = 130;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,8 +58,6 @@ pub enum Error {
     Usage(String),
     #[error("{0}")]
     Input(String),
-    #[error("interrupted: {0}")]
-    Interrupted(String),
     #[error("{0}")]
     Other(String),
 }
@@ -81,7 +77,6 @@ impl Error {
             Error::DeliveryFailed { .. } => exit::DELIVERY_FAILED,
             Error::Usage(_) => exit::USAGE,
             Error::Input(_) => exit::INPUT,
-            Error::Interrupted(_) => exit::INTERRUPTED,
             Error::Other(_) => exit::FAILURE,
         }
     }

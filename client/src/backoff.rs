@@ -1,4 +1,4 @@
-//! The one retry/backoff policy of the project: exponential with full jitter,
+//! The one retry/backoff policy of the project: exponential with ±20 % jitter,
 //! capped, like the Java client's `retry.backoff.ms` / `retry.backoff.max.ms`.
 //!
 //! Pure: callers pass in a random source and decide themselves whether to sleep,

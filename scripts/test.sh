@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: everything the tests need, started if it is not up (the single
 # broker on 127.0.0.1:9092, the Python peers' venv, the schema registry), then
-# `cargo test --all-targets` (or `cargo test ARGS...` when given arguments, e.g.
+# `cargo build --examples` then `cargo test --all-targets --no-fail-fast` (or `cargo test ARGS...` when given arguments, e.g.
 # scripts/test.sh --test faults).
 #
 # On the way out -- pass, fail or Ctrl+C -- it stops exactly what this run
@@ -66,8 +66,11 @@ scripts/kafka.sh up
 CAFE_PEER_PYTHON="$(scripts/py-peers.sh)"
 export CAFE_PEER_PYTHON
 scripts/registry.sh up
+# tests/examples.rs runs the library's examples as programs; `cargo test` builds
+# examples only as test harnesses, so build the real binaries first.
+cargo build --quiet --examples
 if (($#)); then
     cargo test "$@"
 else
-    cargo test --all-targets
+    cargo test --all-targets --no-fail-fast
 fi

@@ -1,6 +1,7 @@
 //! The library's examples (client/examples/) run against the real broker: a
-//! newcomer's first program must work as printed. `cargo test --all-targets`
-//! (what `make test` runs) builds them next to the `cafe` binary.
+//! newcomer's first program must work as printed. `cargo test` builds examples
+//! only as test harnesses, so `make test` (scripts/test.sh) runs
+//! `cargo build --examples` first; run that before `cargo test --test examples`.
 
 mod common;
 
@@ -16,7 +17,7 @@ fn example(name: &str) -> Command {
     let path: PathBuf = cafe_bin().parent().expect("target dir").join("examples").join(name);
     assert!(
         path.exists(),
-        "{} is not built; run the tests with `cargo test --all-targets` (as `make test` does)",
+        "{} is not built; run `cargo build --examples` first (make test does)",
         path.display()
     );
     let mut cmd = Command::new(path);

@@ -10,19 +10,42 @@ use rskafka::client::error::{Error as RsError, ProtocolError};
 use crate::backoff::{Backoff, BackoffPolicy};
 use crate::cluster::{self, Cluster, TopicInfo};
 
+/// Why a topic admin operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// Metadata or a connection failed; also `UnknownTopic` when deleting or
+    /// describing a topic that does not exist.
     #[error(transparent)]
     Cluster(#[from] cluster::Error),
+    /// CreateTopics answered TOPIC_ALREADY_EXISTS.
     #[error("topic `{0}` already exists")]
     AlreadyExists(String),
+    /// The partition count or replication factor is below 1, or the broker
+    /// refused them or the name (INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR,
+    /// INVALID_TOPIC_EXCEPTION).
     #[error("invalid topic settings for `{topic}`: {reason}")]
-    Invalid { topic: String, reason: String },
+    Invalid {
+        /// The topic named in the request.
+        topic: String,
+        /// The broker's error message, or which setting is out of range.
+        reason: String,
+    },
+    /// The controller client could not be built or the request failed otherwise
+    /// (rskafka's message).
     #[error("topic admin request failed: {0}")]
     Request(String),
+    /// The change was accepted but the metadata did not show it within the
+    /// admin time-out.
     #[error("topic `{topic}` was not {what} within {secs} s")]
-    NotReady { topic: String, what: &'static str, secs: u64 },
+    NotReady {
+        /// The topic waited for.
+        topic: String,
+        /// What was awaited: `ready` (every partition has a leader) or `deleted`.
+        what: &'static str,
+        /// The time-out, in whole seconds.
+        secs: u64,
+    },
 }
 
 /// Topic admin over one cluster.
@@ -33,6 +56,10 @@ pub struct Admin {
 }
 
 impl Admin {
+    /// Builds the controller client on `cluster`'s bootstrap servers. `timeout`
+    /// bounds each CreateTopics/DeleteTopics request and each wait for the
+    /// metadata to show its effect. Fails with [`Error::Request`] when no
+    /// bootstrap server answers.
     pub async fn new(cluster: Arc<Cluster>, timeout: Duration) -> Result<Self, Error> {
         let rs = cluster::rskafka_client(cluster.bootstrap(), cluster.client_id(), timeout)
             .await
@@ -40,7 +67,9 @@ impl Admin {
         Ok(Self { cluster, rs, timeout })
     }
 
-    /// Creates `topic` and waits until every partition has a leader.
+    /// Creates `topic` and waits until every partition has a leader, then returns
+    /// its metadata. Fails with [`Error::AlreadyExists`], [`Error::Invalid`], or
+    /// [`Error::NotReady`] when the leaders do not appear within the time-out.
     pub async fn create(&self, topic: &str, partitions: i32, replication_factor: i16) -> Result<TopicInfo, Error> {
         if partitions < 1 || replication_factor < 1 {
             return Err(Error::Invalid {
@@ -76,7 +105,8 @@ impl Admin {
         Ok(self.cluster.topic_or_fetch(topic).await?)
     }
 
-    /// Deletes `topic` and waits until the metadata no longer lists it.
+    /// Deletes `topic` and waits until the metadata no longer lists it. A missing
+    /// topic fails with [`cluster::Error::UnknownTopic`] inside [`Error::Cluster`].
     pub async fn delete(&self, topic: &str) -> Result<(), Error> {
         let controller = self.rs.controller_client().map_err(|e| Error::Request(e.to_string()))?;
         let ms = self.timeout.as_millis().min(i32::MAX as u128) as i32;
@@ -90,7 +120,9 @@ impl Admin {
         self.wait_until(topic, "deleted", |m| matches!(m, Err(cluster::Error::UnknownTopic(_)))).await
     }
 
-    /// Deletes `topic` if present, then creates it afresh (the seed's step 3).
+    /// Deletes `topic` if present, then creates it afresh with `partitions` and
+    /// `replication_factor`. Retries the create while the broker still reports
+    /// the old topic, until the time-out.
     pub async fn recreate(&self, topic: &str, partitions: i32, replication_factor: i16) -> Result<TopicInfo, Error> {
         // Ask first: rskafka logs a DeleteTopics of a missing topic as an error.
         match self.describe(topic).await {
@@ -115,7 +147,8 @@ impl Admin {
         }
     }
 
-    /// Fresh metadata for `topic`.
+    /// Fresh metadata for `topic` (a Metadata request, not the cache); a missing
+    /// topic fails with [`cluster::Error::UnknownTopic`] inside [`Error::Cluster`].
     pub async fn describe(&self, topic: &str) -> Result<TopicInfo, Error> {
         let mut infos = self.cluster.refresh(&[topic]).await?;
         infos.pop().ok_or_else(|| Error::Cluster(cluster::Error::UnknownTopic(topic.into())))

@@ -9,7 +9,10 @@ use std::time::Duration;
 /// `retry.backoff.ms` and `retry.backoff.max.ms`, Java client defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackoffPolicy {
+    /// `retry.backoff.ms`: the delay before the first retry. Default 100 ms.
     pub initial: Duration,
+    /// `retry.backoff.max.ms`: the cap the doubling stops at (jitter may add up
+    /// to 20 % on top). Default 1000 ms.
     pub max: Duration,
 }
 
@@ -23,6 +26,7 @@ impl BackoffPolicy {
     /// Delay before retry number `attempt` (0-based): `initial * 2^attempt`, capped at
     /// `max`, then scaled by a jitter factor in [0.8, 1.2) (the Java client's ±20 %),
     /// so that many clients failing together do not retry in lock-step.
+    /// `jitter_unit` is the random draw, in [0, 1] (clamped); 0.5 means no jitter.
     pub fn delay(&self, attempt: u32, jitter_unit: f64) -> Duration {
         let base = self.initial.as_secs_f64() * 2f64.powi(attempt.min(30) as i32);
         let capped = base.min(self.max.as_secs_f64());
@@ -44,6 +48,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// Starts at attempt 0, so the first [`next_delay`](Self::next_delay) is about `policy.initial`.
     pub fn new(policy: BackoffPolicy) -> Self {
         Self { policy, attempt: 0 }
     }
@@ -55,10 +60,12 @@ impl Backoff {
         d
     }
 
+    /// How many delays have been handed out since creation or the last [`reset`](Self::reset).
     pub fn attempts(&self) -> u32 {
         self.attempt
     }
 
+    /// Back to attempt 0, after the operation succeeded.
     pub fn reset(&mut self) {
         self.attempt = 0;
     }

@@ -18,19 +18,34 @@ use crate::wire::{self, Connection, ConnectionConfig};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A connection to a broker failed (see [`wire::Error`]).
     #[error(transparent)]
     Wire(#[from] wire::Error),
+    /// Metadata answered UNKNOWN_TOPIC_OR_PARTITION: no topic of that name.
     #[error("topic `{0}` does not exist")]
     UnknownTopic(String),
+    /// Metadata answered another error for the topic (LEADER_NOT_AVAILABLE
+    /// right after creation, TOPIC_AUTHORIZATION_FAILED, ...).
     #[error("metadata for topic `{topic}` failed: {error}")]
-    Topic { topic: String, error: ResponseError },
+    Topic {
+        /// The topic asked for.
+        topic: String,
+        /// The broker's error code.
+        error: ResponseError,
+    },
+    /// A node id (from FindCoordinator or a partition's leader) that no
+    /// metadata response has listed yet; refresh and retry.
     #[error("broker {0} is not in the cluster metadata")]
     UnknownBroker(i32),
+    /// [`Cluster::connect`] got an empty bootstrap list.
     #[error("no bootstrap server given")]
     NoBootstrap,
 }
 
 impl Error {
+    /// True when the same call may succeed after a metadata refresh or a
+    /// backoff: lost connections, time-outs, retriable broker codes, unknown
+    /// brokers. An unknown topic is not retriable.
     pub fn is_retriable(&self) -> bool {
         match self {
             Error::Wire(e) => e.is_retriable(),
@@ -44,26 +59,35 @@ impl Error {
 /// One partition as the metadata describes it. `leader` is -1 while there is none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionInfo {
+    /// The partition's index within its topic, from 0.
     pub id: i32,
+    /// The node id of the leader broker, or -1.
     pub leader: i32,
+    /// The leader epoch (KIP-320), -1 when the broker does not report one.
     pub leader_epoch: i32,
 }
 
+/// One topic as the last Metadata response described it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicInfo {
+    /// The topic's name.
     pub name: String,
     /// An internal topic such as `__consumer_offsets`.
     pub internal: bool,
     /// KIP-516 topic id (nil from brokers before Kafka 2.8).
     pub topic_id: uuid::Uuid,
+    /// Every partition, sorted by `id`.
     pub partitions: Vec<PartitionInfo>,
 }
 
 impl TopicInfo {
+    /// How many partitions the topic has.
     pub fn partition_count(&self) -> i32 {
         self.partitions.len() as i32
     }
 
+    /// The leader's node id, or `None` for a partition that has no leader or
+    /// does not exist.
     pub fn leader_of(&self, partition: i32) -> Option<i32> {
         self.partitions.iter().find(|p| p.id == partition).map(|p| p.leader).filter(|l| *l >= 0)
     }
@@ -86,7 +110,9 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Connects to the first reachable bootstrap server. Errors name the address.
+    /// Connects to the first reachable of `bootstrap` (`bootstrap.servers`, each
+    /// `host:port`). Fails with [`Error::NoBootstrap`] for an empty list, else
+    /// with the first server's [`wire::Error`] when none answers.
     pub async fn connect(bootstrap: Vec<String>, config: ConnectionConfig) -> Result<Arc<Self>, Error> {
         if bootstrap.is_empty() {
             return Err(Error::NoBootstrap);
@@ -103,10 +129,12 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// `client.id` sent on every connection.
     pub fn client_id(&self) -> &str {
         &self.config.client_id
     }
 
+    /// The `bootstrap.servers` given to [`connect`](Self::connect), as `host:port`.
     pub fn bootstrap(&self) -> &[String] {
         &self.bootstrap
     }
@@ -284,7 +312,7 @@ fn write<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 /// An rskafka client on the same bootstrap servers, for what rskafka does well
-/// (fetch, ListOffsets, topic admin). Its retries end after `deadline`, so an
+/// (topic admin). Its retries end after `deadline`, so an
 /// unreachable cluster is an error rather than an endless wait.
 pub async fn rskafka_client(
     bootstrap: &[String],

@@ -89,6 +89,23 @@ impl Partitioner {
     ///
     /// A topic always has at least one partition; a `num_partitions` below 1
     /// is treated as 1 rather than dividing by zero.
+    ///
+    /// Keys land where the Java client puts them: its `UtilsTest` gives
+    /// `murmur2("foobar") == -790332482`, and `toPositive` of that modulo 3 is 0.
+    ///
+    /// ```
+    /// use cafe_kafka::Partitioner;
+    /// use cafe_kafka::partitioner::{NullKeyPicker, murmur2};
+    ///
+    /// assert_eq!(murmur2(b"foobar"), -790_332_482);
+    /// let mut null_keys = NullKeyPicker::new(Some(7));
+    /// assert_eq!(Partitioner::Murmur2.partition(Some(b"foobar"), 3, &mut null_keys), 0);
+    ///
+    /// // Records without a key take turns.
+    /// let first = Partitioner::Murmur2.partition(None, 3, &mut null_keys);
+    /// let second = Partitioner::Murmur2.partition(None, 3, &mut null_keys);
+    /// assert_eq!(second, (first + 1) % 3);
+    /// ```
     pub fn partition(&self, key: Option<&[u8]>, num_partitions: i32, null_keys: &mut NullKeyPicker) -> i32 {
         let n = num_partitions.max(1);
         match (self, key) {

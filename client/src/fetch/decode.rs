@@ -35,7 +35,10 @@ const CONTROL_ABORT: i16 = 0;
 /// A transaction the broker reports aborted in a fetch response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AbortedTxn {
+    /// The producer id whose batches from `first_offset` on are dropped, up to
+    /// its abort marker.
     pub producer_id: i64,
+    /// The offset of the transaction's first batch.
     pub first_offset: i64,
 }
 
@@ -45,6 +48,8 @@ pub struct AbortedTxn {
 pub struct DecodeError {
     /// The batch's base offset (as its header says).
     pub offset: i64,
+    /// What was wrong: a CRC mismatch, an unsupported magic or codec, a count
+    /// or length that does not fit the bytes, a decompression failure.
     pub reason: String,
 }
 
@@ -65,7 +70,11 @@ pub struct Decoded {
 /// How to decode one partition's `records` field.
 #[derive(Debug, Clone, Copy)]
 pub struct DecodeOptions<'a> {
+    /// The offset the Fetch asked for; records below it (a batch starts
+    /// earlier) are skipped.
     pub fetch_offset: i64,
+    /// With `ReadCommitted`, records of `aborted` transactions and control
+    /// batches are dropped; with `ReadUncommitted`, only control batches.
     pub isolation: IsolationLevel,
     /// From the fetch response (read_committed only); any order.
     pub aborted: &'a [AbortedTxn],
@@ -107,6 +116,8 @@ pub struct BatchReader {
 }
 
 impl BatchReader {
+    /// A reader over one partition's `records` bytes from a Fetch response;
+    /// nothing is decoded until records are taken.
     pub fn new(data: Bytes, opts: &DecodeOptions<'_>) -> Self {
         let mut aborted: Vec<AbortedTxn> =
             if opts.isolation == IsolationLevel::ReadCommitted { opts.aborted.to_vec() } else { Vec::new() };

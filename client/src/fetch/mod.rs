@@ -22,7 +22,21 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-/// `isolation.level`.
+/// `isolation.level`: whether a consumer sees records of aborted transactions.
+///
+/// Parses from the Java client's values:
+///
+/// ```
+/// use cafe_kafka::{IsolationLevel, OffsetReset};
+///
+/// assert_eq!("read_uncommitted".parse(), Ok(IsolationLevel::ReadUncommitted));
+/// assert_eq!(IsolationLevel::default(), IsolationLevel::ReadCommitted);
+/// assert!("committed".parse::<IsolationLevel>().is_err());
+///
+/// // `none` is the Java client's spelling of `error`.
+/// assert_eq!("none".parse(), Ok(OffsetReset::Error));
+/// assert_eq!("earliest".parse(), Ok(OffsetReset::Earliest));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IsolationLevel {
     /// Everything up to the high watermark, aborted transactions included.
@@ -54,10 +68,14 @@ impl std::str::FromStr for IsolationLevel {
     }
 }
 
-/// `auto.offset.reset`.
+/// `auto.offset.reset`: where a partition starts when the group has no committed
+/// offset for it, or the committed one is out of range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OffsetReset {
+    /// The log start offset (the oldest record still kept). The default in
+    /// [`FetchConfig`].
     Earliest,
+    /// The end of the log: only records written from now on.
     Latest,
     /// Fail when there is no committed offset (`none` in the Java client).
     Error,
@@ -80,36 +98,47 @@ impl std::str::FromStr for OffsetReset {
 pub struct Header {
     /// The key's bytes (UTF-8 when a Java client wrote it).
     pub key: Bytes,
+    /// The value's bytes; `None` for a null value.
     pub value: Option<Bytes>,
 }
 
 /// A record as fetched: zero-copy slices of the (decompressed) batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
+    /// The record's offset in its partition.
     pub offset: i64,
+    /// Milliseconds since the Unix epoch: the producer's create time, or the
+    /// broker's append time on topics with `message.timestamp.type=LogAppendTime`.
     pub timestamp_ms: i64,
+    /// `None` for a record without a key.
     pub key: Option<Bytes>,
     /// `None` is a tombstone (null value); an empty value is `Some` of no bytes.
     pub value: Option<Bytes>,
+    /// The headers in the order the producer wrote them.
     pub headers: Vec<Header>,
 }
 
 /// Fetch settings with the Java consumer's names and defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FetchConfig {
-    /// `fetch.min.bytes`.
+    /// `fetch.min.bytes`: the broker waits until this many bytes are ready (or
+    /// `max_wait` passed) before answering. Default 1.
     pub min_bytes: i32,
-    /// `fetch.max.wait.ms`.
+    /// `fetch.max.wait.ms`: the longest the broker holds a Fetch open waiting for
+    /// `min_bytes`. Default 500 ms.
     pub max_wait: Duration,
-    /// `fetch.max.bytes`: per Fetch response (so per broker and round).
+    /// `fetch.max.bytes`: per Fetch response (so per broker and round), in bytes.
+    /// Not a hard limit: a first batch larger than this is still returned.
+    /// Default 52428800 (50 MiB).
     pub max_bytes: i32,
-    /// `max.partition.fetch.bytes`.
+    /// `max.partition.fetch.bytes`: per partition in one response, in bytes, with
+    /// the same first-batch exception. Default 1048576 (1 MiB).
     pub max_partition_bytes: i32,
-    /// `isolation.level`.
+    /// `isolation.level`. Default `read_committed`.
     pub isolation: IsolationLevel,
-    /// `check.crcs`: verify each batch's CRC-32C.
+    /// `check.crcs`: verify each batch's CRC-32C. Default true.
     pub check_crcs: bool,
-    /// `auto.offset.reset`.
+    /// `auto.offset.reset`. Default `earliest` (the Java client's is `latest`).
     pub reset: OffsetReset,
 }
 
@@ -128,7 +157,10 @@ impl Default for FetchConfig {
 }
 
 impl FetchConfig {
-    /// Rejects settings the broker would refuse or that cannot make progress.
+    /// Rejects settings the broker would refuse or that cannot make progress:
+    /// a negative `fetch.min.bytes`, a non-positive `fetch.max.bytes` or
+    /// `max.partition.fetch.bytes`, a `fetch.max.wait.ms` beyond `i32::MAX` ms.
+    /// The error names the setting.
     pub fn validate(&self) -> Result<(), String> {
         if self.min_bytes < 0 {
             return Err("fetch.min.bytes must be 0 or more".into());

@@ -80,14 +80,42 @@ pub enum MetadataError {
 /// Why a partition stopped being fetched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PartitionError {
+    /// A record batch could not be decoded (bad CRC, unknown codec, counts that
+    /// do not fit the bytes). The records before it were handed out; nothing at
+    /// or past `error.offset` is committed.
     #[error("unreadable record batch at {topic}[{partition}]@{}: {}", .error.offset, .error.reason)]
-    Corrupt { topic: String, partition: i32, error: DecodeError },
+    Corrupt {
+        /// The partition's topic.
+        topic: String,
+        /// The partition's index.
+        partition: i32,
+        /// Where and why decoding stopped.
+        error: DecodeError,
+    },
+    /// There is no committed offset, or it is out of range, and
+    /// `auto.offset.reset` is `none`/`error`.
     #[error("{topic}[{partition}]: no committed offset (or it is out of range) and auto.offset.reset=error")]
-    NoOffset { topic: String, partition: i32 },
+    NoOffset {
+        /// The partition's topic.
+        topic: String,
+        /// The partition's index.
+        partition: i32,
+    },
+    /// Metadata no longer lists the topic: it was deleted while assigned, or
+    /// never existed.
     #[error("topic `{0}` does not exist (or was deleted)")]
     TopicGone(String),
+    /// Fetch or ListOffsets answered an error no retry helps with
+    /// (TOPIC_AUTHORIZATION_FAILED, CORRUPT_MESSAGE, any non-retriable code).
     #[error("fetching {topic}[{partition}] failed: {error}")]
-    Broker { topic: String, partition: i32, error: ResponseError },
+    Broker {
+        /// The partition's topic.
+        topic: String,
+        /// The partition's index.
+        partition: i32,
+        /// The broker's error code.
+        error: ResponseError,
+    },
 }
 
 /// What the consumer gets out of an event.

@@ -17,17 +17,28 @@ use super::consumer_protocol::{Assignment, NO_GENERATION, Subscription};
 /// One member of the JoinGroup response, as the leader sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberSubscription {
+    /// The member id the coordinator gave it.
     pub member_id: String,
     /// `group.instance.id` of a static member.
     pub group_instance_id: Option<String>,
+    /// Its topics and owned partitions, decoded from its JoinGroup metadata.
     pub subscription: Subscription,
 }
 
 /// The assignment strategies `cafe` can run, named as on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Assignor {
+    /// `range` (Java's `RangeAssignor`): per topic, consecutive partition
+    /// ranges to members in member-id order; the first members get one extra
+    /// when the count does not divide. Eager.
     Range,
+    /// `roundrobin` (`RoundRobinAssignor`): all subscribed partitions dealt out
+    /// one at a time over the members subscribed to them. Eager.
     RoundRobin,
+    /// `cooperative-sticky` (`CooperativeStickyAssignor`, KIP-429): member
+    /// counts differ by at most one, owned partitions stay where they are when
+    /// balance allows, and a partition that moves is revoked first and assigned
+    /// in a follow-up rebalance.
     CooperativeSticky,
 }
 

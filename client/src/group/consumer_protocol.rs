@@ -28,19 +28,36 @@ pub const NO_GENERATION: i32 = -1;
 pub enum ConsumerProtocolError {
     /// The version prefix is negative; Java rejects these too.
     #[error("consumer protocol {kind} has version {version}; versions start at 0")]
-    UnsupportedVersion { kind: &'static str, version: i16 },
+    UnsupportedVersion {
+        /// Which message: `subscription` or `assignment`.
+        kind: &'static str,
+        /// The version prefix read.
+        version: i16,
+    },
     /// The bytes do not follow the schema (truncated, bad lengths, bad UTF-8).
     #[error("malformed consumer protocol {kind}: {reason}")]
-    Malformed { kind: &'static str, reason: String },
+    Malformed {
+        /// Which message: `subscription` or `assignment`.
+        kind: &'static str,
+        /// Which part does not fit the schema.
+        reason: String,
+    },
     /// A value cannot be written (e.g. a string longer than 32767 bytes).
     #[error("cannot encode consumer protocol {kind}: {reason}")]
-    Encode { kind: &'static str, reason: String },
+    Encode {
+        /// Which message: `subscription` or `assignment`.
+        kind: &'static str,
+        /// `kafka-protocol`'s encode error.
+        reason: String,
+    },
 }
 
 /// Partitions of one topic, as listed in `owned_partitions`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TopicPartitions {
+    /// The topic's name.
     pub topic: String,
+    /// Partition indexes, in the order written.
     pub partitions: Vec<i32>,
 }
 
@@ -76,6 +93,7 @@ impl Default for Subscription {
 pub struct Assignment {
     /// Topic -> partitions; a `BTreeMap` so the bytes we write are deterministic.
     pub partitions: BTreeMap<String, Vec<i32>>,
+    /// Assignor-specific data for the member (unused by the built-in assignors).
     pub user_data: Option<Bytes>,
 }
 

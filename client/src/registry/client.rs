@@ -25,20 +25,33 @@ pub fn value_subject(topic: &str) -> String {
 /// A schema as the registry returns it for an id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisteredSchema {
+    /// The id records carry in their framing.
     pub id: u32,
     /// `JSON`, `AVRO` or `PROTOBUF` (Confluent omits the field for Avro).
     pub schema_type: String,
+    /// The schema text as registered.
     pub schema: String,
 }
 
 /// What a call was, for error messages and for mapping statuses to errors.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
-    Register { subject: String },
-    SchemaById { id: u32 },
+    /// `POST /subjects/{subject}/versions`.
+    Register {
+        /// The subject registered under.
+        subject: String,
+    },
+    /// `GET /schemas/ids/{id}`.
+    SchemaById {
+        /// The schema id looked up.
+        id: u32,
+    },
+    /// `GET /subjects`, the reachability check.
     ListSubjects,
 }
 
+/// A client of one Confluent-compatible Schema Registry (Confluent's REST API,
+/// which Apicurio also serves) over plain HTTP, with ids cached for its lifetime.
 pub struct SchemaRegistry {
     base: BaseUrl,
     timeout: Duration,
@@ -48,11 +61,15 @@ pub struct SchemaRegistry {
 }
 
 impl SchemaRegistry {
+    /// A client of the registry at `url` (`http://host[:port][/prefix]`, port 80
+    /// by default); `timeout` bounds each HTTP exchange. Connects lazily; fails
+    /// only with [`Error::BadUrl`].
     pub fn new(url: &str, timeout: Duration) -> Result<Self, Error> {
         let base = BaseUrl::parse(url).map_err(Error::BadUrl)?;
         Ok(Self { base, timeout, registered: HashMap::new(), by_id: HashMap::new() })
     }
 
+    /// The base URL, normalised (`http://host:port/prefix`).
     pub fn url(&self) -> String {
         self.base.to_string()
     }

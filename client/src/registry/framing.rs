@@ -8,6 +8,18 @@ pub const MAGIC: u8 = 0;
 pub const HEADER_LEN: usize = 5;
 
 /// Frames `payload` as written under schema `id`.
+///
+/// ```
+/// use cafe_kafka::registry::framing::{Value, decode, encode};
+///
+/// let framed = encode(7, br#"{"drink":"flat white"}"#);
+/// assert_eq!(framed[..5], [0, 0, 0, 0, 7]);
+/// assert_eq!(decode(&framed), Value::Framed { id: 7, payload: br#"{"drink":"flat white"}"# });
+///
+/// // JSON written without a registry is told apart by its first byte.
+/// assert_eq!(decode(b"{}"), Value::Plain(b"{}"));
+/// assert_eq!(decode(&[0, 0, 1]), Value::Truncated(&[0, 0, 1]));
+/// ```
 pub fn encode(id: u32, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.push(MAGIC);
@@ -20,7 +32,13 @@ pub fn encode(id: u32, payload: &[u8]) -> Vec<u8> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Value<'a> {
     /// Framed: schema id and the document after the header.
-    Framed { id: u32, payload: &'a [u8] },
+    Framed {
+        /// The schema id, to look up with
+        /// [`SchemaRegistry::schema_by_id`](super::SchemaRegistry::schema_by_id).
+        id: u32,
+        /// The serialized document.
+        payload: &'a [u8],
+    },
     /// Anything else. JSON text never starts with a NUL byte, so a value that
     /// does not open with the magic byte is read as plain JSON (or rejected as
     /// neither by the JSON decoder).

@@ -22,6 +22,9 @@ pub struct BaseUrl {
 }
 
 impl BaseUrl {
+    /// Parses `http://host[:port][/prefix]` (the scheme may be left out; port 80
+    /// by default, IPv6 hosts in brackets). Refuses `https`, other schemes,
+    /// credentials, a missing host and a bad port, saying which.
     pub fn parse(url: &str) -> Result<Self, String> {
         let url = url.trim();
         let rest = match url.split_once("://") {
@@ -72,16 +75,21 @@ impl fmt::Display for BaseUrl {
     }
 }
 
+/// The HTTP methods the registry calls need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
+    /// `GET`.
     Get,
+    /// `POST`, with a JSON body.
     Post,
 }
 
 /// Status and body of one response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
+    /// The status code of the status line.
     pub status: u16,
+    /// The body, de-chunked when the server used chunked transfer encoding.
     pub body: Vec<u8>,
 }
 
@@ -89,12 +97,16 @@ pub struct Response {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HttpError {
+    /// The TCP connect failed.
     #[error("cannot connect: {0}")]
     Connect(std::io::Error),
+    /// The whole exchange took longer than the time-out given.
     #[error("no response within {0:?}")]
     Timeout(Duration),
+    /// Writing the request or reading the response failed.
     #[error("connection failed: {0}")]
     Io(std::io::Error),
+    /// The answer is not a parseable HTTP/1.x response, or exceeds 16 MiB.
     #[error("not an HTTP response: {0}")]
     Malformed(String),
 }

@@ -12,7 +12,9 @@ use kafka_protocol::protocol::{Decodable, Encodable, Message};
 
 /// A request `cafe` can send: its key and the type of the matching response.
 pub trait ApiRequest: Encodable + Message {
+    /// The API key written in the request header.
     const KEY: ApiKey;
+    /// What the broker answers with.
     type Response: Decodable + std::fmt::Debug;
 }
 
@@ -50,6 +52,7 @@ pub struct BrokerVersions {
 }
 
 impl BrokerVersions {
+    /// The ranges the broker advertised, by API key.
     pub fn from_response(resp: &m::ApiVersionsResponse) -> Self {
         let ranges = resp.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
         Self { ranges }

@@ -22,8 +22,13 @@ use super::{Error, frame};
 /// Settings of one connection; `client.id` travels in every request header.
 #[derive(Debug, Clone)]
 pub struct ConnectionConfig {
+    /// `client.id`: names this client in broker logs and quotas. Default `cafe`.
     pub client_id: String,
+    /// `socket.connection.setup.timeout.ms`: how long a TCP connect may take.
+    /// Default 10 s.
     pub connect_timeout: Duration,
+    /// `request.timeout.ms`: how long a request waits for its response before
+    /// failing with [`Error::Timeout`]. Default 30 s.
     pub request_timeout: Duration,
 }
 
@@ -95,6 +100,7 @@ impl Connection {
         Ok(conn)
     }
 
+    /// The broker's `host:port` as dialled.
     pub fn addr(&self) -> &str {
         &self.addr
     }

@@ -28,22 +28,82 @@ use kafka_protocol::messages::ApiKey;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The TCP connection was refused or failed (no broker listening, host unreachable).
     #[error("no broker at {addr} ({source})")]
-    Connect { addr: String, source: std::io::Error },
+    Connect {
+        /// The `host:port` dialled.
+        addr: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The TCP connect did not finish within `socket.connection.setup.timeout.ms`.
     #[error("connecting to {addr} timed out after {after_ms} ms; is the address right and the broker up?")]
-    ConnectTimeout { addr: String, after_ms: u64 },
+    ConnectTimeout {
+        /// The `host:port` dialled.
+        addr: String,
+        /// The time-out that expired, in milliseconds.
+        after_ms: u64,
+    },
+    /// The peer accepted the connection but its answer to ApiVersions was not Kafka.
     #[error("{addr} does not speak the Kafka protocol ({reason})")]
-    NotKafka { addr: String, reason: String },
+    NotKafka {
+        /// The `host:port` dialled.
+        addr: String,
+        /// What was wrong with the answer.
+        reason: String,
+    },
+    /// The connection closed or failed after it was established; requests in
+    /// flight on it fail with this.
     #[error("connection to {addr} lost: {reason}")]
-    Closed { addr: String, reason: String },
+    Closed {
+        /// The broker's `host:port`.
+        addr: String,
+        /// The I/O error or why the reader stopped.
+        reason: String,
+    },
+    /// No response arrived within `request.timeout.ms`.
     #[error("{api:?} request to {addr} got no answer within {after_ms} ms")]
-    Timeout { addr: String, api: ApiKey, after_ms: u64 },
+    Timeout {
+        /// The broker's `host:port`.
+        addr: String,
+        /// The request that went unanswered.
+        api: ApiKey,
+        /// The time-out that expired, in milliseconds.
+        after_ms: u64,
+    },
+    /// The broker's version range for a request does not overlap ours (brokers
+    /// older than Kafka 2.8).
     #[error("broker {addr} does not support {api:?} in any version cafe speaks ({ours:?}); use Kafka 2.8 or newer")]
-    UnsupportedVersion { addr: String, api: ApiKey, ours: (i16, i16) },
+    UnsupportedVersion {
+        /// The broker's `host:port`.
+        addr: String,
+        /// The request that cannot be sent.
+        api: ApiKey,
+        /// The lowest and highest version this client speaks.
+        ours: (i16, i16),
+    },
+    /// A request could not be encoded at the negotiated version (a field the
+    /// version cannot carry, for example).
     #[error("could not encode {api:?} v{version}: {reason}")]
-    Encode { api: ApiKey, version: i16, reason: String },
+    Encode {
+        /// The request.
+        api: ApiKey,
+        /// The negotiated version.
+        version: i16,
+        /// `kafka-protocol`'s message.
+        reason: String,
+    },
+    /// A response did not decode as the version it was requested at.
     #[error("could not decode {api:?} v{version} response: {reason}")]
-    Decode { api: ApiKey, version: i16, reason: String },
+    Decode {
+        /// The request the response answers.
+        api: ApiKey,
+        /// The version it was requested at.
+        version: i16,
+        /// `kafka-protocol`'s message.
+        reason: String,
+    },
+    /// A response frame was malformed (bad size prefix, too short for its header).
     #[error("malformed response: {0}")]
     Malformed(String),
 }

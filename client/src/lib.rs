@@ -28,7 +28,7 @@ pub mod wire;
 pub use admin::Admin;
 pub use cluster::{Cluster, PartitionInfo, TopicInfo};
 pub use compression::Codec;
-pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig};
+pub use consumer::{CommitError, ConsumedRecord, Consumer, ConsumerConfig, ConsumerEvent, PendingCommit, RecordStream};
 pub use fetch::{FetchConfig, Header, IsolationLevel, OffsetReset, Record};
 pub use group::assign::Assignor;
 pub use group::{GroupConfig, GroupError};

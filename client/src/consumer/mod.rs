@@ -5,17 +5,21 @@
 //! crash never commits records the user did not see.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 pub use crate::fetch::state::PartitionError;
 pub use crate::fetch::{FetchConfig, Header, IsolationLevel, OffsetReset, Record as FetchedRecord};
+pub use crate::group::state::CommitError;
 
 use crate::cluster::{self, Cluster};
 use crate::fetch::decode::BatchReader;
 use crate::fetch::fetcher::Fetcher;
 use crate::fetch::state::Ready;
-use crate::group::driver::{self, Control, GroupHandle};
+use crate::group::driver::{self, CommitReply, Control, GroupHandle};
 use crate::group::state::{Event, GroupConfig, GroupError, Tp};
 
 #[derive(Debug, Clone)]
@@ -108,6 +112,38 @@ pub struct ConsumedRecord {
     pub record: FetchedRecord,
 }
 
+/// What [`Consumer::next_event`] returns: records, or a change of assignment.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ConsumerEvent {
+    /// The next batch, as [`Consumer::poll`] returns it.
+    Records(Vec<ConsumedRecord>),
+    /// These partitions are now this member's; records of them follow.
+    Assigned(Vec<Tp>),
+    /// These partitions are being taken away: nothing of them is returned any
+    /// more, and the member rejoins the group only at the next call to
+    /// `next_event`, `poll` or `close`, so a [`Consumer::commit`] made now is
+    /// what the next owner starts from (Java's `onPartitionsRevoked`).
+    Revoked(Vec<Tp>),
+}
+
+/// A commit sent to the coordinator, not waited for ([`Consumer::commit_async`]).
+/// Await it for the answer; dropping it does not cancel the commit.
+#[derive(Debug)]
+#[must_use = "a commit handle does nothing unless awaited; drop it explicitly to ignore the answer"]
+pub struct PendingCommit {
+    answer: CommitReply,
+}
+
+impl Future for PendingCommit {
+    type Output = Result<(), CommitError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // A dropped reply channel means the group member stopped.
+        Pin::new(&mut self.answer).poll(cx).map(|r| r.unwrap_or(Err(CommitError::Closed)))
+    }
+}
+
 /// Fetched batches of one partition not handed out yet, decoded as they are taken.
 struct Chunk {
     tp: Tp,
@@ -128,6 +164,11 @@ pub struct Consumer {
     assigned: Vec<Tp>,
     /// Partitions the user paused: neither fetched nor handed out.
     paused: std::collections::BTreeSet<Tp>,
+    /// Assignment changes not yet returned by `next_event`.
+    rebalance_events: VecDeque<ConsumerEvent>,
+    /// A revocation returned by `next_event`: the member waits for the answer
+    /// (`Event::Revoked`) until the user calls the consumer again.
+    revocation_open: bool,
     closed: bool,
 }
 
@@ -151,6 +192,8 @@ impl Consumer {
             pending_error: None,
             assigned: Vec::new(),
             paused: Default::default(),
+            rebalance_events: VecDeque::new(),
+            revocation_open: false,
             closed: false,
         })
     }
@@ -206,17 +249,86 @@ impl Consumer {
     /// before the failure first; then one call returns the error, and the other
     /// partitions go on if the caller keeps polling.
     pub async fn poll_max(&mut self, max: usize) -> Result<Vec<ConsumedRecord>, Error> {
+        // Callers of `poll` do not see assignment changes.
+        self.rebalance_events.clear();
+        match self.next_inner(max, false).await? {
+            ConsumerEvent::Records(records) => Ok(records),
+            // Only returned when asked for; never here.
+            _ => Err(Error::Setup("an assignment change reached poll".into())),
+        }
+    }
+
+    /// The next batch of records or change of assignment, waiting as long as it
+    /// takes: [`poll`](Self::poll) that also tells of rebalances. After
+    /// [`ConsumerEvent::Revoked`] the member waits until this consumer is called
+    /// again, so the caller can [`commit`](Self::commit) the revoked partitions'
+    /// progress first.
+    pub async fn next_event(&mut self) -> Result<ConsumerEvent, Error> {
+        self.next_event_max(usize::MAX).await
+    }
+
+    /// [`next_event`](Self::next_event) with at most `max` records in a batch.
+    pub async fn next_event_max(&mut self, max: usize) -> Result<ConsumerEvent, Error> {
+        self.next_inner(max, true).await
+    }
+
+    /// The records as a [`Stream`](futures_core::Stream), one at a time (each
+    /// counts as consumed once the next one is asked for). Errors are items; the
+    /// stream goes on after them and never ends by itself.
+    pub fn stream(&mut self) -> RecordStream<'_> {
+        RecordStream { state: StreamState::Idle(self) }
+    }
+
+    /// Commits every position handed out so far (the records of the last batch
+    /// included) that is ahead of this member's last commit, and waits for the
+    /// coordinator's answer. Works with `enable.auto.commit` off. Never moves a
+    /// committed offset back: use [`commit_offsets`](Self::commit_offsets) for that.
+    ///
+    /// During a rebalance this fails with the retriable
+    /// [`CommitError::RebalanceInProgress`], except right after
+    /// [`ConsumerEvent::Revoked`], when it is the revoked partitions' last commit.
+    pub async fn commit(&mut self) -> Result<(), CommitError> {
+        self.commit_async().await
+    }
+
+    /// [`commit`](Self::commit) without waiting: the request is on its way when
+    /// this returns; await the handle for the answer, or drop it.
+    pub fn commit_async(&mut self) -> PendingCommit {
         self.mark_consumed();
+        PendingCommit { answer: self.group.commit(None) }
+    }
+
+    /// Commits `offsets` (for each partition the offset of the next record to
+    /// read) and waits for the answer. Every partition must be assigned to this
+    /// member, or nothing is sent ([`CommitError::NotAssigned`]).
+    pub async fn commit_offsets(&mut self, offsets: BTreeMap<Tp, i64>) -> Result<(), CommitError> {
+        self.commit_offsets_async(offsets).await
+    }
+
+    /// [`commit_offsets`](Self::commit_offsets) without waiting.
+    pub fn commit_offsets_async(&mut self, offsets: BTreeMap<Tp, i64>) -> PendingCommit {
+        PendingCommit { answer: self.group.commit(Some(offsets)) }
+    }
+
+    async fn next_inner(&mut self, max: usize, events: bool) -> Result<ConsumerEvent, Error> {
+        self.mark_consumed();
+        self.finish_revocation();
         let max = max.clamp(1, self.config.max_poll_records.max(1));
         loop {
             // Group decisions first, even with records buffered: a revocation must
             // not wait until a backlog is handed out (the rebalance would stall
             // every other member until then), and revoked records are never returned.
-            while let Ok(c) = self.group.control.try_recv() {
-                self.on_control(c)?;
+            while !self.revocation_open {
+                match self.group.control.try_recv() {
+                    Ok(c) => self.on_control(c, events)?,
+                    Err(_) => break,
+                }
+            }
+            if let Some(e) = self.rebalance_events.pop_front() {
+                return Ok(e);
             }
             if let Some(batch) = self.take_buffered(max) {
-                return Ok(batch);
+                return Ok(ConsumerEvent::Records(batch));
             }
             if let Some(e) = self.pending_error.take() {
                 return Err(e);
@@ -227,10 +339,17 @@ impl Consumer {
                 biased;
                 c = self.group.control.recv() => {
                     let Some(c) = c else { return Err(Error::Setup("the group task stopped".into())) };
-                    self.on_control(c)?;
+                    self.on_control(c, events)?;
                 }
                 ready = self.fetcher.next() => self.accept(ready),
             }
+        }
+    }
+
+    /// Lets the member go on with a revocation the user was told of.
+    fn finish_revocation(&mut self) {
+        if std::mem::take(&mut self.revocation_open) {
+            self.group.send(Event::Revoked);
         }
     }
 
@@ -238,15 +357,16 @@ impl Consumer {
     /// `close_timeout`; past it the coordinator times the member out instead.
     pub async fn close(mut self) -> Result<(), Error> {
         self.mark_consumed();
+        self.finish_revocation();
         self.closed = true;
-        let _ = self.group.events.send(Event::Close);
+        self.group.send(Event::Close);
         let timeout = self.config.close_timeout;
         let drained = tokio::time::timeout(timeout, async {
             while let Some(c) = self.group.control.recv().await {
                 match c {
                     Control::Closed => return Ok(()),
                     Control::Fatal(e) => return Err(Error::Group(e)),
-                    other => self.on_control(other)?,
+                    other => self.on_control(other, false)?,
                 }
             }
             Ok(())
@@ -264,18 +384,25 @@ impl Consumer {
 
     fn mark_consumed(&mut self) {
         for (tp, next_offset) in std::mem::take(&mut self.handed) {
-            let _ = self.group.events.send(Event::Consumed { tp, next_offset });
+            self.group.send(Event::Consumed { tp, next_offset });
         }
     }
 
-    fn on_control(&mut self, c: Control) -> Result<(), Error> {
+    /// Applies a group decision; with `events`, assignment changes are queued for
+    /// the user and a revocation stays open until the user calls again.
+    fn on_control(&mut self, c: Control, events: bool) -> Result<(), Error> {
         match c {
             Control::Assign(partitions) => {
                 tracing::info!(partitions = ?partitions.iter().map(|(tp, _)| tp).collect::<Vec<_>>(), "assigned");
+                let mut added = Vec::with_capacity(partitions.len());
                 for (tp, start) in partitions {
                     let leader = self.fetcher.cached_leader(&tp);
                     self.fetcher.state.assign(tp.clone(), start, leader);
-                    self.assigned.push(tp);
+                    self.assigned.push(tp.clone());
+                    added.push(tp);
+                }
+                if events {
+                    self.rebalance_events.push_back(ConsumerEvent::Assigned(added));
                 }
             }
             Control::Revoke(partitions) => {
@@ -288,7 +415,13 @@ impl Consumer {
                 self.buffered.retain(|c| !partitions.contains(&c.tp));
                 // Positions of what the user already has are in; now let the commit happen.
                 self.mark_consumed();
-                let _ = self.group.events.send(Event::Revoked);
+                if events {
+                    // The user hears of it first and may commit; the next call answers.
+                    self.rebalance_events.push_back(ConsumerEvent::Revoked(partitions));
+                    self.revocation_open = true;
+                } else {
+                    self.group.send(Event::Revoked);
+                }
             }
             Control::Fatal(e) => return Err(Error::Group(e)),
             Control::Closed => {}
@@ -349,7 +482,7 @@ impl Consumer {
                 // Worth committing even if nothing is ever read from it: the next
                 // member starts here instead of resetting again (as the Java consumer does).
                 Ready::Reset { tp, offset } => {
-                    let _ = self.group.events.send(Event::Consumed { tp, next_offset: offset });
+                    self.group.send(Event::Consumed { tp, next_offset: offset });
                 }
             }
         }
@@ -375,6 +508,66 @@ impl Drop for Consumer {
     fn drop(&mut self) {
         if !self.closed {
             self.group.task.abort();
+        }
+    }
+}
+
+/// [`Consumer::stream`]: the consumer's records one by one, as a
+/// [`Stream`](futures_core::Stream) (or through [`next`](RecordStream::next)).
+pub struct RecordStream<'a> {
+    state: StreamState<'a>,
+}
+
+type PollOne<'a> = Pin<Box<dyn Future<Output = (&'a mut Consumer, Result<Vec<ConsumedRecord>, Error>)> + Send + 'a>>;
+
+enum StreamState<'a> {
+    Idle(&'a mut Consumer),
+    Polling(PollOne<'a>),
+    /// Only while `poll_next` moves from one state to the other.
+    Moving,
+}
+
+impl<'a> RecordStream<'a> {
+    /// The next record (or error), without bringing in a `Stream` extension trait.
+    pub async fn next(&mut self) -> Option<Result<ConsumedRecord, Error>> {
+        std::future::poll_fn(|cx| futures_core::Stream::poll_next(Pin::new(&mut *self), cx)).await
+    }
+}
+
+impl<'a> futures_core::Stream for RecordStream<'a> {
+    type Item = Result<ConsumedRecord, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            match std::mem::replace(&mut this.state, StreamState::Moving) {
+                StreamState::Idle(consumer) => {
+                    // One record per poll: what the stream has not yielded is never
+                    // marked consumed, whenever the stream is dropped.
+                    this.state = StreamState::Polling(Box::pin(async move {
+                        let r = consumer.poll_max(1).await;
+                        (consumer, r)
+                    }));
+                }
+                StreamState::Polling(mut poll) => match poll.as_mut().poll(cx) {
+                    Poll::Pending => {
+                        this.state = StreamState::Polling(poll);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready((consumer, result)) => {
+                        this.state = StreamState::Idle(consumer);
+                        match result {
+                            Ok(records) => {
+                                if let Some(r) = records.into_iter().next() {
+                                    return Poll::Ready(Some(Ok(r)));
+                                }
+                            }
+                            Err(e) => return Poll::Ready(Some(Err(e))),
+                        }
+                    }
+                },
+                StreamState::Moving => return Poll::Ready(None),
+            }
         }
     }
 }

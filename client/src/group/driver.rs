@@ -19,10 +19,10 @@ use kafka_protocol::messages::{
     OffsetFetchRequest, SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::state::{
-    Action, Event, Failure, GroupConfig, GroupError, GroupMember, JoinResult, JoinedMember, TopicsView, Tp,
+    Action, CommitError, Event, Failure, GroupConfig, GroupError, GroupMember, JoinResult, JoinedMember, TopicsView, Tp,
 };
 use crate::cluster::Cluster;
 use crate::wire::{self, ApiRequest, Connection};
@@ -41,28 +41,58 @@ pub enum Control {
     Closed,
 }
 
+/// The answer to a commit the user asked for.
+pub type CommitReply = oneshot::Receiver<Result<(), CommitError>>;
+
+/// What the consumer sends the driver: an event for the member, or a commit
+/// request whose reply channel the driver keeps (the member sees only its id).
+pub enum Input {
+    Event(Event),
+    Commit { offsets: Option<BTreeMap<Tp, i64>>, reply: oneshot::Sender<Result<(), CommitError>> },
+}
+
 /// The consumer's end of a running group member.
 pub struct GroupHandle {
-    pub events: mpsc::UnboundedSender<Event>,
+    pub input: mpsc::UnboundedSender<Input>,
     pub control: mpsc::UnboundedReceiver<Control>,
     pub task: tokio::task::JoinHandle<()>,
+}
+
+impl GroupHandle {
+    /// Passes `event` to the member (in order with commit requests).
+    pub fn send(&self, event: Event) {
+        // The task is gone only after Closed or Fatal, which the consumer sees.
+        let _ = self.input.send(Input::Event(event));
+    }
+
+    /// Asks the member to commit `offsets` (`None`: what was consumed); the
+    /// receiver gets the coordinator's answer, or is dropped if the member stopped.
+    pub fn commit(&self, offsets: Option<BTreeMap<Tp, i64>>) -> CommitReply {
+        let (reply, answer) = oneshot::channel();
+        // A failed send drops `reply`: the receiver then reports the member gone.
+        let _ = self.input.send(Input::Commit { offsets, reply });
+        answer
+    }
 }
 
 /// Starts the member on its own task. Fails only on a topic pattern that is not
 /// a valid regular expression.
 pub fn spawn(cluster: Arc<Cluster>, config: GroupConfig) -> Result<GroupHandle, String> {
     let pattern = config.topic_pattern.as_deref().map(whole_name_pattern).transpose()?.map(Arc::new);
+    let (input_tx, input_rx) = mpsc::unbounded_channel();
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let driver = Driver {
         member: GroupMember::new(config),
         cluster,
         pattern,
-        responses: events_tx.clone(),
+        responses: events_tx,
         control: control_tx,
+        replies: BTreeMap::new(),
+        next_reply: 0,
     };
-    let task = tokio::spawn(driver.run(events_rx));
-    Ok(GroupHandle { events: events_tx, control: control_rx, task })
+    let task = tokio::spawn(driver.run(input_rx, events_rx));
+    Ok(GroupHandle { input: input_tx, control: control_rx, task })
 }
 
 /// Java's `subscribe(Pattern)` matches a topic only when the whole name matches
@@ -76,23 +106,37 @@ struct Driver {
     member: GroupMember,
     cluster: Arc<Cluster>,
     pattern: Option<Arc<regex::Regex>>,
-    /// Responses of spawned requests come back as events on the same queue.
+    /// Responses of spawned requests come back as events on their own queue.
     responses: mpsc::UnboundedSender<Event>,
     control: mpsc::UnboundedSender<Control>,
+    /// Reply channels of the user's commits, by the id the member was given.
+    replies: BTreeMap<u64, oneshot::Sender<Result<(), CommitError>>>,
+    next_reply: u64,
 }
 
 impl Driver {
-    async fn run(mut self, mut events: mpsc::UnboundedReceiver<Event>) {
+    async fn run(mut self, mut input: mpsc::UnboundedReceiver<Input>, mut responses: mpsc::UnboundedReceiver<Event>) {
         let actions = self.member.start();
         self.execute(actions);
+        let mut consumer_gone = false;
         while !self.member.is_closed() {
             let deadline = self.member.next_deadline();
             let event = tokio::select! {
-                e = events.recv() => match e {
-                    Some(e) => e,
+                i = input.recv(), if !consumer_gone => match i {
+                    Some(Input::Event(e)) => e,
+                    Some(Input::Commit { offsets, reply }) => {
+                        let id = self.next_reply;
+                        self.next_reply += 1;
+                        self.replies.insert(id, reply);
+                        Event::CommitRequested { id, offsets }
+                    }
                     // The consumer is gone without closing: leave like a close would.
-                    None => Event::Close,
+                    None => {
+                        consumer_gone = true;
+                        Event::Close
+                    }
                 },
+                Some(e) = responses.recv() => e,
                 _ = sleep_until(deadline) => Event::Tick,
             };
             let actions = self.member.handle(event, Instant::now());
@@ -108,6 +152,12 @@ impl Driver {
                 Action::Revoke { partitions } => self.tell(Control::Revoke(partitions)),
                 Action::Fatal(e) => self.tell(Control::Fatal(e)),
                 Action::Closed => self.tell(Control::Closed),
+                Action::AnswerCommit { id, result } => {
+                    if let Some(reply) = self.replies.remove(&id) {
+                        // The user may have stopped waiting (a dropped commit handle).
+                        let _ = reply.send(result);
+                    }
+                }
                 other => self.spawn_request(other),
             }
         }
@@ -252,9 +302,12 @@ async fn perform(cluster: &Cluster, config: &GroupConfig, coordinator: Option<i3
             let r = async { call(&*conn.await?, &req, config.session_timeout).await }.await;
             Event::Heartbeat(r.and_then(|resp| broker_err(resp.error_code).map_or(Ok(()), Err)))
         }
-        Action::Commit { generation_id, member_id, offsets } => {
+        Action::Commit { generation_id, member_id, offsets, reply } => {
             let r = async { commit(&*conn.await?, config, generation_id, &member_id, &offsets).await }.await;
-            Event::Committed { offsets, result: r }
+            match reply {
+                Some(id) => Event::CommitAnswered { id, offsets, result: r },
+                None => Event::Committed { offsets, result: r },
+            }
         }
         Action::Leave { member_id } => {
             let req = LeaveGroupRequest::default().with_group_id(group_id).with_members(vec![
@@ -277,6 +330,7 @@ async fn perform(cluster: &Cluster, config: &GroupConfig, coordinator: Option<i3
         | Action::Revoke { .. }
         | Action::Fatal(_)
         | Action::Closed
+        | Action::AnswerCommit { .. }
         | Action::RefreshTopics { .. } => return None,
     })
 }

@@ -116,6 +116,18 @@ pub enum Event {
     /// The consumer stopped fetching the revoked partitions and reported positions.
     Revoked,
     Close,
+    /// The user asks to commit `offsets`, or with `None` every consumed position
+    /// ahead of the last commit; answered by [`Action::AnswerCommit`] with `id`.
+    CommitRequested {
+        id: u64,
+        offsets: Option<BTreeMap<Tp, i64>>,
+    },
+    /// The answer to an [`Action::Commit`] that carried `reply: Some(id)`.
+    CommitAnswered {
+        id: u64,
+        offsets: BTreeMap<Tp, i64>,
+        result: Result<Vec<(Tp, ResponseError)>, Failure>,
+    },
 }
 
 /// What a metadata refresh found.
@@ -164,10 +176,18 @@ pub enum Action {
         generation_id: i32,
         member_id: String,
     },
+    /// With `reply: Some(id)` the answer comes back as [`Event::CommitAnswered`]
+    /// (a commit the user asked for); else as [`Event::Committed`].
     Commit {
         generation_id: i32,
         member_id: String,
         offsets: BTreeMap<Tp, i64>,
+        reply: Option<u64>,
+    },
+    /// Tell the user who asked for commit `id` how it went.
+    AnswerCommit {
+        id: u64,
+        result: Result<(), CommitError>,
     },
     Leave {
         member_id: String,
@@ -184,6 +204,49 @@ pub struct GroupError {
     pub error: ResponseError,
     /// `recovery::explain` of `error`, in Kafka's setting names.
     pub explanation: Option<&'static str>,
+}
+
+/// Why a commit the user asked for did not happen (or not for every partition).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommitError {
+    /// The group is rebalancing (or this member is rejoining): nothing was sent.
+    /// Retriable, as Java's `RebalanceInProgressException`: commit again once
+    /// the new assignment arrived, or during a revocation.
+    #[error("the group is rebalancing; commit again after the new assignment")]
+    RebalanceInProgress,
+    /// The coordinator is being looked for again; nothing was sent. Retriable.
+    #[error("the group coordinator is not known at the moment")]
+    CoordinatorUnavailable,
+    /// Offsets for partitions this member does not own; nothing was sent.
+    #[error("not assigned to this member: {0:?}")]
+    NotAssigned(Vec<Tp>),
+    /// The coordinator refused these partitions (the others were committed).
+    #[error("the coordinator refused the commit of {}", describe(.0))]
+    Refused(Vec<(Tp, ResponseError)>),
+    /// The request got no answer (connection lost, time-out): it may or may not
+    /// have been applied.
+    #[error("the commit got no answer: {0}")]
+    Transport(String),
+    /// The consumer is closed (or its group member stopped).
+    #[error("the consumer is closed")]
+    Closed,
+}
+
+fn describe(refused: &[(Tp, ResponseError)]) -> String {
+    refused.iter().map(|((t, p), e)| format!("{t}[{p}]: {e:?}")).collect::<Vec<_>>().join(", ")
+}
+
+impl CommitError {
+    /// True when trying again later can succeed (a rebalance, a coordinator move,
+    /// a lost connection); false for a commit that can never be accepted.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            CommitError::RebalanceInProgress | CommitError::CoordinatorUnavailable | CommitError::Transport(_) => true,
+            CommitError::Refused(errors) => errors.iter().all(|(_, e)| recovery(*e) != Recovery::Fatal),
+            CommitError::NotAssigned(_) | CommitError::Closed => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,6 +301,12 @@ pub struct GroupMember {
     commits_in_flight: u32,
     /// The offsets of the commit that ends a revocation; only its answer moves on.
     revocation_commit: Option<BTreeMap<Tp, i64>>,
+    /// Commits the user asked for, awaiting the coordinator's answer.
+    user_commits_in_flight: u32,
+    /// The consumer answered a revocation while a user's commit was in flight:
+    /// the revocation goes on once that commit is answered (the rejoin must not
+    /// overtake the commit of the generation it ends).
+    revoked_waiting: bool,
     heartbeat_in_flight: bool,
     next_heartbeat: Option<Instant>,
     next_commit: Option<Instant>,
@@ -266,6 +335,8 @@ impl GroupMember {
             commit_before: false,
             commits_in_flight: 0,
             revocation_commit: None,
+            user_commits_in_flight: 0,
+            revoked_waiting: false,
             heartbeat_in_flight: false,
             next_heartbeat: None,
             next_commit: None,
@@ -310,7 +381,7 @@ impl GroupMember {
             Event::Synced(r) => self.on_synced(r, now, &mut out),
             Event::OffsetsFetched(r) => self.on_offsets(r, now, &mut out),
             Event::Heartbeat(r) => self.on_heartbeat(r, now, &mut out),
-            Event::Committed { offsets, result } => self.on_committed(offsets, result, now, &mut out),
+            Event::Committed { offsets, result } => self.on_committed(offsets, result, true, now, &mut out),
             // Only the answer to our own LeaveGroup ends the member.
             Event::Left if self.phase == Phase::Leaving => self.finish_close(&mut out),
             Event::Left => {}
@@ -322,6 +393,24 @@ impl GroupMember {
             }
             Event::Revoked => self.on_revoked(&mut out),
             Event::Close => self.on_close(&mut out),
+            Event::CommitRequested { id, offsets } => self.on_commit_requested(id, offsets, &mut out),
+            Event::CommitAnswered { id, offsets, result } => {
+                self.user_commits_in_flight = self.user_commits_in_flight.saturating_sub(1);
+                let answer = match &result {
+                    Ok(refused) if refused.is_empty() => Ok(()),
+                    Ok(refused) => Err(CommitError::Refused(refused.clone())),
+                    Err(Failure::Broker(e)) => {
+                        Err(CommitError::Refused(offsets.keys().map(|tp| (tp.clone(), *e)).collect()))
+                    }
+                    Err(Failure::Transport(reason)) => Err(CommitError::Transport(reason.clone())),
+                };
+                out.push(Action::AnswerCommit { id, result: answer });
+                self.on_committed(offsets, result, false, now, &mut out);
+                if self.revoked_waiting && self.user_commits_in_flight == 0 && self.phase == Phase::Revoking {
+                    self.revoked_waiting = false;
+                    self.on_revoked_inner(&mut out);
+                }
+            }
         }
         out
     }
@@ -718,9 +807,14 @@ impl GroupMember {
     }
 
     fn on_revoked(&mut self, out: &mut Vec<Action>) {
-        if self.phase == Phase::Revoking {
-            self.on_revoked_inner(out);
+        if self.phase != Phase::Revoking {
+            return;
         }
+        if self.user_commits_in_flight > 0 {
+            self.revoked_waiting = true;
+            return;
+        }
+        self.on_revoked_inner(out);
     }
 
     fn on_revoked_inner(&mut self, out: &mut Vec<Action>) {
@@ -733,6 +827,7 @@ impl GroupMember {
                 generation_id: self.generation_id,
                 member_id: self.member_id.clone(),
                 offsets: pending,
+                reply: None,
             });
             return;
         }
@@ -765,13 +860,57 @@ impl GroupMember {
             return;
         }
         self.commits_in_flight += 1;
-        out.push(Action::Commit { generation_id: self.generation_id, member_id: self.member_id.clone(), offsets });
+        out.push(Action::Commit {
+            generation_id: self.generation_id,
+            member_id: self.member_id.clone(),
+            offsets,
+            reply: None,
+        });
+    }
+
+    /// A commit the user asked for: only of partitions this member owns, only
+    /// with a generation the coordinator still accepts (while stable, or while
+    /// the consumer holds a revocation open: the last chance before the
+    /// partitions go), never overtaking the revocation's rejoin.
+    fn on_commit_requested(&mut self, id: u64, offsets: Option<BTreeMap<Tp, i64>>, out: &mut Vec<Action>) {
+        let refuse = match self.phase {
+            Phase::Stable => None,
+            Phase::Revoking if self.commit_before && !self.revoked_waiting => None,
+            Phase::FindingCoordinator if self.resume == Phase::Stable => Some(CommitError::CoordinatorUnavailable),
+            Phase::Closed | Phase::Failed | Phase::Leaving => Some(CommitError::Closed),
+            _ => Some(CommitError::RebalanceInProgress),
+        };
+        if let Some(e) = refuse {
+            return out.push(Action::AnswerCommit { id, result: Err(e) });
+        }
+        let offsets = match offsets {
+            None => self.uncommitted(),
+            Some(offsets) => {
+                let foreign: Vec<Tp> = offsets.keys().filter(|tp| !self.assigned.contains(*tp)).cloned().collect();
+                if !foreign.is_empty() {
+                    return out.push(Action::AnswerCommit { id, result: Err(CommitError::NotAssigned(foreign)) });
+                }
+                offsets
+            }
+        };
+        if offsets.is_empty() {
+            return out.push(Action::AnswerCommit { id, result: Ok(()) });
+        }
+        self.commits_in_flight += 1;
+        self.user_commits_in_flight += 1;
+        out.push(Action::Commit {
+            generation_id: self.generation_id,
+            member_id: self.member_id.clone(),
+            offsets,
+            reply: Some(id),
+        });
     }
 
     fn on_committed(
         &mut self,
         offsets: BTreeMap<Tp, i64>,
         result: Result<Vec<(Tp, ResponseError)>, Failure>,
+        may_end_revocation: bool,
         now: Instant,
         out: &mut Vec<Action>,
     ) {
@@ -782,15 +921,20 @@ impl GroupMember {
         };
         for (tp, off) in &offsets {
             if !failed.contains_key(tp) {
-                let c = self.committed.entry(tp.clone()).or_insert(*off);
-                *c = (*c).max(*off);
+                // What the coordinator holds now: an explicit commit may move it back.
+                if may_end_revocation {
+                    let c = self.committed.entry(tp.clone()).or_insert(*off);
+                    *c = (*c).max(*off);
+                } else {
+                    self.committed.insert(tp.clone(), *off);
+                }
             }
         }
         let first_error = match result {
             Ok(errs) => errs.first().map(|(_, e)| Failure::Broker(*e)),
             Err(f) => Some(f),
         };
-        if self.phase == Phase::CommittingBefore {
+        if self.phase == Phase::CommittingBefore && may_end_revocation {
             // An earlier auto-commit answering does not end the revocation: wait
             // for the revocation's own commit.
             if self.revocation_commit.as_ref() != Some(&offsets) {

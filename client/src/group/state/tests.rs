@@ -119,7 +119,7 @@ fn expect_join(actions: Vec<Action>) -> String {
 #[track_caller]
 fn expect_commit(actions: Vec<Action>) -> (i32, String, BTreeMap<Tp, i64>) {
     match single(actions) {
-        Action::Commit { generation_id, member_id, offsets } => (generation_id, member_id, offsets),
+        Action::Commit { generation_id, member_id, offsets, reply: None } => (generation_id, member_id, offsets),
         other => panic!("expected Commit, got {other:?}"),
     }
 }
@@ -143,6 +143,39 @@ fn expect_fatal(actions: Vec<Action>) -> GroupError {
 #[track_caller]
 fn assert_no_commit(actions: &[Action]) {
     assert!(!actions.iter().any(|a| matches!(a, Action::Commit { .. })), "unexpected Commit in {actions:?}");
+}
+
+/// Asserts a single Commit the user asked for (`reply: Some(id)`); its generation and offsets.
+#[track_caller]
+fn expect_user_commit(actions: Vec<Action>, id: u64) -> (i32, BTreeMap<Tp, i64>) {
+    match single(actions) {
+        Action::Commit { generation_id, member_id, offsets, reply } => {
+            assert_eq!(reply, Some(id), "the commit carries the request's id");
+            assert_eq!(member_id, MEMBER);
+            (generation_id, offsets)
+        }
+        other => panic!("expected the user's Commit, got {other:?}"),
+    }
+}
+
+/// Asserts a single answer to the user's commit `id`; its result.
+#[track_caller]
+fn expect_answer(actions: Vec<Action>, id: u64) -> Result<(), CommitError> {
+    match single(actions) {
+        Action::AnswerCommit { id: got, result } => {
+            assert_eq!(got, id, "the answer names the request");
+            result
+        }
+        other => panic!("expected AnswerCommit, got {other:?}"),
+    }
+}
+
+fn commit_requested(id: u64, entries: Option<&[(i32, i64)]>) -> Event {
+    Event::CommitRequested { id, offsets: entries.map(offsets) }
+}
+
+fn commit_answered(id: u64, entries: &[(i32, i64)], result: Result<Vec<(Tp, E)>, Failure>) -> Event {
+    Event::CommitAnswered { id, offsets: offsets(entries), result }
 }
 
 fn heartbeat(generation_id: i32) -> Action {
@@ -876,7 +909,12 @@ fn commit_transport_failure_rediscovers_and_commits_again_later() {
     let commits: Vec<_> = actions.iter().filter(|a| matches!(a, Action::Commit { .. })).collect();
     assert_eq!(
         commits,
-        vec![&Action::Commit { generation_id: GEN, member_id: MEMBER.into(), offsets: offsets(&[(0, 5)]) }]
+        vec![&Action::Commit {
+            generation_id: GEN,
+            member_id: MEMBER.into(),
+            offsets: offsets(&[(0, 5)]),
+            reply: None
+        }]
     );
 }
 
@@ -947,7 +985,10 @@ fn after_a_rebalance_commits_use_the_new_generation_and_only_owned_partitions() 
     sim.on(consumed(1, 8));
     let actions = sim.tick_at(HB_MS + 2 * COMMIT_MS);
     let commit = actions.iter().find(|a| matches!(a, Action::Commit { .. })).expect("a commit");
-    assert_eq!(commit, &Action::Commit { generation_id: 2, member_id: MEMBER.into(), offsets: offsets(&[(1, 8)]) });
+    assert_eq!(
+        commit,
+        &Action::Commit { generation_id: 2, member_id: MEMBER.into(), offsets: offsets(&[(1, 8)]), reply: None }
+    );
 }
 
 // ---- close ---------------------------------------------------------------------------------------
@@ -1229,4 +1270,161 @@ fn a_failed_refresh_changes_nothing() {
     assert_eq!(sim.on(Event::TopicsRefreshed(Err(Failure::Transport("gone".into())))), vec![]);
     assert!(sim.member.is_stable());
     assert_eq!(single(sim.tick_at(2 * AGE_MS)), Action::RefreshTopics { topics: vec![TOPIC.into()] });
+}
+
+// ---- commits the user asks for (Consumer::commit / commit_offsets) --------------------------------
+
+#[test]
+fn manual_commit_sends_consumed_positions_with_auto_commit_off() {
+    let mut sim = Sim::stable(manual_commit_config(), &[0, 1], &[(1, 3)]);
+    sim.on(consumed(0, 10));
+    sim.on(consumed(1, 3)); // no progress past the commit: not sent again
+    // enable.auto.commit=false: no timer ever commits.
+    assert_no_commit(&sim.tick_at(10 * COMMIT_MS));
+    let (generation_id, sent) = expect_user_commit(sim.on(commit_requested(7, None)), 7);
+    assert_eq!((generation_id, sent.clone()), (GEN, offsets(&[(0, 10)])));
+    // The answer goes to the caller, and the member now holds it as committed.
+    assert_eq!(expect_answer(sim.on(commit_answered(7, &[(0, 10)], Ok(Vec::new()))), 7), Ok(()));
+    assert_eq!(sim.member.committed(), &offsets(&[(0, 10), (1, 3)]));
+}
+
+#[test]
+fn manual_commit_with_nothing_new_answers_at_once_without_a_request() {
+    let mut sim = Sim::stable(manual_commit_config(), &[0], &[(0, 4)]);
+    sim.on(consumed(0, 4));
+    assert_eq!(expect_answer(sim.on(commit_requested(1, None)), 1), Ok(()));
+}
+
+#[test]
+fn explicit_offsets_are_sent_as_given_even_backwards() {
+    let mut sim = Sim::stable(manual_commit_config(), &[0], &[(0, 9)]);
+    let (_, sent) = expect_user_commit(sim.on(commit_requested(2, Some(&[(0, 5)]))), 2);
+    assert_eq!(sent, offsets(&[(0, 5)]));
+    assert_eq!(expect_answer(sim.on(commit_answered(2, &[(0, 5)], Ok(Vec::new()))), 2), Ok(()));
+    assert_eq!(sim.member.committed(), &offsets(&[(0, 5)]), "what the coordinator holds now");
+}
+
+#[test]
+fn explicit_offsets_for_partitions_not_assigned_are_refused_without_a_request() {
+    let mut sim = Sim::stable(manual_commit_config(), &[0], &[]);
+    let result = expect_answer(sim.on(commit_requested(3, Some(&[(0, 5), (4, 1)]))), 3);
+    assert_eq!(result, Err(CommitError::NotAssigned(vec![tp(4)])));
+    assert!(!result.unwrap_err().is_retriable());
+}
+
+#[test]
+fn consumed_positions_of_partitions_not_assigned_are_never_committed() {
+    let mut sim = Sim::stable(manual_commit_config(), &[0], &[]);
+    sim.on(consumed(5, 10)); // not ours: ignored
+    sim.on(consumed(0, 2));
+    let (_, sent) = expect_user_commit(sim.on(commit_requested(1, None)), 1);
+    assert_eq!(sent, offsets(&[(0, 2)]));
+}
+
+#[test]
+fn manual_commit_during_a_rebalance_is_a_retriable_rebalance_in_progress() {
+    let mut sim = Sim::stable(manual_commit_config(), &[0], &[]);
+    sim.on(consumed(0, 2));
+    sim.tick_at(HB_MS);
+    expect_revoke(sim.on(Event::Heartbeat(Err(broker(E::RebalanceInProgress)))));
+    expect_join(sim.on(Event::Revoked));
+    // Rejoining: nothing is sent, the caller is told to try again.
+    let result = expect_answer(sim.on(commit_requested(4, None)), 4);
+    assert_eq!(result, Err(CommitError::RebalanceInProgress));
+    assert!(result.unwrap_err().is_retriable());
+}
+
+#[test]
+fn manual_commit_while_the_consumer_holds_a_revocation_open_uses_the_old_generation() {
+    let mut sim = Sim::stable(manual_commit_config(), &[0, 1], &[]);
+    sim.on(consumed(0, 6));
+    sim.tick_at(HB_MS);
+    expect_revoke(sim.on(Event::Heartbeat(Err(broker(E::RebalanceInProgress)))));
+    // The user's revocation handler commits before the consumer answers Revoked.
+    let (generation_id, sent) = expect_user_commit(sim.on(commit_requested(9, None)), 9);
+    assert_eq!((generation_id, sent), (GEN, offsets(&[(0, 6)])));
+    assert_eq!(expect_answer(sim.on(commit_answered(9, &[(0, 6)], Ok(Vec::new()))), 9), Ok(()));
+    assert_eq!(expect_join(sim.on(Event::Revoked)), MEMBER);
+    assert_eq!(sim.member.committed(), &offsets(&[(0, 6)]));
+}
+
+#[test]
+fn the_rejoin_waits_for_a_user_commit_still_in_flight_at_revocation() {
+    let mut sim = Sim::stable(manual_commit_config(), &[0], &[]);
+    sim.on(consumed(0, 6));
+    sim.tick_at(HB_MS);
+    expect_revoke(sim.on(Event::Heartbeat(Err(broker(E::RebalanceInProgress)))));
+    expect_user_commit(sim.on(commit_requested(1, None)), 1);
+    // commit_async, then the consumer answers at once: no JoinGroup yet.
+    assert_eq!(sim.on(Event::Revoked), vec![]);
+    // A second commit now would race the rejoin: refused.
+    assert_eq!(expect_answer(sim.on(commit_requested(2, None)), 2), Err(CommitError::RebalanceInProgress));
+    let actions = sim.on(commit_answered(1, &[(0, 6)], Ok(Vec::new())));
+    assert_eq!(actions.len(), 2, "{actions:?}");
+    assert_eq!(actions[0], Action::AnswerCommit { id: 1, result: Ok(()) });
+    assert!(matches!(&actions[1], Action::Join { member_id, .. } if member_id == MEMBER), "{actions:?}");
+}
+
+#[test]
+fn manual_commit_when_the_generation_is_gone_is_refused_during_revocation() {
+    let mut sim = Sim::stable(manual_commit_config(), &[0], &[]);
+    sim.on(consumed(0, 6));
+    sim.tick_at(HB_MS);
+    expect_revoke(sim.on(Event::Heartbeat(Err(broker(E::IllegalGeneration)))));
+    assert_eq!(expect_answer(sim.on(commit_requested(1, None)), 1), Err(CommitError::RebalanceInProgress));
+}
+
+#[test]
+fn per_partition_refusals_reach_the_caller_and_a_rebalance_error_rejoins() {
+    let mut sim = Sim::stable(manual_commit_config(), &[0, 1], &[]);
+    sim.on(consumed(0, 3));
+    sim.on(consumed(1, 4));
+    expect_user_commit(sim.on(commit_requested(5, None)), 5);
+    let actions = sim.on(commit_answered(5, &[(0, 3), (1, 4)], Ok(vec![(tp(1), E::IllegalGeneration)])));
+    assert_eq!(
+        actions[0],
+        Action::AnswerCommit { id: 5, result: Err(CommitError::Refused(vec![(tp(1), E::IllegalGeneration)])) }
+    );
+    // The generation is gone: revoke (no commit), then rejoin.
+    assert!(matches!(&actions[1..], [Action::Revoke { .. }]), "{actions:?}");
+    assert_eq!(sim.member.committed(), &offsets(&[(0, 3)]), "partition 0 was accepted");
+}
+
+#[test]
+fn a_lost_connection_is_a_retriable_transport_error() {
+    let mut sim = Sim::stable(manual_commit_config(), &[0], &[]);
+    sim.on(consumed(0, 3));
+    expect_user_commit(sim.on(commit_requested(1, None)), 1);
+    let actions = sim.on(commit_answered(1, &[(0, 3)], Err(Failure::Transport("reset".into()))));
+    assert_eq!(actions[0], Action::AnswerCommit { id: 1, result: Err(CommitError::Transport("reset".into())) });
+    assert!(matches!(&actions[1..], [Action::FindCoordinator]), "{actions:?}");
+    // Meanwhile: no coordinator, nothing sent.
+    let result = expect_answer(sim.on(commit_requested(2, None)), 2);
+    assert_eq!(result, Err(CommitError::CoordinatorUnavailable));
+    assert!(result.unwrap_err().is_retriable());
+}
+
+#[test]
+fn a_user_commit_answer_does_not_end_the_revocation_commit() {
+    // Auto-commit on: the revocation commits itself; a user commit of the same
+    // offsets answered meanwhile must not be taken for it.
+    let mut sim = Sim::stable(config(), &[0], &[]);
+    sim.on(consumed(0, 6));
+    expect_user_commit(sim.on(commit_requested(1, None)), 1);
+    sim.tick_at(HB_MS);
+    expect_revoke(sim.on(Event::Heartbeat(Err(broker(E::RebalanceInProgress)))));
+    // The user's commit is in flight: the revocation waits for it.
+    assert_eq!(sim.on(Event::Revoked), vec![]);
+    let actions = sim.on(commit_answered(1, &[(0, 6)], Ok(Vec::new())));
+    // Answered, and nothing new to commit: straight to the rejoin.
+    assert_eq!(actions[0], Action::AnswerCommit { id: 1, result: Ok(()) });
+    assert!(matches!(&actions[1..], [Action::Join { .. }]), "{actions:?}");
+}
+
+#[test]
+fn commit_after_close_is_closed() {
+    let mut sim = Sim::stable(manual_commit_config(), &[], &[]);
+    sim.on(Event::Close);
+    sim.on(Event::Left);
+    assert_eq!(expect_answer(sim.on(commit_requested(1, None)), 1), Err(CommitError::Closed));
 }

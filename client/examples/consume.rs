@@ -1,5 +1,5 @@
 //! Joins a consumer group on a topic, prints every record until none arrives for
-//! three seconds, then commits and leaves.
+//! three seconds, then commits (explicitly, as a manual-commit program would) and leaves.
 //!
 //! `cargo run -p cafe-kafka --example consume -- [TOPIC] [GROUP]` (defaults `demo`
 //! and `example-group`), with the broker at `$KAFKA_BOOTSTRAP` (default `127.0.0.1:9092`).
@@ -32,6 +32,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             count += 1;
         }
     }
+    // Auto-commit and `close` would commit this too; with `enable_auto_commit:
+    // false`, `commit` is how progress is kept (it waits for the coordinator).
+    consumer.commit().await?;
     consumer.close().await?;
     println!("{count} records");
     Ok(())

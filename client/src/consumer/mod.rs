@@ -102,6 +102,9 @@ pub enum Error {
     UnknownTopic(String),
     #[error("could not set up fetching: {0}")]
     Setup(String),
+    /// A commit failed (from [`Consumer::commit`] and friends, through `?`).
+    #[error("commit failed: {0}")]
+    Commit(#[from] CommitError),
 }
 
 /// A record handed to the user.
@@ -357,9 +360,10 @@ impl Consumer {
     /// `close_timeout`; past it the coordinator times the member out instead.
     pub async fn close(mut self) -> Result<(), Error> {
         self.mark_consumed();
-        self.finish_revocation();
         self.closed = true;
         self.group.send(Event::Close);
+        // After Close: a revocation left open then ends in LeaveGroup, not a rejoin.
+        self.finish_revocation();
         let timeout = self.config.close_timeout;
         let drained = tokio::time::timeout(timeout, async {
             while let Some(c) = self.group.control.recv().await {

@@ -205,15 +205,12 @@ mod consumer_api {
         let mut second = Consumer::new(cluster().await, manual(&topic, &group)).await.expect("second consumer");
         // The second member's JoinGroup starts a rebalance: the first hears of it
         // and commits before its partitions go.
-        loop {
-            match tokio::time::timeout(WAIT, first.next_event()).await.expect("a revocation").expect("event") {
-                ConsumerEvent::Revoked(tps) => {
-                    assert_eq!(tps, vec![tp.clone()]);
-                    first.commit().await.expect("commit during revocation");
-                    break;
-                }
-                other => panic!("expected Revoked, got {other:?}"),
+        match tokio::time::timeout(WAIT, first.next_event()).await.expect("a revocation").expect("event") {
+            ConsumerEvent::Revoked(tps) => {
+                assert_eq!(tps, vec![tp.clone()]);
+                first.commit().await.expect("commit during revocation");
             }
+            other => panic!("expected Revoked, got {other:?}"),
         }
         // Both members take part in the new generation; one of them owns the partition.
         let (a, b) = tokio::join!(assigned(&mut first), assigned(&mut second));
@@ -232,11 +229,9 @@ mod consumer_api {
 
     /// Waits for this member's next assignment (records of it are not read yet).
     async fn assigned(consumer: &mut Consumer) -> Vec<Tp> {
-        loop {
-            match tokio::time::timeout(WAIT, consumer.next_event_max(1)).await.expect("an assignment").expect("event") {
-                ConsumerEvent::Assigned(tps) => return tps,
-                other => panic!("expected Assigned, got {other:?}"),
-            }
+        match tokio::time::timeout(WAIT, consumer.next_event_max(1)).await.expect("an assignment").expect("event") {
+            ConsumerEvent::Assigned(tps) => tps,
+            other => panic!("expected Assigned, got {other:?}"),
         }
     }
 

@@ -133,7 +133,7 @@ pub enum ConsumerEvent {
 /// A commit sent to the coordinator, not waited for ([`Consumer::commit_async`]).
 /// Await it for the answer; dropping it does not cancel the commit.
 #[derive(Debug)]
-#[must_use = "a commit handle does nothing unless awaited; drop it explicitly to ignore the answer"]
+#[must_use = "the commit is sent either way; await the handle to learn whether it landed"]
 pub struct PendingCommit {
     answer: CommitReply,
 }

@@ -43,22 +43,69 @@ const EXIT_BAD_BATCH: i32 = 10;
 // ---------------------------------------------------------------------------
 // helpers
 
+/// The whole command line `-b <broker> consume --json <args>`.
+fn consume_line<'a>(broker: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec!["-b", broker, "consume", "--json"];
+    all.extend_from_slice(args);
+    all
+}
+
 /// `cafe -b <broker> consume <args> --json`, run to its end.
 fn consume(args: &[&str]) -> Output {
     let b = bootstrap();
-    let mut all = vec!["-b", b.as_str(), "consume", "--json"];
-    all.extend_from_slice(args);
-    run_cafe(&all, b"")
+    run_cafe(&consume_line(&b, args), b"")
+}
+
+/// `cafe consume --json <args>` against the broker, in the background.
+fn consume_in_background(name: &str, args: &[&str]) -> Background {
+    let b = bootstrap();
+    Background::cafe(name, &consume_line(&b, args))
+}
+
+/// `cafe consume` arguments for a new member of `group` reading `source`
+/// (`-t <topic>` or `--topic-pattern <pattern>`) from earliest until idle for
+/// `idle`, then `extra`.
+fn member_args<'a>(source: [&'a str; 2], group: &'a str, idle: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = source.to_vec();
+    args.extend_from_slice(&["-g", group, "--auto-offset-reset", "earliest", "--idle-exit", idle]);
+    args.extend_from_slice(extra);
+    args
+}
+
+/// [`member_args`] for one topic.
+fn group_args<'a>(topic: &'a str, group: &'a str, idle: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    member_args(["-t", topic], group, idle, extra)
 }
 
 /// A `cafe consume` of `topic` as a new member of `group`, from earliest, until
 /// idle for `idle`; panics unless it exits 0. Returns the printed records.
 fn consume_all(topic: &str, group: &str, idle: &str, extra: &[&str]) -> (Vec<Value>, Output) {
-    let mut args = vec!["-t", topic, "-g", group, "--auto-offset-reset", "earliest", "--idle-exit", idle];
-    args.extend_from_slice(extra);
+    let args = group_args(topic, group, idle, extra);
     let out = consume(&args);
     assert_success(&out, &format!("cafe consume {}", args.join(" ")));
-    (records_of(&common::stdout(&out)), out)
+    (printed(&out), out)
+}
+
+/// The records a finished `cafe consume --json` printed.
+fn printed(out: &Output) -> Vec<Value> {
+    records_of(&common::stdout(out))
+}
+
+/// The records among a background `cafe consume --json`'s stdout lines.
+fn records_of_lines(lines: &[String]) -> Vec<Value> {
+    records_of(&lines.join("\n"))
+}
+
+/// Gives a background `cafe consume` a moment (for duplicates to show), stops
+/// it with SIGTERM and panics unless it then exits 0. Returns how it ended and
+/// the records it printed.
+fn stop_consumer(cafe: Background) -> (BackgroundEnd, Vec<Value>) {
+    std::thread::sleep(Duration::from_secs(1));
+    cafe.signal("TERM");
+    let end = cafe.finish(Duration::from_secs(30));
+    assert!(end.status.success(), "cafe after SIGTERM: {}\n--- stderr\n{}", end.status, end.stderr.join("\n"));
+    let got = records_of_lines(&end.stdout);
+    (end, got)
 }
 
 /// Every stdout line of `cafe consume --json`, parsed; panics on a line that is
@@ -107,6 +154,54 @@ fn assert_no_duplicates(records: &[Value]) {
     assert!(dups.is_empty(), "records printed more than once ((partition, offset) -> times): {dups:?}");
 }
 
+/// (partition, offset) -> event id of each record (delivery reports or printed
+/// records).
+fn ids_by_pos(records: &[Value]) -> BTreeMap<(i32, i64), String> {
+    records.iter().map(|r| (pos(r), event_id(&r["value"]))).collect()
+}
+
+/// [`ids_by_pos`] of what cafe printed, after checking that no record was
+/// printed twice.
+fn printed_once_by_pos(records: &[Value]) -> BTreeMap<(i32, i64), String> {
+    assert_no_duplicates(records);
+    ids_by_pos(records)
+}
+
+/// [`printed_once_by_pos`] of a finished `cafe consume --json` (`what`), after
+/// checking that it exited 0.
+fn printed_ids_once(out: &Output, what: &str) -> BTreeMap<(i32, i64), String> {
+    assert_success(out, what);
+    printed_once_by_pos(&printed(out))
+}
+
+/// offset -> (key, event id) of each record of a one-partition topic (delivery
+/// reports or printed records; a null key as `<null>`).
+fn keyed_ids_by_offset(records: &[Value]) -> BTreeMap<i64, (String, String)> {
+    records
+        .iter()
+        .map(|r| (offset_of(r), (r["key"].as_str().unwrap_or("<null>").to_owned(), event_id(&r["value"]))))
+        .collect()
+}
+
+/// offset -> (key, event id) of `cafe produce --json`'s delivery reports;
+/// panics on a failed delivery.
+fn produced_by_offset(reports: &[Value]) -> BTreeMap<i64, (String, String)> {
+    reports
+        .iter()
+        .map(|r| {
+            assert!(r.get("error").is_none(), "delivery failed: {r}");
+            let key = r["key"].as_str().unwrap_or_else(|| panic!("no key in {r}")).to_owned();
+            (offset_of(r), (key, r["id"].as_str().unwrap_or_else(|| panic!("no id in {r}")).to_owned()))
+        })
+        .collect()
+}
+
+/// `v`, sorted.
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
 /// Runs `tests/peers/fetch_peer.py <sub> --bootstrap <broker> --topic <topic> <args>`
 /// and returns its JSON lines; panics unless it exits 0.
 fn peer(sub: &str, topic: &str, args: &[&str]) -> Vec<Value> {
@@ -141,6 +236,15 @@ fn event_json(customer: &str) -> String {
         "ts_utc": "2026-12-01T09:00:00.000Z",
     })
     .to_string()
+}
+
+/// Checks each printed record of a one-partition topic against the peer's
+/// delivery report of its offset (`reports` in offset order from 0).
+fn assert_events_as_reported(got: &[Value], reports: &[Value]) {
+    for r in got {
+        let i = offset_of(r) as usize;
+        assert_event(r, reports[i]["key"].as_str().unwrap(), reports[i]["value"].as_str().unwrap());
+    }
 }
 
 /// Checks that `got` (a `cafe consume --json` record) holds the event `value`
@@ -324,39 +428,85 @@ impl Drop for DeleteOnDrop {
     }
 }
 
+/// The Java console consumer reading `topic[0]` from the beginning (assigned,
+/// no group), with `extra` arguments.
+fn java_console(topic: &str, extra: &[&str]) -> Output {
+    let b = bootstrap();
+    let mut args = vec!["--bootstrap-server", b.as_str(), "--topic", topic, "--partition", "0", "--offset", "earliest"];
+    args.extend_from_slice(extra);
+    kafka_tool("console-consumer", &args)
+}
+
+/// offset -> (key, event id) of what the Java console consumer reads of
+/// `topic[0]` (read_committed) until it has `max` records.
+fn java_keyed_ids(topic: &str, max: usize) -> BTreeMap<i64, (String, String)> {
+    java_console_read(topic, "read_committed", Some(max))
+        .into_iter()
+        .map(|(offset, key, value)| (offset, (key, event_id(&Value::String(value)))))
+        .collect()
+}
+
+/// `kafka-consumer-groups --describe --group <group>`.
+fn describe_group(group: &str) -> Output {
+    let b = bootstrap();
+    kafka_tool("consumer-groups", &["--bootstrap-server", &b, "--describe", "--group", group])
+}
+
+/// The rows (columns split at white space) of `describe_group`'s output `text`
+/// for `topic`.
+fn group_rows<'t>(text: &'t str, group: &str, topic: &str) -> Vec<Vec<&'t str>> {
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|c| c.len() >= 2 && c[0] == group && c[1] == topic)
+        .collect()
+}
+
+/// Consumes `args` (a new member of a group, from earliest) and checks that it
+/// prints the records at `printed_offsets` (each as the peer reported it in
+/// `reports`), then exits 10 with a last stderr line from cafe naming
+/// `topic[0]@<bad_offset>`. `what` starts the failure messages. Returns that
+/// last line.
+fn consume_to_bad_batch(
+    what: &str,
+    args: &[&str],
+    reports: &[Value],
+    topic: &str,
+    printed_offsets: &[i64],
+    bad_offset: i64,
+) -> String {
+    let out = consume(args);
+    let err = stderr(&out);
+    let got = printed(&out);
+    let offsets: Vec<i64> = got.iter().map(offset_of).collect();
+    assert_eq!(offsets, printed_offsets, "{what}: records printed before the bad batch\n--- stderr\n{err}");
+    assert_events_as_reported(&got, reports);
+    assert_eq!(out.status.code(), Some(EXIT_BAD_BATCH), "{what}: exit code\n--- stderr\n{err}");
+    let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default().to_owned();
+    assert!(last.starts_with("cafe: "), "{what}: last stderr line: {last:?}\n--- stderr\n{err}");
+    let at = format!("{topic}[0]@{bad_offset}");
+    assert!(last.contains(&at), "{what}: last line names {at}: {last:?}");
+    last
+}
+
 /// Lines of the Java console consumer reading `topic[0]` from the beginning
 /// (assigned, no group), printed as `offset\tkey\tvalue`: until idle for 5 s, or
 /// (faster) until it has read `max` records.
 fn java_console_read(topic: &str, isolation: &str, max: Option<usize>) -> Vec<(i64, String, String)> {
-    let b = bootstrap();
     let max_s = max.map(|m| m.to_string());
-    let mut limits = vec!["--timeout-ms", if max.is_some() { "20000" } else { "5000" }];
+    let mut args = vec![
+        "--isolation-level",
+        isolation,
+        "--property",
+        "print.offset=true",
+        "--property",
+        "print.key=true",
+        "--timeout-ms",
+        if max.is_some() { "20000" } else { "5000" },
+    ];
     if let Some(m) = &max_s {
-        limits.extend_from_slice(&["--max-messages", m]);
+        args.extend_from_slice(&["--max-messages", m]);
     }
-    let out = kafka_tool(
-        "console-consumer",
-        &[
-            "--bootstrap-server",
-            &b,
-            "--topic",
-            topic,
-            "--partition",
-            "0",
-            "--offset",
-            "earliest",
-            "--isolation-level",
-            isolation,
-            "--property",
-            "print.offset=true",
-            "--property",
-            "print.key=true",
-        ]
-        .iter()
-        .chain(&limits)
-        .copied()
-        .collect::<Vec<_>>(),
-    );
+    let out = java_console(topic, &args);
     assert_success(&out, &format!("console consumer of {topic} ({isolation})"));
     common::stdout(&out)
         .lines()
@@ -469,17 +619,7 @@ fn codec_written_by_cafe(codec: &str) {
     let reports = json_lines(&out);
     assert_eq!(reports.len(), 20, "one delivery report per event:\n{}", common::stdout(&out));
     // offset -> (key, event id)
-    let want: BTreeMap<i64, (String, String)> = reports
-        .iter()
-        .map(|r| {
-            assert!(r.get("error").is_none(), "delivery failed: {r}");
-            let key = r["key"].as_str().unwrap_or_else(|| panic!("no key in {r}")).to_owned();
-            (
-                r["offset"].as_i64().unwrap_or_else(|| panic!("no offset in {r}")),
-                (key, r["id"].as_str().unwrap().to_owned()),
-            )
-        })
-        .collect();
+    let want = produced_by_offset(&reports);
     assert_eq!(want.len(), 20, "20 distinct offsets: {reports:?}");
 
     let batches = topic_batches(&topic, 1);
@@ -491,20 +631,12 @@ fn codec_written_by_cafe(codec: &str) {
 
     // confluent-kafka
     let read = peer("read", &topic, &[]);
-    let got: BTreeMap<i64, (String, String)> = read
-        .iter()
-        .map(|r| {
-            (r["offset"].as_i64().unwrap(), (r["key"].as_str().unwrap_or("<null>").to_owned(), event_id(&r["value"])))
-        })
-        .collect();
+    let got = keyed_ids_by_offset(&read);
     assert_eq!(read.len(), 20, "confluent-kafka read {} records: {read:?}", read.len());
     assert_eq!(got, want, "confluent-kafka read other records than cafe reported ({codec})");
 
     // The Java console consumer
-    let java: BTreeMap<i64, (String, String)> = java_console_read(&topic, "read_committed", Some(20))
-        .into_iter()
-        .map(|(offset, key, value)| (offset, (key, event_id(&Value::String(value)))))
-        .collect();
+    let java = java_keyed_ids(&topic, 20);
     assert_eq!(java, want, "the Java console consumer read other records than cafe reported ({codec})");
     delete_topic(&topic);
 }
@@ -557,13 +689,13 @@ fn transactions_match_java(prefix: &str, sub: &str, counts: (usize, usize), mark
     let reports = peer(sub, &topic, &["--txn-id", &unique_topic(&format!("{prefix}-id"))]);
     let data_offsets: BTreeSet<i64> = reports.iter().map(|r| r["offset"].as_i64().unwrap()).collect();
     let records = |outcomes: &[&str]| -> Vec<(i64, String)> {
-        let mut v: Vec<(i64, String)> = reports
-            .iter()
-            .filter(|r| outcomes.contains(&r["outcome"].as_str().unwrap()))
-            .map(|r| (r["offset"].as_i64().unwrap(), r["value"].as_str().unwrap().to_owned()))
-            .collect();
-        v.sort();
-        v
+        sorted(
+            reports
+                .iter()
+                .filter(|r| outcomes.contains(&r["outcome"].as_str().unwrap()))
+                .map(|r| (r["offset"].as_i64().unwrap(), r["value"].as_str().unwrap().to_owned()))
+                .collect(),
+        )
     };
     let committed = records(&["committed"]);
     let all = records(&["committed", "aborted"]);
@@ -604,12 +736,13 @@ fn transactions_match_java(prefix: &str, sub: &str, counts: (usize, usize), mark
         (cafe, java.into_iter().map(|h| h.join().expect("Java run")).collect::<Vec<_>>())
     });
     let printed = |recs: &[Value]| -> Vec<(i64, String)> {
-        let mut v: Vec<(i64, String)> = recs
-            .iter()
-            .map(|r| (offset_of(r), r["value"].as_str().unwrap_or_else(|| panic!("value not text: {r}")).to_owned()))
-            .collect();
-        v.sort();
-        v
+        sorted(
+            recs.iter()
+                .map(|r| {
+                    (offset_of(r), r["value"].as_str().unwrap_or_else(|| panic!("value not text: {r}")).to_owned())
+                })
+                .collect(),
+        )
     };
     for ((name, _), (recs, out)) in runs.iter().zip(&cafe_results) {
         assert_no_duplicates(recs);
@@ -625,20 +758,16 @@ fn transactions_match_java(prefix: &str, sub: &str, counts: (usize, usize), mark
     }
     // The committed position is past the final marker (the log end), as the Java
     // consumer leaves it: no lag is left behind by control records.
-    let b = bootstrap();
-    let out = kafka_tool("consumer-groups", &["--bootstrap-server", &b, "--describe", "--group", &groups[0]]);
+    let out = describe_group(&groups[0]);
     assert_success(&out, "consumer-groups --describe");
     let text = common::stdout(&out);
-    let row: Vec<&str> = text
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|c| c.len() >= 6 && c[0] == groups[0] && c[1] == topic)
+    let row: Vec<&str> = group_rows(&text, &groups[0], &topic)
+        .into_iter()
+        .find(|c| c.len() >= 6)
         .unwrap_or_else(|| panic!("no row for {topic} in:\n{text}"));
     assert_eq!((row[3], row[5]), (row[4], "0"), "committed offset = log end, lag 0 (CURRENT LOG-END LAG):\n{text}");
     let java = |lines: &[(i64, String, String)]| -> Vec<(i64, String)> {
-        let mut v: Vec<(i64, String)> = lines.iter().map(|(o, _, v)| (*o, v.clone())).collect();
-        v.sort();
-        v
+        sorted(lines.iter().map(|(o, _, v)| (*o, v.clone())).collect())
     };
     assert_eq!(java(&java_results[0]), committed, "Java read_committed");
     assert_eq!(java(&java_results[1]), all, "Java read_uncommitted");
@@ -786,35 +915,17 @@ fn corrupt_batch_stops_with_exit_10_and_nothing_committed_past_it() {
     assert_eq!(crc, vec![(0, true), (1, true), (2, true), (3, false), (4, true)], "only batch 3 is corrupt");
 
     let group = unique_topic("fetch-corrupt-group");
-    let args = ["-t", topic.as_str(), "-g", group.as_str(), "--auto-offset-reset", "earliest", "--idle-exit", "5s"];
+    let args = group_args(&topic, &group, "5s", &[]);
     let expect_failure = |run: &str, want_offsets: &[i64]| {
-        let out = consume(&args);
-        let err = stderr(&out);
-        let got = records_of(&common::stdout(&out));
-        let printed: Vec<i64> = got.iter().map(offset_of).collect();
-        assert_eq!(printed, want_offsets, "{run}: records printed before the bad batch\n--- stderr\n{err}");
-        for r in &got {
-            assert_event(
-                r,
-                reports[offset_of(r) as usize]["key"].as_str().unwrap(),
-                reports[offset_of(r) as usize]["value"].as_str().unwrap(),
-            );
-        }
-        assert_eq!(out.status.code(), Some(EXIT_BAD_BATCH), "{run}: exit code\n--- stderr\n{err}");
-        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
-        assert!(last.starts_with("cafe: "), "{run}: last stderr line: {last:?}\n--- stderr\n{err}");
-        assert!(last.contains(&format!("{topic}[0]@3")), "{run}: last line names {topic}[0]@3: {last:?}");
+        let last = consume_to_bad_batch(run, &args, &reports, &topic, want_offsets, 3);
         assert!(last.contains("CRC"), "{run}: last line says CRC: {last:?}");
     };
     expect_failure("first run", &[0, 1, 2]);
 
     // Kafka's own view of the group: nothing committed past offset 3.
-    let b = bootstrap();
-    let out = kafka_tool("consumer-groups", &["--bootstrap-server", &b, "--describe", "--group", &group]);
-    let text = common::stdout(&out);
-    for l in text.lines() {
-        let cols: Vec<&str> = l.split_whitespace().collect();
-        if cols.len() >= 4 && cols[0] == group && cols[1] == topic {
+    let text = common::stdout(&describe_group(&group));
+    for cols in group_rows(&text, &group, &topic) {
+        if cols.len() >= 4 {
             if let Ok(committed) = cols[3].parse::<i64>() {
                 assert!(committed <= 3, "committed offset {committed} is past the bad batch:\n{text}");
             }
@@ -880,23 +991,9 @@ fn bad_batch_of_codec_stops_with_exit_10(
     assert!(after[0].1 && after[2].1 && (after[1].1 || !fix_crc), "CRCs after the patch: {after:?}");
 
     let group = unique_topic(&format!("{prefix}-group"));
-    let out = consume(&["-t", &topic, "-g", &group, "--auto-offset-reset", "earliest", "--idle-exit", "5s"]);
-    let err = stderr(&out);
-    let got = records_of(&common::stdout(&out));
-    let printed: Vec<i64> = got.iter().map(offset_of).collect();
-    assert_eq!(
-        printed,
-        (0..bad_offset).collect::<Vec<_>>(),
-        "{codec}: records before the bad batch\n--- stderr\n{err}"
-    );
-    for r in &got {
-        let i = offset_of(r) as usize;
-        assert_event(r, reports[i]["key"].as_str().unwrap(), reports[i]["value"].as_str().unwrap());
-    }
-    assert_eq!(out.status.code(), Some(EXIT_BAD_BATCH), "{codec}: exit code\n--- stderr\n{err}");
-    let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
-    let at = format!("{topic}[0]@{bad_offset}");
-    assert!(last.starts_with("cafe: ") && last.contains(&at), "{codec}: last stderr line names {at}: {last:?}");
+    let before: Vec<i64> = (0..bad_offset).collect();
+    let last =
+        consume_to_bad_batch(codec, &group_args(&topic, &group, "5s", &[]), &reports, &topic, &before, bad_offset);
     let lower = last.to_lowercase();
     assert!(
         words.is_empty() || words.iter().any(|w| lower.contains(w)),
@@ -971,60 +1068,26 @@ fn partitions_added_while_consuming_are_read() {
     let topic = unique_topic("fetch-grow");
     let group = unique_topic("fetch-grow-group");
     create_topic(&topic, 1);
-    let mut want: BTreeMap<(i32, i64), String> = BTreeMap::new();
-    for r in peer_events(&topic, 2, &[]) {
-        want.insert(pos(&r), event_id(&r["value"]));
-    }
-    let b = bootstrap();
-    let mut cafe = Background::cafe(
-        "cafe consume",
-        &[
-            "-b",
-            &b,
-            "consume",
-            "--json",
-            "-t",
-            &topic,
-            "-g",
-            &group,
-            "--auto-offset-reset",
-            "earliest",
-            "--idle-exit",
-            "60s",
-            "--metadata-max-age-ms",
-            "1000",
-        ],
-    );
+    let mut want = ids_by_pos(&peer_events(&topic, 2, &[]));
+    let mut cafe =
+        consume_in_background("cafe consume", &group_args(&topic, &group, "60s", &["--metadata-max-age-ms", "1000"]));
     cafe.wait_for(Duration::from_secs(30), "the 2 records of partition 0", |lines| lines.len() >= 2);
 
+    let b = bootstrap();
     let out = kafka_tool("topics", &["--bootstrap-server", &b, "--alter", "--topic", &topic, "--partitions", "3"]);
     assert_success(&out, "adding partitions");
-    for r in peer_events(&topic, 4, &["--partitions", "1,2"]) {
-        want.insert(pos(&r), event_id(&r["value"]));
-    }
-    for r in peer_events(&topic, 1, &["--partitions", "0"]) {
-        want.insert(pos(&r), event_id(&r["value"]));
-    }
+    want.extend(ids_by_pos(&peer_events(&topic, 4, &["--partitions", "1,2"])));
+    want.extend(ids_by_pos(&peer_events(&topic, 1, &["--partitions", "0"])));
     assert_eq!(want.keys().map(|p| p.0).collect::<BTreeSet<_>>(), BTreeSet::from([0, 1, 2]));
     let n = want.len();
     cafe.wait_for(Duration::from_secs(60), "the records of the new partitions", |lines| lines.len() >= n);
     // A moment for duplicates to show, then a clean stop.
-    std::thread::sleep(Duration::from_secs(1));
-    cafe.signal("TERM");
-    let end = cafe.finish(Duration::from_secs(30));
-    assert!(end.status.success(), "cafe after SIGTERM: {}\n--- stderr\n{}", end.status, end.stderr.join("\n"));
-    let got = records_of(&end.stdout.join("\n"));
-    assert_no_duplicates(&got);
-    let got: BTreeMap<(i32, i64), String> = got.iter().map(|r| (pos(r), event_id(&r["value"]))).collect();
-    assert_eq!(got, want, "--- stderr\n{}", end.stderr.join("\n"));
+    let (end, got) = stop_consumer(cafe);
+    assert_eq!(printed_once_by_pos(&got), want, "--- stderr\n{}", end.stderr.join("\n"));
     // Everything it printed was committed, on the new partitions too.
-    let out = consume(&["-t", &topic, "-g", &group, "--auto-offset-reset", "earliest", "--idle-exit", "3s"]);
+    let out = consume(&group_args(&topic, &group, "3s", &[]));
     assert_success(&out, "second run of the group");
-    assert!(
-        records_of(&common::stdout(&out)).is_empty(),
-        "the second run reads records the first one printed:\n{}",
-        common::stdout(&out)
-    );
+    assert!(printed(&out).is_empty(), "the second run reads records the first one printed:\n{}", common::stdout(&out));
     delete_topic(&topic);
 }
 
@@ -1046,25 +1109,9 @@ fn topic_created_later_matching_the_pattern_is_read() {
     let pattern = format!("fetchpat-{id}-[ab]");
     // (topic, partition, offset) -> event id
     let key = |r: &Value| (r["topic"].as_str().unwrap_or_else(|| panic!("no topic in {r}")).to_owned(), pos(r));
-    let b = bootstrap();
-    let mut cafe = Background::cafe(
+    let mut cafe = consume_in_background(
         "cafe consume --topic-pattern",
-        &[
-            "-b",
-            &b,
-            "consume",
-            "--json",
-            "--topic-pattern",
-            &pattern,
-            "-g",
-            &group,
-            "--auto-offset-reset",
-            "earliest",
-            "--idle-exit",
-            "60s",
-            "--metadata-max-age-ms",
-            "1000",
-        ],
+        &member_args(["--topic-pattern", &pattern], &group, "60s", &["--metadata-max-age-ms", "1000"]),
     );
     // Let it start with no topic matching.
     std::thread::sleep(Duration::from_secs(1));
@@ -1087,11 +1134,7 @@ fn topic_created_later_matching_the_pattern_is_read() {
     // The non-matching topics were there at every refresh that found a matching
     // one (a wrong match would have joined the first rebalance, before the second
     // topic's); a moment more for one to show.
-    std::thread::sleep(Duration::from_secs(1));
-    cafe.signal("TERM");
-    let end = cafe.finish(Duration::from_secs(30));
-    assert!(end.status.success(), "cafe after SIGTERM: {}\n--- stderr\n{}", end.status, end.stderr.join("\n"));
-    let got = records_of(&end.stdout.join("\n"));
+    let (end, got) = stop_consumer(cafe);
     for r in &got {
         assert!(
             r["topic"] == matching.as_str() || r["topic"] == second.as_str(),
@@ -1123,35 +1166,17 @@ fn thousand_partitions_one_fetch_in_flight_with_incremental_sessions() {
     // fetch can cover them all.
     peer("ready", &topic, &["--partitions", "1000"]);
     let parts: Vec<String> = (0..10).map(|i| (i * 100 + 7).to_string()).collect();
-    let want: BTreeMap<(i32, i64), String> = peer_events(&topic, 10, &["--partitions", &parts.join(",")])
-        .iter()
-        .map(|r| (pos(r), event_id(&r["value"])))
-        .collect();
+    let want = ids_by_pos(&peer_events(&topic, 10, &["--partitions", &parts.join(",")]));
 
     let proxy = RecordingProxy::start(&bootstrap());
     let addr = proxy.addr();
-    let out = run_cafe(
-        &[
-            "-b",
-            &addr,
-            "consume",
-            "--json",
-            "-t",
-            &topic,
-            "-g",
-            &group,
-            "--auto-offset-reset",
-            "earliest",
-            "--idle-exit",
-            "6s",
-        ],
-        b"",
+    let out = run_cafe(&consume_line(&addr, &group_args(&topic, &group, "6s", &[])), b"");
+    assert_eq!(
+        printed_ids_once(&out, "cafe consume of 1,000 partitions through the proxy"),
+        want,
+        "records of the 1,000-partition topic\n--- stderr\n{}",
+        stderr(&out)
     );
-    assert_success(&out, "cafe consume of 1,000 partitions through the proxy");
-    let got = records_of(&common::stdout(&out));
-    assert_no_duplicates(&got);
-    let got: BTreeMap<(i32, i64), String> = got.iter().map(|r| (pos(r), event_id(&r["value"]))).collect();
-    assert_eq!(got, want, "records of the 1,000-partition topic\n--- stderr\n{}", stderr(&out));
 
     // Connections reset or closed when cafe exits (a long-poll Fetch answered after
     // that cannot be passed on) are not problems; a failed rewrite (a client that
@@ -1261,19 +1286,19 @@ fn positions_after_latest_reset_are_kept_between_runs() {
     let args = ["-t", topic.as_str(), "-g", group.as_str(), "--auto-offset-reset", "latest", "--idle-exit", "5s"];
     let out = consume(&args);
     assert_success(&out, "first run (latest)");
-    assert!(records_of(&common::stdout(&out)).is_empty(), "the first run starts at the end:\n{}", common::stdout(&out));
+    assert!(printed(&out).is_empty(), "the first run starts at the end:\n{}", common::stdout(&out));
 
-    let want: BTreeMap<(i32, i64), String> =
-        peer_events(&topic, 3, &["--partitions", "0,1,2"]).iter().map(|r| (pos(r), event_id(&r["value"]))).collect();
+    let want = ids_by_pos(&peer_events(&topic, 3, &["--partitions", "0,1,2"]));
     assert_eq!(want.keys().copied().collect::<Vec<_>>(), vec![(0, 1), (1, 1), (2, 1)]);
 
     // (It stops once it has the 3; a fourth could only be a duplicate, seen as one missing.)
     let out = consume(&[&args[..], &["--max-messages", "3"]].concat());
-    assert_success(&out, "second run (latest)");
-    let got = records_of(&common::stdout(&out));
-    assert_no_duplicates(&got);
-    let got: BTreeMap<(i32, i64), String> = got.iter().map(|r| (pos(r), event_id(&r["value"]))).collect();
-    assert_eq!(got, want, "the second run reads what was written between the runs\n--- stderr\n{}", stderr(&out));
+    assert_eq!(
+        printed_ids_once(&out, "second run (latest)"),
+        want,
+        "the second run reads what was written between the runs\n--- stderr\n{}",
+        stderr(&out)
+    );
     delete_topic(&topic);
 }
 
@@ -1287,53 +1312,30 @@ fn fetch_settings_on_the_wire_and_small_limits_read_everything() {
     let topic = unique_topic("fetch-settings");
     let group = unique_topic("fetch-settings-group");
     create_topic(&topic, 1);
-    let mut want: BTreeMap<(i32, i64), String> = BTreeMap::new();
     // One large batch (50 records, several KB), then 10 batches of one record.
-    for r in peer_events(&topic, 50, &["--linger-ms", "5000"]) {
-        want.insert(pos(&r), event_id(&r["value"]));
-    }
-    for r in peer_events(&topic, 10, &["--flush-each", "--linger-ms", "0"]) {
-        want.insert(pos(&r), event_id(&r["value"]));
-    }
+    let mut want = ids_by_pos(&peer_events(&topic, 50, &["--linger-ms", "5000"]));
+    want.extend(ids_by_pos(&peer_events(&topic, 10, &["--flush-each", "--linger-ms", "0"])));
     let batches = topic_batches(&topic, 1);
     assert!(batches.iter().any(|b| b.size > 2048), "a batch larger than the limits: {batches:#?}");
 
     let proxy = RecordingProxy::start(&bootstrap());
     let addr = proxy.addr();
-    let out = run_cafe(
-        &[
-            "-b",
-            &addr,
-            "consume",
-            "--json",
-            "-t",
-            &topic,
-            "-g",
-            &group,
-            "--auto-offset-reset",
-            "earliest",
-            "--idle-exit",
-            "5s",
-            "--max-messages",
-            "60",
-            "--isolation-level",
-            "read_uncommitted",
-            "--fetch-min-bytes",
-            "1",
-            "--fetch-max-wait-ms",
-            "200",
-            "--fetch-max-bytes",
-            "2048",
-            "--max-partition-fetch-bytes",
-            "1024",
-        ],
-        b"",
-    );
-    assert_success(&out, "cafe consume with small fetch limits");
-    let got = records_of(&common::stdout(&out));
-    assert_no_duplicates(&got);
-    let got: BTreeMap<(i32, i64), String> = got.iter().map(|r| (pos(r), event_id(&r["value"]))).collect();
-    assert_eq!(got, want, "--- stderr\n{}", stderr(&out));
+    let settings = [
+        "--max-messages",
+        "60",
+        "--isolation-level",
+        "read_uncommitted",
+        "--fetch-min-bytes",
+        "1",
+        "--fetch-max-wait-ms",
+        "200",
+        "--fetch-max-bytes",
+        "2048",
+        "--max-partition-fetch-bytes",
+        "1024",
+    ];
+    let out = run_cafe(&consume_line(&addr, &group_args(&topic, &group, "5s", &settings)), b"");
+    assert_eq!(printed_ids_once(&out, "cafe consume with small fetch limits"), want, "--- stderr\n{}", stderr(&out));
 
     let fetches: Vec<_> = proxy.fetch_requests().into_iter().filter_map(|r| r.fetch).collect();
     assert!(!fetches.is_empty(), "no Fetch request went through the proxy");
@@ -1398,24 +1400,9 @@ fn read_committed_stops_at_an_open_transaction_until_it_commits() {
     assert_eq!(all.len(), 7, "before {before:?}, open {open:?}, after {after:?}");
 
     let group = unique_topic("fetch-lso-committed");
-    let mut committed = Background::cafe(
+    let mut committed = consume_in_background(
         "cafe consume read_committed",
-        &[
-            "-b",
-            &b,
-            "consume",
-            "--json",
-            "-t",
-            &topic,
-            "-g",
-            &group,
-            "--auto-offset-reset",
-            "earliest",
-            "--idle-exit",
-            "60s",
-            "--isolation-level",
-            "read_committed",
-        ],
+        &group_args(&topic, &group, "60s", &["--isolation-level", "read_committed"]),
     );
     committed.wait_for(Duration::from_secs(30), "the records before the open transaction", |l| l.len() >= 2);
     // Meanwhile read_uncommitted reads everything (and gives read_committed time
@@ -1433,17 +1420,13 @@ fn read_committed_stops_at_an_open_transaction_until_it_commits() {
         all,
         "read_uncommitted reads past the open transaction"
     );
-    let held: Vec<i64> = records_of(&committed.stdout_lines().join("\n")).iter().map(offset_of).collect();
+    let held: Vec<i64> = records_of_lines(&committed.stdout_lines()).iter().map(offset_of).collect();
     assert_eq!(held, before, "read_committed while the transaction is open: only what precedes it");
 
     std::fs::write(&flag, b"commit").expect("create the commit flag");
     txn.wait_for(Duration::from_secs(60), "the commit", |l| l.iter().any(|l| l.contains("committed")));
     committed.wait_for(Duration::from_secs(30), "the records after the commit", |l| l.len() >= 7);
-    std::thread::sleep(Duration::from_secs(1));
-    committed.signal("TERM");
-    let end = committed.finish(Duration::from_secs(30));
-    assert!(end.status.success(), "cafe after SIGTERM: {}\n--- stderr\n{}", end.status, end.stderr.join("\n"));
-    let got = records_of(&end.stdout.join("\n"));
+    let (_, got) = stop_consumer(committed);
     assert_no_duplicates(&got);
     assert_eq!(got.iter().map(offset_of).collect::<BTreeSet<_>>(), all, "read_committed after the commit");
     let t = txn.finish(Duration::from_secs(30));
@@ -1465,20 +1448,10 @@ fn offset_out_of_range_resets_to_the_new_log_start() {
     create_topic(&topic, 1);
     let reports = peer_events(&topic, 6, &[]);
     let b = bootstrap();
-    let out = consume(&[
-        "-t",
-        &topic,
-        "-g",
-        &group,
-        "--auto-offset-reset",
-        "earliest",
-        "--idle-exit",
-        "5s",
-        "--max-messages",
-        "2",
-    ]);
+    let args = group_args(&topic, &group, "5s", &["--max-messages", "2"]);
+    let out = consume(&args);
     assert_success(&out, "first run (--max-messages 2)");
-    assert_eq!(records_of(&common::stdout(&out)).iter().map(offset_of).collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(printed(&out).iter().map(offset_of).collect::<Vec<_>>(), vec![0, 1]);
 
     let spec = std::env::temp_dir().join(format!("cafe-fetch-delete-{}.json", uuid::Uuid::new_v4().simple()));
     let json = json!({"partitions": [{"topic": topic, "partition": 0, "offset": 4}], "version": 1});
@@ -1488,32 +1461,12 @@ fn offset_out_of_range_resets_to_the_new_log_start() {
     assert_success(&out, "deleting records before offset 4");
 
     let mut cmd = std::process::Command::new(cafe_bin());
-    cmd.args([
-        "-b",
-        &b,
-        "consume",
-        "--json",
-        "-t",
-        &topic,
-        "-g",
-        &group,
-        "--auto-offset-reset",
-        "earliest",
-        "--idle-exit",
-        "5s",
-        "--max-messages",
-        "2",
-    ])
-    .env("CAFE_LOG", "info")
-    .env("NO_COLOR", "1");
+    cmd.args(consume_line(&b, &args)).env("CAFE_LOG", "info").env("NO_COLOR", "1");
     let out = run_with_deadline(cmd, b"", CAFE_TIMEOUT);
     assert_success(&out, "second run (committed offset 2, log starts at 4)");
-    let got = records_of(&common::stdout(&out));
+    let got = printed(&out);
     assert_eq!(got.iter().map(offset_of).collect::<Vec<_>>(), vec![4, 5], "--- stderr\n{}", stderr(&out));
-    for r in &got {
-        let i = offset_of(r) as usize;
-        assert_event(r, reports[i]["key"].as_str().unwrap(), reports[i]["value"].as_str().unwrap());
-    }
+    assert_events_as_reported(&got, &reports);
     let squashed: String = stderr(&out).to_lowercase().chars().filter(|c| c.is_alphanumeric()).collect();
     assert!(squashed.contains("outofrange"), "no log line about the out-of-range offset:\n{}", stderr(&out));
     delete_topic(&topic);
@@ -1538,16 +1491,7 @@ fn large_batches(codec: &str) {
     );
     assert_success(&out, &format!("cafe produce -n {N} --compression {codec}"));
     // offset -> (key, event id)
-    let mut want: BTreeMap<i64, (String, String)> = json_lines(&out)
-        .iter()
-        .map(|r| {
-            assert!(r.get("error").is_none(), "delivery failed: {r}");
-            (
-                r["offset"].as_i64().unwrap(),
-                (r["key"].as_str().unwrap().to_owned(), r["id"].as_str().unwrap().to_owned()),
-            )
-        })
-        .collect();
+    let mut want = produced_by_offset(&json_lines(&out));
     assert_eq!(want.len(), N);
     let batches = topic_batches(&topic, 1);
     assert!(
@@ -1556,33 +1500,22 @@ fn large_batches(codec: &str) {
         batches.iter().map(|b| (b.codec, b.records)).collect::<Vec<_>>()
     );
 
-    let java: BTreeMap<i64, (String, String)> = java_console_read(&topic, "read_committed", Some(N))
-        .into_iter()
-        .map(|(offset, key, value)| (offset, (key, event_id(&Value::String(value)))))
-        .collect();
+    let java = java_keyed_ids(&topic, N);
     assert!(java == want, "the Java console consumer read {} records, other than cafe reported ({codec})", java.len());
 
-    for r in peer_events(&topic, N, &["--compression", codec, "--linger-ms", "5000"]) {
-        want.insert(r["offset"].as_i64().unwrap(), (r["key"].as_str().unwrap().to_owned(), event_id(&r["value"])));
-    }
+    want.extend(keyed_ids_by_offset(&peer_events(&topic, N, &["--compression", codec, "--linger-ms", "5000"])));
     let batches = topic_batches(&topic, 1);
     assert!(
         batches.iter().filter(|b| b.base_offset >= N as i64).any(|b| b.records >= 500),
         "confluent-kafka's batches (base offset, records): {:?}",
         batches.iter().map(|b| (b.base_offset, b.records)).collect::<Vec<_>>()
     );
-    let read: BTreeMap<i64, (String, String)> = peer("read", &topic, &[])
-        .iter()
-        .map(|r| (r["offset"].as_i64().unwrap(), (r["key"].as_str().unwrap().to_owned(), event_id(&r["value"]))))
-        .collect();
+    let read = keyed_ids_by_offset(&peer("read", &topic, &[]));
     assert!(read == want, "confluent-kafka read {} records, other than were written ({codec})", read.len());
 
     let (got, out) = consume_all(&topic, &group, "5s", &["--max-messages", &(2 * N).to_string()]);
     assert_no_duplicates(&got);
-    let got: BTreeMap<i64, (String, String)> = got
-        .iter()
-        .map(|r| (offset_of(r), (r["key"].as_str().unwrap_or_default().to_owned(), event_id(&r["value"]))))
-        .collect();
+    let got = keyed_ids_by_offset(&got);
     assert!(got == want, "cafe read {} of {} records ({codec})\n--- stderr\n{}", got.len(), want.len(), stderr(&out));
     delete_topic(&topic);
 }
@@ -1676,17 +1609,9 @@ fn timestamps_match_java_for_create_and_log_append_time() {
         // Old timestamps, one apart; queued at once, so one batch.
         peer_events(&topic, 5, &["--compression", codec, "--linger-ms", "5000", "--timestamp-base", "1600000000000"]);
 
-        let out = kafka_tool(
-            "console-consumer",
+        let out = java_console(
+            &topic,
             &[
-                "--bootstrap-server",
-                &b,
-                "--topic",
-                &topic,
-                "--partition",
-                "0",
-                "--offset",
-                "earliest",
                 "--max-messages",
                 "5",
                 "--timeout-ms",
@@ -1776,35 +1701,16 @@ fn rebalance_with_backlog(prefix: &str, count: usize, peer_args: &[&str], extra:
     let group = unique_topic(&format!("{prefix}-group"));
     create_topic(&topic, 4);
     let want: BTreeSet<(i32, i64)> = peer_events(&topic, count, peer_args).iter().map(pos).collect();
-    let b = bootstrap();
-    let mut args = vec![
-        "-b",
-        b.as_str(),
-        "consume",
-        "--json",
-        "-t",
-        &topic,
-        "-g",
-        &group,
-        "--auto-offset-reset",
-        "earliest",
-        "--idle-exit",
-        "60s",
-        "--session-timeout-ms",
-        "6000",
-        "--heartbeat-interval-ms",
-        "1000",
-        "--auto-commit-interval-ms",
-        "1000",
-    ];
-    args.extend_from_slice(extra);
-    let mut a = Background::cafe("member A", &args);
+    let timings =
+        ["--session-timeout-ms", "6000", "--heartbeat-interval-ms", "1000", "--auto-commit-interval-ms", "1000"];
+    let args = group_args(&topic, &group, "60s", &[&timings[..], extra].concat());
+    let mut a = consume_in_background("member A", &args);
     a.wait_for(Duration::from_secs(30), "member A's first records", |l| l.len() >= 20);
-    let mut b_member = Background::cafe("member B", &args);
+    let mut b_member = consume_in_background("member B", &args);
     b_member.wait_for(Duration::from_secs(60), "member B's first records", |l| !l.is_empty());
     let union = |a: &Background, b: &Background| -> BTreeSet<(i32, i64)> {
-        let mut all = records_of(&a.stdout_lines().join("\n"));
-        all.extend(records_of(&b.stdout_lines().join("\n")));
+        let mut all = records_of_lines(&a.stdout_lines());
+        all.extend(records_of_lines(&b.stdout_lines()));
         all.iter().map(pos).collect()
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
@@ -1825,7 +1731,7 @@ fn rebalance_with_backlog(prefix: &str, count: usize, peer_args: &[&str], extra:
     b_member.signal("TERM");
     let (ea, eb) = (a.finish(Duration::from_secs(30)), b_member.finish(Duration::from_secs(30)));
     assert!(ea.status.success() && eb.status.success(), "exits: A {} B {}", ea.status, eb.status);
-    let (ra, rb) = (records_of(&ea.stdout.join("\n")), records_of(&eb.stdout.join("\n")));
+    let (ra, rb) = (records_of_lines(&ea.stdout), records_of_lines(&eb.stdout));
     assert!(!rb.is_empty(), "member B printed nothing");
     let mut all = ra.clone();
     all.extend(rb.iter().cloned());
@@ -1859,37 +1765,11 @@ fn fresh_topic_with_many_partitions_is_read_through_not_leader_errors() {
     let topic = unique_topic("fetch-fresh");
     let group = unique_topic("fetch-fresh-group");
     create_topic(&topic, 300);
-    let b = bootstrap();
-    let mut cafe = Background::cafe(
-        "cafe consume (fresh topic)",
-        &[
-            "-b",
-            &b,
-            "consume",
-            "--json",
-            "-t",
-            &topic,
-            "-g",
-            &group,
-            "--auto-offset-reset",
-            "earliest",
-            "--idle-exit",
-            "60s",
-        ],
-    );
+    let mut cafe = consume_in_background("cafe consume (fresh topic)", &group_args(&topic, &group, "60s", &[]));
     let parts: Vec<String> = (0..30).map(|i| (i * 10 + 3).to_string()).collect();
-    let want: BTreeMap<(i32, i64), String> = peer_events(&topic, 30, &["--partitions", &parts.join(",")])
-        .iter()
-        .map(|r| (pos(r), event_id(&r["value"])))
-        .collect();
+    let want = ids_by_pos(&peer_events(&topic, 30, &["--partitions", &parts.join(",")]));
     cafe.wait_for(Duration::from_secs(60), "all 30 records", |l| l.len() >= 30);
-    std::thread::sleep(Duration::from_secs(1));
-    cafe.signal("TERM");
-    let end = cafe.finish(Duration::from_secs(30));
-    assert!(end.status.success(), "cafe after SIGTERM: {}\n--- stderr\n{}", end.status, end.stderr.join("\n"));
-    let got = records_of(&end.stdout.join("\n"));
-    assert_no_duplicates(&got);
-    let got: BTreeMap<(i32, i64), String> = got.iter().map(|r| (pos(r), event_id(&r["value"]))).collect();
-    assert_eq!(got, want, "--- stderr\n{}", end.stderr.join("\n"));
+    let (end, got) = stop_consumer(cafe);
+    assert_eq!(printed_once_by_pos(&got), want, "--- stderr\n{}", end.stderr.join("\n"));
     delete_topic(&topic);
 }

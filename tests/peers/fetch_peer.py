@@ -208,9 +208,25 @@ def cmd_records(args):
     return 0
 
 
-def cmd_txn(args):
-    p = producer(args, **{"transactional.id": args.txn_id, "enable.idempotence": True, "linger.ms": 5})
+def txn_producer(args, txn_id, linger_ms):
+    """An idempotent transactional producer with transactions initialised."""
+    p = producer(args, **{"transactional.id": txn_id, "enable.idempotence": True, "linger.ms": linger_ms})
     p.init_transactions(30)
+    return p
+
+
+def print_txn_reports(reports, sent):
+    """Fails unless every record of `sent` ((value, outcome) pairs) was delivered;
+    prints one JSON line per record: partition, offset, value, outcome."""
+    if reports.errors or len(reports.got) != len(sent):
+        fail("delivery failed: %s" % reports.errors)
+    for i, (value, outcome) in enumerate(sent):
+        m = reports.got[i]
+        print(json.dumps({"partition": m.partition(), "offset": m.offset(), "value": value, "outcome": outcome}))
+
+
+def cmd_txn(args):
+    p = txn_producer(args, args.txn_id, 5)
     reports = Reports()
     plan = [("committed-1", "committed"), ("aborted", "aborted"), ("committed-2", "committed")]
     sent = []
@@ -228,21 +244,15 @@ def cmd_txn(args):
             p.commit_transaction(30)
         else:
             p.abort_transaction(30)
-    if reports.errors or len(reports.got) != len(sent):
-        fail("delivery failed: %s" % reports.errors)
-    for i, (value, outcome) in enumerate(sent):
-        m = reports.got[i]
-        print(json.dumps({"partition": m.partition(), "offset": m.offset(), "value": value, "outcome": outcome}))
+    print_txn_reports(reports, sent)
     return 0
 
 
 def cmd_txn_interleaved(args):
-    pa = producer(args, **{"transactional.id": args.txn_id + "-a", "enable.idempotence": True, "linger.ms": 0})
-    pb = producer(args, **{"transactional.id": args.txn_id + "-b", "enable.idempotence": True, "linger.ms": 0})
+    pa = txn_producer(args, args.txn_id + "-a", 0)
+    pb = txn_producer(args, args.txn_id + "-b", 0)
     # Idempotent: its batches carry a producer id too, but are in no transaction.
     plain = producer(args, **{"linger.ms": 0, "enable.idempotence": True})
-    pa.init_transactions(30)
-    pb.init_transactions(30)
     reports = Reports()
     sent = []
 
@@ -266,19 +276,14 @@ def cmd_txn_interleaved(args):
     for j in range(2):
         send(pa, "a2-%d" % j, "committed")
     pa.commit_transaction(30)
-    if reports.errors or len(reports.got) != len(sent):
-        fail("delivery failed: %s" % reports.errors)
-    for i, (value, outcome) in enumerate(sent):
-        m = reports.got[i]
-        print(json.dumps({"partition": m.partition(), "offset": m.offset(), "value": value, "outcome": outcome}))
+    print_txn_reports(reports, sent)
     return 0
 
 
 def cmd_txn_open(args):
     import os
 
-    p = producer(args, **{"transactional.id": args.txn_id, "enable.idempotence": True, "linger.ms": 5})
-    p.init_transactions(30)
+    p = txn_producer(args, args.txn_id, 5)
     reports = Reports()
     p.begin_transaction()
     for i in range(args.count):

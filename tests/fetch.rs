@@ -79,6 +79,10 @@ fn group_args<'a>(topic: &'a str, group: &'a str, idle: &'a str, extra: &[&'a st
 
 /// A `cafe consume` of `topic` as a new member of `group`, from earliest, until
 /// idle for `idle`; panics unless it exits 0. Returns the printed records.
+/// How long a run waits for a record before it ends. The first wait includes
+/// joining the group, which can take seconds while 30-odd tests share two cores.
+const IDLE: &str = "10s";
+
 fn consume_all(topic: &str, group: &str, idle: &str, extra: &[&str]) -> (Vec<Value>, Output) {
     let args = group_args(topic, group, idle, extra);
     let out = consume(&args);
@@ -572,7 +576,7 @@ fn codec_from_peers(codec: &str) {
     assert!(batches.iter().all(|b| b.codec == codec_id(codec)), "not all batches are {codec}: {batches:#?}");
     assert!(batches.iter().any(|b| b.records >= 5), "no batch holds several records: {batches:#?}");
 
-    let (got, out) = consume_all(&topic, &group, "5s", &["--max-messages", "60"]);
+    let (got, out) = consume_all(&topic, &group, IDLE, &["--max-messages", "60"]);
     assert_no_duplicates(&got);
     let mut seen = BTreeSet::new();
     for r in &got {
@@ -721,7 +725,7 @@ fn transactions_match_java(prefix: &str, sub: &str, counts: (usize, usize), mark
             .zip(&groups)
             .map(|((_, extra), group)| {
                 let topic = &topic;
-                s.spawn(move || consume_all(topic, group, "5s", extra))
+                s.spawn(move || consume_all(topic, group, IDLE, extra))
             })
             .collect();
         let cafe = cafe.into_iter().map(|h| h.join().expect("cafe run")).collect::<Vec<_>>();
@@ -804,7 +808,7 @@ fn headers_tombstones_empty_values_and_non_utf8_bytes_in_json() {
     let offsets = peer("records", &topic, &["--spec", &spec.to_string()]);
     assert_eq!(offsets.len(), 6);
 
-    let (got, out) = consume_all(&topic, &group, "5s", &["--max-messages", "6"]);
+    let (got, out) = consume_all(&topic, &group, IDLE, &["--max-messages", "6"]);
     assert_no_duplicates(&got);
     assert_eq!(got.len(), 6, "cafe printed:\n{}\n--- stderr\n{}", common::stdout(&out), stderr(&out));
     assert_eq!(consumed_count(&stderr(&out)), 6);
@@ -937,7 +941,7 @@ fn corrupt_batch_stops_with_exit_10_and_nothing_committed_past_it() {
 
     // Without CRC checks the record is read (its event id altered on disk).
     let group2 = unique_topic("fetch-corrupt-nocrc");
-    let (got, _) = consume_all(&topic, &group2, "5s", &["--check-crcs", "false", "--max-messages", "5"]);
+    let (got, _) = consume_all(&topic, &group2, IDLE, &["--check-crcs", "false", "--max-messages", "5"]);
     assert_eq!(got.iter().map(offset_of).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4], "--check-crcs false: {got:?}");
 }
 
@@ -1410,7 +1414,7 @@ fn read_committed_stops_at_an_open_transaction_until_it_commits() {
     let (uncommitted, _) = consume_all(
         &topic,
         &unique_topic("fetch-lso-uncommitted"),
-        "5s",
+        IDLE,
         &["--isolation-level", "read_uncommitted", "--max-messages", "7"],
     );
     std::thread::sleep(Duration::from_secs(1));
@@ -1513,7 +1517,7 @@ fn large_batches(codec: &str) {
     let read = keyed_ids_by_offset(&peer("read", &topic, &[]));
     assert!(read == want, "confluent-kafka read {} records, other than were written ({codec})", read.len());
 
-    let (got, out) = consume_all(&topic, &group, "5s", &["--max-messages", &(2 * N).to_string()]);
+    let (got, out) = consume_all(&topic, &group, IDLE, &["--max-messages", &(2 * N).to_string()]);
     assert_no_duplicates(&got);
     let got = keyed_ids_by_offset(&got);
     assert!(got == want, "cafe read {} of {} records ({codec})\n--- stderr\n{}", got.len(), want.len(), stderr(&out));
@@ -1647,7 +1651,7 @@ fn timestamps_match_java_for_create_and_log_append_time() {
             assert!(java.values().all(|t| *t > 1_700_000_000_000), "append times are the broker's clock: {java:?}");
         }
 
-        let (got, out) = consume_all(&topic, &unique_topic("fetch-ts-group"), "5s", &["--max-messages", "5"]);
+        let (got, out) = consume_all(&topic, &unique_topic("fetch-ts-group"), IDLE, &["--max-messages", "5"]);
         let cafe: BTreeMap<i64, i64> = got
             .iter()
             .map(|r| (offset_of(r), r["timestamp"].as_i64().unwrap_or_else(|| panic!("no timestamp in {r}"))))

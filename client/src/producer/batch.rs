@@ -2,6 +2,7 @@
 //! batch bytes the broker stores, and remembered by input index so every record
 //! gets its own delivery report.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::compression::Codec;
@@ -41,6 +42,7 @@ pub struct Idempotence {
 /// Records gathered for one partition, not yet encoded.
 #[derive(Debug)]
 pub struct OpenBatch {
+    pub topic: Arc<str>,
     pub partition: i32,
     records: Vec<OutRecord>,
     size: usize,
@@ -48,8 +50,8 @@ pub struct OpenBatch {
 }
 
 impl OpenBatch {
-    pub fn new(partition: i32, now: Instant) -> Self {
-        Self { partition, records: Vec::new(), size: 61 /* batch header */, created: now }
+    pub fn new(topic: Arc<str>, partition: i32, now: Instant) -> Self {
+        Self { topic, partition, records: Vec::new(), size: 61 /* batch header */, created: now }
     }
 
     pub fn push(&mut self, r: OutRecord) {
@@ -110,6 +112,7 @@ impl OpenBatch {
             return Err((ids, format!("encoding the record batch failed: {e}")));
         }
         Ok(SealedBatch {
+            topic: self.topic,
             partition: self.partition,
             ids,
             bytes: buf.freeze(),
@@ -141,6 +144,7 @@ pub(crate) fn encode_batch(buf: &mut BytesMut, records: &[Record], compression: 
 /// (with idempotence the unchanged sequence numbers let the broker drop duplicates).
 #[derive(Debug, Clone)]
 pub struct SealedBatch {
+    pub topic: Arc<str>,
     pub partition: i32,
     pub ids: Vec<u64>,
     pub bytes: Bytes,
@@ -165,7 +169,7 @@ impl SealedBatch {
     /// OUT_OF_ORDER_SEQUENCE_NUMBER): anything else would be written twice.
     pub fn reseal(self, idem: Idempotence) -> Result<SealedBatch, (Vec<u64>, String)> {
         let (created, attempts, compression) = (self.created, self.attempts, self.compression);
-        let mut open = OpenBatch::new(self.partition, created);
+        let mut open = OpenBatch::new(self.topic, self.partition, created);
         for r in self.records {
             open.push(r);
         }
@@ -191,7 +195,7 @@ mod tests {
 
     #[test]
     fn sealed_batch_decodes_to_the_same_records() {
-        let mut b = OpenBatch::new(2, Instant::now());
+        let mut b = OpenBatch::new("t".into(), 2, Instant::now());
         b.push(rec(7, "ana", "{\"a\":1}"));
         b.push(rec(8, "bo", "{\"a\":2}"));
         let sealed = b.seal(Codec::None, None).unwrap();
@@ -210,7 +214,7 @@ mod tests {
 
     #[test]
     fn idempotent_batch_carries_sequences() {
-        let mut b = OpenBatch::new(0, Instant::now());
+        let mut b = OpenBatch::new("t".into(), 0, Instant::now());
         b.push(rec(0, "k", "v"));
         b.push(rec(1, "k", "v"));
         let idem = Idempotence { producer_id: 42, producer_epoch: 3, base_sequence: 10 };
@@ -223,7 +227,7 @@ mod tests {
 
     #[test]
     fn reseal_keeps_records_and_age_with_new_sequences() {
-        let mut b = OpenBatch::new(1, Instant::now());
+        let mut b = OpenBatch::new("t".into(), 1, Instant::now());
         b.push(rec(0, "k", "v0"));
         b.push(rec(1, "k", "v1"));
         let old = Idempotence { producer_id: 1, producer_epoch: 0, base_sequence: 7 };
@@ -242,7 +246,7 @@ mod tests {
 
     #[test]
     fn size_grows_with_records() {
-        let mut b = OpenBatch::new(0, Instant::now());
+        let mut b = OpenBatch::new("t".into(), 0, Instant::now());
         let empty = b.size();
         b.push(rec(0, "key", "0123456789"));
         assert_eq!(b.size(), empty + 21 + 3 + 10);

@@ -3,15 +3,18 @@
 //! hence our own path over `wire`), retries what Kafka calls retriable within
 //! `delivery.timeout.ms`, and reports the outcome of every single record.
 
+mod accumulator;
 mod batch;
 mod config;
+mod idempotence;
 mod sender;
 
+pub use accumulator::{Delivery, DeliveryError, ProduceSummary};
 #[cfg(test)]
 pub(crate) use batch::encode_batch;
 pub use batch::{Idempotence, OutRecord};
 pub use config::{Acks, Compression, ConfigError, ProducerConfig};
-pub use sender::{Delivery, DeliveryError, ProduceSummary, Producer};
+pub use sender::Producer;
 
 use crate::cluster;
 

@@ -1,0 +1,479 @@
+//! The producer's core, sans-IO: records in, batches per topic-partition (sealed by
+//! `batch.size` and `linger.ms`), requests out (one batch per partition, grouped by
+//! leader, within `max.request.size` and `max.in.flight`), responses in, one
+//! [`Delivery`] per record out. Retries, `delivery.timeout.ms` and idempotence
+//! (sequences, DUPLICATE_SEQUENCE_NUMBER, moving to a new producer id after a gap)
+//! are decided here; time is passed in, and the driver (`sender`) does the I/O
+//! the core asks for in [`Settled`]: a metadata refresh, a new producer id.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::ProduceResponse;
+use kafka_protocol::messages::produce_response::PartitionProduceResponse;
+
+use super::batch::{OpenBatch, OutRecord, SealedBatch};
+use super::config::ProducerConfig;
+use super::idempotence::{PartitionKey, ProducerIds};
+
+/// Record batch header, counted against `max.request.size` with the record.
+pub(crate) const BATCH_OVERHEAD: usize = 61;
+
+/// Why one record was not delivered.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// The record alone is larger than `max.request.size`; it was never sent.
+    #[error("record of {size} bytes exceeds max.request.size={max}")]
+    RecordTooLarge { size: usize, max: usize },
+    /// The broker answered MESSAGE_TOO_LARGE or RECORD_LIST_TOO_LARGE for its batch.
+    #[error("broker refused the record: MESSAGE_TOO_LARGE (its message.max.bytes is smaller than this batch)")]
+    BrokerTooLarge,
+    /// The broker answered a non-retriable error for its batch.
+    #[error("broker refused the record: {error}{}", .message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
+    Rejected { error: ResponseError, message: Option<String> },
+    /// Retriable errors went on until `delivery.timeout.ms` was spent.
+    #[error("not delivered within delivery.timeout.ms={timeout_ms} after {attempts} attempts; last error: {last}")]
+    TimedOut { timeout_ms: u64, attempts: u32, last: String },
+    /// The record batch could not be encoded (not expected).
+    #[error("{0}")]
+    Encode(String),
+}
+
+/// The final outcome of one record. The offset is `None` when the broker does not
+/// tell it: with acks=0, or for a retry the broker recognised as already written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// The record's [`OutRecord::id`].
+    pub id: u64,
+    /// The topic it was sent to.
+    pub topic: Arc<str>,
+    /// Its partition; -1 for a record refused before partitioning (too large).
+    pub partition: i32,
+    /// Its offset (when known), or why it was not delivered.
+    pub result: Result<Option<i64>, DeliveryError>,
+}
+
+/// Counts of one produce run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProduceSummary {
+    /// Records the broker has (or, with acks=0, was sent).
+    pub delivered: u64,
+    /// Records that failed for good.
+    pub failed: u64,
+    /// Batches sent again after a retriable error.
+    pub retries: u64,
+}
+
+/// One Produce request to send: batches of distinct partitions, all led by `leader`.
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub leader: i32,
+    pub batches: Vec<SealedBatch>,
+}
+
+/// What a Produce request came back with, as the core needs it: `Sent` for acks=0
+/// (no response), the broker's response, or why the request failed on the way.
+#[derive(Debug)]
+pub(crate) enum Response {
+    Sent,
+    Produced(ProduceResponse),
+    Failed(String),
+}
+
+/// The I/O a settled response asks of the driver, in this order.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Settled {
+    /// Batches are retried: refresh metadata of these topics (leaders may have moved).
+    pub refresh: Vec<Arc<str>>,
+    /// A batch failed for good under the current producer id: get a new one and call
+    /// [`Accumulator::producer_id_renewed`].
+    pub new_producer_id: bool,
+}
+
+/// Open batches of one topic; topics are found by pointer first (one `Arc` per topic
+/// in a stream), so appending a record costs no string hash.
+#[derive(Debug)]
+struct TopicBatches {
+    topic: Arc<str>,
+    open: HashMap<i32, OpenBatch>,
+}
+
+/// The pure producer: accumulates, seals, chooses requests, settles responses.
+#[derive(Debug)]
+pub(crate) struct Accumulator {
+    config: ProducerConfig,
+    ids: ProducerIds,
+    topics: Vec<TopicBatches>,
+    ready: VecDeque<SealedBatch>,
+    /// Partitions with a batch in flight (tracked with idempotence only).
+    busy: HashSet<PartitionKey>,
+    in_flight: usize,
+    deliveries: Vec<Delivery>,
+    summary: ProduceSummary,
+}
+
+impl Accumulator {
+    /// A core for `config`, sealing under `producer_id` (idempotence) when given.
+    pub(crate) fn new(config: ProducerConfig, producer_id: Option<(i64, i16)>) -> Self {
+        Self {
+            config,
+            ids: ProducerIds::new(producer_id),
+            topics: Vec::new(),
+            ready: VecDeque::new(),
+            busy: HashSet::new(),
+            in_flight: 0,
+            deliveries: Vec::new(),
+            summary: ProduceSummary::default(),
+        }
+    }
+
+    /// Adds `r` to its partition's open batch; `partition` is asked only for a record
+    /// that fits in a request (one that does not fails alone, unpartitioned). A batch
+    /// that reaches `batch.size`, or would pass it with `r`, is sealed.
+    pub(crate) fn append(
+        &mut self,
+        topic: &Arc<str>,
+        r: OutRecord,
+        now: Instant,
+        partition: impl FnOnce(&OutRecord) -> i32,
+    ) {
+        let size = r.approx_size() + BATCH_OVERHEAD;
+        let max = self.config.max_request_size;
+        if size > max {
+            let err = DeliveryError::RecordTooLarge { size, max };
+            self.report(Delivery { id: r.id, topic: topic.clone(), partition: -1, result: Err(err) });
+            return;
+        }
+        let p = partition(&r);
+        let batch_size = self.config.batch_size;
+        let t = match self.topics.iter().position(|t| Arc::ptr_eq(&t.topic, topic) || t.topic == *topic) {
+            Some(i) => i,
+            None => {
+                self.topics.push(TopicBatches { topic: topic.clone(), open: HashMap::new() });
+                self.topics.len() - 1
+            }
+        };
+        let open = &mut self.topics[t].open;
+        let batch = open.entry(p).or_insert_with(|| OpenBatch::new(topic.clone(), p, now));
+        let mut sealed = Vec::new();
+        if !batch.is_empty() && batch.size() + r.approx_size() > batch_size {
+            sealed.push(std::mem::replace(batch, OpenBatch::new(topic.clone(), p, now)));
+        }
+        batch.push(r);
+        if batch.size() >= batch_size {
+            sealed.push(open.remove(&p).expect("present"));
+        }
+        for b in sealed {
+            self.seal(b);
+        }
+    }
+
+    /// Seals every open batch at least `linger.ms` old.
+    pub(crate) fn seal_aged(&mut self, now: Instant) {
+        let linger = self.config.linger;
+        let mut aged = Vec::new();
+        for t in &mut self.topics {
+            let ps: Vec<i32> = t
+                .open
+                .iter()
+                .filter(|(_, b)| !b.is_empty() && now.duration_since(b.created()) >= linger)
+                .map(|(p, _)| *p)
+                .collect();
+            aged.extend(ps.into_iter().filter_map(|p| t.open.remove(&p)));
+        }
+        for b in aged {
+            self.seal(b);
+        }
+    }
+
+    /// Seals every open batch (end of input, flush), by topic, then partition.
+    pub(crate) fn seal_all(&mut self) {
+        let mut open = Vec::new();
+        for t in &mut self.topics {
+            let start = open.len();
+            open.extend(t.open.drain().map(|(_, b)| b));
+            open[start..].sort_by_key(|b: &OpenBatch| b.partition);
+        }
+        for b in open {
+            self.seal(b);
+        }
+    }
+
+    fn seal(&mut self, batch: OpenBatch) {
+        if batch.is_empty() {
+            return;
+        }
+        let (topic, partition) = (batch.topic.clone(), batch.partition);
+        let idem = self.ids.next(&topic, partition, batch.len());
+        match batch.seal(self.config.compression, idem) {
+            Ok(sealed) => self.ready.push_back(sealed),
+            // Not expected (kafka-protocol encodes any batch we build), but if it
+            // happens every record in it is reported, never dropped.
+            Err((ids, reason)) => {
+                for id in ids {
+                    let err = DeliveryError::Encode(reason.clone());
+                    self.report(Delivery { id, topic: topic.clone(), partition, result: Err(err) });
+                }
+            }
+        }
+    }
+
+    /// Sealed batches waiting to be sent (retries included).
+    pub(crate) fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// When the first batch waiting to be sent was created.
+    pub(crate) fn oldest_ready(&self) -> Option<Instant> {
+        self.ready.front().map(|b| b.created)
+    }
+
+    /// True while a request slot is free (`max.in.flight`).
+    pub(crate) fn has_free_slot(&self) -> bool {
+        self.in_flight < self.config.max_in_flight
+    }
+
+    /// True when nothing is open, waiting or in flight: every record is reported.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.in_flight == 0 && self.ready.is_empty() && self.topics.iter().all(|t| t.open.is_empty())
+    }
+
+    /// The next request, if a slot is free and a batch may go: the first ready batch
+    /// plus others for the same leader, one batch per partition, within
+    /// `max.request.size`. With idempotence a partition that has a batch in flight
+    /// waits: requests on one connection are written by separate tasks in no fixed
+    /// order, and a broker that has no state for a producer accepts whatever sequence
+    /// comes first (seq 75 before seq 0 would leave seq 0 refused for ever). One batch
+    /// per partition in flight keeps each partition's sequences in order, retries
+    /// included. `leader_of` gives a partition's leader (-1 when unknown).
+    pub(crate) fn next_request(&mut self, leader_of: impl Fn(&str, i32) -> i32) -> Option<Request> {
+        if !self.has_free_slot() {
+            return None;
+        }
+        let ordered = self.ids.enabled();
+        let busy = &mut self.busy;
+        let eligible =
+            |b: &SealedBatch, busy: &HashSet<PartitionKey>| !ordered || !busy.contains(&(b.topic.clone(), b.partition));
+        let at = self.ready.iter().position(|b| eligible(b, busy))?;
+        let first = self.ready.remove(at).expect("index in range");
+        let leader = leader_of(&first.topic, first.partition);
+        let mut size = first.bytes.len();
+        let mut batches = vec![first];
+        let mut i = 0;
+        while i < self.ready.len() {
+            let b = &self.ready[i];
+            let fits = size + b.bytes.len() <= self.config.max_request_size;
+            let new_partition = batches.iter().all(|x| x.partition != b.partition || x.topic != b.topic);
+            if fits && new_partition && eligible(b, busy) && leader_of(&b.topic, b.partition) == leader {
+                size += b.bytes.len();
+                batches.push(self.ready.remove(i).expect("index in range"));
+            } else {
+                i += 1;
+            }
+        }
+        if ordered {
+            busy.extend(batches.iter().map(|b| (b.topic.clone(), b.partition)));
+        }
+        self.in_flight += 1;
+        Some(Request { leader, batches })
+    }
+
+    /// Settles what `request` came back with at `now`: delivers, fails, or queues
+    /// batches again (a partition's lowest sequence first), and says what I/O that needs.
+    pub(crate) fn on_response(&mut self, request: Request, response: Response, now: Instant) -> Settled {
+        let Request { leader, batches } = request;
+        self.in_flight -= 1;
+        if self.ids.enabled() {
+            for b in &batches {
+                self.busy.remove(&(b.topic.clone(), b.partition));
+            }
+        }
+        let mut retry: Vec<(SealedBatch, String)> = Vec::new();
+        // Idempotent batches that failed for good: (producer id, topic, partition).
+        let mut failed: Vec<(i64, Arc<str>, i32)> = Vec::new();
+        match response {
+            Response::Sent => {
+                for b in batches {
+                    self.deliver_all(&b, Ok(None));
+                }
+            }
+            Response::Produced(resp) => {
+                // By partition index, then topic: requests rarely carry more than one topic.
+                let mut by_partition: HashMap<i32, Vec<(&str, &PartitionProduceResponse)>> = HashMap::new();
+                for t in &resp.responses {
+                    for p in &t.partition_responses {
+                        by_partition.entry(p.index).or_default().push((&t.name.0, p));
+                    }
+                }
+                for b in batches {
+                    let found = by_partition.get_mut(&b.partition).and_then(|v| {
+                        let at = v.iter().position(|(t, _)| *t == &*b.topic)?;
+                        Some(v.swap_remove(at).1)
+                    });
+                    let Some(p) = found else {
+                        retry.push((b, "partition missing from the Produce response".into()));
+                        continue;
+                    };
+                    match ResponseError::try_from_code(p.error_code) {
+                        None => self.deliver_offsets(&b, p.base_offset),
+                        // The broker already has this batch: a retry of something that landed.
+                        Some(ResponseError::DuplicateSequenceNumber) => self.deliver_all(&b, Ok(None)),
+                        Some(ResponseError::MessageTooLarge) | Some(ResponseError::RecordListTooLarge) => {
+                            self.fail(&b, DeliveryError::BrokerTooLarge, &mut failed)
+                        }
+                        // Refused, so certainly not written. Either an earlier batch is still
+                        // being retried (resend the same bytes after it), or an earlier one
+                        // failed for good and this one must move to a new producer id.
+                        Some(ResponseError::OutOfOrderSequenceNumber) => {
+                            let b = if self.ids.is_gapped(&b) {
+                                match self.ids.move_to_current(b) {
+                                    Ok(b) => b,
+                                    Err((ids, reason)) => {
+                                        tracing::error!(?ids, %reason, "re-encoding a batch failed");
+                                        continue;
+                                    }
+                                }
+                            } else {
+                                b
+                            };
+                            retry.push((b, ResponseError::OutOfOrderSequenceNumber.to_string()))
+                        }
+                        Some(e) if e.is_retriable() => retry.push((b, e.to_string())),
+                        Some(error) => {
+                            let message = rejection_message(p);
+                            self.fail(&b, DeliveryError::Rejected { error, message }, &mut failed)
+                        }
+                    }
+                }
+            }
+            Response::Failed(reason) => {
+                tracing::warn!(leader, error = %reason, "produce request failed; will retry");
+                retry.extend(batches.into_iter().map(|b| (b, reason.clone())));
+            }
+        }
+        let mut settled = Settled::default();
+        for (b, _) in &retry {
+            if !settled.refresh.contains(&b.topic) {
+                settled.refresh.push(b.topic.clone());
+            }
+        }
+        // Resend in sequence order: a partition's lowest sequence first, or the broker
+        // answers the later ones with OUT_OF_ORDER_SEQUENCE_NUMBER once more.
+        retry.sort_by(|(a, _), (b, _)| {
+            let key = |x: &SealedBatch| (x.partition, x.idem.map(|i| (i.producer_id, i.base_sequence)));
+            key(a).cmp(&key(b)).then_with(|| a.topic.cmp(&b.topic))
+        });
+        let mut requeue = Vec::with_capacity(retry.len());
+        for (mut b, last) in retry {
+            if now.saturating_duration_since(b.created) + self.config.backoff.max >= self.config.delivery_timeout {
+                let err = DeliveryError::TimedOut {
+                    timeout_ms: self.config.delivery_timeout.as_millis() as u64,
+                    attempts: b.attempts + 1,
+                    last,
+                };
+                self.fail(&b, err, &mut failed);
+                continue;
+            }
+            let seq = b.idem.map(|i| i.base_sequence);
+            tracing::debug!(topic = %b.topic, partition = b.partition, ?seq, records = b.len(), attempt = b.attempts, %last, "retrying batch");
+            self.summary.retries += 1;
+            b.attempts += 1;
+            requeue.push(b);
+        }
+        for b in requeue.into_iter().rev() {
+            self.ready.push_front(b);
+        }
+        if !failed.is_empty() {
+            settled.new_producer_id = self.ids.record_gaps(&failed);
+        }
+        settled
+    }
+
+    /// The driver's answer to [`Settled::new_producer_id`]: on success, later batches
+    /// go under the new id (sequences from 0), and never-sent batches of a partition
+    /// with a gap move now, in the same order. On failure nothing changes.
+    pub(crate) fn producer_id_renewed(&mut self, id: Result<(i64, i16), String>) {
+        let old = self.ids.current().map(|(id, _)| id);
+        match id {
+            Ok(id) => {
+                tracing::info!(?old, new = id.0, "a batch failed for good; continuing under a new producer id");
+                self.ids.renew(id);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not get a new producer id; later batches may fail");
+                return;
+            }
+        }
+        let mut kept = VecDeque::with_capacity(self.ready.len());
+        for b in std::mem::take(&mut self.ready) {
+            if b.attempts != 0 || !self.ids.is_gapped(&b) {
+                kept.push_back(b);
+                continue;
+            }
+            match self.ids.move_to_current(b) {
+                Ok(b) => kept.push_back(b),
+                // Not expected: the same records encoded fine before.
+                Err((ids, reason)) => tracing::error!(?ids, %reason, "re-encoding a batch failed"),
+            }
+        }
+        self.ready = kept;
+    }
+
+    /// Delivery reports since the last call, in the order they were decided.
+    pub(crate) fn deliveries(&mut self) -> std::vec::Drain<'_, Delivery> {
+        self.deliveries.drain(..)
+    }
+
+    /// Counts so far.
+    pub(crate) fn summary(&self) -> ProduceSummary {
+        self.summary
+    }
+
+    fn report(&mut self, d: Delivery) {
+        if d.result.is_ok() {
+            self.summary.delivered += 1
+        } else {
+            self.summary.failed += 1
+        }
+        self.deliveries.push(d);
+    }
+
+    fn fail(&mut self, b: &SealedBatch, err: DeliveryError, failed: &mut Vec<(i64, Arc<str>, i32)>) {
+        if let Some(i) = b.idem {
+            failed.push((i.producer_id, b.topic.clone(), b.partition));
+        }
+        self.deliver_all(b, Err(err));
+    }
+
+    fn deliver_offsets(&mut self, b: &SealedBatch, base_offset: i64) {
+        self.summary.delivered += b.ids.len() as u64;
+        self.deliveries.extend(b.ids.iter().enumerate().map(|(i, id)| Delivery {
+            id: *id,
+            topic: b.topic.clone(),
+            partition: b.partition,
+            result: Ok(Some(base_offset + i as i64)),
+        }));
+    }
+
+    fn deliver_all(&mut self, b: &SealedBatch, result: Result<Option<i64>, DeliveryError>) {
+        for id in &b.ids {
+            self.report(Delivery { id: *id, topic: b.topic.clone(), partition: b.partition, result: result.clone() });
+        }
+    }
+}
+
+/// The broker's message, and the bad records it names (KIP-467) where it can.
+fn rejection_message(p: &PartitionProduceResponse) -> Option<String> {
+    let detail = p
+        .record_errors
+        .iter()
+        .map(|r| format!("record {}: {}", r.batch_index, r.batch_index_error_message.as_deref().unwrap_or("?")));
+    let message = p.error_message.as_ref().map(|m| m.to_string()).into_iter().chain(detail).collect::<Vec<_>>();
+    (!message.is_empty()).then(|| message.join("; "))
+}
+
+#[cfg(test)]
+mod tests;

@@ -21,6 +21,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         key: Some(format!("customer-{}", i % 3).into()),
         value: format!("{{\"order\":{i}}}").into(),
         timestamp_ms: now_ms,
+        headers: vec![("source".into(), Some("example".into()))],
     });
     // One delivery report per record, in whatever order the partitions answer.
     let summary = producer

@@ -161,7 +161,7 @@ async fn produce(common: &Common, args: ProduceBenchArgs) -> Result<(), Error> {
                 sent_at[(i / every) as usize].store(micros_since(start), Ordering::Relaxed);
             }
             let (key, value) = &pool[(i % pool.len() as u64) as usize];
-            OutRecord { id: i, key: key.clone(), value: value.clone(), timestamp_ms: now_ms() }
+            OutRecord { id: i, key: key.clone(), value: value.clone(), timestamp_ms: now_ms(), headers: Vec::new() }
         })
     };
     let mut latencies: Vec<u32> = Vec::with_capacity(sent_at.len());

@@ -135,6 +135,7 @@ pub async fn run(common: &Common, args: ProduceArgs) -> Result<(), Error> {
             key: key.as_ref().map(|k| Bytes::copy_from_slice(k.as_bytes())),
             value: value.clone()?,
             timestamp_ms: chrono::Utc::now().timestamp_millis(),
+            headers: Vec::new(),
         })
     });
     tracing::info!(count = args.count, topic = %args.topic, "producing");

@@ -55,6 +55,7 @@ pub async fn run(common: &Common, args: SendArgs) -> Result<(), Error> {
         key: k.as_ref().map(|k| Bytes::copy_from_slice(k.as_bytes())),
         value: Bytes::copy_from_slice(v.as_bytes()),
         timestamp_ms: now,
+        headers: Vec::new(),
     });
     let summary = producer
         .send_stream(&args.topic, records, |d| {

@@ -8,6 +8,7 @@ use std::time::Instant;
 use crate::compression::Codec;
 use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, Record, RecordBatchEncoder,
     RecordEncodeOptions, TimestampType,
@@ -16,10 +17,17 @@ use kafka_protocol::records::{
 /// One record to produce. `id` is the caller's index, echoed in its delivery report.
 #[derive(Debug, Clone)]
 pub struct OutRecord {
+    /// The caller's index, echoed in the record's [`Delivery`](super::Delivery).
     pub id: u64,
+    /// The key (partitioning hashes it); `None` spreads keyless records.
     pub key: Option<Bytes>,
+    /// The value.
     pub value: Bytes,
+    /// Creation time, milliseconds since the Unix epoch.
     pub timestamp_ms: i64,
+    /// Headers in order. kafka-protocol's encoder keeps them in a map, so a key given
+    /// twice is written once, with its last value (Kafka itself allows repeats).
+    pub headers: Vec<(String, Option<Bytes>)>,
 }
 
 impl OutRecord {
@@ -27,7 +35,9 @@ impl OutRecord {
     /// `batch.size` and `max.request.size` limits as the Java client does.
     pub fn approx_size(&self) -> usize {
         // varint length/offset/timestamp deltas and attributes: at most ~21 bytes
-        21 + self.key.as_ref().map_or(0, |k| k.len()) + self.value.len()
+        // and per header: varint key length, key, varint value length, value
+        let headers: usize = self.headers.iter().map(|(k, v)| 10 + k.len() + v.as_ref().map_or(0, |v| v.len())).sum();
+        21 + self.key.as_ref().map_or(0, |k| k.len()) + self.value.len() + headers
     }
 }
 
@@ -103,7 +113,11 @@ impl OpenBatch {
                 timestamp: r.timestamp_ms,
                 key: r.key.clone(),
                 value: Some(r.value.clone()),
-                headers: IndexMap::new(),
+                headers: r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (StrBytes::from_string(k.clone()), v.clone()))
+                    .collect::<IndexMap<_, _>>(),
             })
             .collect();
         let mut buf = BytesMut::with_capacity(self.size);
@@ -190,6 +204,7 @@ mod tests {
             key: Some(Bytes::copy_from_slice(key.as_bytes())),
             value: Bytes::copy_from_slice(value.as_bytes()),
             timestamp_ms: 1_700_000_000_000 + id as i64,
+            headers: Vec::new(),
         }
     }
 
@@ -242,6 +257,19 @@ mod tests {
         assert_eq!(set.records[0].producer_id, 2);
         assert_eq!(set.records[1].sequence, 1);
         assert_eq!(set.records[1].value.as_deref(), Some(&b"v1"[..]));
+    }
+
+    #[test]
+    fn headers_are_encoded_in_order() {
+        let mut b = OpenBatch::new("t".into(), 0, Instant::now());
+        let mut r = rec(0, "k", "v");
+        r.headers = vec![("trace".into(), Some(Bytes::from_static(b"abc"))), ("empty".into(), None)];
+        b.push(r);
+        let mut bytes = b.seal(Codec::None, None).unwrap().bytes;
+        let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
+        let headers: Vec<(&str, Option<&[u8]>)> =
+            set.records[0].headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
+        assert_eq!(headers, vec![("trace", Some(&b"abc"[..])), ("empty", None)]);
     }
 
     #[test]

@@ -49,7 +49,13 @@ impl Sim {
     fn send(&mut self, topic: &str, partition: i32, value_len: usize) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        let r = OutRecord { id, key: None, value: Bytes::from(vec![b'x'; value_len]), timestamp_ms: 0 };
+        let r = OutRecord {
+            id,
+            key: None,
+            value: Bytes::from(vec![b'x'; value_len]),
+            timestamp_ms: 0,
+            headers: Vec::new(),
+        };
         let now = self.now();
         self.core.append(&Arc::from(topic), r, now, |_| partition);
         id

@@ -12,6 +12,10 @@
 //! fetches its partitions with one Fetch per broker in KIP-227 sessions, decodes
 //! batches as the records are taken, and commits what was handed out.
 
+// Every public item is documented; the `fuzzing` feature opens internals that are
+// not part of the API, so it is not held to that.
+#![cfg_attr(not(feature = "fuzzing"), warn(missing_docs))]
+
 pub mod admin;
 pub mod backoff;
 pub mod cluster;

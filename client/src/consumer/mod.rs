@@ -22,9 +22,12 @@ use crate::fetch::state::Ready;
 use crate::group::driver::{self, CommitReply, Control, GroupHandle};
 use crate::group::state::{Event, GroupConfig, GroupError, Tp};
 
+/// Consumer settings with the Java client's names and defaults.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
+    /// Group membership: id, topics or pattern, timeouts, auto-commit.
     pub group: GroupConfig,
+    /// What and how much to fetch.
     pub fetch: FetchConfig,
     /// `max.poll.records`: the most records one `poll` returns, so the caller
     /// comes back (and the member reacts to a rebalance) often enough.
@@ -45,6 +48,7 @@ impl Default for ConsumerConfig {
 }
 
 impl ConsumerConfig {
+    /// Rejects settings the group or the broker would refuse, before connecting.
     pub fn validate(&self) -> Result<(), Error> {
         let g = &self.group;
         let bad = |s: &str| Err(Error::Config(s.to_owned()));
@@ -78,10 +82,12 @@ impl ConsumerConfig {
     }
 }
 
+/// Why the consumer cannot go on (a commit's own failures are `CommitError`s).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     #[error("invalid consumer setting: {0}")]
+    /// A setting was refused by `ConsumerConfig::validate`.
     Config(String),
     /// `group.id` is empty. Its own variant (as `NoTopics`), so an application can
     /// name the flag or field its user sets it with.
@@ -91,16 +97,20 @@ pub enum Error {
     #[error("invalid consumer setting: give at least one non-empty topic")]
     NoTopics,
     #[error(transparent)]
+    /// The cluster could not be reached, or metadata failed.
     Cluster(#[from] cluster::Error),
     #[error("{0}")]
+    /// The group refused the member for good (fenced, bad settings).
     Group(#[from] GroupError),
     /// A partition stopped: unreadable data, no offset to start from, a refusal.
     /// Everything before it was handed out; nothing past it is committed.
     #[error(transparent)]
     Partition(PartitionError),
     #[error("topic `{0}` does not exist (or was deleted)")]
+    /// A subscribed topic does not exist, or was deleted while consuming.
     UnknownTopic(String),
     #[error("could not set up fetching: {0}")]
+    /// The consumer's own tasks stopped.
     Setup(String),
     /// A commit failed (from [`Consumer::commit`] and friends, through `?`).
     #[error("commit failed: {0}")]
@@ -110,8 +120,11 @@ pub enum Error {
 /// A record handed to the user.
 #[derive(Debug, Clone)]
 pub struct ConsumedRecord {
+    /// The topic it came from.
     pub topic: String,
+    /// The partition it came from.
     pub partition: i32,
+    /// Offset, timestamp, key, value and headers.
     pub record: FetchedRecord,
 }
 
@@ -153,6 +166,7 @@ struct Chunk {
     reader: BatchReader,
 }
 
+/// A member of a consumer group that fetches, hands out and commits records.
 pub struct Consumer {
     group: GroupHandle,
     fetcher: Fetcher,

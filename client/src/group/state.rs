@@ -19,6 +19,7 @@ pub use crate::types::Tp;
 /// Group settings with the Java client's names and defaults.
 #[derive(Debug, Clone)]
 pub struct GroupConfig {
+    /// `group.id` (no default: it must be set).
     pub group_id: String,
     /// `group.instance.id` (KIP-345 static membership).
     pub group_instance_id: Option<String>,
@@ -33,12 +34,17 @@ pub struct GroupConfig {
     pub metadata_max_age: Duration,
     /// `partition.assignment.strategy`, in preference order (eager assignors).
     pub assignors: Vec<Assignor>,
+    /// `session.timeout.ms` (45 s).
     pub session_timeout: Duration,
     /// `max.poll.interval.ms`, sent as the rebalance timeout.
     pub rebalance_timeout: Duration,
+    /// `heartbeat.interval.ms` (3 s); heartbeats run on their own task.
     pub heartbeat_interval: Duration,
+    /// `enable.auto.commit` (true): commit what `poll` handed out, every interval and on close.
     pub enable_auto_commit: bool,
+    /// `auto.commit.interval.ms` (5 s).
     pub auto_commit_interval: Duration,
+    /// `retry.backoff.ms` / `retry.backoff.max.ms` for group requests.
     pub backoff: BackoffPolicy,
 }
 
@@ -200,7 +206,9 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("group {group}: {error} — {}", .explanation.unwrap_or("see the broker log"))]
 pub struct GroupError {
+    /// The group id.
     pub group: String,
+    /// The broker's error.
     pub error: ResponseError,
     /// `recovery::explain` of `error`, in Kafka's setting names.
     pub explanation: Option<&'static str>,

@@ -27,16 +27,33 @@ pub(crate) const BATCH_OVERHEAD: usize = 61;
 pub enum DeliveryError {
     /// The record alone is larger than `max.request.size`; it was never sent.
     #[error("record of {size} bytes exceeds max.request.size={max}")]
-    RecordTooLarge { size: usize, max: usize },
+    RecordTooLarge {
+        /// Its size with the batch overhead, in bytes.
+        size: usize,
+        /// `max.request.size`.
+        max: usize,
+    },
     /// The broker answered MESSAGE_TOO_LARGE or RECORD_LIST_TOO_LARGE for its batch.
     #[error("broker refused the record: MESSAGE_TOO_LARGE (its message.max.bytes is smaller than this batch)")]
     BrokerTooLarge,
     /// The broker answered a non-retriable error for its batch.
     #[error("broker refused the record: {error}{}", .message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
-    Rejected { error: ResponseError, message: Option<String> },
+    Rejected {
+        /// The broker's error code.
+        error: ResponseError,
+        /// The broker's message and per-record errors (KIP-467), where it sent any.
+        message: Option<String>,
+    },
     /// Retriable errors went on until `delivery.timeout.ms` was spent.
     #[error("not delivered within delivery.timeout.ms={timeout_ms} after {attempts} attempts; last error: {last}")]
-    TimedOut { timeout_ms: u64, attempts: u32, last: String },
+    TimedOut {
+        /// `delivery.timeout.ms`.
+        timeout_ms: u64,
+        /// How many times the batch was sent.
+        attempts: u32,
+        /// The last error it got.
+        last: String,
+    },
     /// The record batch could not be encoded (not expected).
     #[error("{0}")]
     Encode(String),

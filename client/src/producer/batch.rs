@@ -44,8 +44,11 @@ impl OutRecord {
 /// Producer id, epoch and the batch's first sequence number, for idempotent produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Idempotence {
+    /// From InitProducerId.
     pub producer_id: i64,
+    /// From InitProducerId; bumped by the broker when the producer is fenced.
     pub producer_epoch: i16,
+    /// Sequence number of the batch's first record in its partition.
     pub base_sequence: i32,
 }
 

@@ -19,6 +19,7 @@ pub enum Acks {
 }
 
 impl Acks {
+    /// The value of the Produce request's `acks` field (0, 1 or -1).
     pub fn wire_value(self) -> i16 {
         match self {
             Acks::None => 0,
@@ -53,15 +54,18 @@ impl std::fmt::Display for Acks {
 /// `compression.type`: all four Kafka codecs, in pure Rust (see [`crate::compression`]).
 pub use crate::compression::Codec as Compression;
 
+/// Producer settings, named and defaulted as in the Java client (except `acks`, see below).
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
     /// `acks`; the cafe default is 1 (the seed's setting), not Java's `all`.
     pub acks: Acks,
+    /// `partitioner.class`: murmur2 (Java's) or crc32 (librdkafka's `consistent_random`).
     pub partitioner: Partitioner,
     /// `batch.size` in bytes per partition batch.
     pub batch_size: usize,
     /// `max.request.size`: the largest request, and so the largest record, we send.
     pub max_request_size: usize,
+    /// `compression.type`.
     pub compression: Compression,
     /// `linger.ms`: how long a batch may wait for more records before it is sent.
     pub linger: Duration,
@@ -73,6 +77,7 @@ pub struct ProducerConfig {
     pub max_in_flight: usize,
     /// `enable.idempotence`: producer id + sequence numbers, so retries never duplicate.
     pub enable_idempotence: bool,
+    /// `retry.backoff.ms` / `retry.backoff.max.ms`.
     pub backoff: BackoffPolicy,
 }
 
@@ -98,11 +103,14 @@ impl Default for ProducerConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid producer setting {setting}: {reason}")]
 pub struct ConfigError {
+    /// The Kafka name of the setting.
     pub setting: &'static str,
+    /// What is wrong with it.
     pub reason: String,
 }
 
 impl ProducerConfig {
+    /// Rejects settings that make no sense together, before any connection is opened.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |setting, reason: &str| Err(ConfigError { setting, reason: reason.into() });
         if self.batch_size == 0 {

@@ -26,9 +26,12 @@ use crate::cluster;
 #[non_exhaustive]
 pub enum Error {
     #[error(transparent)]
+    /// A setting was refused by `ProducerConfig::validate`.
     Config(#[from] ConfigError),
     #[error(transparent)]
+    /// The cluster could not be reached or does not have the topic.
     Cluster(#[from] cluster::Error),
     #[error("InitProducerId failed: {0}; idempotence needs Kafka 0.11+ and IDEMPOTENT_WRITE permission")]
+    /// No producer id could be had for idempotence.
     InitProducerId(String),
 }

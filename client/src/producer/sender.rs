@@ -36,6 +36,7 @@ pub struct Producer {
 }
 
 impl Producer {
+    /// A producer on `cluster`; with idempotence it gets its producer id first.
     pub async fn new(cluster: Arc<Cluster>, config: ProducerConfig) -> Result<Self, Error> {
         config.validate()?;
         let producer_id = match config.enable_idempotence {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: everything the tests need, started if it is not up (the single
 # broker on 127.0.0.1:9092, the Python peers' venv, the schema registry), then
-# `cargo build --examples` then `cargo test --all-targets --no-fail-fast` (or `cargo test ARGS...` when given arguments, e.g.
+# `cargo build --examples`, `cargo test --all-targets --no-fail-fast` and the doctests
+# (or `cargo test ARGS...` when given arguments, e.g.
 # scripts/test.sh --test faults).
 #
 # On the way out -- pass, fail or Ctrl+C -- it stops exactly what this run
@@ -73,4 +74,6 @@ if (($#)); then
     cargo test "$@"
 else
     cargo test --all-targets --no-fail-fast
+    # --all-targets leaves out doctests; the library's docs carry some.
+    cargo test --workspace --doc
 fi

@@ -20,7 +20,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_success, bootstrap, cafe_bin, json_lines, kafka_tool, peer_python, repo_root, run_cafe, stderr, unique_topic,
+    assert_success, bootstrap, cafe_bin, consumed_count, json_lines, kafka_tool, peer_python, repo_root, run_cafe,
+    stderr, unique_topic,
 };
 use serde_json::Value;
 
@@ -337,14 +338,6 @@ impl Finished {
     fn consumed_count(&self) -> u64 {
         consumed_count(&self.err)
     }
-}
-
-fn consumed_count(stderr: &str) -> u64 {
-    stderr
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("cafe: consumed ")?.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no `cafe: consumed N records` line in stderr:\n{stderr}"))
 }
 
 /// One row of `kafka-consumer-groups --describe`.

@@ -139,14 +139,6 @@ fn pos(r: &Value) -> (i32, i64) {
     (partition_of(r), offset_of(r))
 }
 
-/// The N of the final `cafe: consumed N records` line on stderr.
-fn consumed_count(stderr: &str) -> u64 {
-    stderr
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("cafe: consumed ")?.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no `cafe: consumed N records` line in stderr:\n{stderr}"))
-}
 
 /// Panics when a (partition, offset) was printed twice.
 fn assert_no_duplicates(records: &[Value]) {

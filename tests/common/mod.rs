@@ -459,3 +459,12 @@ impl Drop for Background {
         }
     }
 }
+
+/// The N of the final `cafe: consumed N records` line `cafe consume` prints on stderr.
+pub fn consumed_count(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("cafe: consumed ")?.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no `cafe: consumed N records` line in stderr:\n{stderr}"))
+}

@@ -79,6 +79,12 @@ pub struct ProducerConfig {
     pub enable_idempotence: bool,
     /// `retry.backoff.ms` / `retry.backoff.max.ms`.
     pub backoff: BackoffPolicy,
+    /// `buffer.memory`: bytes of records accepted but not yet delivered, at most;
+    /// `send` waits for room beyond it.
+    pub buffer_memory: usize,
+    /// `max.block.ms`: how long `send` may wait for room in the buffer (or for the
+    /// topic's metadata) before it gives up.
+    pub max_block: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -95,6 +101,8 @@ impl Default for ProducerConfig {
             max_in_flight: 5,
             enable_idempotence: false,
             backoff: BackoffPolicy::default(),
+            buffer_memory: 32 * 1024 * 1024,
+            max_block: Duration::from_secs(60),
         }
     }
 }
@@ -118,6 +126,9 @@ impl ProducerConfig {
         }
         if self.max_request_size < 1024 {
             return bad("max.request.size", "must be at least 1024 bytes");
+        }
+        if self.buffer_memory == 0 {
+            return bad("buffer.memory", "must be at least 1 byte");
         }
         if self.max_in_flight == 0 {
             return bad("max.in.flight.requests.per.connection", "must be at least 1");

@@ -15,11 +15,7 @@ use common::{
 fn example(name: &str) -> Command {
     // target/<profile>/cafe -> target/<profile>/examples/<name>
     let path: PathBuf = cafe_bin().parent().expect("target dir").join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is not built; run `cargo build --examples` first (make test does)",
-        path.display()
-    );
+    assert!(path.exists(), "{} is not built; run `cargo build --examples` first (make test does)", path.display());
     let mut cmd = Command::new(path);
     cmd.env("KAFKA_BOOTSTRAP", bootstrap());
     cmd

@@ -139,7 +139,6 @@ fn pos(r: &Value) -> (i32, i64) {
     (partition_of(r), offset_of(r))
 }
 
-
 /// Panics when a (partition, offset) was printed twice.
 fn assert_no_duplicates(records: &[Value]) {
     let mut seen = BTreeMap::new();

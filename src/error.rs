@@ -46,6 +46,8 @@ pub enum Error {
     Cluster(#[from] cluster::Error),
     #[error("{}", advise_producer(.0))]
     Producer(#[from] producer::Error),
+    #[error("{}", advise_send(.0))]
+    Send(#[from] producer::SendError),
     #[error("{}", advise_admin(.0))]
     Admin(#[from] admin::Error),
     #[error("{}", advise_consumer(.0))]
@@ -69,6 +71,10 @@ impl Error {
             Error::Producer(producer::Error::Cluster(e)) => cluster_code(e),
             Error::Producer(producer::Error::Config(_)) => exit::USAGE,
             Error::Producer(_) => exit::FAILURE,
+            Error::Send(e) => match &e.kind {
+                producer::SendErrorKind::Metadata(c) => cluster_code(c),
+                _ => exit::FAILURE,
+            },
             Error::Admin(admin::Error::Cluster(e)) => cluster_code(e),
             Error::Admin(_) => exit::ADMIN,
             Error::Consumer(e) => consumer_code(e),
@@ -141,6 +147,13 @@ fn advise_cluster(e: &cluster::Error) -> String {
 fn advise_producer(e: &producer::Error) -> String {
     match e {
         producer::Error::Cluster(c) => advise_cluster(c),
+        _ => e.to_string(),
+    }
+}
+
+fn advise_send(e: &producer::SendError) -> String {
+    match &e.kind {
+        producer::SendErrorKind::Metadata(c) => advise_cluster(c),
         _ => e.to_string(),
     }
 }

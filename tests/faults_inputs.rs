@@ -98,6 +98,9 @@ fn a_non_utf8_key_is_exit_9() {
     let t = topic();
     let out = cafe(&["send", "-t", &t, "--keyed"], b"ok\tfine\nk\xff\tv\n");
     expect(&out, 9, &["line 2 of standard input is not UTF-8"]);
+    // Input is read line by line: the good line before the bad one was sent, and its
+    // report printed before the error (nothing is lost, nothing is left unreported).
+    assert!(stdout(&out).contains("delivered line1 key=ok -> "), "{}", stdout(&out));
 }
 
 #[test]

@@ -1481,7 +1481,24 @@ fn large_batches(codec: &str) {
     let b = bootstrap();
     let n = N.to_string();
     let out = run_cafe(
-        &["-b", &b, "produce", "-t", &topic, "-n", &n, "--compression", codec, "--batch-size", "1000000", "--json"],
+        // A long linger: events are made one at a time, and the batch must not be
+        // sent before it holds a thousand of them.
+        &[
+            "-b",
+            &b,
+            "produce",
+            "-t",
+            &topic,
+            "-n",
+            &n,
+            "--compression",
+            codec,
+            "--batch-size",
+            "1000000",
+            "--linger-ms",
+            "5000",
+            "--json",
+        ],
         b"",
     );
     assert_success(&out, &format!("cafe produce -n {N} --compression {codec}"));

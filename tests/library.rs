@@ -1,6 +1,7 @@
 //! The library's public API (`cafe_kafka`) against the real broker, as a Rust
-//! program using it would. Test data comes from the `cafe` binary (`cafe send`),
-//! so these tests do not depend on the producer API.
+//! program using it would. The consumer tests take their data from the `cafe`
+//! binary (`cafe send`), so they do not depend on the producer API they share a
+//! crate with; the producer tests read back with the consumer.
 
 mod common;
 
@@ -254,6 +255,251 @@ mod consumer_api {
         let mut again = Consumer::new(cluster().await, manual(&topic, &group)).await.expect("consumer");
         assert_eq!(read_exactly(&mut again, 1).await[0].record.offset, 5);
         again.close().await.expect("close");
+        delete_topic(&topic);
+    }
+}
+
+/// The producer's API: a shared handle sending from several tasks, every record
+/// field, flush, close, backpressure, and the errors `send` gives back.
+mod producer_api {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use cafe_kafka::{
+        Cluster, ConnectionConfig, Consumer, ConsumerConfig, Delivery, GroupConfig, OffsetReset, Producer,
+        ProducerConfig, ProducerRecord, SendErrorKind,
+    };
+
+    use super::common::{bootstrap, create_topic, delete_topic, unique_topic};
+
+    const WAIT: Duration = Duration::from_secs(30);
+
+    async fn producer(config: ProducerConfig) -> Producer {
+        let cluster = Cluster::connect(vec![bootstrap()], ConnectionConfig::default()).await.expect("connect");
+        Producer::new(cluster, config).await.expect("producer")
+    }
+
+    /// Every record of `topic` (exactly `n`), read back by a new group from the start.
+    async fn read_back(topic: &str, n: usize) -> Vec<cafe_kafka::ConsumedRecord> {
+        let cluster = Cluster::connect(vec![bootstrap()], ConnectionConfig::default()).await.expect("connect");
+        let mut config = ConsumerConfig {
+            group: GroupConfig {
+                group_id: unique_topic("lib-produce-check"),
+                topics: vec![topic.into()],
+                ..GroupConfig::default()
+            },
+            ..ConsumerConfig::default()
+        };
+        config.fetch.reset = OffsetReset::Earliest;
+        let mut consumer = Consumer::new(cluster, config).await.expect("consumer");
+        let mut out = Vec::new();
+        while out.len() < n {
+            let batch = tokio::time::timeout(WAIT, consumer.poll_max(n - out.len()))
+                .await
+                .unwrap_or_else(|_| panic!("only {} of {n} records read back", out.len()))
+                .expect("poll");
+            out.extend(batch);
+        }
+        consumer.close().await.expect("close");
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn tasks_sharing_one_producer_each_get_every_record_delivered_once() {
+        let topic = unique_topic("lib-produce-tasks");
+        create_topic(&topic, 3);
+        let producer = producer(ProducerConfig::default()).await;
+        let mut tasks = Vec::new();
+        for task in 0..4 {
+            let (producer, topic) = (producer.clone(), topic.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut deliveries = Vec::new();
+                for i in 0..250 {
+                    let r = ProducerRecord::new(topic.as_str(), format!("t{task}-{i}")).with_key(format!("k{i}"));
+                    deliveries.push(producer.send(r).await.expect("send"));
+                }
+                let mut landed = Vec::new();
+                for d in deliveries {
+                    let m = d.await.expect("delivered");
+                    landed.push((m.partition, m.offset.expect("acks=1 reports the offset")));
+                }
+                landed
+            }));
+        }
+        let mut positions = BTreeSet::new();
+        for t in tasks {
+            for p in t.await.expect("task") {
+                assert!(positions.insert(p), "two records at {p:?}");
+            }
+        }
+        assert_eq!(positions.len(), 1000);
+        // Per partition the offsets are 0.. without a gap: nothing extra was written.
+        let mut per_partition: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+        for (p, o) in &positions {
+            per_partition.entry(*p).or_default().push(*o);
+        }
+        for (p, offsets) in &per_partition {
+            assert_eq!(*offsets, (0..offsets.len() as i64).collect::<Vec<_>>(), "partition {p}");
+        }
+        let values: BTreeSet<String> = read_back(&topic, 1000)
+            .await
+            .iter()
+            .map(|r| String::from_utf8_lossy(r.record.value.as_deref().unwrap_or_default()).into_owned())
+            .collect();
+        assert_eq!(values.len(), 1000, "every record once");
+        producer.close().await;
+        delete_topic(&topic);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn partition_timestamp_headers_and_tombstones_arrive_as_sent() {
+        let topic = unique_topic("lib-produce-fields");
+        create_topic(&topic, 3);
+        let producer = producer(ProducerConfig::default()).await;
+        let first = ProducerRecord::new(topic.as_str(), "latte")
+            .with_key("alice")
+            .with_partition(2)
+            .with_timestamp_ms(1_700_000_000_123)
+            .with_header("source", "till-3")
+            .with_header("trace", "abc");
+        let m = producer.send(first).await.expect("send").await.expect("delivered");
+        assert_eq!((&*m.topic, m.partition, m.offset), (topic.as_str(), 2, Some(0)));
+        let gone = ProducerRecord::tombstone(topic.as_str(), "alice").with_partition(2);
+        assert_eq!(producer.send(gone).await.expect("send").await.expect("delivered").offset, Some(1));
+        producer.close().await;
+
+        let back = read_back(&topic, 2).await;
+        let (a, b) = (&back[0].record, &back[1].record);
+        assert_eq!((back[0].partition, a.offset, a.timestamp_ms), (2, 0, 1_700_000_000_123));
+        assert_eq!((a.key.as_deref(), a.value.as_deref()), (Some(&b"alice"[..]), Some(&b"latte"[..])));
+        let headers: Vec<(&[u8], Option<&[u8]>)> = a.headers.iter().map(|h| (&h.key[..], h.value.as_deref())).collect();
+        assert_eq!(headers, vec![(&b"source"[..], Some(&b"till-3"[..])), (&b"trace"[..], Some(&b"abc"[..]))]);
+        assert_eq!((b.key.as_deref(), b.value.as_deref()), (Some(&b"alice"[..]), None), "a tombstone");
+        assert!(b.timestamp_ms > 1_700_000_000_123, "no timestamp given: the time of send");
+        delete_topic(&topic);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn flush_sends_at_once_and_returns_when_every_earlier_record_is_delivered() {
+        let topic = unique_topic("lib-produce-flush");
+        create_topic(&topic, 1);
+        // A linger far longer than the test: only flush can send these batches.
+        let config = ProducerConfig { linger: Duration::from_secs(600), ..ProducerConfig::default() };
+        let producer = producer(config).await;
+        let mut pending = Vec::new();
+        for i in 0..3 {
+            pending.push(producer.send(ProducerRecord::new(topic.as_str(), format!("v{i}"))).await.expect("send"));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            tokio::time::timeout(Duration::ZERO, &mut pending[0]).await.is_err(),
+            "delivered before flush, within linger.ms"
+        );
+        tokio::time::timeout(WAIT, producer.flush()).await.expect("flush returns");
+        for (i, d) in pending.iter_mut().enumerate() {
+            let m = tokio::time::timeout(Duration::ZERO, d).await.expect("delivered when flush returned");
+            assert_eq!(m.expect("delivered").offset, Some(i as i64));
+        }
+        producer.close().await;
+        delete_topic(&topic);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn close_delivers_everything_and_then_send_gives_the_record_back() {
+        let topic = unique_topic("lib-produce-close");
+        create_topic(&topic, 3);
+        let producer = producer(ProducerConfig::default()).await;
+        let reports = Arc::new(std::sync::Mutex::new(Vec::<Delivery>::new()));
+        for i in 0..100 {
+            let reports = Arc::clone(&reports);
+            let r = ProducerRecord::new(topic.as_str(), format!("v{i}"));
+            producer.send_with_callback(r, move |d| reports.lock().unwrap().push(d)).await.expect("send");
+        }
+        let other = producer.clone();
+        tokio::time::timeout(WAIT, producer.close()).await.expect("close returns");
+        let reports = reports.lock().unwrap();
+        assert_eq!(reports.len(), 100, "every callback ran before close returned");
+        assert!(reports.iter().all(|d| d.result.as_ref().is_ok_and(|o| o.is_some())), "all delivered");
+        // Closed for every clone; the record comes back untouched.
+        let refused = other.send(ProducerRecord::new(topic.as_str(), "late")).await.err().expect("refused");
+        assert!(matches!(refused.kind, SendErrorKind::Closed), "{refused}");
+        assert_eq!(refused.record.value.as_deref(), Some(&b"late"[..]));
+        delete_topic(&topic);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn dropping_every_handle_still_delivers_what_was_sent() {
+        let topic = unique_topic("lib-produce-drop");
+        create_topic(&topic, 1);
+        let producer = producer(ProducerConfig::default()).await;
+        let mut pending = Vec::new();
+        for i in 0..20 {
+            pending.push(producer.send(ProducerRecord::new(topic.as_str(), format!("v{i}"))).await.expect("send"));
+        }
+        drop(producer);
+        for (i, d) in pending.into_iter().enumerate() {
+            let m = tokio::time::timeout(WAIT, d).await.expect("settled").expect("delivered");
+            assert_eq!(m.offset, Some(i as i64));
+        }
+        delete_topic(&topic);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_full_buffer_makes_send_wait_up_to_max_block_ms_then_give_the_record_back() {
+        let topic = unique_topic("lib-produce-buffer");
+        create_topic(&topic, 1);
+        // Records stay in their open batch (long linger, large batch.size), so nothing
+        // frees the 4 KiB buffer until flush.
+        let config = ProducerConfig {
+            buffer_memory: 4096,
+            max_block: Duration::from_millis(300),
+            linger: Duration::from_secs(600),
+            batch_size: 1 << 20,
+            ..ProducerConfig::default()
+        };
+        let producer = producer(config).await;
+        let value = vec![b'x'; 1000];
+        let mut pending = Vec::new();
+        let refused = loop {
+            let started = std::time::Instant::now();
+            match producer.send(ProducerRecord::new(topic.as_str(), value.clone())).await {
+                Ok(d) => pending.push(d),
+                Err(e) => break (e, started.elapsed()),
+            }
+            assert!(pending.len() <= 4, "4 KiB of buffer took {} records of 1 KB", pending.len());
+        };
+        let (e, waited) = refused;
+        assert_eq!(pending.len(), 4, "1021-byte records in 4096 bytes");
+        assert!(matches!(e.kind, SendErrorKind::Timeout { max_block_ms: 300, buffer_memory: 4096 }), "{e}");
+        assert!(waited >= Duration::from_millis(300), "send gave up after {waited:?}, before max.block.ms");
+        assert_eq!(e.record.value.as_deref(), Some(&value[..]), "the record comes back");
+        // Once the buffered records are delivered there is room again.
+        producer.flush().await;
+        let again = producer.send(ProducerRecord::new(topic.as_str(), value.clone())).await.expect("room after flush");
+        producer.flush().await;
+        assert_eq!(again.await.expect("delivered").offset, Some(4));
+        producer.close().await;
+        delete_topic(&topic);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_unknown_topic_or_partition_is_refused_with_the_record() {
+        let topic = unique_topic("lib-produce-unknown");
+        create_topic(&topic, 2);
+        let producer = producer(ProducerConfig::default()).await;
+        let e = producer.send(ProducerRecord::new(topic.as_str(), "v").with_partition(2)).await.err().expect("refused");
+        match &e.kind {
+            SendErrorKind::UnknownPartition { partition: 2, partitions: 2, .. } => {}
+            other => panic!("expected UnknownPartition, got {other:?}"),
+        }
+        let missing = unique_topic("lib-produce-missing");
+        let e = producer.send(ProducerRecord::new(missing.as_str(), "v")).await.err().expect("refused");
+        match &e.kind {
+            SendErrorKind::Metadata(cafe_kafka::cluster::Error::UnknownTopic(t)) => assert_eq!(t, &missing),
+            other => panic!("expected an unknown topic, got {other:?}"),
+        }
+        producer.close().await;
         delete_topic(&topic);
     }
 }

@@ -3,9 +3,7 @@
 //! `cargo run -p cafe-kafka --example produce -- [TOPIC]` (default `demo`),
 //! with the broker at `$KAFKA_BOOTSTRAP` (default `127.0.0.1:9092`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use cafe_kafka::{Acks, Cluster, ConnectionConfig, OutRecord, Producer, ProducerConfig};
+use cafe_kafka::{Acks, Cluster, ConnectionConfig, Producer, ProducerConfig, ProducerRecord};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -13,23 +11,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let topic = std::env::args().nth(1).unwrap_or_else(|| "demo".into());
     let cluster = Cluster::connect(vec![bootstrap], ConnectionConfig::default()).await?;
     let config = ProducerConfig { acks: Acks::All, ..ProducerConfig::default() };
-    let mut producer = Producer::new(cluster, config).await?;
+    // A cheap handle: clone it into as many tasks as send.
+    let producer = Producer::new(cluster, config).await?;
 
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
-    let records = (0..10u64).map(|i| OutRecord {
-        id: i,
-        key: Some(format!("customer-{}", i % 3).into()),
-        value: format!("{{\"order\":{i}}}").into(),
-        timestamp_ms: now_ms,
-        headers: vec![("source".into(), Some("example".into()))],
-    });
-    // One delivery report per record, in whatever order the partitions answer.
-    let summary = producer
-        .send_stream(&topic, records, |d| match d.result {
-            Ok(offset) => println!("record {} -> {}[{}]@{:?}", d.id, d.topic, d.partition, offset),
-            Err(e) => eprintln!("record {} failed: {e}", d.id),
-        })
-        .await?;
-    println!("{} delivered, {} failed", summary.delivered, summary.failed);
+    let mut deliveries = Vec::new();
+    for i in 0..10 {
+        let record = ProducerRecord::new(topic.as_str(), format!("{{\"order\":{i}}}"))
+            .with_key(format!("customer-{}", i % 3))
+            .with_header("source", "example");
+        // Returns once the record is batched; the future resolves when it is delivered.
+        deliveries.push(producer.send(record).await?);
+    }
+    let mut failed = 0;
+    for (i, delivery) in deliveries.into_iter().enumerate() {
+        match delivery.await {
+            Ok(m) => println!("record {i} -> {}[{}]@{:?}", m.topic, m.partition, m.offset),
+            Err(e) => {
+                failed += 1;
+                eprintln!("record {i} failed: {e}");
+            }
+        }
+    }
+    println!("{} delivered, {failed} failed", 10 - failed);
+    producer.close().await;
     Ok(())
 }

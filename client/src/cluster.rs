@@ -256,6 +256,12 @@ impl Cluster {
         read(&self.topics).get(topic).cloned()
     }
 
+    /// The cached partition count of `topic` (no copy of its metadata: the producer
+    /// asks once per record).
+    pub fn partition_count(&self, topic: &str) -> Option<i32> {
+        read(&self.topics).get(topic).map(TopicInfo::partition_count)
+    }
+
     /// Cached metadata for `topic`, fetched when absent.
     pub async fn topic_or_fetch(&self, topic: &str) -> Result<TopicInfo, Error> {
         if let Some(t) = self.topic(topic) {

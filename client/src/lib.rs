@@ -37,7 +37,10 @@ pub use fetch::{FetchConfig, Header, IsolationLevel, OffsetReset, Record};
 pub use group::assign::Assignor;
 pub use group::{GroupConfig, GroupError};
 pub use partitioner::Partitioner;
-pub use producer::{Acks, Delivery, DeliveryError, OutRecord, Producer, ProducerConfig};
+pub use producer::{
+    Acks, Delivery, DeliveryError, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata, SendError,
+    SendErrorKind,
+};
 pub use registry::SchemaRegistry;
 pub use types::Tp;
 pub use wire::ConnectionConfig;

@@ -4,9 +4,9 @@
 //! keyed cafe events the peer clients send, so every client sends the same bytes.
 
 use std::io::{IsTerminal, Write};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::{Args, Subcommand};
@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::event::EventGenerator;
 use cafe_kafka::GroupConfig;
 use cafe_kafka::consumer::{Consumer, ConsumerConfig};
-use cafe_kafka::producer::{OutRecord, Producer};
+use cafe_kafka::producer::{Producer, ProducerRecord};
 
 /// Distinct events in the keyed workload's pool; records cycle through it.
 const EVENT_POOL: usize = 10_000;
@@ -133,59 +133,39 @@ async fn produce(common: &Common, args: ProduceBenchArgs) -> Result<(), Error> {
         vec![(None, Bytes::from(value))]
     };
     let cluster = common.cluster().await?;
-    let mut producer = Producer::new(cluster, config).await?;
+    cluster.topic_or_fetch(&args.topic).await?;
+    let producer = Producer::new(cluster, config).await?;
+    let topic: Arc<str> = Arc::from(args.topic.as_str());
 
     let every = args.sample_every;
-    // Send times (µs since start) of the sampled records, written by the record
-    // iterator and read by the delivery callback.
-    let sent_at: Arc<[AtomicU32]> = (0..n.div_ceil(every)).map(|_| AtomicU32::new(0)).collect();
-    let done = Arc::new(AtomicU64::new(0));
-    let progress = Progress::start("produce", n, Arc::clone(&done), args.output.quiet);
+    // One run per process, so leaking the counters costs nothing; sharing them by
+    // `Arc` would move its count between this task's thread and the producer's on
+    // every record.
+    let stats: &'static ProduceStats = Box::leak(Box::default());
+    let progress = Progress::start("produce", n, Arc::clone(&stats.done), args.output.quiet);
     let start = Instant::now();
     let cpu0 = cpu_seconds();
-    let mut bytes: u64 = 0;
-    let records = {
-        let sent_at = Arc::clone(&sent_at);
-        let pool = &pool;
-        let throughput = args.throughput;
-        (0..n).map(move |i| {
-            if throughput > 0 {
-                // Like the Java tool's throttler: sleep when more than 1 ms ahead of schedule.
-                let due = start + Duration::from_secs_f64(i as f64 / throughput as f64);
-                let now = Instant::now();
-                if due > now + Duration::from_millis(1) {
-                    std::thread::sleep(due - now);
-                }
+    for i in 0..n {
+        if args.throughput > 0 {
+            // Like the Java tool's throttler: sleep when more than 1 ms ahead of schedule.
+            let due = start + Duration::from_secs_f64(i as f64 / args.throughput as f64);
+            let now = Instant::now();
+            if due > now + Duration::from_millis(1) {
+                tokio::time::sleep(due - now).await;
             }
-            if i % every == 0 {
-                sent_at[(i / every) as usize].store(micros_since(start), Ordering::Relaxed);
-            }
-            let (key, value) = &pool[(i % pool.len() as u64) as usize];
-            OutRecord { id: i, key: key.clone(), value: value.clone(), timestamp_ms: now_ms(), headers: Vec::new() }
-        })
-    };
-    let mut latencies: Vec<u32> = Vec::with_capacity(sent_at.len());
-    let mut failed = 0u64;
-    let mut first_error = None;
-    producer
-        .send_stream(&args.topic, records, |d| {
-            if d.id % every == 0 {
-                let sent = sent_at[(d.id / every) as usize].load(Ordering::Relaxed);
-                latencies.push(micros_since(start).saturating_sub(sent));
-            }
-            match &d.result {
-                Ok(_) => {
-                    let (key, value) = &pool[(d.id % pool.len() as u64) as usize];
-                    bytes += (key.as_ref().map_or(0, |k| k.len()) + value.len()) as u64;
-                }
-                Err(e) => {
-                    failed += 1;
-                    first_error.get_or_insert_with(|| super::delivery_error(e));
-                }
-            }
-            done.fetch_add(1, Ordering::Relaxed);
-        })
-        .await?;
+        }
+        let (key, value) = &pool[(i % pool.len() as u64) as usize];
+        let mut record = ProducerRecord::new(Arc::clone(&topic), value.clone());
+        record.key = key.clone();
+        let size = (key.as_ref().map_or(0, |k| k.len()) + value.len()) as u64;
+        // Send times of one record in `every`, in µs since the start.
+        let sent = (i % every == 0).then(|| micros_since(start));
+        let on_delivery = move |d: cafe_kafka::Delivery| stats.record(&d, size, sent.map(|t| (t, start)));
+        producer.send_with_callback(record, on_delivery).await?;
+    }
+    producer.close().await;
+    let (bytes, failed, first_error) = stats.totals();
+    let mut latencies = std::mem::take(&mut *stats.latencies.lock().unwrap_or_else(|e| e.into_inner()));
     let elapsed = start.elapsed();
     progress.finish();
     let cpu = cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
@@ -201,6 +181,44 @@ async fn produce(common: &Common, args: ProduceBenchArgs) -> Result<(), Error> {
         return Err(Error::DeliveryFailed { failed, total: n });
     }
     Ok(())
+}
+
+/// What the delivery callbacks of `bench produce` gather, from the producer's task.
+#[derive(Default)]
+struct ProduceStats {
+    done: Arc<AtomicU64>,
+    bytes: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+    /// Send → acknowledgement of the sampled records, in µs.
+    latencies: Mutex<Vec<u32>>,
+}
+
+impl ProduceStats {
+    /// Counts one delivery of `size` bytes; `sent` is its send time (µs since `start`)
+    /// when it is one of the sampled records.
+    fn record(&self, d: &cafe_kafka::Delivery, size: u64, sent: Option<(u32, Instant)>) {
+        if let Some((at, start)) = sent {
+            let took = micros_since(start).saturating_sub(at);
+            self.latencies.lock().unwrap_or_else(|e| e.into_inner()).push(took);
+        }
+        match &d.result {
+            Ok(_) => {
+                self.bytes.fetch_add(size, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
+                first.get_or_insert_with(|| super::delivery_error(e));
+            }
+        }
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn totals(&self) -> (u64, u64, Option<String>) {
+        let first = self.first_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        (self.bytes.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed), first)
+    }
 }
 
 async fn consume(common: &Common, args: ConsumeBenchArgs) -> Result<(), Error> {
@@ -365,10 +383,6 @@ fn percentile_ms(sorted_us: &[u32], q: f64) -> Option<f64> {
 
 fn micros_since(start: Instant) -> u32 {
     start.elapsed().as_micros().min(u32::MAX as u128) as u32
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// user+sys CPU seconds of this process (all threads), from /proc/self/stat.

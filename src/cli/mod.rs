@@ -8,12 +8,14 @@ mod send;
 mod topic;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::Error;
 use cafe_kafka::cluster::Cluster;
+use cafe_kafka::producer::{Delivery, Producer, ProducerRecord};
 use cafe_kafka::wire::ConnectionConfig;
 
 #[derive(Debug, Parser)]
@@ -115,8 +117,44 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "cafe".into())
 }
 
+/// Sends records for `produce` and `send`, printing each delivery report as it
+/// comes and counting the failures.
+pub(crate) struct Reports {
+    json: bool,
+    failed: Arc<AtomicU64>,
+}
+
+impl Reports {
+    pub(crate) fn new(json: bool) -> Self {
+        Self { json, failed: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// Sends `record`; its report will name it `label` and show `key`.
+    pub(crate) async fn send(
+        &self,
+        producer: &Producer,
+        record: ProducerRecord,
+        label: String,
+        key: Option<String>,
+    ) -> Result<(), Error> {
+        let (json, failed) = (self.json, Arc::clone(&self.failed));
+        let on_delivery = move |d: Delivery| {
+            if d.result.is_err() {
+                failed.fetch_add(1, Ordering::Relaxed);
+            }
+            print_delivery(&d, &label, key.as_deref(), json);
+        };
+        Ok(producer.send_with_callback(record, on_delivery).await?)
+    }
+
+    /// Records that failed so far (all of them, once the producer is closed).
+    pub(crate) fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
 /// Shared delivery-report printing for `produce` and `send`.
-pub(crate) fn print_delivery(d: &cafe_kafka::producer::Delivery, label: &str, key: Option<&str>, json: bool) {
+pub(crate) fn print_delivery(d: &Delivery, label: &str, key: Option<&str>, json: bool) {
     let key_s = key.unwrap_or("<null>");
     if json {
         let line = match &d.result {
@@ -142,8 +180,11 @@ pub(crate) fn print_delivery(d: &cafe_kafka::producer::Delivery, label: &str, ke
 /// to change where one helps.
 fn delivery_error(e: &cafe_kafka::producer::DeliveryError) -> String {
     match e {
-        cafe_kafka::producer::DeliveryError::RecordTooLarge { .. } => {
+        cafe_kafka::producer::DeliveryError::RecordTooLarge { setting: "max.request.size", .. } => {
             format!("{e}; send a smaller record or raise --max-request-size")
+        }
+        cafe_kafka::producer::DeliveryError::RecordTooLarge { setting, .. } => {
+            format!("{e}; send a smaller record or raise {setting}")
         }
         _ => e.to_string(),
     }
@@ -155,7 +196,7 @@ mod tests {
 
     #[test]
     fn a_record_over_max_request_size_is_reported_with_the_flag_to_raise() {
-        let e = DeliveryError::RecordTooLarge { size: 2_000_082, max: 1_048_576 };
+        let e = DeliveryError::RecordTooLarge { size: 2_000_082, max: 1_048_576, setting: "max.request.size" };
         assert!(!e.to_string().contains("--"), "the library names no flag: {e}");
         assert_eq!(
             super::delivery_error(&e),

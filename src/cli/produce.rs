@@ -2,17 +2,17 @@
 //! With `--schema-registry URL` the values are framed for the registry (the
 //! seed's `JSONSerializer` format) after validation against the schema.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use clap::{Args, ValueEnum};
 
-use super::{Common, print_delivery};
+use super::{Common, Reports};
 use crate::error::Error;
 use crate::event::{CafeEvent, EventGenerator};
 use crate::event_codec::{self, CAFE_EVENT_SCHEMA};
 use cafe_kafka::partitioner::Partitioner;
-use cafe_kafka::producer::{Acks, Compression, OutRecord, Producer, ProducerConfig};
+use cafe_kafka::producer::{Acks, Compression, Producer, ProducerConfig, ProducerRecord};
 use cafe_kafka::registry::{self, SchemaRegistry};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -68,6 +68,9 @@ pub struct ProducerArgs {
     /// `delivery.timeout.ms`.
     #[arg(long, default_value_t = 120_000)]
     pub delivery_timeout_ms: u64,
+    /// `linger.ms`: how long a batch waits for more records before it is sent.
+    #[arg(long, default_value_t = 5)]
+    pub linger_ms: u64,
     /// `enable.idempotence` (requires --acks all).
     #[arg(long)]
     pub enable_idempotence: bool,
@@ -82,6 +85,7 @@ impl ProducerArgs {
             batch_size: self.batch_size,
             max_request_size: self.max_request_size,
             delivery_timeout: Duration::from_millis(self.delivery_timeout_ms),
+            linger: Duration::from_millis(self.linger_ms),
             request_timeout: Duration::from_millis(common.request_timeout_ms),
             enable_idempotence: self.enable_idempotence,
             ..ProducerConfig::default()
@@ -106,46 +110,41 @@ pub async fn run(common: &Common, args: ProduceArgs) -> Result<(), Error> {
         None => None,
     };
     let cluster = common.cluster().await?;
-    let mut producer = Producer::new(cluster, config).await?;
+    // An unknown topic fails here, before any event is made.
+    cluster.topic_or_fetch(&args.topic).await?;
+    let producer = Producer::new(cluster, config).await?;
+    let reports = Reports::new(args.json);
 
+    tracing::info!(count = args.count, topic = %args.topic, "producing");
+    let topic: Arc<str> = Arc::from(args.topic.as_str());
     let mut generator = EventGenerator::new(args.seed);
-    let events: Vec<CafeEvent> = (0..args.count).map(|_| generator.next_event(chrono::Utc::now())).collect();
-    let keys: Vec<Option<String>> = events.iter().map(|e| key_of(e, args.key)).collect();
-    // With a registry each event is checked against the schema; one that fails
-    // is reported here and never sent.
     let mut invalid = 0u64;
-    let mut values: Vec<Option<Bytes>> = Vec::with_capacity(events.len());
-    for (ev, key) in events.iter().zip(&keys) {
+    // One event at a time: made, framed, sent; memory stays flat however many.
+    for _ in 0..args.count {
+        let ev = generator.next_event(chrono::Utc::now());
+        let key = key_of(&ev, args.key);
+        // With a registry each event is checked against the schema; one that fails
+        // is reported here and never sent.
         let value = match schema_id {
             None => Ok(ev.to_json()),
-            Some(id) => event_codec::encode_event(id, ev),
+            Some(id) => event_codec::encode_event(id, &ev),
         };
-        match value {
-            Ok(v) => values.push(Some(Bytes::from(v))),
+        let value = match value {
+            Ok(v) => v,
             Err(e) => {
                 invalid += 1;
                 print_invalid(&ev.event_id, key.as_deref(), &args.topic, &e.to_string(), args.json);
-                values.push(None);
+                continue;
             }
+        };
+        let mut record = ProducerRecord::new(Arc::clone(&topic), value);
+        if let Some(k) = &key {
+            record = record.with_key(k.clone());
         }
+        reports.send(&producer, record, ev.event_id, key).await?;
     }
-    let records = values.iter().zip(&keys).enumerate().filter_map(|(i, (value, key))| {
-        Some(OutRecord {
-            id: i as u64,
-            key: key.as_ref().map(|k| Bytes::copy_from_slice(k.as_bytes())),
-            value: value.clone()?,
-            timestamp_ms: chrono::Utc::now().timestamp_millis(),
-            headers: Vec::new(),
-        })
-    });
-    tracing::info!(count = args.count, topic = %args.topic, "producing");
-    let summary = producer
-        .send_stream(&args.topic, records, |d| {
-            let i = d.id as usize;
-            print_delivery(&d, &events[i].event_id, keys[i].as_deref(), args.json);
-        })
-        .await?;
-    let failed = summary.failed + invalid;
+    producer.close().await;
+    let failed = reports.failed() + invalid;
     if failed > 0 {
         return Err(Error::DeliveryFailed { failed, total: args.count });
     }

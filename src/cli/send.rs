@@ -2,14 +2,14 @@
 //! data to a topic (malformed JSON in tests, oversized values, replays).
 
 use std::io::BufRead;
+use std::sync::Arc;
 
-use bytes::Bytes;
 use clap::Args;
 
 use super::produce::ProducerArgs;
-use super::{Common, print_delivery};
+use super::{Common, Reports};
 use crate::error::Error;
-use cafe_kafka::producer::{OutRecord, Producer};
+use cafe_kafka::producer::{Producer, ProducerRecord};
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
@@ -27,44 +27,60 @@ pub struct SendArgs {
 pub async fn run(common: &Common, args: SendArgs) -> Result<(), Error> {
     let config = args.producer.config(common);
     config.validate().map_err(|e| Error::Usage(e.to_string()))?;
-    let mut lines = Vec::new();
-    for (i, line) in std::io::stdin().lock().split(b'\n').enumerate() {
-        let line = line.map_err(|e| Error::Other(format!("reading standard input: {e}")))?;
-        let line = String::from_utf8(line).map_err(|e| {
-            Error::Input(format!(
-                "line {} of standard input is not UTF-8 (invalid byte at column {}); cafe send takes text lines \
-                 (`key<TAB>value` with --keyed): convert the input, e.g. with iconv",
-                i + 1,
-                e.utf8_error().valid_up_to() + 1
-            ))
-        })?;
-        lines.push(line.strip_suffix('\r').map(str::to_owned).unwrap_or(line));
-    }
-    let split: Vec<(Option<String>, String)> = lines
-        .into_iter()
-        .map(|l| match (args.keyed, l.split_once('\t')) {
-            (true, Some((k, v))) => (Some(k.to_owned()), v.to_owned()),
-            _ => (None, l),
-        })
-        .collect();
     let cluster = common.cluster().await?;
-    let mut producer = Producer::new(cluster, config).await?;
-    let now = chrono::Utc::now().timestamp_millis();
-    let records = split.iter().enumerate().map(|(i, (k, v))| OutRecord {
-        id: i as u64,
-        key: k.as_ref().map(|k| Bytes::copy_from_slice(k.as_bytes())),
-        value: Bytes::copy_from_slice(v.as_bytes()),
-        timestamp_ms: now,
-        headers: Vec::new(),
-    });
-    let summary = producer
-        .send_stream(&args.topic, records, |d| {
-            let i = d.id as usize;
-            print_delivery(&d, &format!("line{}", i + 1), split[i].0.as_deref(), args.json);
-        })
-        .await?;
-    if summary.failed > 0 {
-        return Err(Error::DeliveryFailed { failed: summary.failed, total: split.len() as u64 });
+    // An unknown topic fails here, before any input is read.
+    cluster.topic_or_fetch(&args.topic).await?;
+    let producer = Producer::new(cluster, config).await?;
+    let reports = Reports::new(args.json);
+    let topic: Arc<str> = Arc::from(args.topic.as_str());
+    let mut total = 0u64;
+    // Line by line: a long input is never held in memory. A bad line stops the input
+    // there; what was sent before it is still delivered and reported.
+    let mut input = std::io::stdin().lock().split(b'\n');
+    let mut stopped = None;
+    for (i, line) in input.by_ref().enumerate() {
+        let line = match read_line(i, line) {
+            Ok(l) => l,
+            Err(e) => {
+                stopped = Some(e);
+                break;
+            }
+        };
+        let (key, value) = match (args.keyed, line.split_once('\t')) {
+            (true, Some((k, v))) => (Some(k.to_owned()), v.to_owned()),
+            _ => (None, line),
+        };
+        let mut record = ProducerRecord::new(Arc::clone(&topic), value);
+        if let Some(k) = &key {
+            record = record.with_key(k.clone());
+        }
+        total += 1;
+        if let Err(e) = reports.send(&producer, record, format!("line{}", i + 1), key).await {
+            stopped = Some(e);
+            break;
+        }
+    }
+    producer.close().await;
+    if let Some(e) = stopped {
+        return Err(e);
+    }
+    let failed = reports.failed();
+    if failed > 0 {
+        return Err(Error::DeliveryFailed { failed, total });
     }
     Ok(())
+}
+
+/// Line `i` (from 0) of standard input as text, without its line ending.
+fn read_line(i: usize, line: std::io::Result<Vec<u8>>) -> Result<String, Error> {
+    let line = line.map_err(|e| Error::Other(format!("reading standard input: {e}")))?;
+    let line = String::from_utf8(line).map_err(|e| {
+        Error::Input(format!(
+            "line {} of standard input is not UTF-8 (invalid byte at column {}); cafe send takes text lines \
+             (`key<TAB>value` with --keyed): convert the input, e.g. with iconv",
+            i + 1,
+            e.utf8_error().valid_up_to() + 1
+        ))
+    })?;
+    Ok(line.strip_suffix('\r').map(str::to_owned).unwrap_or(line))
 }

@@ -1,7 +1,7 @@
 //! The producer's core, sans-IO: records in, batches per topic-partition (sealed by
 //! `batch.size` and `linger.ms`), requests out (one batch per partition, grouped by
 //! leader, within `max.request.size` and `max.in.flight`), responses in, one
-//! [`Delivery`] per record out. Retries, `delivery.timeout.ms` and idempotence
+//! [`Report`] per record out. Retries, `delivery.timeout.ms` and idempotence
 //! (sequences, DUPLICATE_SEQUENCE_NUMBER, moving to a new producer id after a gap)
 //! are decided here; time is passed in, and the driver (`sender`) does the I/O
 //! the core asks for in [`Settled`]: a metadata refresh, a new producer id.
@@ -17,6 +17,7 @@ use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use super::batch::{OpenBatch, OutRecord, SealedBatch};
 use super::config::ProducerConfig;
 use super::idempotence::{PartitionKey, ProducerIds};
+use super::record::Delivery;
 
 /// Record batch header, counted against `max.request.size` with the record.
 pub(crate) const BATCH_OVERHEAD: usize = 61;
@@ -25,13 +26,16 @@ pub(crate) const BATCH_OVERHEAD: usize = 61;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DeliveryError {
-    /// The record alone is larger than `max.request.size`; it was never sent.
-    #[error("record of {size} bytes exceeds max.request.size={max}")]
+    /// The record alone is larger than `max.request.size` (or `buffer.memory`); it
+    /// was never sent.
+    #[error("record of {size} bytes exceeds {setting}={max}")]
     RecordTooLarge {
         /// Its size with the batch overhead, in bytes.
         size: usize,
-        /// `max.request.size`.
+        /// The limit it passes.
         max: usize,
+        /// The setting of that limit: `max.request.size` or `buffer.memory`.
+        setting: &'static str,
     },
     /// The broker answered MESSAGE_TOO_LARGE or RECORD_LIST_TOO_LARGE for its batch.
     #[error("broker refused the record: MESSAGE_TOO_LARGE (its message.max.bytes is smaller than this batch)")]
@@ -57,20 +61,27 @@ pub enum DeliveryError {
     /// The record batch could not be encoded (not expected).
     #[error("{0}")]
     Encode(String),
+    /// The producer stopped before the record was settled: its async runtime shut
+    /// down (the record may or may not have been written).
+    #[error("the producer stopped before the record was settled; it may or may not have been written")]
+    Stopped,
 }
 
-/// The final outcome of one record. The offset is `None` when the broker does not
-/// tell it: with acks=0, or for a retry the broker recognised as already written.
+/// The outcome of record `id`, as the core decides it; the driver hands it on as a
+/// [`Delivery`] to whoever waits for that record.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Delivery {
-    /// The record's [`OutRecord::id`].
+pub(crate) struct Report {
     pub id: u64,
-    /// The topic it was sent to.
     pub topic: Arc<str>,
-    /// Its partition; -1 for a record refused before partitioning (too large).
+    /// -1 for a record refused before partitioning (too large).
     pub partition: i32,
-    /// Its offset (when known), or why it was not delivered.
     pub result: Result<Option<i64>, DeliveryError>,
+}
+
+impl Report {
+    pub(crate) fn into_delivery(self) -> Delivery {
+        Delivery { topic: self.topic, partition: self.partition, result: self.result }
+    }
 }
 
 /// Counts of one produce run.
@@ -110,8 +121,8 @@ pub(crate) struct Settled {
     pub new_producer_id: bool,
 }
 
-/// Open batches of one topic; topics are found by pointer first (one `Arc` per topic
-/// in a stream), so appending a record costs no string hash.
+/// Open batches of one topic; topics are few, so a record finds its own by comparing
+/// names in a short list, with no hashing.
 #[derive(Debug)]
 struct TopicBatches {
     topic: Arc<str>,
@@ -128,7 +139,7 @@ pub(crate) struct Accumulator {
     /// Partitions with a batch in flight (tracked with idempotence only).
     busy: HashSet<PartitionKey>,
     in_flight: usize,
-    deliveries: Vec<Delivery>,
+    deliveries: Vec<Report>,
     summary: ProduceSummary,
 }
 
@@ -149,43 +160,66 @@ impl Accumulator {
 
     /// Adds `r` to its partition's open batch; `partition` is asked only for a record
     /// that fits in a request (one that does not fails alone, unpartitioned). A batch
-    /// that reaches `batch.size`, or would pass it with `r`, is sealed.
+    /// that reaches `batch.size`, or would pass it with `r`, is sealed. True when the
+    /// driver should look now: a batch was sealed while a request slot is free (a
+    /// request to send), or the only open batch was opened (a `linger.ms` timer to
+    /// set; with other batches open, an earlier timer is set already). Waking it for
+    /// less costs a thread wake-up per batch for nothing.
     pub(crate) fn append(
         &mut self,
         topic: &Arc<str>,
         r: OutRecord,
-        now: Instant,
+        now: impl Fn() -> Instant,
         partition: impl FnOnce(&OutRecord) -> i32,
-    ) {
+    ) -> bool {
         let size = r.approx_size() + BATCH_OVERHEAD;
         let max = self.config.max_request_size;
         if size > max {
-            let err = DeliveryError::RecordTooLarge { size, max };
-            self.report(Delivery { id: r.id, topic: topic.clone(), partition: -1, result: Err(err) });
-            return;
+            let err = DeliveryError::RecordTooLarge { size, max, setting: "max.request.size" };
+            self.report(r.id, topic.clone(), -1, Err(err));
+            return false;
         }
         let p = partition(&r);
         let batch_size = self.config.batch_size;
-        let t = match self.topics.iter().position(|t| Arc::ptr_eq(&t.topic, topic) || t.topic == *topic) {
+        let t = match self.topics.iter().position(|t| *t.topic == **topic) {
             Some(i) => i,
             None => {
-                self.topics.push(TopicBatches { topic: topic.clone(), open: HashMap::new() });
+                // Our own copy of the name: batches and reports clone this `Arc` on the
+                // driver's task, the caller clones its own in its task; sharing one would
+                // bounce its count between the two threads on every record.
+                self.topics.push(TopicBatches { topic: Arc::from(&**topic), open: HashMap::new() });
                 self.topics.len() - 1
             }
         };
-        let open = &mut self.topics[t].open;
-        let batch = open.entry(p).or_insert_with(|| OpenBatch::new(topic.clone(), p, now));
+        let first_open = self.topics.iter().all(|t| t.open.is_empty());
+        let TopicBatches { topic, open } = &mut self.topics[t];
+        // The clock is read only for a new batch: that is all `now` is for (a clock
+        // read per record costs more than the rest of `append`).
+        let batch = open.entry(p).or_insert_with(|| OpenBatch::new(topic.clone(), p, now()));
         let mut sealed = Vec::new();
         if !batch.is_empty() && batch.size() + r.approx_size() > batch_size {
-            sealed.push(std::mem::replace(batch, OpenBatch::new(topic.clone(), p, now)));
+            sealed.push(std::mem::replace(batch, OpenBatch::new(topic.clone(), p, now())));
         }
         batch.push(r);
         if batch.size() >= batch_size {
             sealed.push(open.remove(&p).expect("present"));
         }
+        let news = first_open || (!sealed.is_empty() && self.has_free_slot());
         for b in sealed {
             self.seal(b);
         }
+        news
+    }
+
+    /// When the oldest open batch will be `linger.ms` old and due for sealing.
+    pub(crate) fn next_seal_deadline(&self) -> Option<Instant> {
+        let linger = self.config.linger;
+        self.topics.iter().flat_map(|t| t.open.values()).map(|b| b.created() + linger).min()
+    }
+
+    /// The topics records were appended to, so far.
+    pub(crate) fn topics(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.topics.iter().map(|t| &t.topic)
     }
 
     /// Seals every open batch at least `linger.ms` old.
@@ -231,8 +265,7 @@ impl Accumulator {
             // happens every record in it is reported, never dropped.
             Err((ids, reason)) => {
                 for id in ids {
-                    let err = DeliveryError::Encode(reason.clone());
-                    self.report(Delivery { id, topic: topic.clone(), partition, result: Err(err) });
+                    self.report(id, topic.clone(), partition, Err(DeliveryError::Encode(reason.clone())));
                 }
             }
         }
@@ -241,11 +274,6 @@ impl Accumulator {
     /// Sealed batches waiting to be sent (retries included).
     pub(crate) fn ready_len(&self) -> usize {
         self.ready.len()
-    }
-
-    /// When the first batch waiting to be sent was created.
-    pub(crate) fn oldest_ready(&self) -> Option<Instant> {
-        self.ready.front().map(|b| b.created)
     }
 
     /// True while a request slot is free (`max.in.flight`).
@@ -440,7 +468,7 @@ impl Accumulator {
     }
 
     /// Delivery reports since the last call, in the order they were decided.
-    pub(crate) fn deliveries(&mut self) -> std::vec::Drain<'_, Delivery> {
+    pub(crate) fn deliveries(&mut self) -> std::vec::Drain<'_, Report> {
         self.deliveries.drain(..)
     }
 
@@ -449,13 +477,13 @@ impl Accumulator {
         self.summary
     }
 
-    fn report(&mut self, d: Delivery) {
-        if d.result.is_ok() {
+    fn report(&mut self, id: u64, topic: Arc<str>, partition: i32, result: Result<Option<i64>, DeliveryError>) {
+        if result.is_ok() {
             self.summary.delivered += 1
         } else {
             self.summary.failed += 1
         }
-        self.deliveries.push(d);
+        self.deliveries.push(Report { id, topic, partition, result });
     }
 
     fn fail(&mut self, b: &SealedBatch, err: DeliveryError, failed: &mut Vec<(i64, Arc<str>, i32)>) {
@@ -467,7 +495,7 @@ impl Accumulator {
 
     fn deliver_offsets(&mut self, b: &SealedBatch, base_offset: i64) {
         self.summary.delivered += b.ids.len() as u64;
-        self.deliveries.extend(b.ids.iter().enumerate().map(|(i, id)| Delivery {
+        self.deliveries.extend(b.ids.iter().enumerate().map(|(i, id)| Report {
             id: *id,
             topic: b.topic.clone(),
             partition: b.partition,
@@ -477,7 +505,7 @@ impl Accumulator {
 
     fn deliver_all(&mut self, b: &SealedBatch, result: Result<Option<i64>, DeliveryError>) {
         for id in &b.ids {
-            self.report(Delivery { id: *id, topic: b.topic.clone(), partition: b.partition, result: result.clone() });
+            self.report(*id, b.topic.clone(), b.partition, result.clone());
         }
     }
 }

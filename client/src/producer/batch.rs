@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::record::ProducerRecord;
 use crate::compression::Codec;
 use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
@@ -14,30 +15,32 @@ use kafka_protocol::records::{
     RecordEncodeOptions, TimestampType,
 };
 
-/// One record to produce. `id` is the caller's index, echoed in its delivery report.
+/// A record inside the producer: the user's [`ProducerRecord`] fields the batch
+/// needs, its timestamp settled, and the id its delivery report is matched by.
 #[derive(Debug, Clone)]
-pub struct OutRecord {
-    /// The caller's index, echoed in the record's [`Delivery`](super::Delivery).
+pub(crate) struct OutRecord {
     pub id: u64,
-    /// The key (partitioning hashes it); `None` spreads keyless records.
     pub key: Option<Bytes>,
-    /// The value.
-    pub value: Bytes,
-    /// Creation time, milliseconds since the Unix epoch.
+    pub value: Option<Bytes>,
     pub timestamp_ms: i64,
-    /// Headers in order. kafka-protocol's encoder keeps them in a map, so a key given
-    /// twice is written once, with its last value (Kafka itself allows repeats).
     pub headers: Vec<(String, Option<Bytes>)>,
+    /// [`ProducerRecord::approx_size`], computed once.
+    pub size: usize,
 }
 
 impl OutRecord {
-    /// Size the record adds to a batch, close to its encoded size: used for the
-    /// `batch.size` and `max.request.size` limits as the Java client does.
+    /// Record `id` from `r`, with its topic and partition apart; a record without a
+    /// timestamp gets `now_ms()` (the clock is read only then).
+    pub fn new(id: u64, r: ProducerRecord, now_ms: impl FnOnce() -> i64) -> (Arc<str>, Option<i32>, Self) {
+        let size = r.approx_size();
+        let ProducerRecord { topic, partition, key, value, timestamp_ms, headers } = r;
+        let timestamp_ms = timestamp_ms.unwrap_or_else(now_ms);
+        (topic, partition, Self { id, key, value, timestamp_ms, headers, size })
+    }
+
+    /// Size the record adds to a batch, close to its encoded size.
     pub fn approx_size(&self) -> usize {
-        // varint length/offset/timestamp deltas and attributes: at most ~21 bytes
-        // and per header: varint key length, key, varint value length, value
-        let headers: usize = self.headers.iter().map(|(k, v)| 10 + k.len() + v.as_ref().map_or(0, |v| v.len())).sum();
-        21 + self.key.as_ref().map_or(0, |k| k.len()) + self.value.len() + headers
+        self.size
     }
 }
 
@@ -115,7 +118,7 @@ impl OpenBatch {
                 sequence: seq.wrapping_add(i as i32),
                 timestamp: r.timestamp_ms,
                 key: r.key.clone(),
-                value: Some(r.value.clone()),
+                value: r.value.clone(),
                 headers: r
                     .headers
                     .iter()
@@ -201,14 +204,12 @@ mod tests {
     use super::*;
     use kafka_protocol::records::RecordBatchDecoder;
 
+    fn record(key: &str, value: &str) -> ProducerRecord {
+        ProducerRecord::new("t", value.to_owned()).with_key(key.to_owned())
+    }
+
     fn rec(id: u64, key: &str, value: &str) -> OutRecord {
-        OutRecord {
-            id,
-            key: Some(Bytes::copy_from_slice(key.as_bytes())),
-            value: Bytes::copy_from_slice(value.as_bytes()),
-            timestamp_ms: 1_700_000_000_000 + id as i64,
-            headers: Vec::new(),
-        }
+        OutRecord::new(id, record(key, value), || 1_700_000_000_000 + id as i64).2
     }
 
     #[test]
@@ -265,14 +266,24 @@ mod tests {
     #[test]
     fn headers_are_encoded_in_order() {
         let mut b = OpenBatch::new("t".into(), 0, Instant::now());
-        let mut r = rec(0, "k", "v");
-        r.headers = vec![("trace".into(), Some(Bytes::from_static(b"abc"))), ("empty".into(), None)];
-        b.push(r);
+        let mut r = record("k", "v").with_header("trace", "abc");
+        r.headers.push(("empty".into(), None));
+        b.push(OutRecord::new(0, r, || 0).2);
         let mut bytes = b.seal(Codec::None, None).unwrap().bytes;
         let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
         let headers: Vec<(&str, Option<&[u8]>)> =
             set.records[0].headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
         assert_eq!(headers, vec![("trace", Some(&b"abc"[..])), ("empty", None)]);
+    }
+
+    #[test]
+    fn a_tombstone_has_a_null_value_and_its_own_timestamp_wins() {
+        let mut b = OpenBatch::new("t".into(), 0, Instant::now());
+        b.push(OutRecord::new(0, ProducerRecord::tombstone("t", "gone").with_timestamp_ms(5), || 99).2);
+        let set = RecordBatchDecoder::decode(&mut b.seal(Codec::None, None).unwrap().bytes).unwrap();
+        assert_eq!(set.records[0].key.as_deref(), Some(&b"gone"[..]));
+        assert_eq!(set.records[0].value, None, "a tombstone, not an empty value");
+        assert_eq!(set.records[0].timestamp, 5);
     }
 
     #[test]

@@ -3,25 +3,49 @@
 //! hence our own path over `wire`), retries what Kafka calls retriable within
 //! `delivery.timeout.ms`, and reports the outcome of every single record.
 //!
-//! Every decision is taken by the sans-IO core in `accumulator` (with `idempotence`),
-//! unit-tested on a virtual clock; `sender` is the async driver doing its I/O.
+//! [`Producer`] is a cheap handle (clone it into every task that sends). `send`
+//! appends the record to its partition's batch in the caller's task, as the Java
+//! client's `RecordAccumulator` does, waiting only when `buffer.memory` is full; one
+//! background task per producer (`sender`) sends what is ready and settles what
+//! comes back. Every decision is taken by the sans-IO core in `accumulator` (with
+//! `idempotence`), unit-tested on a virtual clock; `pending` keeps who waits for
+//! which record.
 
 mod accumulator;
 mod batch;
 mod config;
 mod idempotence;
+mod pending;
+mod record;
 mod sender;
 
-pub use accumulator::{Delivery, DeliveryError, ProduceSummary};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Notify, oneshot};
+
+pub use accumulator::{DeliveryError, ProduceSummary};
 #[cfg(test)]
 pub(crate) use batch::encode_batch;
-pub use batch::{Idempotence, OutRecord};
 pub use config::{Acks, Compression, ConfigError, ProducerConfig};
-pub use sender::Producer;
+pub use record::{Delivery, ProducerRecord, RecordMetadata};
 
-use crate::cluster;
+use crate::cluster::{self, Cluster};
+use crate::partitioner::NullKeyPicker;
+use accumulator::{Accumulator, BATCH_OVERHEAD, Report};
+use batch::OutRecord;
+use pending::Pending;
 
-/// Errors that stop a whole produce run (per-record failures are [`DeliveryError`]s).
+/// Sealed batches waiting for a request slot, at most, before `send` waits too (as
+/// for `buffer.memory`, within `max.block.ms`). Past this a record cannot go out any
+/// sooner, it only waits longer in memory: without the bound a producer sending
+/// flat out keeps `buffer.memory` full, and every record waits for all of it.
+const READY_LIMIT: usize = 64;
+
+/// Errors that keep a producer from starting.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -29,9 +53,382 @@ pub enum Error {
     /// A setting was refused by `ProducerConfig::validate`.
     Config(#[from] ConfigError),
     #[error(transparent)]
-    /// The cluster could not be reached or does not have the topic.
+    /// The cluster could not be reached.
     Cluster(#[from] cluster::Error),
     #[error("InitProducerId failed: {0}; idempotence needs Kafka 0.11+ and IDEMPOTENT_WRITE permission")]
     /// No producer id could be had for idempotence.
     InitProducerId(String),
+}
+
+/// Why [`Producer::send`] did not take a record. The record comes back, so nothing
+/// is lost: it can be sent again or reported.
+#[derive(Debug)]
+pub struct SendError {
+    /// What went wrong.
+    pub kind: SendErrorKind,
+    /// The record, as it was given.
+    pub record: Box<ProducerRecord>,
+}
+
+/// What kept [`Producer::send`] from taking a record.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendErrorKind {
+    /// `close` was called, or every handle was dropped.
+    #[error("the producer is closed")]
+    Closed,
+    /// The topic's metadata could not be had (unknown topic, no broker reachable).
+    #[error(transparent)]
+    Metadata(cluster::Error),
+    /// The record names a partition the topic does not have.
+    #[error("topic {topic} has no partition {partition} (it has {partitions})")]
+    UnknownPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: i32,
+        /// How many it has.
+        partitions: i32,
+    },
+    /// `buffer.memory` stayed full (the brokers take records slower than they come)
+    /// for `max.block.ms`, or the topic's metadata took that long.
+    #[error("no room for the record within max.block.ms={max_block_ms} (buffer.memory={buffer_memory} bytes)")]
+    Timeout {
+        /// `max.block.ms`.
+        max_block_ms: u64,
+        /// `buffer.memory`.
+        buffer_memory: usize,
+    },
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "record for topic {} not sent: {}", self.record.topic, self.kind)
+    }
+}
+
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.kind)
+    }
+}
+
+/// A producer bound to a cluster: clone it freely; every clone feeds the same
+/// batches. Dropping the last clone lets the background task deliver what is
+/// buffered and stop; [`close`](Self::close) does that and waits for it.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use cafe_kafka::{Cluster, ConnectionConfig, Producer, ProducerConfig, ProducerRecord};
+///
+/// let cluster = Cluster::connect(vec!["127.0.0.1:9092".into()], ConnectionConfig::default()).await?;
+/// let producer = Producer::new(cluster, ProducerConfig::default()).await?;
+/// // `send` returns once the record is batched; the future it gives resolves on delivery.
+/// let delivery = producer.send(ProducerRecord::new("orders", "latte").with_key("alice")).await?;
+/// let meta = delivery.await?;
+/// println!("{}[{}]@{:?}", meta.topic, meta.partition, meta.offset);
+/// producer.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Producer {
+    handle: Arc<Handle>,
+}
+
+/// The clones' shared part; dropping the last one starts a close.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.lock().closing = true;
+        self.shared.wake.notify_one();
+    }
+}
+
+/// What the handles and the background task share.
+pub(crate) struct Shared {
+    cluster: Arc<Cluster>,
+    config: ProducerConfig,
+    state: Mutex<State>,
+    /// Wakes the background task: a batch sealed or opened, a flush, a close.
+    wake: Notify,
+    /// Wakes `send`s waiting for room in `buffer.memory` or behind [`READY_LIMIT`].
+    room: Notify,
+}
+
+/// Everything behind the lock: the pure core and who waits for what. Held only for
+/// pure work, never across an await.
+pub(crate) struct State {
+    core: Accumulator,
+    pending: Pending<Completion, oneshot::Sender<()>>,
+    null_keys: NullKeyPicker,
+    closing: bool,
+    /// The background task has finished; `close` returns at once.
+    stopped: bool,
+    closers: Vec<oneshot::Sender<()>>,
+}
+
+/// How a record's caller hears of its delivery.
+pub(crate) enum Completion {
+    Future(oneshot::Sender<Delivery>),
+    Callback(Box<dyn FnOnce(Delivery) + Send>),
+}
+
+impl Completion {
+    fn complete(self, d: Delivery) {
+        match self {
+            // The caller may have dropped its future: it did not want to know.
+            Completion::Future(tx) => drop(tx.send(d)),
+            Completion::Callback(f) => f(d),
+        }
+    }
+}
+
+/// Delivery reports taken from the core under the lock, handed out after it.
+#[derive(Default)]
+#[must_use]
+pub(crate) struct Reports {
+    records: Vec<(Completion, Delivery)>,
+    flushed: Vec<oneshot::Sender<()>>,
+}
+
+impl Reports {
+    /// Tells every waiter; wakes `send`s waiting for the room their records freed.
+    fn hand_out(self, shared: &Shared) {
+        let freed = !self.records.is_empty();
+        for (c, d) in self.records {
+            c.complete(d);
+        }
+        for f in self.flushed {
+            let _ = f.send(());
+        }
+        if freed {
+            shared.room.notify_waiters();
+        }
+    }
+}
+
+impl State {
+    /// The core's reports matched to their waiters.
+    fn reports(&mut self) -> Reports {
+        let mut out = Reports::default();
+        for r in self.core.deliveries() {
+            let id = r.id;
+            if let Some(c) = self.pending.settle(id, &mut out.flushed) {
+                out.records.push((c, Report::into_delivery(r)));
+            }
+        }
+        out
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the core as it was mid-decision; the
+        // producer cannot go on correctly, and every later call panics too.
+        self.state.lock().expect("producer state poisoned by an earlier panic")
+    }
+}
+
+/// The delivery of one record: resolves to where it landed, or why it was not
+/// delivered. Dropping it does not cancel the send.
+#[must_use = "the record is sent either way; await this to learn its offset or error"]
+pub struct DeliveryFuture {
+    rx: oneshot::Receiver<Delivery>,
+}
+
+impl Future for DeliveryFuture {
+    type Output = Result<RecordMetadata, DeliveryError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx).poll(cx).map(|r| match r {
+            Ok(d) => d.into_result(),
+            // The background task went away without settling it (runtime shut down).
+            Err(_) => Err(DeliveryError::Stopped),
+        })
+    }
+}
+
+/// The time now in milliseconds since the Unix epoch: a record's default timestamp.
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Producer {
+    /// A producer on `cluster`; with idempotence it gets its producer id first.
+    /// Starts the background task, so it must be called inside a Tokio runtime.
+    pub async fn new(cluster: Arc<Cluster>, config: ProducerConfig) -> Result<Self, Error> {
+        config.validate()?;
+        let producer_id = match config.enable_idempotence {
+            true => Some(sender::init_producer_id(&cluster, &config).await?),
+            false => None,
+        };
+        let state = State {
+            core: Accumulator::new(config.clone(), producer_id),
+            pending: Pending::new(config.buffer_memory),
+            null_keys: NullKeyPicker::new(None),
+            closing: false,
+            stopped: false,
+            closers: Vec::new(),
+        };
+        let shared =
+            Arc::new(Shared { cluster, config, state: Mutex::new(state), wake: Notify::new(), room: Notify::new() });
+        tokio::spawn(sender::run(Arc::clone(&shared)));
+        Ok(Self { handle: Arc::new(Handle { shared }) })
+    }
+
+    /// Batches `record` and returns once it is in the buffer, waiting up to
+    /// `max.block.ms` for room (and for the topic's metadata, the first time a topic
+    /// is seen). Room means: the records not yet delivered hold less than
+    /// `buffer.memory`, and fewer than 64 sealed batches wait for a request slot. The returned future resolves when the record is delivered or has
+    /// failed for good.
+    pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, SendError> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(record, Completion::Future(tx)).await?;
+        Ok(DeliveryFuture { rx })
+    }
+
+    /// Like [`send`](Self::send), but `on_delivery` is called with the outcome
+    /// instead of a future being returned: cheaper when sending many records. It
+    /// runs on the producer's background task (or at once, in this task, for a
+    /// record refused before batching), so it should be quick and must not block.
+    pub async fn send_with_callback<F>(&self, record: ProducerRecord, on_delivery: F) -> Result<(), SendError>
+    where
+        F: FnOnce(Delivery) + Send + 'static,
+    {
+        self.enqueue(record, Completion::Callback(Box::new(on_delivery))).await
+    }
+
+    async fn enqueue(&self, record: ProducerRecord, completion: Completion) -> Result<(), SendError> {
+        let shared = &self.handle.shared;
+        let config = &shared.config;
+        let fail = |kind, record| Err(SendError { kind, record: Box::new(record) });
+        let timeout = SendErrorKind::Timeout {
+            max_block_ms: config.max_block.as_millis() as u64,
+            buffer_memory: config.buffer_memory,
+        };
+        // `max.block.ms` bounds all the waiting of one call; the clock is read only
+        // when there is a wait (a clock read per record is measurable).
+        let mut deadline = None;
+        let mut deadline = move || *deadline.get_or_insert_with(|| tokio::time::Instant::now() + config.max_block);
+        let partitions = match shared.cluster.partition_count(&record.topic) {
+            Some(n) => n,
+            None => match tokio::time::timeout_at(deadline(), shared.cluster.topic_or_fetch(&record.topic)).await {
+                Ok(Ok(info)) => info.partition_count(),
+                Ok(Err(e)) => return fail(SendErrorKind::Metadata(e), record),
+                Err(_) => return fail(timeout, record),
+            },
+        };
+        if let Some(p) = record.partition.filter(|p| !(0..partitions).contains(p)) {
+            let kind = SendErrorKind::UnknownPartition { topic: record.topic.to_string(), partition: p, partitions };
+            return fail(kind, record);
+        }
+        // Held against buffer.memory: the record itself (Java counts whole batch
+        // buffers; we hold no more than the records' bytes).
+        let size = record.approx_size();
+        let mut room = None;
+        loop {
+            {
+                let mut st = shared.lock();
+                if st.closing {
+                    return fail(SendErrorKind::Closed, record);
+                }
+                if st.pending.too_large(size) {
+                    drop(st);
+                    let (size, max) = (size + BATCH_OVERHEAD, config.buffer_memory);
+                    let err = DeliveryError::RecordTooLarge { size, max, setting: "buffer.memory" };
+                    completion.complete(Delivery { topic: record.topic, partition: -1, result: Err(err) });
+                    return Ok(());
+                }
+                if st.pending.has_room(size) && st.core.ready_len() < READY_LIMIT {
+                    let state = &mut *st;
+                    let id = state.pending.admit(size, completion);
+                    let (topic, partition, r) = OutRecord::new(id, record, now_ms);
+                    let partitioner = config.partitioner;
+                    let null_keys = &mut state.null_keys;
+                    let news = state.core.append(&topic, r, Instant::now, |r| {
+                        partition.unwrap_or_else(|| partitioner.partition(r.key.as_deref(), partitions, null_keys))
+                    });
+                    // Only a record refused by the core (over max.request.size) is settled here.
+                    let reports = state.reports();
+                    drop(st);
+                    reports.hand_out(shared);
+                    if news {
+                        shared.wake.notify_one();
+                    }
+                    return Ok(());
+                }
+            }
+            match room.take() {
+                // No room: register for the wake-up, then look once more, so room
+                // freed in between is not missed.
+                None => {
+                    let mut notified = Box::pin(shared.room.notified());
+                    notified.as_mut().enable();
+                    room = Some(notified);
+                }
+                Some(notified) => {
+                    if tokio::time::timeout_at(deadline(), notified).await.is_err() {
+                        return fail(timeout, record);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends every record batched so far without waiting for `linger.ms`, and returns
+    /// when each of them is delivered or has failed (records sent meanwhile by other
+    /// tasks are not waited for).
+    pub async fn flush(&self) {
+        let shared = &self.handle.shared;
+        let (tx, rx) = oneshot::channel();
+        if shared.lock().pending.flush(tx).is_err() {
+            return;
+        }
+        shared.wake.notify_one();
+        // An error means the background task stopped; its records were failed then.
+        let _ = rx.await;
+    }
+
+    /// Stops taking records (`send` then fails with [`SendErrorKind::Closed`], in
+    /// every clone), delivers or fails everything buffered, and returns when the
+    /// background task has finished. Records still being retried are bounded by
+    /// `delivery.timeout.ms`.
+    pub async fn close(&self) {
+        let shared = &self.handle.shared;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut st = shared.lock();
+            st.closing = true;
+            if st.stopped {
+                return;
+            }
+            st.closers.push(tx);
+        }
+        shared.wake.notify_one();
+        let _ = rx.await;
+    }
+
+    /// Counts of delivered, failed and retried so far.
+    pub fn summary(&self) -> ProduceSummary {
+        self.handle.shared.lock().core.summary()
+    }
+
+    /// The settings it runs with.
+    pub fn config(&self) -> &ProducerConfig {
+        &self.handle.shared.config
+    }
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.handle.shared.lock();
+        f.debug_struct("Producer")
+            .field("pending", &st.pending.len())
+            .field("buffered_bytes", &st.pending.buffered())
+            .field("closing", &st.closing)
+            .finish_non_exhaustive()
+    }
 }

@@ -1,8 +1,8 @@
-//! The produce driver, the only part of the producer that does I/O: pulls records
-//! lazily (memory stays bounded however many are sent) into the pure
-//! [`Accumulator`], sends the Produce requests it chooses (at most `max.in.flight`
-//! at a time, each on its own task), feeds the responses back, and performs what
-//! settling asks for: a metadata refresh, a new producer id.
+//! The producer's background task, the only part of the producer that does I/O:
+//! seals batches as `linger.ms` passes (or at once for a flush or a close), sends
+//! the Produce requests the core chooses (at most `max.in.flight` at a time, each on
+//! its own task), feeds the responses back, hands the delivery reports out, and
+//! performs what settling asks for: a metadata refresh, a new producer id.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,165 +13,119 @@ use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProducerId
 use kafka_protocol::protocol::StrBytes;
 use tokio::task::JoinSet;
 
-use super::Error;
-use super::accumulator::{Accumulator, Delivery, ProduceSummary, Request, Response};
-use super::batch::OutRecord;
+use super::accumulator::{DeliveryError, Request, Response};
 use super::config::{Acks, ProducerConfig};
-use crate::cluster::Cluster;
-use crate::partitioner::NullKeyPicker;
+use super::record::Delivery;
+use super::{Error, Shared};
+use crate::cluster::{Cluster, TopicInfo};
 use crate::wire;
 
 /// Produce v13 addresses topics by id (KIP-516); names are all we track.
 const MAX_PRODUCE_VERSION: i16 = 12;
-/// Sealed batches waiting to be sent, at most; bounds memory on long streams.
-const READY_LIMIT: usize = 64;
 
-/// A producer bound to a cluster. One `send_stream` at a time per producer.
-pub struct Producer {
-    cluster: Arc<Cluster>,
-    config: ProducerConfig,
-    /// The pure core; it outlives a `send_stream` run, so sequence numbers (and the
-    /// producer id) carry on across runs as the broker expects.
-    core: Accumulator,
-}
-
-impl Producer {
-    /// A producer on `cluster`; with idempotence it gets its producer id first.
-    pub async fn new(cluster: Arc<Cluster>, config: ProducerConfig) -> Result<Self, Error> {
-        config.validate()?;
-        let producer_id = match config.enable_idempotence {
-            true => Some(init_producer_id(&cluster, &config).await?),
-            false => None,
-        };
-        let core = Accumulator::new(config.clone(), producer_id);
-        Ok(Self { cluster, config, core })
-    }
-
-    /// Sends every record of `records` to `topic` and calls `on_delivery` once per
-    /// record with its final outcome. Returns when all are settled.
-    pub async fn send_stream<I, F>(
-        &mut self,
-        topic: &str,
-        records: I,
-        mut on_delivery: F,
-    ) -> Result<ProduceSummary, Error>
-    where
-        I: IntoIterator<Item = OutRecord>,
-        F: FnMut(Delivery),
-    {
-        let Self { cluster, config, core } = self;
-        let topic: Arc<str> = Arc::from(topic);
-        let info = cluster.topic_or_fetch(&topic).await?;
-        let partitions = info.partition_count();
-        let mut picker = NullKeyPicker::new(None);
-        let before = core.summary();
-        let mut inflight: JoinSet<(Request, Response)> = JoinSet::new();
-        let mut records = records.into_iter();
-        let mut exhausted = false;
-        let linger = config.linger;
-        let partitioner = config.partitioner;
-
-        loop {
-            // Fill: batch records until enough sealed batches are waiting.
-            let mut pulled = 0u32;
-            let mut now = Instant::now();
-            while !exhausted && core.ready_len() < READY_LIMIT {
-                // Leave to dispatch once a slot is free and a request's worth (a batch
-                // per partition) is sealed, or the oldest sealed batch waited `linger.ms`;
-                // otherwise a record would wait for READY_LIMIT batches to fill.
-                if core.has_free_slot()
-                    && core.ready_len() > 0
-                    && (core.ready_len() >= partitions as usize
-                        || core.oldest_ready().is_some_and(|c| c.elapsed() >= linger))
-                {
-                    break;
-                }
-                // Seal open batches older than `linger.ms` (checked every 16 records:
-                // a clock read per record costs more than it saves).
-                pulled = pulled.wrapping_add(1);
-                if pulled % 16 == 0 {
-                    now = Instant::now();
-                    core.seal_aged(now);
-                }
-                let Some(r) = records.next() else {
-                    exhausted = true;
-                    break;
+/// Runs until the producer is closing and every record is settled.
+pub(super) async fn run(shared: Arc<Shared>) {
+    let _stop = Stopped(Arc::clone(&shared));
+    let mut inflight: JoinSet<(Request, Response)> = JoinSet::new();
+    loop {
+        // Taken before looking at the state: a wake-up sent meanwhile is kept.
+        let woken = shared.wake.notified();
+        let (deadline, done, settled) = {
+            let mut st = shared.lock();
+            let st = &mut *st;
+            st.core.seal_aged(Instant::now());
+            if st.closing || st.pending.flushing() {
+                st.core.seal_all();
+            }
+            if st.core.ready_len() > 0 && st.core.has_free_slot() {
+                let infos: Vec<TopicInfo> = st.core.topics().filter_map(|t| shared.cluster.topic(t)).collect();
+                let leader_of = |topic: &str, p: i32| {
+                    infos.iter().find(|i| i.name == topic).and_then(|i| i.leader_of(p)).unwrap_or(-1)
                 };
-                core.append(&topic, r, now, |r| partitioner.partition(r.key.as_deref(), partitions, &mut picker));
-                report(core, &mut on_delivery);
-            }
-            if exhausted {
-                core.seal_all();
-                report(core, &mut on_delivery);
-            }
-            // Dispatch while there is room in flight.
-            let info = cluster.topic(&topic);
-            let leader_of = |_: &str, p: i32| info.as_ref().and_then(|t| t.leader_of(p)).unwrap_or(-1);
-            while let Some(req) = core.next_request(leader_of) {
-                inflight.spawn(send(Arc::clone(cluster), config.clone(), req));
-            }
-            if inflight.is_empty() {
-                if exhausted && core.is_idle() {
-                    break;
+                let mut sent = false;
+                while let Some(req) = st.core.next_request(leader_of) {
+                    inflight.spawn(send(Arc::clone(&shared), req));
+                    sent = true;
                 }
-                continue;
-            }
-            // A slot is still free and every sealed batch went out: settle what has
-            // already finished without waiting, and go on batching, so the pipeline
-            // stays full at high rates. (With batches waiting for a busy partition
-            // this would spin, so then we wait below.)
-            if core.has_free_slot() && !exhausted && core.ready_len() == 0 {
-                while let Some(done) = inflight.try_join_next() {
-                    let (req, resp) = done.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-                    settle(cluster, config, core, req, resp).await;
-                    report(core, &mut on_delivery);
+                if sent {
+                    // Fewer sealed batches wait now: `send`s held back by them may go on.
+                    shared.room.notify_waiters();
                 }
-                continue;
             }
-            // Settle one response.
-            let (req, resp) = match inflight.join_next().await {
-                Some(Ok(o)) => o,
-                // Only a panic in `send` (a bug) gets here; keep its message.
-                Some(Err(e)) => std::panic::resume_unwind(e.into_panic()),
-                None => continue,
-            };
-            settle(cluster, config, core, req, resp).await;
-            report(core, &mut on_delivery);
+            let done = st.closing && inflight.is_empty() && st.core.is_idle();
+            (st.core.next_seal_deadline(), done, st.reports())
+        };
+        // Reports of batches that failed to seal (not expected), if any.
+        settled.hand_out(&shared);
+        if done {
+            return;
         }
-        let after = core.summary();
-        Ok(ProduceSummary {
-            delivered: after.delivered - before.delivered,
-            failed: after.failed - before.failed,
-            retries: after.retries - before.retries,
-        })
+        let linger = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = woken => {}
+            _ = linger => {}
+            Some(joined) = inflight.join_next(), if !inflight.is_empty() => {
+                // Only a panic in `send` (a bug) is an error here; keep its message.
+                let (req, resp) = joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+                settle(&shared, req, resp).await;
+            }
+        }
     }
 }
 
-/// Hands the core's delivery reports to the caller.
-fn report<F: FnMut(Delivery)>(core: &mut Accumulator, on_delivery: &mut F) {
-    for d in core.deliveries() {
-        on_delivery(d);
+/// Marks the producer stopped when the task ends, however it ends (also when the
+/// runtime drops it mid-way): what is still unsettled is failed, never left hanging.
+struct Stopped(Arc<Shared>);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let (records, flushes, closers) = {
+            let Ok(mut st) = self.0.state.lock() else { return };
+            st.stopped = true;
+            st.closing = true;
+            let (records, flushes) = st.pending.drain();
+            (records, flushes, std::mem::take(&mut st.closers))
+        };
+        for c in records {
+            // The topic and partition are not kept per record; the error is what matters.
+            c.complete(Delivery { topic: Arc::from(""), partition: -1, result: Err(DeliveryError::Stopped) });
+        }
+        for tx in flushes.into_iter().chain(closers) {
+            let _ = tx.send(());
+        }
+        self.0.room.notify_waiters();
     }
 }
 
-/// Feeds one response to the core and performs the I/O it asks for.
-async fn settle(cluster: &Cluster, config: &ProducerConfig, core: &mut Accumulator, req: Request, resp: Response) {
-    let settled = core.on_response(req, resp, Instant::now());
-    if !settled.refresh.is_empty() {
+/// Feeds one response to the core, hands out what it settled, and performs the I/O
+/// it asks for.
+async fn settle(shared: &Shared, req: Request, resp: Response) {
+    let (needs, settled) = {
+        let mut st = shared.lock();
+        let needs = st.core.on_response(req, resp, Instant::now());
+        (needs, st.reports())
+    };
+    settled.hand_out(shared);
+    if !needs.refresh.is_empty() {
         // Leaders may have moved: learn where before resending.
-        let topics: Vec<&str> = settled.refresh.iter().map(|t| &**t).collect();
-        if let Err(e) = cluster.refresh(&topics).await {
+        let topics: Vec<&str> = needs.refresh.iter().map(|t| &**t).collect();
+        if let Err(e) = shared.cluster.refresh(&topics).await {
             tracing::warn!(error = %e, "metadata refresh failed while retrying");
         }
     }
-    if settled.new_producer_id {
-        let id = init_producer_id(cluster, config).await.map_err(|e| e.to_string());
-        core.producer_id_renewed(id);
+    if needs.new_producer_id {
+        let id = init_producer_id(&shared.cluster, &shared.config).await.map_err(|e| e.to_string());
+        shared.lock().core.producer_id_renewed(id);
     }
 }
 
 /// A producer id and epoch from any broker (idempotent, non-transactional).
-async fn init_producer_id(cluster: &Cluster, config: &ProducerConfig) -> Result<(i64, i16), Error> {
+pub(super) async fn init_producer_id(cluster: &Cluster, config: &ProducerConfig) -> Result<(i64, i16), Error> {
     let req = idempotent_init_request();
     let mut backoff = crate::backoff::Backoff::new(config.backoff);
     // Any broker hands out producer ids; a dead one or a busy coordinator is
@@ -215,7 +169,8 @@ fn idempotent_init_request() -> InitProducerIdRequest {
 
 /// Sends one Produce request (after the backoff its batches earned); the batches of
 /// several topics go as one `TopicProduceData` each.
-async fn send(cluster: Arc<Cluster>, config: ProducerConfig, req: Request) -> (Request, Response) {
+async fn send(shared: Arc<Shared>, req: Request) -> (Request, Response) {
+    let (cluster, config) = (&shared.cluster, &shared.config);
     let attempts = req.batches.iter().map(|b| b.attempts).max().unwrap_or(0);
     if attempts > 0 {
         tokio::time::sleep(config.backoff.delay_random(attempts - 1)).await;

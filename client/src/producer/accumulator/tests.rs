@@ -2,7 +2,6 @@
 //! reports out, no sockets. Time is virtual: a base `Instant` plus milliseconds.
 use super::*;
 
-use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::messages::produce_response::TopicProduceResponse;
@@ -11,6 +10,7 @@ use std::time::Duration;
 
 use crate::producer::batch::Idempotence;
 use crate::producer::config::Acks;
+use crate::producer::record::ProducerRecord;
 
 // ---- fixtures -------------------------------------------------------------------------
 
@@ -49,15 +49,9 @@ impl Sim {
     fn send(&mut self, topic: &str, partition: i32, value_len: usize) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        let r = OutRecord {
-            id,
-            key: None,
-            value: Bytes::from(vec![b'x'; value_len]),
-            timestamp_ms: 0,
-            headers: Vec::new(),
-        };
+        let r = OutRecord::new(id, ProducerRecord::new(topic, vec![b'x'; value_len]), || 0).2;
         let now = self.now();
-        self.core.append(&Arc::from(topic), r, now, |_| partition);
+        self.core.append(&Arc::from(topic), r, || now, |_| partition);
         id
     }
 
@@ -72,7 +66,7 @@ impl Sim {
         self.core.on_response(req, resp, now)
     }
 
-    fn deliveries(&mut self) -> Vec<Delivery> {
+    fn deliveries(&mut self) -> Vec<Report> {
         self.core.deliveries().collect()
     }
 }
@@ -131,16 +125,42 @@ fn a_batch_seals_at_batch_size() {
 #[test]
 fn a_batch_seals_after_linger() {
     let mut sim = Sim::new(config());
+    assert_eq!(sim.core.next_seal_deadline(), None, "nothing open, no timer");
     sim.send("t", 0, 10);
-    sim.advance(4);
+    sim.advance(2);
+    sim.send("t", 1, 10);
+    assert_eq!(sim.core.next_seal_deadline(), Some(sim.base + Duration::from_millis(5)), "the oldest batch's");
+    sim.advance(2);
     let now = sim.now();
     sim.core.seal_aged(now);
     assert_eq!(sim.core.ready_len(), 0, "younger than linger.ms");
     sim.advance(1);
     let now = sim.now();
     sim.core.seal_aged(now);
-    assert_eq!(sim.core.ready_len(), 1);
-    assert_eq!(sim.core.oldest_ready(), Some(sim.base));
+    assert_eq!(sim.core.ready_len(), 1, "partition 0's batch, 5 ms old; partition 1's is 3 ms old");
+    assert_eq!(sim.core.next_seal_deadline(), Some(sim.base + Duration::from_millis(7)));
+}
+
+#[test]
+fn append_says_when_the_driver_has_something_new() {
+    let mut sim = Sim::new(ProducerConfig { batch_size: 400, max_in_flight: 1, ..config() });
+    let append = |sim: &mut Sim, p: i32| {
+        let r = OutRecord::new(99, ProducerRecord::new("t", vec![b'x'; 100]), || 0).2;
+        let now = sim.now();
+        sim.core.append(&Arc::from("t"), r, || now, |_| p)
+    };
+    assert!(append(&mut sim, 0), "the first open batch: a linger timer to set");
+    assert!(!append(&mut sim, 0), "added to an open batch");
+    assert!(!append(&mut sim, 1), "another batch opened, but an earlier timer is set");
+    assert!(append(&mut sim, 0), "partition 0's batch passed batch.size: sealed, a request to send");
+    let req = sim.core.next_request(by_parity).expect("the sealed batch");
+    assert!(!sim.core.has_free_slot());
+    for _ in 0..2 {
+        append(&mut sim, 0);
+    }
+    assert!(!append(&mut sim, 0), "sealed again, but no request slot is free: nothing to do yet");
+    sim.respond(req, Response::Sent);
+    assert!(sim.core.has_free_slot());
 }
 
 #[test]
@@ -205,7 +225,10 @@ fn a_record_over_max_request_size_fails_alone() {
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].id, big);
     assert_eq!(d[0].partition, -1);
-    assert_eq!(d[0].result, Err(DeliveryError::RecordTooLarge { size: 2000 + 21 + 61, max: 1024 }));
+    assert_eq!(
+        d[0].result,
+        Err(DeliveryError::RecordTooLarge { size: 2000 + 21 + 61, max: 1024, setting: "max.request.size" })
+    );
     let req = sim.request();
     assert_eq!(req.batches[0].ids, vec![0, 2], "its neighbours are batched as usual");
 }

@@ -19,7 +19,8 @@
 #   CAFE_BENCH_SCALE       fraction of the record counts, for trying the harness (default 1)
 #   CAFE_BENCH_KEEP_BROKER=1  leave the benchmark broker running afterwards
 #   CAFE_BENCH_BASELINE    another cafe binary (e.g. a build from before a change): an extra
-#                          client "cafe-before" in the uncompressed consume workload only
+#                          client "cafe-before" in every produce workload and in the
+#                          uncompressed consume workload
 #   CAFE_BENCH_ONLY=consume  only the consume workloads (uncompressed, zstd, lz4): no
 #                          produce workloads, no rebalance (default: all)
 set -euo pipefail

@@ -145,10 +145,11 @@ class Bench:
         topic = f"bench-{name.replace('/', '')}-{client}-r{run}-{self.tag}"
         self.create_topic(topic)
         label = f"r{run}-{name.replace('/', '')}-{client}"
-        if client == "cafe":
+        if client in ("cafe", BASELINE):
+            binary = self.baseline if client == BASELINE else None
             cmd = self.cafe_cmd("bench", "produce", "-t", topic, "-n", str(n), "--json", "--quiet",
                                 "--acks", PRODUCER["acks"], "--batch-size", PRODUCER["batch.size"],
-                                "--compression", PRODUCER["compression.type"])
+                                "--compression", PRODUCER["compression.type"], binary=binary)
             cmd += ["--cafe-events"] if size is None else ["--record-size", str(size)]
             cmd += ["--throughput", str(rate)] if rate else []
             out, t = self.run_timed(label, cmd)
@@ -326,8 +327,9 @@ class Bench:
             elif run == 1:
                 t_rounds = time.monotonic()
             # Rotate who goes first so no client always gets the coldest or warmest broker.
-            k = run % len(CLIENTS)
-            order = CLIENTS[k:] + CLIENTS[:k]
+            producers = CLIENTS + ([BASELINE] if self.baseline else [])
+            k = run % len(producers)
+            order = producers[k:] + producers[:k]
             for wl in PRODUCE_WORKLOADS if self.a.only != "consume" else []:
                 log(f"run {run}/{runs} {wl[0]} ({wl[3]}, scale {self.scale})")
                 for client in order:
@@ -572,9 +574,10 @@ def ratios(summary):
                    f"vs librdkafka {r(wl, 'cpu_s_per_1m', 'librdkafka')}; "
                    f"RSS vs java {r(wl, 'peak_rss_mib', 'java')} [<= 0.5]")
     wl = CONSUME[0]
-    if (wl, BASELINE) in by:
-        out.append(f"  {wl:16} vs {BASELINE}: rec/s {r(wl, 'records_per_s', BASELINE)} [>= 1], "
-                   f"CPU/1M {r(wl, 'cpu_s_per_1m', BASELINE)}, RSS {r(wl, 'peak_rss_mib', BASELINE)}")
+    for w in [p[0] for p in PRODUCE_WORKLOADS] + [wl]:
+        if (w, BASELINE) in by:
+            out.append(f"  {w:16} vs {BASELINE}: rec/s {r(w, 'records_per_s', BASELINE)} [>= 1], "
+                       f"CPU/1M {r(w, 'cpu_s_per_1m', BASELINE)}, RSS {r(w, 'peak_rss_mib', BASELINE)}")
     out.append(f"  {'first record':16} cafe {fmt(m(wl, 'cafe', 'first_record_ms'), 0)} ms, "
                f"librdkafka {fmt(m(wl, 'librdkafka', 'first_record_ms'), 0)} ms "
                f"(best {fmt(m(wl, 'librdkafka-best', 'first_record_ms'), 0)} ms) [< 200 ms and <= librdkafka]")
@@ -657,6 +660,16 @@ def render_markdown(summary, machine, runs, rebalance_runs):
         c, j, l = m(wl, "cafe", "cpu_s_per_1m"), m(wl, "java", "cpu_s_per_1m"), m(wl, "librdkafka", "cpu_s_per_1m")
         add(f"{wl} CPU-s/1M vs librdkafka (no target)", f"{fmt(c, 2)} vs {fmt(l, 2)} (java {fmt(j, 2)})",
             ratio(c, l), None)
+    for w, *_, rate in PRODUCE_WORKLOADS:
+        if (w, BASELINE) in by:
+            # Issue #10: the producer behind the new API must not be slower.
+            c, p = m(w, "cafe", "records_per_s"), m(w, BASELINE, "records_per_s")
+            r = ratio(c, p)
+            add(f"{w} rec/s vs {BASELINE} (no target)", f"{n0(c)} vs {n0(p)}", r, None)
+            c, p = m(w, "cafe", "cpu_s_per_1m"), m(w, BASELINE, "cpu_s_per_1m")
+            add(f"{w} CPU-s/1M vs {BASELINE} (no target)", f"{fmt(c, 2)} vs {fmt(p, 2)}", ratio(c, p), None)
+            c, p = m(w, "cafe", "p50_ms"), m(w, BASELINE, "p50_ms")
+            add(f"{w} p50 ms vs {BASELINE} (no target)", f"{fmt(c, 1)} vs {fmt(p, 1)}", ratio(c, p), None)
     wl = CONSUME[0]
     if (wl, BASELINE) in by:
         # Issue #9: the rewritten fetch path must not be slower on uncompressed data.

@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use bytes::Bytes;
+use cafe_kafka::group::GroupConfig;
 use cafe_kafka::group::assign::Assignor;
 use cafe_kafka::group::consumer_protocol::Assignment;
-use cafe_kafka::group::state::{Event, Failure, GroupConfig, GroupMember, JoinResult, JoinedMember};
+use cafe_kafka::group::io::{Event, Failure, JoinResult, JoinedMember};
+use cafe_kafka::group::state::GroupMember;
 use kafka_protocol::error::ResponseError;
 use libfuzzer_sys::fuzz_target;
 

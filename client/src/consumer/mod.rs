@@ -13,14 +13,16 @@ use std::time::Duration;
 
 pub use crate::fetch::state::PartitionError;
 pub use crate::fetch::{FetchConfig, Header, IsolationLevel, OffsetReset, Record as FetchedRecord};
-pub use crate::group::state::CommitError;
+pub use crate::group::CommitError;
 
 use crate::cluster::{self, Cluster};
 use crate::fetch::decode::BatchReader;
 use crate::fetch::fetcher::Fetcher;
 use crate::fetch::state::Ready;
 use crate::group::driver::{self, CommitReply, Control, GroupHandle};
-use crate::group::state::{Event, GroupConfig, GroupError, Tp};
+use crate::group::io::Event;
+use crate::group::{GroupConfig, GroupError};
+use crate::types::Tp;
 
 /// Consumer settings with the Java client's names and defaults.
 #[derive(Debug, Clone)]

@@ -21,10 +21,12 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::{mpsc, oneshot};
 
-use super::state::{
-    Action, CommitError, Event, Failure, GroupConfig, GroupError, GroupMember, JoinResult, JoinedMember, TopicsView, Tp,
-};
+use super::config::GroupConfig;
+use super::error::{CommitError, GroupError};
+use super::io::{Action, Event, Failure, JoinResult, JoinedMember, TopicsView};
+use super::state::GroupMember;
 use crate::cluster::Cluster;
+use crate::types::Tp;
 use crate::wire::{self, ApiRequest, Connection};
 
 /// Versions above these address topics by id (KIP-516), which we do not track.

@@ -6,6 +6,8 @@
 //! comes exactly 100 ms after a failure, the second 200 ms after the next one.
 use super::*;
 
+use std::time::Duration;
+
 use kafka_protocol::error::ResponseError as E;
 
 // ---- fixtures -------------------------------------------------------------------------

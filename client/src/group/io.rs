@@ -4,6 +4,7 @@
 //! for the driver to perform.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -45,7 +46,7 @@ pub enum Event {
     Joined(Result<JoinResult, (Failure, String)>),
     /// Partition counts of the subscribed topics, for the leader's assignment.
     Metadata(Result<BTreeMap<String, i32>, Failure>),
-    /// The answer to [`Action::RefreshTopics`].
+    /// The answer to [`Request::RefreshTopics`].
     TopicsRefreshed(Result<TopicsView, Failure>),
     Synced(Result<Bytes, Failure>),
     OffsetsFetched(Result<BTreeMap<Tp, i64>, Failure>),
@@ -70,7 +71,7 @@ pub enum Event {
         id: u64,
         offsets: Option<BTreeMap<Tp, i64>>,
     },
-    /// The answer to an [`Action::Commit`] that carried `reply: Some(id)`.
+    /// The answer to a [`Request::Commit`] that carried `reply: Some(id)`.
     CommitAnswered {
         id: u64,
         offsets: BTreeMap<Tp, i64>,
@@ -87,31 +88,12 @@ pub struct TopicsView {
     pub matching: Option<BTreeSet<String>>,
 }
 
-/// What to do, returned by [`GroupMember::handle`](super::state::GroupMember::handle).
+/// What to do, returned by [`GroupMember::handle`](super::state::GroupMember::handle):
+/// a request to send, or news for the consumer and the user.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    FindCoordinator,
-    Join {
-        member_id: String,
-        protocols: Vec<(String, Bytes)>,
-    },
-    FetchMetadata {
-        topics: Vec<String>,
-    },
-    /// Periodic metadata refresh (`metadata.max.age.ms`): partition counts of
-    /// `topics`, and the topics matching the pattern if there is one.
-    RefreshTopics {
-        topics: Vec<String>,
-    },
-    Sync {
-        generation_id: i32,
-        member_id: String,
-        protocol_name: String,
-        assignments: Vec<(String, Bytes)>,
-    },
-    FetchOffsets {
-        partitions: Vec<Tp>,
-    },
+    /// Send this request; its answer comes back as the event it names.
+    Send(Request),
     /// Start fetching: committed offset, or None for `auto.offset.reset`.
     Assign {
         partitions: Vec<(Tp, Option<i64>)>,
@@ -120,26 +102,81 @@ pub enum Action {
     Revoke {
         partitions: Vec<Tp>,
     },
-    Heartbeat {
-        generation_id: i32,
-        member_id: String,
-    },
-    /// With `reply: Some(id)` the answer comes back as [`Event::CommitAnswered`]
-    /// (a commit the user asked for); else as [`Event::Committed`].
-    Commit {
-        generation_id: i32,
-        member_id: String,
-        offsets: BTreeMap<Tp, i64>,
-        reply: Option<u64>,
-    },
     /// Tell the user who asked for commit `id` how it went.
     AnswerCommit {
         id: u64,
         result: Result<(), CommitError>,
     },
-    Leave {
-        member_id: String,
-    },
     Fatal(GroupError),
     Closed,
+}
+
+/// A request for the driver to send. Each carries every field of its Kafka
+/// request (and how long its answer may take), so the driver builds it from the
+/// request alone; the member's [`GroupConfig`](super::GroupConfig) stays in the
+/// member.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// FindCoordinator for the group; answered by [`Event::CoordinatorFound`].
+    FindCoordinator { group_id: String },
+    /// JoinGroup; answered by [`Event::Joined`]. KIP-394: the first one carries
+    /// an empty member id.
+    Join {
+        group_id: String,
+        member_id: String,
+        /// `group.instance.id` (KIP-345).
+        group_instance_id: Option<String>,
+        /// `session.timeout.ms`.
+        session_timeout: Duration,
+        /// `max.poll.interval.ms`: the coordinator holds the answer until every
+        /// member rejoined, up to this long.
+        rebalance_timeout: Duration,
+        /// One (assignor name, ConsumerProtocolSubscription bytes) per assignor,
+        /// in preference order.
+        protocols: Vec<(String, Bytes)>,
+    },
+    /// The leader's metadata request: partition counts of every topic the group
+    /// subscribes to; answered by [`Event::Metadata`].
+    FetchMetadata { topics: Vec<String> },
+    /// Periodic metadata refresh (`metadata.max.age.ms`): partition counts of
+    /// `topics`, and the topics matching the pattern if there is one; answered
+    /// by [`Event::TopicsRefreshed`].
+    RefreshTopics { topics: Vec<String> },
+    /// SyncGroup (the leader's carries the assignments); answered by [`Event::Synced`].
+    Sync {
+        group_id: String,
+        generation_id: i32,
+        member_id: String,
+        group_instance_id: Option<String>,
+        protocol_name: String,
+        assignments: Vec<(String, Bytes)>,
+        /// The coordinator holds the answer until the leader's SyncGroup arrived,
+        /// up to the rebalance timeout.
+        rebalance_timeout: Duration,
+    },
+    /// OffsetFetch of the partitions just assigned; answered by [`Event::OffsetsFetched`].
+    FetchOffsets { group_id: String, partitions: Vec<Tp> },
+    /// Heartbeat; answered by [`Event::Heartbeat`].
+    Heartbeat {
+        group_id: String,
+        generation_id: i32,
+        member_id: String,
+        group_instance_id: Option<String>,
+        /// `session.timeout.ms`: an answer later than this is worth nothing.
+        session_timeout: Duration,
+    },
+    /// OffsetCommit. With `reply: Some(id)` the answer comes back as
+    /// [`Event::CommitAnswered`] (a commit the user asked for); else as
+    /// [`Event::Committed`].
+    Commit {
+        group_id: String,
+        generation_id: i32,
+        member_id: String,
+        group_instance_id: Option<String>,
+        offsets: BTreeMap<Tp, i64>,
+        reply: Option<u64>,
+    },
+    /// LeaveGroup; answered by [`Event::Left`]. Only dynamic members leave
+    /// (KIP-345), so it carries no instance id.
+    Leave { group_id: String, member_id: String },
 }

@@ -14,7 +14,7 @@ use super::assign::{Assignor, MemberSubscription};
 use super::config::GroupConfig;
 use super::consumer_protocol::{Assignment, LATEST_VERSION, Subscription};
 use super::error::{CommitError, GroupError};
-use super::io::{Action, Event, Failure, JoinResult, JoinedMember, TopicsView};
+use super::io::{Action, Event, Failure, JoinResult, JoinedMember, Request, TopicsView};
 use super::recovery::{Recovery, explain, recovery};
 use crate::types::Tp;
 
@@ -114,9 +114,6 @@ impl GroupMember {
         }
     }
 
-    pub fn config(&self) -> &GroupConfig {
-        &self.config
-    }
     pub fn coordinator(&self) -> Option<i32> {
         self.coordinator
     }
@@ -196,7 +193,13 @@ impl GroupMember {
         }
         if self.heartbeats_due() && !self.heartbeat_in_flight && self.next_heartbeat.is_some_and(|t| t <= now) {
             self.heartbeat_in_flight = true;
-            out.push(Action::Heartbeat { generation_id: self.generation_id, member_id: self.member_id.clone() });
+            out.push(Action::Send(Request::Heartbeat {
+                group_id: self.config.group_id.clone(),
+                generation_id: self.generation_id,
+                member_id: self.member_id.clone(),
+                group_instance_id: self.config.group_instance_id.clone(),
+                session_timeout: self.config.session_timeout,
+            }));
         }
         if self.phase != Phase::Stable {
             return;
@@ -220,7 +223,7 @@ impl GroupMember {
         if let Some(c) = &self.assigned_counts {
             topics.extend(c.keys().cloned());
         }
-        out.push(Action::RefreshTopics { topics: topics.into_iter().collect() });
+        out.push(Action::Send(Request::RefreshTopics { topics: topics.into_iter().collect() }));
     }
 
     fn on_topics(&mut self, r: Result<TopicsView, Failure>, now: Instant, out: &mut Vec<Action>) {
@@ -276,7 +279,7 @@ impl GroupMember {
         }
         self.phase = Phase::FindingCoordinator;
         self.coordinator = None;
-        out.push(Action::FindCoordinator);
+        out.push(Action::Send(Request::FindCoordinator { group_id: self.config.group_id.clone() }));
     }
 
     fn on_coordinator(&mut self, r: Result<i32, Failure>, now: Instant, out: &mut Vec<Action>) {
@@ -356,7 +359,14 @@ impl GroupMember {
     fn send_join(&mut self, out: &mut Vec<Action>) {
         self.phase = Phase::Joining;
         self.next_heartbeat = None;
-        out.push(Action::Join { member_id: self.member_id.clone(), protocols: self.protocols() });
+        out.push(Action::Send(Request::Join {
+            group_id: self.config.group_id.clone(),
+            member_id: self.member_id.clone(),
+            group_instance_id: self.config.group_instance_id.clone(),
+            session_timeout: self.config.session_timeout,
+            rebalance_timeout: self.config.rebalance_timeout,
+            protocols: self.protocols(),
+        }));
     }
 
     fn on_joined(&mut self, r: Result<JoinResult, (Failure, String)>, now: Instant, out: &mut Vec<Action>) {
@@ -396,7 +406,7 @@ impl GroupMember {
                 .collect();
             self.join_members = j.members;
             self.phase = Phase::AwaitingMetadata;
-            out.push(Action::FetchMetadata { topics: topics.into_iter().collect() });
+            out.push(Action::Send(Request::FetchMetadata { topics: topics.into_iter().collect() }));
         } else {
             self.assigned_counts = None;
             self.send_sync(Vec::new(), out);
@@ -437,12 +447,15 @@ impl GroupMember {
 
     fn send_sync(&mut self, assignments: Vec<(String, Bytes)>, out: &mut Vec<Action>) {
         self.phase = Phase::Syncing;
-        out.push(Action::Sync {
+        out.push(Action::Send(Request::Sync {
+            group_id: self.config.group_id.clone(),
             generation_id: self.generation_id,
             member_id: self.member_id.clone(),
+            group_instance_id: self.config.group_instance_id.clone(),
             protocol_name: self.protocol_name.clone().unwrap_or_default(),
             assignments,
-        });
+            rebalance_timeout: self.config.rebalance_timeout,
+        }));
     }
 
     fn on_synced(&mut self, r: Result<Bytes, Failure>, now: Instant, out: &mut Vec<Action>) {
@@ -491,7 +504,10 @@ impl GroupMember {
 
     fn send_fetch_offsets(&mut self, out: &mut Vec<Action>) {
         self.phase = Phase::FetchingOffsets;
-        out.push(Action::FetchOffsets { partitions: self.assigned.iter().cloned().collect() });
+        out.push(Action::Send(Request::FetchOffsets {
+            group_id: self.config.group_id.clone(),
+            partitions: self.assigned.iter().cloned().collect(),
+        }));
     }
 
     fn on_offsets(&mut self, r: Result<BTreeMap<Tp, i64>, Failure>, now: Instant, out: &mut Vec<Action>) {
@@ -592,12 +608,7 @@ impl GroupMember {
             self.phase = Phase::CommittingBefore;
             self.commits_in_flight += 1;
             self.revocation_commit = Some(pending.clone());
-            out.push(Action::Commit {
-                generation_id: self.generation_id,
-                member_id: self.member_id.clone(),
-                offsets: pending,
-                reply: None,
-            });
+            out.push(self.commit_request(pending, None));
             return;
         }
         self.after_revoke_commit(out);
@@ -629,12 +640,7 @@ impl GroupMember {
             return;
         }
         self.commits_in_flight += 1;
-        out.push(Action::Commit {
-            generation_id: self.generation_id,
-            member_id: self.member_id.clone(),
-            offsets,
-            reply: None,
-        });
+        out.push(self.commit_request(offsets, None));
     }
 
     /// A commit the user asked for: only of partitions this member owns, only
@@ -667,12 +673,19 @@ impl GroupMember {
         }
         self.commits_in_flight += 1;
         self.user_commits_in_flight += 1;
-        out.push(Action::Commit {
+        out.push(self.commit_request(offsets, Some(id)));
+    }
+
+    /// OffsetCommit of `offsets` with this member's generation.
+    fn commit_request(&self, offsets: BTreeMap<Tp, i64>, reply: Option<u64>) -> Action {
+        Action::Send(Request::Commit {
+            group_id: self.config.group_id.clone(),
             generation_id: self.generation_id,
             member_id: self.member_id.clone(),
+            group_instance_id: self.config.group_instance_id.clone(),
             offsets,
-            reply: Some(id),
-        });
+            reply,
+        })
     }
 
     fn on_committed(
@@ -749,7 +762,10 @@ impl GroupMember {
             return self.finish_close(out);
         }
         self.phase = Phase::Leaving;
-        out.push(Action::Leave { member_id: self.member_id.clone() });
+        out.push(Action::Send(Request::Leave {
+            group_id: self.config.group_id.clone(),
+            member_id: self.member_id.clone(),
+        }));
     }
 
     fn finish_close(&mut self, out: &mut Vec<Action>) {
@@ -791,6 +807,9 @@ impl GroupMember {
 /// What tests and the fuzz targets look at; the driver needs none of it.
 #[cfg(any(test, feature = "fuzzing"))]
 impl GroupMember {
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
     pub fn member_id(&self) -> &str {
         &self.member_id
     }

@@ -39,5 +39,5 @@ pub use group::{GroupConfig, GroupError};
 pub use partitioner::Partitioner;
 pub use producer::{Acks, Delivery, DeliveryError, OutRecord, Producer, ProducerConfig};
 pub use registry::SchemaRegistry;
-pub use types::Tp;
+pub use types::TopicPartition;
 pub use wire::ConnectionConfig;

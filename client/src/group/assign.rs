@@ -467,6 +467,7 @@ mod sticky {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::TopicPartition;
     use crate::group::consumer_protocol::TopicPartitions;
     use proptest::prelude::*;
 
@@ -652,7 +653,7 @@ mod tests {
         assignor: Assignor,
         members: &[MemberSubscription],
         counts: &BTreeMap<String, i32>,
-    ) -> Result<BTreeMap<(String, i32), usize>, TestCaseError> {
+    ) -> Result<BTreeMap<TopicPartition, usize>, TestCaseError> {
         let result = assignor.assign(members, counts);
         let mut reversed = members.to_vec();
         reversed.reverse();
@@ -664,7 +665,7 @@ mod tests {
                 prop_assert!(m.subscription.topics.contains(topic), "{} got unsubscribed {}", m.member_id, topic);
                 for p in partitions {
                     prop_assert!((0..counts[topic]).contains(p));
-                    *given.entry((topic.clone(), *p)).or_insert(0) += 1;
+                    *given.entry(TopicPartition::new(topic.as_str(), *p)).or_insert(0) += 1;
                 }
             }
         }

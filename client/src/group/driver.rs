@@ -26,7 +26,7 @@ use super::error::{CommitError, GroupError};
 use super::io::{Action, Event, Failure, JoinResult, JoinedMember, Request, TopicsView};
 use super::state::GroupMember;
 use crate::cluster::Cluster;
-use crate::types::Tp;
+use crate::types::TopicPartition;
 use crate::wire::{self, ApiRequest, Connection};
 
 /// Versions above these address topics by id (KIP-516), which we do not track.
@@ -40,9 +40,9 @@ const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// What the driver tells the consumer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Control {
-    Assign(Vec<(Tp, Option<i64>)>),
+    Assign(Vec<(TopicPartition, Option<i64>)>),
     /// Stop these partitions, report positions, then send `Event::Revoked`.
-    Revoke(Vec<Tp>),
+    Revoke(Vec<TopicPartition>),
     Fatal(GroupError),
     Closed,
 }
@@ -54,7 +54,7 @@ pub type CommitReply = oneshot::Receiver<Result<(), CommitError>>;
 /// request whose reply channel the driver keeps (the member sees only its id).
 pub enum Input {
     Event(Event),
-    Commit { offsets: Option<BTreeMap<Tp, i64>>, reply: oneshot::Sender<Result<(), CommitError>> },
+    Commit { offsets: Option<BTreeMap<TopicPartition, i64>>, reply: oneshot::Sender<Result<(), CommitError>> },
 }
 
 /// The consumer's end of a running group member.
@@ -73,7 +73,7 @@ impl GroupHandle {
 
     /// Asks the member to commit `offsets` (`None`: what was consumed); the
     /// receiver gets the coordinator's answer, or is dropped if the member stopped.
-    pub fn commit(&self, offsets: Option<BTreeMap<Tp, i64>>) -> CommitReply {
+    pub fn commit(&self, offsets: Option<BTreeMap<TopicPartition, i64>>) -> CommitReply {
         let (reply, answer) = oneshot::channel();
         // A failed send drops `reply`: the receiver then reports the member gone.
         let _ = self.input.send(Input::Commit { offsets, reply });
@@ -394,13 +394,17 @@ async fn find_coordinator(cluster: &Cluster, group: &str) -> Result<i32, Failure
     Ok(node)
 }
 
-async fn fetch_offsets(conn: &Connection, group_id: &str, partitions: &[Tp]) -> Result<BTreeMap<Tp, i64>, Failure> {
+async fn fetch_offsets(
+    conn: &Connection,
+    group_id: &str,
+    partitions: &[TopicPartition],
+) -> Result<BTreeMap<TopicPartition, i64>, Failure> {
     if partitions.is_empty() {
         return Ok(BTreeMap::new());
     }
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for (t, p) in partitions {
-        by_topic.entry(t).or_default().push(*p);
+    for tp in partitions {
+        by_topic.entry(&tp.topic).or_default().push(tp.partition);
     }
     let version = conn.version::<OffsetFetchRequest>().map_err(transport)?.min(MAX_OFFSET_FETCH_VERSION);
     if version < 8 {
@@ -432,7 +436,7 @@ async fn fetch_offsets(conn: &Connection, group_id: &str, partitions: &[Tp]) -> 
                 if let Some(f) = broker_err(p.error_code) {
                     return Err(f);
                 }
-                out.insert((t.name.to_string(), p.partition_index), p.committed_offset);
+                out.insert(TopicPartition::new(t.name.as_str(), p.partition_index), p.committed_offset);
             }
         }
     }
@@ -445,13 +449,13 @@ fn commit_request(
     generation_id: i32,
     member_id: &str,
     group_instance_id: Option<&str>,
-    offsets: &BTreeMap<Tp, i64>,
+    offsets: &BTreeMap<TopicPartition, i64>,
 ) -> OffsetCommitRequest {
     let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-    for ((t, p), off) in offsets {
-        by_topic.entry(t).or_default().push(
+    for (tp, off) in offsets {
+        by_topic.entry(&tp.topic).or_default().push(
             OffsetCommitRequestPartition::default()
-                .with_partition_index(*p)
+                .with_partition_index(tp.partition)
                 .with_committed_offset(*off)
                 .with_committed_leader_epoch(-1)
                 .with_committed_metadata(Some(StrBytes::from_static_str(""))),
@@ -471,14 +475,14 @@ fn commit_request(
 }
 
 /// Sends `req`; the partitions the coordinator refused, with its error for each.
-async fn commit(conn: &Connection, req: &OffsetCommitRequest) -> Result<Vec<(Tp, ResponseError)>, Failure> {
+async fn commit(conn: &Connection, req: &OffsetCommitRequest) -> Result<Vec<(TopicPartition, ResponseError)>, Failure> {
     let version = conn.version::<OffsetCommitRequest>().map_err(transport)?.min(MAX_OFFSET_COMMIT_VERSION);
     let resp = conn.request_at(req, version).await.map_err(transport)?;
     let mut errors = Vec::new();
     for t in resp.topics {
         for p in t.partitions {
             if let Some(e) = ResponseError::try_from_code(p.error_code) {
-                errors.push(((t.name.to_string(), p.partition_index), e));
+                errors.push((TopicPartition::new(t.name.as_str(), p.partition_index), e));
             }
         }
     }
@@ -495,8 +499,9 @@ mod tests {
 
     #[test]
     fn a_commit_request_groups_offsets_by_topic_and_names_the_member() {
-        let offsets: BTreeMap<Tp, i64> =
-            [(("a".to_string(), 1), 7), (("b".to_string(), 0), 3), (("a".to_string(), 0), 5)].into();
+        let offsets: BTreeMap<TopicPartition, i64> =
+            [(TopicPartition::new("a", 1), 7), (TopicPartition::new("b", 0), 3), (TopicPartition::new("a", 0), 5)]
+                .into();
         let req = commit_request("g", 4, "m-1", Some("instance-a"), &offsets);
         assert_eq!(
             (req.group_id.0.as_str(), req.generation_id_or_member_epoch, req.member_id.as_str()),

@@ -4,7 +4,7 @@
 use kafka_protocol::error::ResponseError;
 
 use super::recovery::{Recovery, recovery};
-use crate::types::Tp;
+use crate::types::TopicPartition;
 
 /// An error no retry fixes.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -32,10 +32,10 @@ pub enum CommitError {
     CoordinatorUnavailable,
     /// Offsets for partitions this member does not own; nothing was sent.
     #[error("not assigned to this member: {0:?}")]
-    NotAssigned(Vec<Tp>),
+    NotAssigned(Vec<TopicPartition>),
     /// The coordinator refused these partitions (the others were committed).
     #[error("the coordinator refused the commit of {}", describe(.0))]
-    Refused(Vec<(Tp, ResponseError)>),
+    Refused(Vec<(TopicPartition, ResponseError)>),
     /// The request got no answer (connection lost, time-out): it may or may not
     /// have been applied.
     #[error("the commit got no answer: {0}")]
@@ -45,8 +45,8 @@ pub enum CommitError {
     Closed,
 }
 
-fn describe(refused: &[(Tp, ResponseError)]) -> String {
-    refused.iter().map(|((t, p), e)| format!("{t}[{p}]: {e:?}")).collect::<Vec<_>>().join(", ")
+fn describe(refused: &[(TopicPartition, ResponseError)]) -> String {
+    refused.iter().map(|(tp, e)| format!("{tp}: {e:?}")).collect::<Vec<_>>().join(", ")
 }
 
 impl CommitError {

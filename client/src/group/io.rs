@@ -10,7 +10,7 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 
 use super::error::{CommitError, GroupError};
-use crate::types::Tp;
+use crate::types::TopicPartition;
 
 /// Why a group request failed: the broker said so, or the connection did.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,17 +49,17 @@ pub enum Event {
     /// The answer to [`Request::RefreshTopics`].
     TopicsRefreshed(Result<TopicsView, Failure>),
     Synced(Result<Bytes, Failure>),
-    OffsetsFetched(Result<BTreeMap<Tp, i64>, Failure>),
+    OffsetsFetched(Result<BTreeMap<TopicPartition, i64>, Failure>),
     Heartbeat(Result<(), Failure>),
     /// The offsets that were sent, and per-partition failures (or one for all).
     Committed {
-        offsets: BTreeMap<Tp, i64>,
-        result: Result<Vec<(Tp, ResponseError)>, Failure>,
+        offsets: BTreeMap<TopicPartition, i64>,
+        result: Result<Vec<(TopicPartition, ResponseError)>, Failure>,
     },
     Left,
     /// The consumer has handed the user every record before `next_offset`.
     Consumed {
-        tp: Tp,
+        tp: TopicPartition,
         next_offset: i64,
     },
     /// The consumer stopped fetching the revoked partitions and reported positions.
@@ -69,13 +69,13 @@ pub enum Event {
     /// ahead of the last commit; answered by [`Action::AnswerCommit`] with `id`.
     CommitRequested {
         id: u64,
-        offsets: Option<BTreeMap<Tp, i64>>,
+        offsets: Option<BTreeMap<TopicPartition, i64>>,
     },
     /// The answer to a [`Request::Commit`] that carried `reply: Some(id)`.
     CommitAnswered {
         id: u64,
-        offsets: BTreeMap<Tp, i64>,
-        result: Result<Vec<(Tp, ResponseError)>, Failure>,
+        offsets: BTreeMap<TopicPartition, i64>,
+        result: Result<Vec<(TopicPartition, ResponseError)>, Failure>,
     },
 }
 
@@ -96,11 +96,11 @@ pub enum Action {
     Send(Request),
     /// Start fetching: committed offset, or None for `auto.offset.reset`.
     Assign {
-        partitions: Vec<(Tp, Option<i64>)>,
+        partitions: Vec<(TopicPartition, Option<i64>)>,
     },
     /// Stop fetching these and answer with `Event::Revoked`.
     Revoke {
-        partitions: Vec<Tp>,
+        partitions: Vec<TopicPartition>,
     },
     /// Tell the user who asked for commit `id` how it went.
     AnswerCommit {
@@ -155,7 +155,7 @@ pub enum Request {
         rebalance_timeout: Duration,
     },
     /// OffsetFetch of the partitions just assigned; answered by [`Event::OffsetsFetched`].
-    FetchOffsets { group_id: String, partitions: Vec<Tp> },
+    FetchOffsets { group_id: String, partitions: Vec<TopicPartition> },
     /// Heartbeat; answered by [`Event::Heartbeat`].
     Heartbeat {
         group_id: String,
@@ -173,7 +173,7 @@ pub enum Request {
         generation_id: i32,
         member_id: String,
         group_instance_id: Option<String>,
-        offsets: BTreeMap<Tp, i64>,
+        offsets: BTreeMap<TopicPartition, i64>,
         reply: Option<u64>,
     },
     /// LeaveGroup; answered by [`Event::Left`]. Only dynamic members leave

@@ -5,6 +5,7 @@
 //! The events and actions are in [`io`](super::io).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -16,7 +17,7 @@ use super::consumer_protocol::{Assignment, LATEST_VERSION, Subscription};
 use super::error::{CommitError, GroupError};
 use super::io::{Action, Event, Failure, JoinResult, JoinedMember, Request, TopicsView};
 use super::recovery::{Recovery, explain, recovery};
-use crate::types::Tp;
+use crate::types::TopicPartition;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -61,15 +62,15 @@ pub struct GroupMember {
     assigned_counts: Option<BTreeMap<String, i32>>,
     next_refresh: Option<Instant>,
     refresh_in_flight: bool,
-    assigned: BTreeSet<Tp>,
-    positions: BTreeMap<Tp, i64>,
-    committed: BTreeMap<Tp, i64>,
+    assigned: BTreeSet<TopicPartition>,
+    positions: BTreeMap<TopicPartition, i64>,
+    committed: BTreeMap<TopicPartition, i64>,
     /// Whether revocation commits consumed positions (not when the generation is gone).
     commit_before: bool,
     /// OffsetCommits awaiting an answer (an auto-commit may overlap the revocation's).
     commits_in_flight: u32,
     /// The offsets of the commit that ends a revocation; only its answer moves on.
-    revocation_commit: Option<BTreeMap<Tp, i64>>,
+    revocation_commit: Option<BTreeMap<TopicPartition, i64>>,
     /// Commits the user asked for, awaiting the coordinator's answer.
     user_commits_in_flight: u32,
     /// The consumer answered a revocation while a user's commit was in flight:
@@ -471,8 +472,11 @@ impl GroupMember {
                 self.assigned = assignment
                     .partitions
                     .into_iter()
-                    .flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p)))
                     .filter(|(t, _)| self.config.topics.contains(t))
+                    .flat_map(|(t, ps)| {
+                        let topic: Arc<str> = t.into();
+                        ps.into_iter().map(move |p| TopicPartition { topic: Arc::clone(&topic), partition: p })
+                    })
                     .collect();
                 tracing::info!(generation = self.generation_id, partitions = ?self.assigned, "joined group");
                 self.send_fetch_offsets(out);
@@ -510,7 +514,7 @@ impl GroupMember {
         }));
     }
 
-    fn on_offsets(&mut self, r: Result<BTreeMap<Tp, i64>, Failure>, now: Instant, out: &mut Vec<Action>) {
+    fn on_offsets(&mut self, r: Result<BTreeMap<TopicPartition, i64>, Failure>, now: Instant, out: &mut Vec<Action>) {
         if self.phase != Phase::FetchingOffsets {
             return;
         }
@@ -626,7 +630,7 @@ impl GroupMember {
     // ---- commits -----------------------------------------------------------------
 
     /// Positions ahead of what this member committed: never lower, never equal.
-    fn uncommitted(&self) -> BTreeMap<Tp, i64> {
+    fn uncommitted(&self) -> BTreeMap<TopicPartition, i64> {
         self.positions
             .iter()
             .filter(|(tp, pos)| self.assigned.contains(*tp) && self.committed.get(*tp).is_none_or(|c| **pos > *c))
@@ -647,7 +651,7 @@ impl GroupMember {
     /// with a generation the coordinator still accepts (while stable, or while
     /// the consumer holds a revocation open: the last chance before the
     /// partitions go), never overtaking the revocation's rejoin.
-    fn on_commit_requested(&mut self, id: u64, offsets: Option<BTreeMap<Tp, i64>>, out: &mut Vec<Action>) {
+    fn on_commit_requested(&mut self, id: u64, offsets: Option<BTreeMap<TopicPartition, i64>>, out: &mut Vec<Action>) {
         let refuse = match self.phase {
             Phase::Stable => None,
             Phase::Revoking if self.commit_before && !self.revoked_waiting => None,
@@ -661,7 +665,8 @@ impl GroupMember {
         let offsets = match offsets {
             None => self.uncommitted(),
             Some(offsets) => {
-                let foreign: Vec<Tp> = offsets.keys().filter(|tp| !self.assigned.contains(*tp)).cloned().collect();
+                let foreign: Vec<TopicPartition> =
+                    offsets.keys().filter(|tp| !self.assigned.contains(*tp)).cloned().collect();
                 if !foreign.is_empty() {
                     return out.push(Action::AnswerCommit { id, result: Err(CommitError::NotAssigned(foreign)) });
                 }
@@ -677,7 +682,7 @@ impl GroupMember {
     }
 
     /// OffsetCommit of `offsets` with this member's generation.
-    fn commit_request(&self, offsets: BTreeMap<Tp, i64>, reply: Option<u64>) -> Action {
+    fn commit_request(&self, offsets: BTreeMap<TopicPartition, i64>, reply: Option<u64>) -> Action {
         Action::Send(Request::Commit {
             group_id: self.config.group_id.clone(),
             generation_id: self.generation_id,
@@ -690,14 +695,14 @@ impl GroupMember {
 
     fn on_committed(
         &mut self,
-        offsets: BTreeMap<Tp, i64>,
-        result: Result<Vec<(Tp, ResponseError)>, Failure>,
+        offsets: BTreeMap<TopicPartition, i64>,
+        result: Result<Vec<(TopicPartition, ResponseError)>, Failure>,
         may_end_revocation: bool,
         now: Instant,
         out: &mut Vec<Action>,
     ) {
         self.commits_in_flight = self.commits_in_flight.saturating_sub(1);
-        let failed: BTreeMap<Tp, ResponseError> = match &result {
+        let failed: BTreeMap<TopicPartition, ResponseError> = match &result {
             Ok(errs) => errs.iter().cloned().collect(),
             Err(_) => offsets.keys().map(|tp| (tp.clone(), ResponseError::UnknownServerError)).collect(),
         };
@@ -816,10 +821,10 @@ impl GroupMember {
     pub fn generation_id(&self) -> i32 {
         self.generation_id
     }
-    pub fn assigned(&self) -> &BTreeSet<Tp> {
+    pub fn assigned(&self) -> &BTreeSet<TopicPartition> {
         &self.assigned
     }
-    pub fn committed(&self) -> &BTreeMap<Tp, i64> {
+    pub fn committed(&self) -> &BTreeMap<TopicPartition, i64> {
         &self.committed
     }
     pub fn is_stable(&self) -> bool {

@@ -53,11 +53,11 @@ fn without_heartbeats(config: GroupConfig) -> GroupConfig {
     GroupConfig { heartbeat_interval: Duration::from_millis(HOUR_MS), ..config }
 }
 
-fn tp(p: i32) -> Tp {
-    (TOPIC.to_string(), p)
+fn tp(p: i32) -> TopicPartition {
+    TopicPartition::new(TOPIC, p)
 }
 
-fn offsets(entries: &[(i32, i64)]) -> BTreeMap<Tp, i64> {
+fn offsets(entries: &[(i32, i64)]) -> BTreeMap<TopicPartition, i64> {
     entries.iter().map(|&(p, o)| (tp(p), o)).collect()
 }
 
@@ -121,7 +121,7 @@ fn expect_join(actions: Vec<Action>) -> String {
 
 /// Asserts a single Commit; its generation, member id and offsets.
 #[track_caller]
-fn expect_commit(actions: Vec<Action>) -> (i32, String, BTreeMap<Tp, i64>) {
+fn expect_commit(actions: Vec<Action>) -> (i32, String, BTreeMap<TopicPartition, i64>) {
     match single(actions) {
         Action::Send(Request::Commit { generation_id, member_id, offsets, reply: None, .. }) => {
             (generation_id, member_id, offsets)
@@ -131,7 +131,7 @@ fn expect_commit(actions: Vec<Action>) -> (i32, String, BTreeMap<Tp, i64>) {
 }
 
 #[track_caller]
-fn expect_revoke(actions: Vec<Action>) -> Vec<Tp> {
+fn expect_revoke(actions: Vec<Action>) -> Vec<TopicPartition> {
     match single(actions) {
         Action::Revoke { partitions } => partitions,
         other => panic!("expected Revoke, got {other:?}"),
@@ -156,7 +156,7 @@ fn assert_no_commit(actions: &[Action]) {
 
 /// Asserts a single Commit the user asked for (`reply: Some(id)`); its generation and offsets.
 #[track_caller]
-fn expect_user_commit(actions: Vec<Action>, id: u64) -> (i32, BTreeMap<Tp, i64>) {
+fn expect_user_commit(actions: Vec<Action>, id: u64) -> (i32, BTreeMap<TopicPartition, i64>) {
     match single(actions) {
         Action::Send(Request::Commit { generation_id, member_id, offsets, reply, .. }) => {
             assert_eq!(reply, Some(id), "the commit carries the request's id");
@@ -183,7 +183,7 @@ fn commit_requested(id: u64, entries: Option<&[(i32, i64)]>) -> Event {
     Event::CommitRequested { id, offsets: entries.map(offsets) }
 }
 
-fn commit_answered(id: u64, entries: &[(i32, i64)], result: Result<Vec<(Tp, E)>, Failure>) -> Event {
+fn commit_answered(id: u64, entries: &[(i32, i64)], result: Result<Vec<(TopicPartition, E)>, Failure>) -> Event {
     Event::CommitAnswered { id, offsets: offsets(entries), result }
 }
 
@@ -202,7 +202,7 @@ fn find_coordinator() -> Action {
     Action::Send(Request::FindCoordinator { group_id: GROUP.into() })
 }
 
-fn fetch_offsets(partitions: Vec<Tp>) -> Action {
+fn fetch_offsets(partitions: Vec<TopicPartition>) -> Action {
     Action::Send(Request::FetchOffsets { group_id: GROUP.into(), partitions })
 }
 
@@ -220,7 +220,7 @@ fn leave() -> Action {
 }
 
 /// The auto-commit (no reply) of a dynamic [`MEMBER`] of [`GROUP`].
-fn auto_commit(generation_id: i32, offsets: BTreeMap<Tp, i64>) -> Action {
+fn auto_commit(generation_id: i32, offsets: BTreeMap<TopicPartition, i64>) -> Action {
     Action::Send(Request::Commit {
         group_id: GROUP.into(),
         generation_id,
@@ -312,7 +312,7 @@ impl Sim {
     fn to_fetching_offsets(config: GroupConfig, partitions: &[i32]) -> Self {
         let mut sim = Self::to_syncing(config);
         let fetch = sim.on(Event::Synced(Ok(assignment_bytes(&[(TOPIC, partitions)]))));
-        let expected: Vec<Tp> = partitions.iter().map(|&p| tp(p)).collect();
+        let expected: Vec<TopicPartition> = partitions.iter().map(|&p| tp(p)).collect();
         assert_eq!(single(fetch), fetch_offsets(expected));
         sim
     }
@@ -957,7 +957,7 @@ fn auto_commit_disabled_closes_without_commit() {
 fn consumed_for_a_partition_not_assigned_is_ignored() {
     let mut sim = Sim::stable(without_heartbeats(config()), &[0], &[]);
     sim.on(Event::Consumed { tp: tp(7), next_offset: 70 });
-    sim.on(Event::Consumed { tp: ("other".into(), 0), next_offset: 80 });
+    sim.on(Event::Consumed { tp: TopicPartition::new("other", 0), next_offset: 80 });
     assert_eq!(sim.tick_at(COMMIT_MS), vec![]);
     sim.on(consumed(0, 3));
     let (_, _, c) = expect_commit(sim.tick_at(2 * COMMIT_MS));

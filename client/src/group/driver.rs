@@ -136,10 +136,13 @@ impl Driver {
                         self.replies.insert(id, reply);
                         Event::CommitRequested { id, offsets }
                     }
-                    // The consumer is gone without closing: leave like a close would.
+                    // The consumer is gone. That happens only after a close that timed
+                    // out (a consumer dropped without close aborts this task), so the
+                    // member is closing already: stop reading the closed channel and
+                    // let it finish.
                     None => {
                         consumer_gone = true;
-                        Event::Close
+                        continue;
                     }
                 },
                 Some(e) = responses.recv() => e,
@@ -170,7 +173,7 @@ impl Driver {
     }
 
     fn tell(&self, c: Control) {
-        // The consumer may already be gone (dropped without close); nothing to tell then.
+        // The consumer may already be gone (dropped, or a close that timed out); nothing to tell then.
         let _ = self.control.send(c);
     }
 

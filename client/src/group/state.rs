@@ -30,7 +30,7 @@ enum Phase {
     Stable,
     /// Waiting for the consumer to stop the revoked partitions.
     Revoking,
-    /// Committing what the revoked partitions consumed, then `after`.
+    /// Committing what the revoked partitions consumed, then on to `next`.
     CommittingBefore,
     Leaving,
     Closed,
@@ -315,7 +315,8 @@ impl GroupMember {
         }
     }
 
-    /// Handles a failure every group API shares; false if the caller must decide.
+    /// Handles what every group API's failures share (transport, rediscover,
+    /// fatal, retry); `Some(recovery)` when the caller must decide, `None` when done.
     fn common_failure(&mut self, f: &Failure, now: Instant, out: &mut Vec<Action>) -> Option<Recovery> {
         let e = match f {
             Failure::Transport(reason) => {

@@ -3,7 +3,7 @@
 //! partition counts to one `Assignment` per member.
 //!
 //! They follow Kafka's Java assignors (`RangeAssignor`, `RoundRobinAssignor`,
-//! `CooperativeStickyAssignor`) without rack awareness, so a mixed Java/`cafe`
+//! `CooperativeStickyAssignor`) without rack awareness, so a mixed Java/cafe-kafka
 //! group gets the same assignment whichever member leads. Every map is a
 //! `BTreeMap` and ties are broken by member id, so the result never depends
 //! on the order members are listed in.
@@ -25,7 +25,7 @@ pub struct MemberSubscription {
     pub subscription: Subscription,
 }
 
-/// The assignment strategies `cafe` can run, named as on the wire.
+/// The assignment strategies this client can run, named as on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Assignor {
     /// `range` (Java's `RangeAssignor`): per topic, consecutive partition
@@ -43,7 +43,7 @@ pub enum Assignor {
 }
 
 impl Assignor {
-    /// Every assignor `cafe` implements.
+    /// Every assignor this client implements.
     pub const ALL: [Assignor; 3] = [Assignor::Range, Assignor::RoundRobin, Assignor::CooperativeSticky];
 
     /// Protocol name sent in JoinGroup; must match the Java client's.

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::FetchConfig;
 use super::decode::{AbortedTxn, BatchReader, DecodeOptions};
 use super::session::FetchPlan;
-use super::state::{FetchAction, FetchEvent, FetchState, Leader, MetadataError, PartitionResult, Ready};
+use super::state::{FetchAction, FetchEvent, FetchState, Leader, ListedOffsets, MetadataError, PartitionResult, Ready};
 use crate::backoff::BackoffPolicy;
 use crate::cluster::{self, Cluster};
 use crate::types::TopicPartition;
@@ -267,7 +267,7 @@ async fn list_offsets(
     config: &FetchConfig,
     broker: i32,
     partitions: &[(TopicPartition, i64, i32)],
-) -> Result<Vec<(TopicPartition, Result<i64, ResponseError>)>, String> {
+) -> ListedOffsets {
     let conn = cluster.broker(broker).await.map_err(|e| e.to_string())?;
     let mut by_topic: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
     for (tp, timestamp, epoch) in partitions {

@@ -57,6 +57,10 @@ pub struct PartitionResult {
     pub reader: Option<BatchReader>,
 }
 
+/// The answer to a ListOffsets: each partition's offset or error, or why the
+/// request failed as a whole.
+pub type ListedOffsets = Result<Vec<(TopicPartition, Result<i64, ResponseError>)>, String>;
+
 /// An answer to a [`FetchAction`].
 #[derive(Debug)]
 pub enum FetchEvent {
@@ -66,7 +70,7 @@ pub enum FetchEvent {
     },
     OffsetsListed {
         broker: i32,
-        result: Result<Vec<(TopicPartition, Result<i64, ResponseError>)>, String>,
+        result: ListedOffsets,
     },
     /// Leaders of the asked topics; `Err` names a topic the cluster does not have.
     Metadata(Result<BTreeMap<TopicPartition, Leader>, MetadataError>),
@@ -482,12 +486,7 @@ impl FetchState {
         out
     }
 
-    fn on_offsets(
-        &mut self,
-        broker: i32,
-        result: Result<Vec<(TopicPartition, Result<i64, ResponseError>)>, String>,
-        now: Instant,
-    ) -> Vec<Ready> {
+    fn on_offsets(&mut self, broker: i32, result: ListedOffsets, now: Instant) -> Vec<Ready> {
         self.listing.remove(&broker);
         let mut out = Vec::new();
         let answers = match result {

@@ -32,7 +32,7 @@ CARGO_FUZZ_VERSION=0.13.2
 #              gigabytes and the process dies of out-of-memory within seconds (details
 #              and the upstream pull requests: fuzz/fuzz_targets/responses.rs). Not
 #              fixable in cafe. Even its committed seeds trip it: the target decodes
-#              every body at every version, and 3 of the 19 real broker responses
+#              every body at every version, and 3 of the 17 real broker responses
 #              (ApiVersions v3, Metadata v4 and v12) ask for gigabytes when read at
 #              another version, so not even a replay of them can pass. Run it by hand:
 #              cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run responses corpus/responses

@@ -204,6 +204,8 @@ fn advise_registry(e: &registry::Error) -> String {
         // The flag names the setting; the library's reason says what is wrong with it.
         R::BadUrl(reason) => format!("--schema-registry {reason}"),
         R::Unreachable { .. } => format!("{e}; start one with `make registry-up` or pass --schema-registry URL"),
+        // The only schema cafe registers is the cafe event's.
+        R::InvalidSchema { .. } => format!("{e}; check schemas/cafe-event.schema.json"),
         R::SubjectNotFound { url, .. } => {
             format!("{e}; produce once with `cafe produce --schema-registry {url}` to register it")
         }
@@ -225,7 +227,10 @@ mod tests {
     /// library's own message names no flag, make target or `cafe` command.
     fn line(lib: impl Into<Error> + std::fmt::Display) -> (String, u8) {
         let text = lib.to_string();
-        assert!(!text.contains("--") && !text.contains("make ") && !text.contains("`cafe "), "library says: {text}");
+        assert!(
+            !text.contains("--") && !text.contains("make ") && !text.contains("`cafe ") && !text.contains("schemas/"),
+            "library says: {text}"
+        );
         let e = lib.into();
         (e.to_string(), e.exit_code())
     }
@@ -348,6 +353,14 @@ mod tests {
         assert!(line(status).0.ends_with("boom; see the registry's log (`make registry-logs`)"));
         let odd = registry::Error::BadResponse { url: url.into(), call: "listing subjects".into(), reason: "r".into() };
         assert!(line(odd).0.ends_with("(r); check --schema-registry"));
+        let invalid = registry::Error::InvalidSchema {
+            url: url.into(),
+            subject: "demo-value".into(),
+            message: "Invalid schema".into(),
+        };
+        let want = "the registry at http://127.0.0.1:8081 rejected the schema for `demo-value` as invalid \
+                    (Invalid schema); check schemas/cafe-event.schema.json";
+        assert_eq!(line(invalid), (want.into(), exit::REGISTRY));
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod consumer_api {
 
     use cafe_kafka::{
         Cluster, CommitError, ConnectionConfig, ConsumedRecord, Consumer, ConsumerConfig, ConsumerEvent, GroupConfig,
-        OffsetReset, Tp,
+        OffsetReset, TopicPartition,
     };
 
     use super::common::{assert_success, bootstrap, create_topic, delete_topic, run_cafe, unique_topic};
@@ -99,7 +99,7 @@ mod consumer_api {
     async fn manual_commit_then_restart_resumes_exactly_at_the_commit() {
         let topic = topic_with("lib-commit", 1, 20);
         let group = unique_topic("lib-commit-group");
-        let tp: Tp = (topic.clone(), 0);
+        let tp = TopicPartition::new(topic.clone(), 0);
 
         let mut first = Consumer::new(cluster().await, manual(&topic, &group)).await.expect("consumer");
         let seen = read_exactly(&mut first, 7).await;
@@ -107,7 +107,7 @@ mod consumer_api {
         // The batch just returned counts: 7 is committed.
         first.commit().await.expect("commit");
         // Offsets of a partition we do not own: refused, nothing sent.
-        let foreign: Tp = (topic.clone(), 5);
+        let foreign = TopicPartition::new(topic.clone(), 5);
         match first.commit_offsets(BTreeMap::from([(foreign.clone(), 1)])).await {
             Err(CommitError::NotAssigned(tps)) => assert_eq!(tps, vec![foreign]),
             other => panic!("expected NotAssigned, got {other:?}"),
@@ -135,7 +135,7 @@ mod consumer_api {
     async fn seek_back_rereads_from_there() {
         let topic = topic_with("lib-seek", 1, 10);
         let group = unique_topic("lib-seek-group");
-        let tp: Tp = (topic.clone(), 0);
+        let tp = TopicPartition::new(topic.clone(), 0);
         let mut consumer = Consumer::new(cluster().await, manual(&topic, &group)).await.expect("consumer");
         let all = read_exactly(&mut consumer, 10).await;
         assert_eq!(offsets(&all), (0..10).collect::<Vec<_>>());
@@ -158,7 +158,7 @@ mod consumer_api {
         send(&topic, &(0..40).map(|i| format!("k{i}\tv{i}")).collect::<Vec<_>>(), true);
         let group = unique_topic("lib-pause-group");
         let mut consumer = Consumer::new(cluster().await, manual(&topic, &group)).await.expect("consumer");
-        let paused: Tp = (topic.clone(), 1);
+        let paused = TopicPartition::new(topic.clone(), 1);
 
         // The assignment arrives with the first poll; pause before any record of 1 is taken.
         let mut seen = Vec::new();
@@ -189,7 +189,7 @@ mod consumer_api {
     async fn a_second_member_revokes_and_a_commit_on_revocation_is_where_the_next_owner_starts() {
         let topic = topic_with("lib-rebalance", 1, 10);
         let group = unique_topic("lib-rebalance-group");
-        let tp: Tp = (topic.clone(), 0);
+        let tp = TopicPartition::new(topic.clone(), 0);
 
         let mut first = Consumer::new(cluster().await, manual(&topic, &group)).await.expect("consumer");
         let mut taken = 0;
@@ -229,7 +229,7 @@ mod consumer_api {
     }
 
     /// Waits for this member's next assignment (records of it are not read yet).
-    async fn assigned(consumer: &mut Consumer) -> Vec<Tp> {
+    async fn assigned(consumer: &mut Consumer) -> Vec<TopicPartition> {
         match tokio::time::timeout(WAIT, consumer.next_event_max(1)).await.expect("an assignment").expect("event") {
             ConsumerEvent::Assigned(tps) => tps,
             other => panic!("expected Assigned, got {other:?}"),

@@ -42,5 +42,5 @@ pub use producer::{
     SendErrorKind,
 };
 pub use registry::SchemaRegistry;
-pub use types::Tp;
+pub use types::TopicPartition;
 pub use wire::ConnectionConfig;

@@ -1,6 +1,6 @@
 //! Choosing a partition for a record from its key: Kafka's Java murmur2
 //! (`BuiltInPartitioner`) or librdkafka's crc32 (`consistent_random`), so
-//! that `cafe` places keys where those clients would. Pure, no I/O.
+//! that this client places keys where those clients would. Pure, no I/O.
 
 use std::fmt;
 use std::str::FromStr;

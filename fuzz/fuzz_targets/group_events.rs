@@ -8,9 +8,12 @@ use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use bytes::Bytes;
+use cafe_kafka::TopicPartition;
+use cafe_kafka::group::GroupConfig;
 use cafe_kafka::group::assign::Assignor;
 use cafe_kafka::group::consumer_protocol::Assignment;
-use cafe_kafka::group::state::{Event, Failure, GroupConfig, GroupMember, JoinResult, JoinedMember};
+use cafe_kafka::group::io::{Event, Failure, JoinResult, JoinedMember};
+use cafe_kafka::group::state::GroupMember;
 use kafka_protocol::error::ResponseError;
 use libfuzzer_sys::fuzz_target;
 
@@ -19,6 +22,10 @@ const MEMBERS: [&str; 3] = ["m0", "m1", ""];
 
 fn topic(i: u8) -> String {
     TOPICS[i as usize % TOPICS.len()].to_owned()
+}
+
+fn tp(t: u8, partition: i32) -> TopicPartition {
+    TopicPartition::new(topic(t), partition)
 }
 
 fn member(i: u8) -> String {
@@ -124,22 +131,22 @@ fn event(op: Op) -> Option<Event> {
             }
         }
         Op::OffsetsFetched(r) => Event::OffsetsFetched(
-            r.map(|v| v.into_iter().map(|(t, p, o)| ((topic(t), p), o)).collect::<BTreeMap<_, _>>())
+            r.map(|v| v.into_iter().map(|(t, p, o)| (tp(t, p), o)).collect::<BTreeMap<_, _>>())
                 .map_err(|f| f.failure()),
         ),
         Op::Heartbeat(r) => Event::Heartbeat(r.map_err(|f| f.failure())),
         Op::Committed { offsets, result } => Event::Committed {
-            offsets: offsets.into_iter().map(|(t, p, o)| ((topic(t), p), o)).collect(),
+            offsets: offsets.into_iter().map(|(t, p, o)| (tp(t, p), o)).collect(),
             result: result
                 .map(|v| {
                     v.into_iter()
-                        .filter_map(|(t, p, code)| ResponseError::try_from_code(code).map(|e| ((topic(t), p), e)))
+                        .filter_map(|(t, p, code)| ResponseError::try_from_code(code).map(|e| (tp(t, p), e)))
                         .collect()
                 })
                 .map_err(|f| f.failure()),
         },
         Op::Left => Event::Left,
-        Op::Consumed { topic: t, partition, next_offset } => Event::Consumed { tp: (topic(t), partition), next_offset },
+        Op::Consumed { topic: t, partition, next_offset } => Event::Consumed { tp: tp(t, partition), next_offset },
         Op::Revoked => Event::Revoked,
         Op::Close => Event::Close,
     })

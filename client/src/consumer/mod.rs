@@ -13,14 +13,16 @@ use std::time::Duration;
 
 pub use crate::fetch::state::PartitionError;
 pub use crate::fetch::{FetchConfig, Header, IsolationLevel, OffsetReset, Record as FetchedRecord};
-pub use crate::group::state::CommitError;
+pub use crate::group::CommitError;
 
 use crate::cluster::{self, Cluster};
 use crate::fetch::decode::BatchReader;
 use crate::fetch::fetcher::Fetcher;
 use crate::fetch::state::Ready;
 use crate::group::driver::{self, CommitReply, Control, GroupHandle};
-use crate::group::state::{Event, GroupConfig, GroupError, Tp};
+use crate::group::io::Event;
+use crate::group::{GroupConfig, GroupError};
+use crate::types::TopicPartition;
 
 /// Consumer settings with the Java client's names and defaults.
 #[derive(Debug, Clone)]
@@ -135,12 +137,12 @@ pub enum ConsumerEvent {
     /// The next batch, as [`Consumer::poll`] returns it.
     Records(Vec<ConsumedRecord>),
     /// These partitions are now this member's; records of them follow.
-    Assigned(Vec<Tp>),
+    Assigned(Vec<TopicPartition>),
     /// These partitions are being taken away: nothing of them is returned any
     /// more, and the member rejoins the group only at the next call to
     /// `next_event`, `poll` or `close`, so a [`Consumer::commit`] made now is
     /// what the next owner starts from (Java's `onPartitionsRevoked`).
-    Revoked(Vec<Tp>),
+    Revoked(Vec<TopicPartition>),
 }
 
 /// A commit sent to the coordinator, not waited for ([`Consumer::commit_async`]).
@@ -162,7 +164,7 @@ impl Future for PendingCommit {
 
 /// Fetched batches of one partition not handed out yet, decoded as they are taken.
 struct Chunk {
-    tp: Tp,
+    tp: TopicPartition,
     reader: BatchReader,
 }
 
@@ -172,15 +174,15 @@ pub struct Consumer {
     fetcher: Fetcher,
     config: ConsumerConfig,
     /// Next offsets of the batch handed out last: consumed once the user comes back.
-    handed: BTreeMap<Tp, i64>,
+    handed: BTreeMap<TopicPartition, i64>,
     /// Fetched chunks in arrival order; at most one per partition (a partition
     /// with a chunk here is not fetched again until it is handed out).
     buffered: VecDeque<Chunk>,
     /// An error to return once the records before it were handed out.
     pending_error: Option<Error>,
-    assigned: Vec<Tp>,
+    assigned: Vec<TopicPartition>,
     /// Partitions the user paused: neither fetched nor handed out.
-    paused: std::collections::BTreeSet<Tp>,
+    paused: std::collections::BTreeSet<TopicPartition>,
     /// Assignment changes not yet returned by `next_event`.
     rebalance_events: VecDeque<ConsumerEvent>,
     /// A revocation returned by `next_event`: the member waits for the answer
@@ -216,28 +218,28 @@ impl Consumer {
     }
 
     /// Partitions currently assigned to this member.
-    pub fn assignment(&self) -> &[Tp] {
+    pub fn assignment(&self) -> &[TopicPartition] {
         &self.assigned
     }
 
     /// The offset the next record of `tp` comes from, if `tp` is assigned and
     /// its start is known (`None` while `auto.offset.reset` is being applied).
     /// Records already fetched but not yet returned by `poll` come first.
-    pub fn position(&self, tp: &Tp) -> Option<i64> {
+    pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
         self.fetcher.state.position(tp)
     }
 
     /// Reads `tp` from `offset` next (Java's `seek`): records of `tp` fetched
     /// before are dropped. What was handed out before stays consumed, so
     /// auto-commit never moves a committed offset backwards.
-    pub fn seek(&mut self, tp: &Tp, offset: i64) {
+    pub fn seek(&mut self, tp: &TopicPartition, offset: i64) {
         self.buffered.retain(|c| c.tp != *tp);
         self.fetcher.state.seek(tp, offset);
     }
 
     /// Stops returning and fetching records of `partitions` until [`resume`](Self::resume)
     /// (Java's `pause`); the member keeps them and heartbeats go on.
-    pub fn pause(&mut self, partitions: &[Tp]) {
+    pub fn pause(&mut self, partitions: &[TopicPartition]) {
         for tp in partitions {
             self.paused.insert(tp.clone());
             self.fetcher.state.set_paused(tp, true);
@@ -245,7 +247,7 @@ impl Consumer {
     }
 
     /// Undoes [`pause`](Self::pause).
-    pub fn resume(&mut self, partitions: &[Tp]) {
+    pub fn resume(&mut self, partitions: &[TopicPartition]) {
         for tp in partitions {
             self.paused.remove(tp);
             self.fetcher.state.set_paused(tp, false);
@@ -318,12 +320,12 @@ impl Consumer {
     /// Commits `offsets` (for each partition the offset of the next record to
     /// read) and waits for the answer. Every partition must be assigned to this
     /// member, or nothing is sent ([`CommitError::NotAssigned`]).
-    pub async fn commit_offsets(&mut self, offsets: BTreeMap<Tp, i64>) -> Result<(), CommitError> {
+    pub async fn commit_offsets(&mut self, offsets: BTreeMap<TopicPartition, i64>) -> Result<(), CommitError> {
         self.commit_offsets_async(offsets).await
     }
 
     /// [`commit_offsets`](Self::commit_offsets) without waiting.
-    pub fn commit_offsets_async(&mut self, offsets: BTreeMap<Tp, i64>) -> PendingCommit {
+    pub fn commit_offsets_async(&mut self, offsets: BTreeMap<TopicPartition, i64>) -> PendingCommit {
         PendingCommit { answer: self.group.commit(Some(offsets)) }
     }
 
@@ -411,7 +413,9 @@ impl Consumer {
     fn on_control(&mut self, c: Control, events: bool) -> Result<(), Error> {
         match c {
             Control::Assign(partitions) => {
-                tracing::info!(partitions = ?partitions.iter().map(|(tp, _)| tp).collect::<Vec<_>>(), "assigned");
+                // Logged as ("topic", partition) pairs, the shape tests/consume.rs reads back.
+                let logged: Vec<(&str, i32)> = partitions.iter().map(|(tp, _)| (&*tp.topic, tp.partition)).collect();
+                tracing::info!(partitions = ?logged, "assigned");
                 let mut added = Vec::with_capacity(partitions.len());
                 for (tp, start) in partitions {
                     let leader = self.fetcher.cached_leader(&tp);
@@ -459,9 +463,11 @@ impl Consumer {
             let mut out = Vec::new();
             while out.len() < max {
                 match chunk.reader.next_record() {
-                    Some(record) => {
-                        out.push(ConsumedRecord { topic: chunk.tp.0.clone(), partition: chunk.tp.1, record })
-                    }
+                    Some(record) => out.push(ConsumedRecord {
+                        topic: chunk.tp.topic.to_string(),
+                        partition: chunk.tp.partition,
+                        record,
+                    }),
                     None => break,
                 }
             }
@@ -494,7 +500,7 @@ impl Consumer {
             match r {
                 Ready::Records { tp, reader } => self.buffered.push_back(Chunk { tp, reader }),
                 Ready::Failed { tp, error } => {
-                    tracing::debug!(topic = %tp.0, partition = tp.1, "partition failed");
+                    tracing::debug!(topic = %tp.topic, partition = tp.partition, "partition failed");
                     self.fail(error)
                 }
                 // Worth committing even if nothing is ever read from it: the next

@@ -17,10 +17,10 @@ use uuid::Uuid;
 use super::FetchConfig;
 use super::decode::{AbortedTxn, BatchReader, DecodeOptions};
 use super::session::FetchPlan;
-use super::state::{FetchAction, FetchEvent, FetchState, Leader, MetadataError, PartitionResult, Ready};
+use super::state::{FetchAction, FetchEvent, FetchState, Leader, ListedOffsets, MetadataError, PartitionResult, Ready};
 use crate::backoff::BackoffPolicy;
 use crate::cluster::{self, Cluster};
-use crate::types::Tp;
+use crate::types::TopicPartition;
 
 /// Fetch v13 addresses topics by id (KIP-516).
 const TOPIC_ID_VERSION: i16 = 13;
@@ -43,9 +43,9 @@ impl Fetcher {
     }
 
     /// Where metadata currently puts `tp`'s leader (cached, no request).
-    pub fn cached_leader(&self, tp: &Tp) -> Option<Leader> {
-        let t = self.cluster.topic(&tp.0)?;
-        let p = t.partitions.iter().find(|p| p.id == tp.1)?;
+    pub fn cached_leader(&self, tp: &TopicPartition) -> Option<Leader> {
+        let t = self.cluster.topic(&tp.topic)?;
+        let p = t.partitions.iter().find(|p| p.id == tp.partition)?;
         Some(Leader { node: p.leader, epoch: p.leader_epoch, topic_id: t.topic_id })
     }
 
@@ -143,8 +143,8 @@ async fn fetch(
     config: &FetchConfig,
     broker: i32,
     plan: &FetchPlan,
-    topic_ids: &BTreeMap<String, Uuid>,
-    offsets: &BTreeMap<Tp, i64>,
+    topic_ids: &BTreeMap<Arc<str>, Uuid>,
+    offsets: &BTreeMap<TopicPartition, i64>,
 ) -> FetchOutcome {
     let conn = cluster.fetch_broker(broker).await.map_err(|e| e.to_string())?;
     let version = conn.version::<FetchRequest>().map_err(|e| e.to_string())?;
@@ -159,7 +159,7 @@ async fn fetch(
             return Err(e.to_string());
         }
     };
-    let names: BTreeMap<Uuid, &String> = topic_ids.iter().map(|(n, id)| (*id, n)).collect();
+    let names: BTreeMap<Uuid, &Arc<str>> = topic_ids.iter().map(|(n, id)| (*id, n)).collect();
     let isolation = config.isolation;
     let check_crcs = config.check_crcs;
     let FetchResponse { error_code, session_id, responses, .. } = resp;
@@ -167,14 +167,18 @@ async fn fetch(
     for topic in responses {
         let name = if by_id {
             match names.get(&topic.topic_id) {
-                Some(n) => (*n).clone(),
+                Some(n) => Arc::clone(n),
                 None => continue, // a topic we did not ask for
             }
         } else {
-            topic.topic.0.to_string()
+            // The name we asked with, shared rather than copied.
+            match topic_ids.get_key_value(topic.topic.0.as_str()) {
+                Some((n, _)) => Arc::clone(n),
+                None => Arc::from(topic.topic.0.as_str()),
+            }
         };
         for p in topic.partitions {
-            let tp = (name.clone(), p.partition_index);
+            let tp = TopicPartition { topic: Arc::clone(&name), partition: p.partition_index };
             // An incremental answer may carry partitions this request did not list
             // (the session holds them, at the offset we sent last).
             let Some(fetch_offset) = offsets.get(&tp).copied() else { continue };
@@ -200,7 +204,7 @@ async fn fetch(
 
 fn build_request(
     plan: &FetchPlan,
-    topic_ids: &BTreeMap<String, Uuid>,
+    topic_ids: &BTreeMap<Arc<str>, Uuid>,
     config: &FetchConfig,
     version: i16,
     by_id: bool,
@@ -215,13 +219,13 @@ fn build_request(
     let mut topics: Vec<FetchTopic> = Vec::new();
     let mut last: Option<&str> = None;
     // The plan is sorted by topic, so partitions of one topic are adjacent.
-    for ((name, partition), f) in &plan.partitions {
-        if last != Some(name.as_str()) {
-            topics.push(topic(name, FetchTopic::default()));
-            last = Some(name);
+    for (tp, f) in &plan.partitions {
+        if last != Some(&*tp.topic) {
+            topics.push(topic(&tp.topic, FetchTopic::default()));
+            last = Some(&tp.topic);
         }
         let mut fp = FetchPartition::default()
-            .with_partition(*partition)
+            .with_partition(tp.partition)
             .with_fetch_offset(f.fetch_offset)
             .with_partition_max_bytes(f.max_bytes);
         if version >= 9 {
@@ -233,8 +237,8 @@ fn build_request(
         }
     }
     let mut forgotten: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for (name, partition) in &plan.forgotten {
-        forgotten.entry(name).or_default().push(*partition);
+    for tp in &plan.forgotten {
+        forgotten.entry(&tp.topic).or_default().push(tp.partition);
     }
     let forgotten = forgotten
         .into_iter()
@@ -262,14 +266,14 @@ async fn list_offsets(
     cluster: &Cluster,
     config: &FetchConfig,
     broker: i32,
-    partitions: &[(Tp, i64, i32)],
-) -> Result<Vec<(Tp, Result<i64, ResponseError>)>, String> {
+    partitions: &[(TopicPartition, i64, i32)],
+) -> ListedOffsets {
     let conn = cluster.broker(broker).await.map_err(|e| e.to_string())?;
     let mut by_topic: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
-    for ((topic, partition), timestamp, epoch) in partitions {
-        by_topic.entry(topic).or_default().push(
+    for (tp, timestamp, epoch) in partitions {
+        by_topic.entry(&tp.topic).or_default().push(
             ListOffsetsPartition::default()
-                .with_partition_index(*partition)
+                .with_partition_index(tp.partition)
                 .with_timestamp(*timestamp)
                 .with_current_leader_epoch(*epoch),
         );
@@ -297,15 +301,16 @@ async fn list_offsets(
     };
     let mut out = Vec::new();
     for t in resp.topics {
+        let topic: Arc<str> = Arc::from(t.name.0.as_str());
         for p in t.partitions {
-            let tp = (t.name.0.to_string(), p.partition_index);
+            let tp = TopicPartition { topic: Arc::clone(&topic), partition: p.partition_index };
             out.push((tp, ResponseError::try_from_code(p.error_code).map_or(Ok(p.offset), Err)));
         }
     }
     Ok(out)
 }
 
-async fn leaders(cluster: &Cluster, topics: &[String]) -> Result<BTreeMap<Tp, Leader>, MetadataError> {
+async fn leaders(cluster: &Cluster, topics: &[String]) -> Result<BTreeMap<TopicPartition, Leader>, MetadataError> {
     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     let infos = cluster.refresh(&refs).await.map_err(|e| match e {
         cluster::Error::UnknownTopic(t) => MetadataError::TopicGone(t),
@@ -313,8 +318,10 @@ async fn leaders(cluster: &Cluster, topics: &[String]) -> Result<BTreeMap<Tp, Le
     })?;
     let mut out = BTreeMap::new();
     for t in infos {
+        let topic: Arc<str> = Arc::from(t.name.as_str());
         for p in &t.partitions {
-            out.insert((t.name.clone(), p.id), Leader { node: p.leader, epoch: p.leader_epoch, topic_id: t.topic_id });
+            let leader = Leader { node: p.leader, epoch: p.leader_epoch, topic_id: t.topic_id };
+            out.insert(TopicPartition { topic: Arc::clone(&topic), partition: p.id }, leader);
         }
     }
     Ok(out)
@@ -334,15 +341,19 @@ mod tests {
         FetchPlan {
             session_id: 5,
             epoch: 2,
-            partitions: vec![(("a".into(), 0), f), (("a".into(), 2), f), (("b".into(), 1), f)],
-            forgotten: vec![("b".into(), 0)],
+            partitions: vec![
+                (TopicPartition::new("a", 0), f),
+                (TopicPartition::new("a", 2), f),
+                (TopicPartition::new("b", 1), f),
+            ],
+            forgotten: vec![TopicPartition::new("b", 0)],
             full: false,
         }
     }
 
     #[test]
     fn request_groups_partitions_by_topic_and_uses_ids_from_v13() {
-        let ids: BTreeMap<String, Uuid> = [("a".into(), Uuid::from_u128(1)), ("b".into(), Uuid::from_u128(2))].into();
+        let ids: BTreeMap<Arc<str>, Uuid> = [("a".into(), Uuid::from_u128(1)), ("b".into(), Uuid::from_u128(2))].into();
         let req = build_request(&plan(), &ids, &FetchConfig::default(), 17, true);
         assert_eq!(req.topics.len(), 2);
         assert_eq!(req.topics[0].topic_id, Uuid::from_u128(1));

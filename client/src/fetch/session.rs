@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
 
-use crate::types::Tp;
+use crate::types::TopicPartition;
 
 /// KIP-227: epoch 0 asks for a new session.
 pub const INITIAL_EPOCH: i32 = 0;
@@ -33,9 +33,9 @@ pub struct FetchPlan {
     pub session_id: i32,
     pub epoch: i32,
     /// Partitions listed in the request (all of them when `full`).
-    pub partitions: Vec<(Tp, PartitionFetch)>,
+    pub partitions: Vec<(TopicPartition, PartitionFetch)>,
     /// Partitions the broker's session holds that we no longer want.
-    pub forgotten: Vec<Tp>,
+    pub forgotten: Vec<TopicPartition>,
     pub full: bool,
 }
 
@@ -47,9 +47,9 @@ pub struct FetchSession {
     /// The epoch the next incremental Fetch carries.
     epoch: i32,
     /// What the broker's session holds, as of the last Fetch it accepted.
-    held: BTreeMap<Tp, PartitionFetch>,
+    held: BTreeMap<TopicPartition, PartitionFetch>,
     /// The Fetch in flight and what the session will hold once it is accepted.
-    pending: Option<(bool, BTreeMap<Tp, PartitionFetch>)>,
+    pending: Option<(bool, BTreeMap<TopicPartition, PartitionFetch>)>,
 }
 
 impl FetchSession {
@@ -59,7 +59,7 @@ impl FetchSession {
     }
 
     /// The next Fetch for the partitions we want from this broker now.
-    pub fn plan(&mut self, wanted: &BTreeMap<Tp, PartitionFetch>) -> FetchPlan {
+    pub fn plan(&mut self, wanted: &BTreeMap<TopicPartition, PartitionFetch>) -> FetchPlan {
         let full = self.id == 0;
         let plan = if full {
             FetchPlan {
@@ -142,15 +142,15 @@ pub fn is_session_error(e: ResponseError) -> bool {
 mod tests {
     use super::*;
 
-    fn tp(p: i32) -> Tp {
-        ("t".to_owned(), p)
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition::new("t", p)
     }
 
     fn pf(offset: i64) -> PartitionFetch {
         PartitionFetch { fetch_offset: offset, leader_epoch: 0, max_bytes: 1024 }
     }
 
-    fn wanted(items: &[(i32, i64)]) -> BTreeMap<Tp, PartitionFetch> {
+    fn wanted(items: &[(i32, i64)]) -> BTreeMap<TopicPartition, PartitionFetch> {
         items.iter().map(|(p, o)| (tp(*p), pf(*o))).collect()
     }
 

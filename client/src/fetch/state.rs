@@ -7,6 +7,7 @@
 //! performs it, and feeds the answers back; time is an argument throughout.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use kafka_protocol::error::ResponseError;
@@ -16,7 +17,7 @@ use super::decode::{BatchReader, DecodeError};
 use super::session::{FetchPlan, FetchSession, PartitionFetch};
 use super::{FetchConfig, OffsetReset};
 use crate::backoff::BackoffPolicy;
-use crate::types::Tp;
+use crate::types::TopicPartition;
 
 /// Where a partition's leader is, as metadata says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,13 +36,13 @@ pub enum FetchAction {
     Fetch {
         broker: i32,
         plan: FetchPlan,
-        topic_ids: BTreeMap<String, Uuid>,
-        offsets: BTreeMap<Tp, i64>,
+        topic_ids: BTreeMap<Arc<str>, Uuid>,
+        offsets: BTreeMap<TopicPartition, i64>,
     },
     /// Resolve `auto.offset.reset` (timestamp -2 earliest, -1 latest) at the leader.
     ListOffsets {
         broker: i32,
-        partitions: Vec<(Tp, i64, i32)>,
+        partitions: Vec<(TopicPartition, i64, i32)>,
     },
     RefreshMetadata {
         topics: Vec<String>,
@@ -51,10 +52,14 @@ pub enum FetchAction {
 /// One partition of a Fetch response: its error, or a reader over its batches.
 #[derive(Debug)]
 pub struct PartitionResult {
-    pub tp: Tp,
+    pub tp: TopicPartition,
     pub error: Option<ResponseError>,
     pub reader: Option<BatchReader>,
 }
+
+/// The answer to a ListOffsets: each partition's offset or error, or why the
+/// request failed as a whole.
+pub type ListedOffsets = Result<Vec<(TopicPartition, Result<i64, ResponseError>)>, String>;
 
 /// An answer to a [`FetchAction`].
 #[derive(Debug)]
@@ -65,10 +70,10 @@ pub enum FetchEvent {
     },
     OffsetsListed {
         broker: i32,
-        result: Result<Vec<(Tp, Result<i64, ResponseError>)>, String>,
+        result: ListedOffsets,
     },
     /// Leaders of the asked topics; `Err` names a topic the cluster does not have.
-    Metadata(Result<BTreeMap<Tp, Leader>, MetadataError>),
+    Metadata(Result<BTreeMap<TopicPartition, Leader>, MetadataError>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,23 +88,19 @@ pub enum PartitionError {
     /// A record batch could not be decoded (bad CRC, unknown codec, counts that
     /// do not fit the bytes). The records before it were handed out; nothing at
     /// or past `error.offset` is committed.
-    #[error("unreadable record batch at {topic}[{partition}]@{}: {}", .error.offset, .error.reason)]
+    #[error("unreadable record batch at {partition}@{}: {}", .error.offset, .error.reason)]
     Corrupt {
-        /// The partition's topic.
-        topic: String,
-        /// The partition's index.
-        partition: i32,
+        /// The partition.
+        partition: TopicPartition,
         /// Where and why decoding stopped.
         error: DecodeError,
     },
     /// There is no committed offset, or it is out of range, and
     /// `auto.offset.reset` is `none`/`error`.
-    #[error("{topic}[{partition}]: no committed offset (or it is out of range) and auto.offset.reset=error")]
+    #[error("{partition}: no committed offset (or it is out of range) and auto.offset.reset=error")]
     NoOffset {
-        /// The partition's topic.
-        topic: String,
-        /// The partition's index.
-        partition: i32,
+        /// The partition.
+        partition: TopicPartition,
     },
     /// Metadata no longer lists the topic: it was deleted while assigned, or
     /// never existed.
@@ -107,12 +108,10 @@ pub enum PartitionError {
     TopicGone(String),
     /// Fetch or ListOffsets answered an error no retry helps with
     /// (TOPIC_AUTHORIZATION_FAILED, CORRUPT_MESSAGE, any non-retriable code).
-    #[error("fetching {topic}[{partition}] failed: {error}")]
+    #[error("fetching {partition} failed: {error}")]
     Broker {
-        /// The partition's topic.
-        topic: String,
-        /// The partition's index.
-        partition: i32,
+        /// The partition.
+        partition: TopicPartition,
         /// The broker's error code.
         error: ResponseError,
     },
@@ -123,12 +122,12 @@ pub enum PartitionError {
 pub enum Ready {
     /// Batches to hand to the user, read as they are taken; the partition is
     /// not fetched again until they are [`drained`](FetchState::drained).
-    Records { tp: Tp, reader: BatchReader },
+    Records { tp: TopicPartition, reader: BatchReader },
     /// A partition error with no records before it.
-    Failed { tp: Tp, error: PartitionError },
+    Failed { tp: TopicPartition, error: PartitionError },
     /// `auto.offset.reset` put the partition here: a position worth committing,
     /// so a later run does not reset again past records written in between.
-    Reset { tp: Tp, offset: i64 },
+    Reset { tp: TopicPartition, offset: i64 },
 }
 
 /// What a partition error means: the one recovery table of the fetch path.
@@ -202,10 +201,10 @@ impl Partition {
 pub struct FetchState {
     config: FetchConfig,
     backoff: BackoffPolicy,
-    partitions: BTreeMap<Tp, Partition>,
+    partitions: BTreeMap<TopicPartition, Partition>,
     sessions: BTreeMap<i32, FetchSession>,
     /// Brokers with a Fetch in flight, and which partitions (at which offsets) it asked for.
-    fetching: BTreeMap<i32, BTreeMap<Tp, i64>>,
+    fetching: BTreeMap<i32, BTreeMap<TopicPartition, i64>>,
     /// Brokers with a ListOffsets in flight.
     listing: BTreeSet<i32>,
     metadata_wanted: bool,
@@ -238,7 +237,7 @@ impl FetchState {
     }
 
     /// Starts fetching `tp` at `committed`, or at `auto.offset.reset` when `None`.
-    pub fn assign(&mut self, tp: Tp, committed: Option<i64>, leader: Option<Leader>) {
+    pub fn assign(&mut self, tp: TopicPartition, committed: Option<i64>, leader: Option<Leader>) {
         if leader.is_none_or(|l| l.node < 0) {
             self.metadata_wanted = true;
         }
@@ -248,24 +247,24 @@ impl FetchState {
     }
 
     /// Stops fetching `tp`; answers still in flight for it are dropped.
-    pub fn unassign(&mut self, tp: &Tp) {
+    pub fn unassign(&mut self, tp: &TopicPartition) {
         self.partitions.remove(tp);
     }
 
     /// The offset the next fetch of `tp` starts at, if known.
-    pub fn position(&self, tp: &Tp) -> Option<i64> {
+    pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
         self.partitions.get(tp).and_then(Partition::fetch_offset)
     }
 
     /// Moves `tp` to `offset` (a seek); records fetched before are the caller's to drop.
-    pub fn seek(&mut self, tp: &Tp, offset: i64) {
+    pub fn seek(&mut self, tp: &TopicPartition, offset: i64) {
         if let Some(p) = self.partitions.get_mut(tp) {
             p.position = Position::At(offset);
             p.buffered = false;
         }
     }
 
-    pub fn set_paused(&mut self, tp: &Tp, paused: bool) {
+    pub fn set_paused(&mut self, tp: &TopicPartition, paused: bool) {
         if let Some(p) = self.partitions.get_mut(tp) {
             p.paused = paused;
         }
@@ -274,7 +273,7 @@ impl FetchState {
     /// The consumer has taken every record of `reader` (from
     /// [`Ready::Records`]): move the position past its batches and fetch more,
     /// or stop the partition at the batch it could not read.
-    pub fn drained(&mut self, tp: &Tp, reader: &BatchReader) -> Option<PartitionError> {
+    pub fn drained(&mut self, tp: &TopicPartition, reader: &BatchReader) -> Option<PartitionError> {
         let p = self.partitions.get_mut(tp)?;
         // A seek (or a new assignment) since the fetch: this reader is stale.
         if p.position != Position::At(reader.fetch_offset()) || !p.buffered {
@@ -283,7 +282,7 @@ impl FetchState {
         p.buffered = false;
         if let Some(error) = reader.error() {
             p.position = Position::Failed;
-            return Some(PartitionError::Corrupt { topic: tp.0.clone(), partition: tp.1, error: error.clone() });
+            return Some(PartitionError::Corrupt { partition: tp.clone(), error: error.clone() });
         }
         p.position = Position::At(reader.next_offset().max(reader.fetch_offset()));
         None
@@ -311,14 +310,14 @@ impl FetchState {
             }
         }
         if self.metadata_wanted && !self.metadata_in_flight && self.metadata_retry_at.is_none_or(|t| t <= now) {
-            let topics: BTreeSet<String> = self.partitions.keys().map(|(t, _)| t.clone()).collect();
+            let topics: BTreeSet<String> = self.partitions.keys().map(|tp| tp.topic.to_string()).collect();
             if !topics.is_empty() {
                 self.metadata_in_flight = true;
                 out.push(FetchAction::RefreshMetadata { topics: topics.into_iter().collect() });
             }
         }
         // ListOffsets per leader for partitions that need auto.offset.reset.
-        let mut resets: BTreeMap<i32, Vec<(Tp, i64, i32)>> = BTreeMap::new();
+        let mut resets: BTreeMap<i32, Vec<(TopicPartition, i64, i32)>> = BTreeMap::new();
         let timestamp = match self.config.reset {
             OffsetReset::Earliest => -2,
             OffsetReset::Latest => -1,
@@ -344,8 +343,7 @@ impl FetchState {
                 p.position = Position::Failed;
             }
             // Reported through `take_failures`.
-            self.failures
-                .push(Ready::Failed { error: PartitionError::NoOffset { topic: tp.0.clone(), partition: tp.1 }, tp });
+            self.failures.push(Ready::Failed { error: PartitionError::NoOffset { partition: tp.clone() }, tp });
         }
         for (broker, partitions) in resets {
             for (tp, _, _) in &partitions {
@@ -357,8 +355,8 @@ impl FetchState {
             out.push(FetchAction::ListOffsets { broker, partitions });
         }
         // One Fetch per broker, for every partition it leads that we may fetch now.
-        let mut wanted: BTreeMap<i32, BTreeMap<Tp, PartitionFetch>> = BTreeMap::new();
-        let mut topic_ids: BTreeMap<i32, BTreeMap<String, Uuid>> = BTreeMap::new();
+        let mut wanted: BTreeMap<i32, BTreeMap<TopicPartition, PartitionFetch>> = BTreeMap::new();
+        let mut topic_ids: BTreeMap<i32, BTreeMap<Arc<str>, Uuid>> = BTreeMap::new();
         for (tp, p) in &self.partitions {
             let (Some(offset), Some(l)) = (p.fetch_offset(), p.leader) else { continue };
             if l.node < 0 || p.buffered || p.paused || p.retry_at.is_some() || self.fetching.contains_key(&l.node) {
@@ -370,11 +368,12 @@ impl FetchState {
                 max_bytes: self.config.max_partition_bytes,
             };
             wanted.entry(l.node).or_default().insert(tp.clone(), f);
-            topic_ids.entry(l.node).or_default().insert(tp.0.clone(), l.topic_id);
+            topic_ids.entry(l.node).or_default().insert(tp.topic.clone(), l.topic_id);
         }
         for (broker, wanted) in wanted {
             let plan = self.sessions.entry(broker).or_default().plan(&wanted);
-            let offsets: BTreeMap<Tp, i64> = wanted.iter().map(|(tp, f)| (tp.clone(), f.fetch_offset)).collect();
+            let offsets: BTreeMap<TopicPartition, i64> =
+                wanted.iter().map(|(tp, f)| (tp.clone(), f.fetch_offset)).collect();
             self.fetching.insert(broker, offsets.clone());
             let topic_ids = topic_ids.remove(&broker).unwrap_or_default();
             out.push(FetchAction::Fetch { broker, plan, topic_ids, offsets });
@@ -452,7 +451,7 @@ impl FetchState {
             if let Some(e) = r.error {
                 match recovery(e) {
                     Recovery::RefreshMetadata => {
-                        tracing::debug!(topic = %r.tp.0, partition = r.tp.1, error = ?e, "leader changed; refreshing metadata");
+                        tracing::debug!(topic = %r.tp.topic, partition = r.tp.partition, error = ?e, "leader changed; refreshing metadata");
                         self.metadata_wanted = true;
                         p.retry_at = Some(now + self.backoff.delay(p.attempts, 0.5));
                         p.attempts = p.attempts.saturating_add(1);
@@ -463,7 +462,7 @@ impl FetchState {
                     }
                     Recovery::ResetOffset => {
                         tracing::warn!(
-                            topic = %r.tp.0, partition = r.tp.1, offset = asked_offset, reset = ?self.config.reset,
+                            topic = %r.tp.topic, partition = r.tp.partition, offset = asked_offset, reset = ?self.config.reset,
                             "offset out of range; applying auto.offset.reset"
                         );
                         p.position = Position::Reset;
@@ -471,7 +470,7 @@ impl FetchState {
                     Recovery::Fatal => {
                         p.position = Position::Failed;
                         out.push(Ready::Failed {
-                            error: PartitionError::Broker { topic: r.tp.0.clone(), partition: r.tp.1, error: e },
+                            error: PartitionError::Broker { partition: r.tp.clone(), error: e },
                             tp: r.tp,
                         });
                     }
@@ -487,12 +486,7 @@ impl FetchState {
         out
     }
 
-    fn on_offsets(
-        &mut self,
-        broker: i32,
-        result: Result<Vec<(Tp, Result<i64, ResponseError>)>, String>,
-        now: Instant,
-    ) -> Vec<Ready> {
+    fn on_offsets(&mut self, broker: i32, result: ListedOffsets, now: Instant) -> Vec<Ready> {
         self.listing.remove(&broker);
         let mut out = Vec::new();
         let answers = match result {
@@ -500,7 +494,7 @@ impl FetchState {
             Err(reason) => {
                 tracing::debug!(broker, %reason, "ListOffsets failed; refreshing metadata");
                 self.metadata_wanted = true;
-                let waiting: Vec<Tp> = self
+                let waiting: Vec<TopicPartition> = self
                     .partitions
                     .iter()
                     .filter(|(_, p)| p.position == Position::Resetting && p.leader.is_some_and(|l| l.node == broker))
@@ -522,7 +516,7 @@ impl FetchState {
             }
             match answer {
                 Ok(offset) => {
-                    tracing::info!(topic = %tp.0, partition = tp.1, offset, reset = ?self.config.reset, "position reset");
+                    tracing::info!(topic = %tp.topic, partition = tp.partition, offset, reset = ?self.config.reset, "position reset");
                     p.position = Position::At(offset);
                     p.attempts = 0;
                     out.push(Ready::Reset { tp, offset });
@@ -533,7 +527,7 @@ impl FetchState {
                         Recovery::Fatal => {
                             p.position = Position::Failed;
                             out.push(Ready::Failed {
-                                error: PartitionError::Broker { topic: tp.0.clone(), partition: tp.1, error: e },
+                                error: PartitionError::Broker { partition: tp.clone(), error: e },
                                 tp,
                             });
                         }
@@ -557,7 +551,11 @@ impl FetchState {
         out
     }
 
-    fn on_metadata(&mut self, result: Result<BTreeMap<Tp, Leader>, MetadataError>, now: Instant) -> Vec<Ready> {
+    fn on_metadata(
+        &mut self,
+        result: Result<BTreeMap<TopicPartition, Leader>, MetadataError>,
+        now: Instant,
+    ) -> Vec<Ready> {
         self.metadata_in_flight = false;
         match result {
             Ok(leaders) => {
@@ -584,7 +582,7 @@ impl FetchState {
             Err(MetadataError::TopicGone(topic)) => {
                 let mut out = Vec::new();
                 for (tp, p) in &mut self.partitions {
-                    if tp.0 == topic && p.position != Position::Failed {
+                    if *tp.topic == *topic && p.position != Position::Failed {
                         p.position = Position::Failed;
                         out.push(Ready::Failed { tp: tp.clone(), error: PartitionError::TopicGone(topic.clone()) });
                     }
@@ -606,7 +604,7 @@ impl FetchState {
         self.metadata_attempts = self.metadata_attempts.saturating_add(1);
     }
 
-    fn back_off<'a>(&mut self, tps: impl Iterator<Item = &'a Tp>, now: Instant) {
+    fn back_off<'a>(&mut self, tps: impl Iterator<Item = &'a TopicPartition>, now: Instant) {
         for tp in tps {
             if let Some(p) = self.partitions.get_mut(tp) {
                 p.retry_at = Some(now + self.backoff.delay(p.attempts, 0.5));

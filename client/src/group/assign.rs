@@ -3,7 +3,7 @@
 //! partition counts to one `Assignment` per member.
 //!
 //! They follow Kafka's Java assignors (`RangeAssignor`, `RoundRobinAssignor`,
-//! `CooperativeStickyAssignor`) without rack awareness, so a mixed Java/`cafe`
+//! `CooperativeStickyAssignor`) without rack awareness, so a mixed Java/cafe-kafka
 //! group gets the same assignment whichever member leads. Every map is a
 //! `BTreeMap` and ties are broken by member id, so the result never depends
 //! on the order members are listed in.
@@ -25,7 +25,7 @@ pub struct MemberSubscription {
     pub subscription: Subscription,
 }
 
-/// The assignment strategies `cafe` can run, named as on the wire.
+/// The assignment strategies this client can run, named as on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Assignor {
     /// `range` (Java's `RangeAssignor`): per topic, consecutive partition
@@ -43,7 +43,7 @@ pub enum Assignor {
 }
 
 impl Assignor {
-    /// Every assignor `cafe` implements.
+    /// Every assignor this client implements.
     pub const ALL: [Assignor; 3] = [Assignor::Range, Assignor::RoundRobin, Assignor::CooperativeSticky];
 
     /// Protocol name sent in JoinGroup; must match the Java client's.
@@ -467,6 +467,7 @@ mod sticky {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::TopicPartition;
     use crate::group::consumer_protocol::TopicPartitions;
     use proptest::prelude::*;
 
@@ -652,7 +653,7 @@ mod tests {
         assignor: Assignor,
         members: &[MemberSubscription],
         counts: &BTreeMap<String, i32>,
-    ) -> Result<BTreeMap<(String, i32), usize>, TestCaseError> {
+    ) -> Result<BTreeMap<TopicPartition, usize>, TestCaseError> {
         let result = assignor.assign(members, counts);
         let mut reversed = members.to_vec();
         reversed.reverse();
@@ -664,7 +665,7 @@ mod tests {
                 prop_assert!(m.subscription.topics.contains(topic), "{} got unsubscribed {}", m.member_id, topic);
                 for p in partitions {
                     prop_assert!((0..counts[topic]).contains(p));
-                    *given.entry((topic.clone(), *p)).or_insert(0) += 1;
+                    *given.entry(TopicPartition::new(topic.as_str(), *p)).or_insert(0) += 1;
                 }
             }
         }

@@ -21,22 +21,28 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::{mpsc, oneshot};
 
-use super::state::{
-    Action, CommitError, Event, Failure, GroupConfig, GroupError, GroupMember, JoinResult, JoinedMember, TopicsView, Tp,
-};
+use super::config::GroupConfig;
+use super::error::{CommitError, GroupError};
+use super::io::{Action, Event, Failure, JoinResult, JoinedMember, Request, TopicsView};
+use super::state::GroupMember;
 use crate::cluster::Cluster;
+use crate::types::TopicPartition;
 use crate::wire::{self, ApiRequest, Connection};
 
 /// Versions above these address topics by id (KIP-516), which we do not track.
 const MAX_OFFSET_FETCH_VERSION: i16 = 9;
 const MAX_OFFSET_COMMIT_VERSION: i16 = 9;
+/// How much longer than the rebalance timeout to wait for JoinGroup and SyncGroup answers.
+const REBALANCE_SLACK: Duration = Duration::from_secs(5);
+/// LeaveGroup is best effort on the way out: the coordinator expires the member otherwise.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the driver tells the consumer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Control {
-    Assign(Vec<(Tp, Option<i64>)>),
+    Assign(Vec<(TopicPartition, Option<i64>)>),
     /// Stop these partitions, report positions, then send `Event::Revoked`.
-    Revoke(Vec<Tp>),
+    Revoke(Vec<TopicPartition>),
     Fatal(GroupError),
     Closed,
 }
@@ -48,7 +54,7 @@ pub type CommitReply = oneshot::Receiver<Result<(), CommitError>>;
 /// request whose reply channel the driver keeps (the member sees only its id).
 pub enum Input {
     Event(Event),
-    Commit { offsets: Option<BTreeMap<Tp, i64>>, reply: oneshot::Sender<Result<(), CommitError>> },
+    Commit { offsets: Option<BTreeMap<TopicPartition, i64>>, reply: oneshot::Sender<Result<(), CommitError>> },
 }
 
 /// The consumer's end of a running group member.
@@ -67,7 +73,7 @@ impl GroupHandle {
 
     /// Asks the member to commit `offsets` (`None`: what was consumed); the
     /// receiver gets the coordinator's answer, or is dropped if the member stopped.
-    pub fn commit(&self, offsets: Option<BTreeMap<Tp, i64>>) -> CommitReply {
+    pub fn commit(&self, offsets: Option<BTreeMap<TopicPartition, i64>>) -> CommitReply {
         let (reply, answer) = oneshot::channel();
         // A failed send drops `reply`: the receiver then reports the member gone.
         let _ = self.input.send(Input::Commit { offsets, reply });
@@ -130,10 +136,13 @@ impl Driver {
                         self.replies.insert(id, reply);
                         Event::CommitRequested { id, offsets }
                     }
-                    // The consumer is gone without closing: leave like a close would.
+                    // The consumer is gone. That happens only after a close that timed
+                    // out (a consumer dropped without close aborts this task), so the
+                    // member is closing already: stop reading the closed channel and
+                    // let it finish.
                     None => {
                         consumer_gone = true;
-                        Event::Close
+                        continue;
                     }
                 },
                 Some(e) = responses.recv() => e,
@@ -158,32 +167,26 @@ impl Driver {
                         let _ = reply.send(result);
                     }
                 }
-                other => self.spawn_request(other),
+                Action::Send(request) => self.spawn_request(request),
             }
         }
     }
 
     fn tell(&self, c: Control) {
-        // The consumer may already be gone (dropped without close); nothing to tell then.
+        // The consumer may already be gone (dropped, or a close that timed out); nothing to tell then.
         let _ = self.control.send(c);
     }
 
-    fn spawn_request(&self, action: Action) {
+    /// Sends `request` on its own task; its answer comes back on `responses`.
+    fn spawn_request(&self, request: Request) {
         let cluster = Arc::clone(&self.cluster);
-        let config = self.member.config().clone();
         let coordinator = self.member.coordinator();
         let tx = self.responses.clone();
         let pattern = self.pattern.clone();
         tokio::spawn(async move {
-            let event = match action {
-                Action::RefreshTopics { topics } => Some(Event::TopicsRefreshed(
-                    refresh_topics(&cluster, &topics, pattern.as_deref()).await.map_err(transport),
-                )),
-                action => perform(&cluster, &config, coordinator, action).await,
-            };
-            if let Some(e) = event {
-                let _ = tx.send(e);
-            }
+            let event = perform(&cluster, coordinator, pattern.as_deref(), request).await;
+            // The driver is gone only once the member closed; nobody waits for the answer then.
+            let _ = tx.send(event);
         });
     }
 }
@@ -207,25 +210,30 @@ fn transport(e: impl std::fmt::Display) -> Failure {
     Failure::Transport(e.to_string())
 }
 
-/// Sends one group request; the answer as the event the state machine expects.
-async fn perform(cluster: &Cluster, config: &GroupConfig, coordinator: Option<i32>, action: Action) -> Option<Event> {
+/// Sends one request, built from `request` alone; the answer as the event the
+/// state machine expects. Coordinator requests go to `coordinator`; `pattern` is
+/// the subscription's compiled topic pattern, for [`Request::RefreshTopics`].
+async fn perform(
+    cluster: &Cluster,
+    coordinator: Option<i32>,
+    pattern: Option<&regex::Regex>,
+    request: Request,
+) -> Event {
     let conn = async {
         match coordinator {
             Some(node) => cluster.broker(node).await.map_err(transport),
             None => Err(Failure::Transport("coordinator unknown".into())),
         }
     };
-    let group_id = GroupId(s(&config.group_id));
-    let instance = config.group_instance_id.as_deref().map(s);
-    Some(match action {
-        Action::FindCoordinator => Event::CoordinatorFound(find_coordinator(cluster, &config.group_id).await),
-        Action::Join { member_id, protocols } => {
+    match request {
+        Request::FindCoordinator { group_id } => Event::CoordinatorFound(find_coordinator(cluster, &group_id).await),
+        Request::Join { group_id, member_id, group_instance_id, session_timeout, rebalance_timeout, protocols } => {
             let req = JoinGroupRequest::default()
-                .with_group_id(group_id)
-                .with_session_timeout_ms(ms(config.session_timeout))
-                .with_rebalance_timeout_ms(ms(config.rebalance_timeout))
+                .with_group_id(GroupId(s(&group_id)))
+                .with_session_timeout_ms(ms(session_timeout))
+                .with_rebalance_timeout_ms(ms(rebalance_timeout))
                 .with_member_id(s(&member_id))
-                .with_group_instance_id(instance)
+                .with_group_instance_id(group_instance_id.as_deref().map(s))
                 .with_protocol_type(StrBytes::from_static_str("consumer"))
                 .with_protocols(
                     protocols
@@ -234,7 +242,7 @@ async fn perform(cluster: &Cluster, config: &GroupConfig, coordinator: Option<i3
                         .collect(),
                 );
             // The broker holds JoinGroup until every member rejoined (up to the rebalance timeout).
-            let timeout = config.rebalance_timeout + Duration::from_secs(5);
+            let timeout = rebalance_timeout + REBALANCE_SLACK;
             let r = async { call(&*conn.await?, &req, timeout).await }.await;
             Event::Joined(match r {
                 Err(f) => Err((f, member_id)),
@@ -258,7 +266,7 @@ async fn perform(cluster: &Cluster, config: &GroupConfig, coordinator: Option<i3
                 },
             })
         }
-        Action::FetchMetadata { topics } => {
+        Request::FetchMetadata { topics } => {
             let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
             Event::Metadata(
                 cluster
@@ -268,12 +276,23 @@ async fn perform(cluster: &Cluster, config: &GroupConfig, coordinator: Option<i3
                     .map_err(transport),
             )
         }
-        Action::Sync { generation_id, member_id, protocol_name, assignments } => {
+        Request::RefreshTopics { topics } => {
+            Event::TopicsRefreshed(refresh_topics(cluster, &topics, pattern).await.map_err(transport))
+        }
+        Request::Sync {
+            group_id,
+            generation_id,
+            member_id,
+            group_instance_id,
+            protocol_name,
+            assignments,
+            rebalance_timeout,
+        } => {
             let req = SyncGroupRequest::default()
-                .with_group_id(group_id)
+                .with_group_id(GroupId(s(&group_id)))
                 .with_generation_id(generation_id)
                 .with_member_id(s(&member_id))
-                .with_group_instance_id(instance)
+                .with_group_instance_id(group_instance_id.as_deref().map(s))
                 .with_protocol_type(Some(StrBytes::from_static_str("consumer")))
                 .with_protocol_name(Some(s(&protocol_name)))
                 .with_assignments(
@@ -282,43 +301,43 @@ async fn perform(cluster: &Cluster, config: &GroupConfig, coordinator: Option<i3
                         .map(|(m, a)| SyncGroupRequestAssignment::default().with_member_id(s(&m)).with_assignment(a))
                         .collect(),
                 );
-            let timeout = config.rebalance_timeout + Duration::from_secs(5);
+            let timeout = rebalance_timeout + REBALANCE_SLACK;
             let r = async { call(&*conn.await?, &req, timeout).await }.await;
             Event::Synced(r.and_then(|resp| match broker_err(resp.error_code) {
                 Some(f) => Err(f),
                 None => Ok(resp.assignment),
             }))
         }
-        Action::FetchOffsets { partitions } => {
-            let r = async { fetch_offsets(&*conn.await?, config, &partitions).await }.await;
+        Request::FetchOffsets { group_id, partitions } => {
+            let r = async { fetch_offsets(&*conn.await?, &group_id, &partitions).await }.await;
             Event::OffsetsFetched(r)
         }
-        Action::Heartbeat { generation_id, member_id } => {
+        Request::Heartbeat { group_id, generation_id, member_id, group_instance_id, session_timeout } => {
             let req = HeartbeatRequest::default()
-                .with_group_id(group_id)
+                .with_group_id(GroupId(s(&group_id)))
                 .with_generation_id(generation_id)
                 .with_member_id(s(&member_id))
-                .with_group_instance_id(instance);
-            let r = async { call(&*conn.await?, &req, config.session_timeout).await }.await;
+                .with_group_instance_id(group_instance_id.as_deref().map(s));
+            let r = async { call(&*conn.await?, &req, session_timeout).await }.await;
             Event::Heartbeat(r.and_then(|resp| broker_err(resp.error_code).map_or(Ok(()), Err)))
         }
-        Action::Commit { generation_id, member_id, offsets, reply } => {
-            let r = async { commit(&*conn.await?, config, generation_id, &member_id, &offsets).await }.await;
+        Request::Commit { group_id, generation_id, member_id, group_instance_id, offsets, reply } => {
+            let req = commit_request(&group_id, generation_id, &member_id, group_instance_id.as_deref(), &offsets);
+            let r = async { commit(&*conn.await?, &req).await }.await;
             match reply {
                 Some(id) => Event::CommitAnswered { id, offsets, result: r },
                 None => Event::Committed { offsets, result: r },
             }
         }
-        Action::Leave { member_id } => {
-            let req = LeaveGroupRequest::default().with_group_id(group_id).with_members(vec![
+        Request::Leave { group_id, member_id } => {
+            let req = LeaveGroupRequest::default().with_group_id(GroupId(s(&group_id))).with_members(vec![
                 MemberIdentity::default()
                     .with_member_id(s(&member_id))
-                    .with_group_instance_id(instance)
                     .with_reason(Some(StrBytes::from_static_str("the consumer is closing"))),
             ]);
             match conn.await {
                 Ok(c) => {
-                    if let Err(e) = call(&c, &req, Duration::from_secs(5)).await {
+                    if let Err(e) = call(&c, &req, LEAVE_TIMEOUT).await {
                         tracing::warn!(failure = ?e, "LeaveGroup failed; the coordinator will expire the member");
                     }
                 }
@@ -326,13 +345,7 @@ async fn perform(cluster: &Cluster, config: &GroupConfig, coordinator: Option<i3
             }
             Event::Left
         }
-        Action::Assign { .. }
-        | Action::Revoke { .. }
-        | Action::Fatal(_)
-        | Action::Closed
-        | Action::AnswerCommit { .. }
-        | Action::RefreshTopics { .. } => return None,
-    })
+    }
 }
 
 /// Partition counts of `topics` (those that exist) and, with a pattern, of every
@@ -386,15 +399,15 @@ async fn find_coordinator(cluster: &Cluster, group: &str) -> Result<i32, Failure
 
 async fn fetch_offsets(
     conn: &Connection,
-    config: &GroupConfig,
-    partitions: &[Tp],
-) -> Result<BTreeMap<Tp, i64>, Failure> {
+    group_id: &str,
+    partitions: &[TopicPartition],
+) -> Result<BTreeMap<TopicPartition, i64>, Failure> {
     if partitions.is_empty() {
         return Ok(BTreeMap::new());
     }
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for (t, p) in partitions {
-        by_topic.entry(t).or_default().push(*p);
+    for tp in partitions {
+        by_topic.entry(&tp.topic).or_default().push(tp.partition);
     }
     let version = conn.version::<OffsetFetchRequest>().map_err(transport)?.min(MAX_OFFSET_FETCH_VERSION);
     if version < 8 {
@@ -409,7 +422,7 @@ async fn fetch_offsets(
     let req = OffsetFetchRequest::default()
         .with_groups(vec![
             OffsetFetchRequestGroup::default()
-                .with_group_id(GroupId(s(&config.group_id)))
+                .with_group_id(GroupId(s(group_id)))
                 .with_member_epoch(-1)
                 .with_topics(Some(topics)),
         ])
@@ -426,48 +439,53 @@ async fn fetch_offsets(
                 if let Some(f) = broker_err(p.error_code) {
                     return Err(f);
                 }
-                out.insert((t.name.to_string(), p.partition_index), p.committed_offset);
+                out.insert(TopicPartition::new(t.name.as_str(), p.partition_index), p.committed_offset);
             }
         }
     }
     Ok(out)
 }
 
-async fn commit(
-    conn: &Connection,
-    config: &GroupConfig,
+/// The OffsetCommit of `offsets`, grouped by topic.
+fn commit_request(
+    group_id: &str,
     generation_id: i32,
     member_id: &str,
-    offsets: &BTreeMap<Tp, i64>,
-) -> Result<Vec<(Tp, ResponseError)>, Failure> {
+    group_instance_id: Option<&str>,
+    offsets: &BTreeMap<TopicPartition, i64>,
+) -> OffsetCommitRequest {
     let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-    for ((t, p), off) in offsets {
-        by_topic.entry(t).or_default().push(
+    for (tp, off) in offsets {
+        by_topic.entry(&tp.topic).or_default().push(
             OffsetCommitRequestPartition::default()
-                .with_partition_index(*p)
+                .with_partition_index(tp.partition)
                 .with_committed_offset(*off)
                 .with_committed_leader_epoch(-1)
                 .with_committed_metadata(Some(StrBytes::from_static_str(""))),
         );
     }
-    let req = OffsetCommitRequest::default()
-        .with_group_id(GroupId(s(&config.group_id)))
+    OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(group_id)))
         .with_generation_id_or_member_epoch(generation_id)
         .with_member_id(s(member_id))
-        .with_group_instance_id(config.group_instance_id.as_deref().map(s))
+        .with_group_instance_id(group_instance_id.map(s))
         .with_topics(
             by_topic
                 .into_iter()
                 .map(|(t, ps)| OffsetCommitRequestTopic::default().with_name(TopicName(s(t))).with_partitions(ps))
                 .collect(),
-        );
+        )
+}
+
+/// Sends `req`; the partitions the coordinator refused, with its error for each.
+async fn commit(conn: &Connection, req: &OffsetCommitRequest) -> Result<Vec<(TopicPartition, ResponseError)>, Failure> {
     let version = conn.version::<OffsetCommitRequest>().map_err(transport)?.min(MAX_OFFSET_COMMIT_VERSION);
-    let resp = conn.request_at(&req, version).await.map_err(transport)?;
+    let resp = conn.request_at(req, version).await.map_err(transport)?;
     let mut errors = Vec::new();
     for t in resp.topics {
         for p in t.partitions {
             if let Some(e) = ResponseError::try_from_code(p.error_code) {
-                errors.push(((t.name.to_string(), p.partition_index), e));
+                errors.push((TopicPartition::new(t.name.as_str(), p.partition_index), e));
             }
         }
     }
@@ -476,4 +494,30 @@ async fn commit(
 
 fn ms(d: Duration) -> i32 {
     d.as_millis().min(i32::MAX as u128) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_commit_request_groups_offsets_by_topic_and_names_the_member() {
+        let offsets: BTreeMap<TopicPartition, i64> =
+            [(TopicPartition::new("a", 1), 7), (TopicPartition::new("b", 0), 3), (TopicPartition::new("a", 0), 5)]
+                .into();
+        let req = commit_request("g", 4, "m-1", Some("instance-a"), &offsets);
+        assert_eq!(
+            (req.group_id.0.as_str(), req.generation_id_or_member_epoch, req.member_id.as_str()),
+            ("g", 4, "m-1")
+        );
+        assert_eq!(req.group_instance_id.as_deref(), Some("instance-a"));
+        let topics: Vec<(&str, Vec<(i32, i64)>)> = req
+            .topics
+            .iter()
+            .map(|t| {
+                (t.name.0.as_str(), t.partitions.iter().map(|p| (p.partition_index, p.committed_offset)).collect())
+            })
+            .collect();
+        assert_eq!(topics, vec![("a", vec![(0, 5), (1, 7)]), ("b", vec![(0, 3)])]);
+    }
 }

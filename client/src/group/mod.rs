@@ -1,20 +1,29 @@
-//! The classic consumer-group protocol: a sans-IO member state machine (`state`),
-//! pure assignors (`assign`), ConsumerProtocol bytes (`consumer_protocol`) and the
-//! async driver that does the I/O (`driver`).
+//! The classic consumer-group protocol: a sans-IO member state machine (`state`)
+//! with the events it takes and the actions it returns (`io`), its settings
+//! (`config`) and errors (`error`), pure assignors (`assign`), ConsumerProtocol
+//! bytes (`consumer_protocol`) and the async driver that does the I/O (`driver`).
 
 pub mod assign;
-// The member, its wire formats and its recovery table are public only for the
-// fuzz targets (feature `fuzzing`); users see the config and errors below.
+pub(crate) mod config;
+// The member, its wire formats, its events and actions and its recovery table are
+// public only for the fuzz targets (feature `fuzzing`); users see the config and
+// errors below.
 #[cfg(feature = "fuzzing")]
 pub mod consumer_protocol;
 #[cfg(not(feature = "fuzzing"))]
 pub(crate) mod consumer_protocol;
 pub(crate) mod driver;
+pub(crate) mod error;
+#[cfg(feature = "fuzzing")]
+pub mod io;
+#[cfg(not(feature = "fuzzing"))]
+pub(crate) mod io;
 pub(crate) mod recovery;
 #[cfg(feature = "fuzzing")]
 pub mod state;
 #[cfg(not(feature = "fuzzing"))]
 pub(crate) mod state;
 
+pub use config::GroupConfig;
+pub use error::{CommitError, GroupError};
 pub use recovery::explain;
-pub use state::{GroupConfig, GroupError};

@@ -2,260 +2,22 @@
 //! rebalancing). `handle(event, now)` takes what happened (a response, a timer, a
 //! position from the consumer, a close request) and returns what to do; time is
 //! an argument, so tests walk rebalances and timeouts without sockets or sleeps.
+//! The events and actions are in [`io`](super::io).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 
 use super::assign::{Assignor, MemberSubscription};
+use super::config::GroupConfig;
 use super::consumer_protocol::{Assignment, LATEST_VERSION, Subscription};
+use super::error::{CommitError, GroupError};
+use super::io::{Action, Event, Failure, JoinResult, JoinedMember, Request, TopicsView};
 use super::recovery::{Recovery, explain, recovery};
-use crate::backoff::BackoffPolicy;
-
-pub use crate::types::Tp;
-
-/// Group settings with the Java client's names and defaults.
-#[derive(Debug, Clone)]
-pub struct GroupConfig {
-    /// `group.id` (no default: it must be set).
-    pub group_id: String,
-    /// `group.instance.id` (KIP-345 static membership).
-    pub group_instance_id: Option<String>,
-    /// The subscribed topics; with `topic_pattern`, the topics it matched at the
-    /// last metadata refresh (the member keeps this up to date).
-    pub topics: Vec<String>,
-    /// Java's `subscribe(Pattern)`: every topic whose whole name matches this
-    /// regular expression, checked again at every metadata refresh.
-    pub topic_pattern: Option<String>,
-    /// `metadata.max.age.ms`: how often topic metadata is refreshed, so new
-    /// partitions (and, with a pattern, new topics) are noticed.
-    pub metadata_max_age: Duration,
-    /// `partition.assignment.strategy`, in preference order (eager assignors).
-    pub assignors: Vec<Assignor>,
-    /// `session.timeout.ms` (45 s).
-    pub session_timeout: Duration,
-    /// `max.poll.interval.ms`, sent as the rebalance timeout.
-    pub rebalance_timeout: Duration,
-    /// `heartbeat.interval.ms` (3 s); heartbeats run on their own task.
-    pub heartbeat_interval: Duration,
-    /// `enable.auto.commit` (true): commit what `poll` handed out, every interval and on close.
-    pub enable_auto_commit: bool,
-    /// `auto.commit.interval.ms` (5 s).
-    pub auto_commit_interval: Duration,
-    /// `retry.backoff.ms` / `retry.backoff.max.ms` for group requests.
-    pub backoff: BackoffPolicy,
-}
-
-/// Java's defaults. There is no default group id or topic (as in Java): set
-/// both, or `ConsumerConfig::validate` refuses the config.
-impl Default for GroupConfig {
-    fn default() -> Self {
-        Self {
-            group_id: String::new(),
-            group_instance_id: None,
-            topics: Vec::new(),
-            topic_pattern: None,
-            metadata_max_age: Duration::from_millis(300_000),
-            assignors: vec![Assignor::Range],
-            session_timeout: Duration::from_millis(45_000),
-            rebalance_timeout: Duration::from_millis(300_000),
-            heartbeat_interval: Duration::from_millis(3_000),
-            enable_auto_commit: true,
-            auto_commit_interval: Duration::from_millis(5_000),
-            backoff: BackoffPolicy::default(),
-        }
-    }
-}
-
-/// Why a group request failed: the broker said so, or the connection did.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Failure {
-    Broker(ResponseError),
-    Transport(String),
-}
-
-/// One JoinGroup member entry (only the leader gets these).
-#[derive(Debug, Clone, PartialEq)]
-pub struct JoinedMember {
-    pub member_id: String,
-    pub group_instance_id: Option<String>,
-    pub metadata: Bytes,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct JoinResult {
-    pub generation_id: i32,
-    pub member_id: String,
-    pub leader: String,
-    pub protocol_name: Option<String>,
-    pub members: Vec<JoinedMember>,
-}
-
-/// What happened, fed to [`GroupMember::handle`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// Check timers (heartbeat, auto-commit, retries).
-    Tick,
-    CoordinatorFound(Result<i32, Failure>),
-    /// For MEMBER_ID_REQUIRED the broker's member id rides along in `Err`.
-    Joined(Result<JoinResult, (Failure, String)>),
-    /// Partition counts of the subscribed topics, for the leader's assignment.
-    Metadata(Result<BTreeMap<String, i32>, Failure>),
-    /// The answer to [`Action::RefreshTopics`].
-    TopicsRefreshed(Result<TopicsView, Failure>),
-    Synced(Result<Bytes, Failure>),
-    OffsetsFetched(Result<BTreeMap<Tp, i64>, Failure>),
-    Heartbeat(Result<(), Failure>),
-    /// The offsets that were sent, and per-partition failures (or one for all).
-    Committed {
-        offsets: BTreeMap<Tp, i64>,
-        result: Result<Vec<(Tp, ResponseError)>, Failure>,
-    },
-    Left,
-    /// The consumer has handed the user every record before `next_offset`.
-    Consumed {
-        tp: Tp,
-        next_offset: i64,
-    },
-    /// The consumer stopped fetching the revoked partitions and reported positions.
-    Revoked,
-    Close,
-    /// The user asks to commit `offsets`, or with `None` every consumed position
-    /// ahead of the last commit; answered by [`Action::AnswerCommit`] with `id`.
-    CommitRequested {
-        id: u64,
-        offsets: Option<BTreeMap<Tp, i64>>,
-    },
-    /// The answer to an [`Action::Commit`] that carried `reply: Some(id)`.
-    CommitAnswered {
-        id: u64,
-        offsets: BTreeMap<Tp, i64>,
-        result: Result<Vec<(Tp, ResponseError)>, Failure>,
-    },
-}
-
-/// What a metadata refresh found.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct TopicsView {
-    /// Partition counts of the topics asked for (and of the matching ones).
-    pub counts: BTreeMap<String, i32>,
-    /// With a topic pattern: the topics whose whole name it matches now.
-    pub matching: Option<BTreeSet<String>>,
-}
-
-/// What to do, returned by [`GroupMember::handle`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    FindCoordinator,
-    Join {
-        member_id: String,
-        protocols: Vec<(String, Bytes)>,
-    },
-    FetchMetadata {
-        topics: Vec<String>,
-    },
-    /// Periodic metadata refresh (`metadata.max.age.ms`): partition counts of
-    /// `topics`, and the topics matching the pattern if there is one.
-    RefreshTopics {
-        topics: Vec<String>,
-    },
-    Sync {
-        generation_id: i32,
-        member_id: String,
-        protocol_name: String,
-        assignments: Vec<(String, Bytes)>,
-    },
-    FetchOffsets {
-        partitions: Vec<Tp>,
-    },
-    /// Start fetching: committed offset, or None for `auto.offset.reset`.
-    Assign {
-        partitions: Vec<(Tp, Option<i64>)>,
-    },
-    /// Stop fetching these and answer with `Event::Revoked`.
-    Revoke {
-        partitions: Vec<Tp>,
-    },
-    Heartbeat {
-        generation_id: i32,
-        member_id: String,
-    },
-    /// With `reply: Some(id)` the answer comes back as [`Event::CommitAnswered`]
-    /// (a commit the user asked for); else as [`Event::Committed`].
-    Commit {
-        generation_id: i32,
-        member_id: String,
-        offsets: BTreeMap<Tp, i64>,
-        reply: Option<u64>,
-    },
-    /// Tell the user who asked for commit `id` how it went.
-    AnswerCommit {
-        id: u64,
-        result: Result<(), CommitError>,
-    },
-    Leave {
-        member_id: String,
-    },
-    Fatal(GroupError),
-    Closed,
-}
-
-/// An error no retry fixes.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("group {group}: {error} — {}", .explanation.unwrap_or("see the broker log"))]
-pub struct GroupError {
-    /// The group id.
-    pub group: String,
-    /// The broker's error.
-    pub error: ResponseError,
-    /// `recovery::explain` of `error`, in Kafka's setting names.
-    pub explanation: Option<&'static str>,
-}
-
-/// Why a commit the user asked for did not happen (or not for every partition).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum CommitError {
-    /// The group is rebalancing (or this member is rejoining): nothing was sent.
-    /// Retriable, as Java's `RebalanceInProgressException`: commit again once
-    /// the new assignment arrived, or during a revocation.
-    #[error("the group is rebalancing; commit again after the new assignment")]
-    RebalanceInProgress,
-    /// The coordinator is being looked for again; nothing was sent. Retriable.
-    #[error("the group coordinator is not known at the moment")]
-    CoordinatorUnavailable,
-    /// Offsets for partitions this member does not own; nothing was sent.
-    #[error("not assigned to this member: {0:?}")]
-    NotAssigned(Vec<Tp>),
-    /// The coordinator refused these partitions (the others were committed).
-    #[error("the coordinator refused the commit of {}", describe(.0))]
-    Refused(Vec<(Tp, ResponseError)>),
-    /// The request got no answer (connection lost, time-out): it may or may not
-    /// have been applied.
-    #[error("the commit got no answer: {0}")]
-    Transport(String),
-    /// The consumer is closed (or its group member stopped).
-    #[error("the consumer is closed")]
-    Closed,
-}
-
-fn describe(refused: &[(Tp, ResponseError)]) -> String {
-    refused.iter().map(|((t, p), e)| format!("{t}[{p}]: {e:?}")).collect::<Vec<_>>().join(", ")
-}
-
-impl CommitError {
-    /// True when trying again later can succeed (a rebalance, a coordinator move,
-    /// a lost connection); false for a commit that can never be accepted.
-    pub fn is_retriable(&self) -> bool {
-        match self {
-            CommitError::RebalanceInProgress | CommitError::CoordinatorUnavailable | CommitError::Transport(_) => true,
-            CommitError::Refused(errors) => errors.iter().all(|(_, e)| recovery(*e) != Recovery::Fatal),
-            CommitError::NotAssigned(_) | CommitError::Closed => false,
-        }
-    }
-}
+use crate::types::TopicPartition;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -268,7 +30,7 @@ enum Phase {
     Stable,
     /// Waiting for the consumer to stop the revoked partitions.
     Revoking,
-    /// Committing what the revoked partitions consumed, then `after`.
+    /// Committing what the revoked partitions consumed, then on to `next`.
     CommittingBefore,
     Leaving,
     Closed,
@@ -300,15 +62,15 @@ pub struct GroupMember {
     assigned_counts: Option<BTreeMap<String, i32>>,
     next_refresh: Option<Instant>,
     refresh_in_flight: bool,
-    assigned: BTreeSet<Tp>,
-    positions: BTreeMap<Tp, i64>,
-    committed: BTreeMap<Tp, i64>,
+    assigned: BTreeSet<TopicPartition>,
+    positions: BTreeMap<TopicPartition, i64>,
+    committed: BTreeMap<TopicPartition, i64>,
     /// Whether revocation commits consumed positions (not when the generation is gone).
     commit_before: bool,
     /// OffsetCommits awaiting an answer (an auto-commit may overlap the revocation's).
     commits_in_flight: u32,
     /// The offsets of the commit that ends a revocation; only its answer moves on.
-    revocation_commit: Option<BTreeMap<Tp, i64>>,
+    revocation_commit: Option<BTreeMap<TopicPartition, i64>>,
     /// Commits the user asked for, awaiting the coordinator's answer.
     user_commits_in_flight: u32,
     /// The consumer answered a revocation while a user's commit was in flight:
@@ -353,9 +115,6 @@ impl GroupMember {
         }
     }
 
-    pub fn config(&self) -> &GroupConfig {
-        &self.config
-    }
     pub fn coordinator(&self) -> Option<i32> {
         self.coordinator
     }
@@ -435,7 +194,13 @@ impl GroupMember {
         }
         if self.heartbeats_due() && !self.heartbeat_in_flight && self.next_heartbeat.is_some_and(|t| t <= now) {
             self.heartbeat_in_flight = true;
-            out.push(Action::Heartbeat { generation_id: self.generation_id, member_id: self.member_id.clone() });
+            out.push(Action::Send(Request::Heartbeat {
+                group_id: self.config.group_id.clone(),
+                generation_id: self.generation_id,
+                member_id: self.member_id.clone(),
+                group_instance_id: self.config.group_instance_id.clone(),
+                session_timeout: self.config.session_timeout,
+            }));
         }
         if self.phase != Phase::Stable {
             return;
@@ -459,7 +224,7 @@ impl GroupMember {
         if let Some(c) = &self.assigned_counts {
             topics.extend(c.keys().cloned());
         }
-        out.push(Action::RefreshTopics { topics: topics.into_iter().collect() });
+        out.push(Action::Send(Request::RefreshTopics { topics: topics.into_iter().collect() }));
     }
 
     fn on_topics(&mut self, r: Result<TopicsView, Failure>, now: Instant, out: &mut Vec<Action>) {
@@ -515,7 +280,7 @@ impl GroupMember {
         }
         self.phase = Phase::FindingCoordinator;
         self.coordinator = None;
-        out.push(Action::FindCoordinator);
+        out.push(Action::Send(Request::FindCoordinator { group_id: self.config.group_id.clone() }));
     }
 
     fn on_coordinator(&mut self, r: Result<i32, Failure>, now: Instant, out: &mut Vec<Action>) {
@@ -550,7 +315,8 @@ impl GroupMember {
         }
     }
 
-    /// Handles a failure every group API shares; false if the caller must decide.
+    /// Handles what every group API's failures share (transport, rediscover,
+    /// fatal, retry); `Some(recovery)` when the caller must decide, `None` when done.
     fn common_failure(&mut self, f: &Failure, now: Instant, out: &mut Vec<Action>) -> Option<Recovery> {
         let e = match f {
             Failure::Transport(reason) => {
@@ -595,7 +361,14 @@ impl GroupMember {
     fn send_join(&mut self, out: &mut Vec<Action>) {
         self.phase = Phase::Joining;
         self.next_heartbeat = None;
-        out.push(Action::Join { member_id: self.member_id.clone(), protocols: self.protocols() });
+        out.push(Action::Send(Request::Join {
+            group_id: self.config.group_id.clone(),
+            member_id: self.member_id.clone(),
+            group_instance_id: self.config.group_instance_id.clone(),
+            session_timeout: self.config.session_timeout,
+            rebalance_timeout: self.config.rebalance_timeout,
+            protocols: self.protocols(),
+        }));
     }
 
     fn on_joined(&mut self, r: Result<JoinResult, (Failure, String)>, now: Instant, out: &mut Vec<Action>) {
@@ -635,7 +408,7 @@ impl GroupMember {
                 .collect();
             self.join_members = j.members;
             self.phase = Phase::AwaitingMetadata;
-            out.push(Action::FetchMetadata { topics: topics.into_iter().collect() });
+            out.push(Action::Send(Request::FetchMetadata { topics: topics.into_iter().collect() }));
         } else {
             self.assigned_counts = None;
             self.send_sync(Vec::new(), out);
@@ -676,12 +449,15 @@ impl GroupMember {
 
     fn send_sync(&mut self, assignments: Vec<(String, Bytes)>, out: &mut Vec<Action>) {
         self.phase = Phase::Syncing;
-        out.push(Action::Sync {
+        out.push(Action::Send(Request::Sync {
+            group_id: self.config.group_id.clone(),
             generation_id: self.generation_id,
             member_id: self.member_id.clone(),
+            group_instance_id: self.config.group_instance_id.clone(),
             protocol_name: self.protocol_name.clone().unwrap_or_default(),
             assignments,
-        });
+            rebalance_timeout: self.config.rebalance_timeout,
+        }));
     }
 
     fn on_synced(&mut self, r: Result<Bytes, Failure>, now: Instant, out: &mut Vec<Action>) {
@@ -697,8 +473,11 @@ impl GroupMember {
                 self.assigned = assignment
                     .partitions
                     .into_iter()
-                    .flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p)))
                     .filter(|(t, _)| self.config.topics.contains(t))
+                    .flat_map(|(t, ps)| {
+                        let topic: Arc<str> = t.into();
+                        ps.into_iter().map(move |p| TopicPartition { topic: Arc::clone(&topic), partition: p })
+                    })
                     .collect();
                 tracing::info!(generation = self.generation_id, partitions = ?self.assigned, "joined group");
                 self.send_fetch_offsets(out);
@@ -730,10 +509,13 @@ impl GroupMember {
 
     fn send_fetch_offsets(&mut self, out: &mut Vec<Action>) {
         self.phase = Phase::FetchingOffsets;
-        out.push(Action::FetchOffsets { partitions: self.assigned.iter().cloned().collect() });
+        out.push(Action::Send(Request::FetchOffsets {
+            group_id: self.config.group_id.clone(),
+            partitions: self.assigned.iter().cloned().collect(),
+        }));
     }
 
-    fn on_offsets(&mut self, r: Result<BTreeMap<Tp, i64>, Failure>, now: Instant, out: &mut Vec<Action>) {
+    fn on_offsets(&mut self, r: Result<BTreeMap<TopicPartition, i64>, Failure>, now: Instant, out: &mut Vec<Action>) {
         if self.phase != Phase::FetchingOffsets {
             return;
         }
@@ -831,12 +613,7 @@ impl GroupMember {
             self.phase = Phase::CommittingBefore;
             self.commits_in_flight += 1;
             self.revocation_commit = Some(pending.clone());
-            out.push(Action::Commit {
-                generation_id: self.generation_id,
-                member_id: self.member_id.clone(),
-                offsets: pending,
-                reply: None,
-            });
+            out.push(self.commit_request(pending, None));
             return;
         }
         self.after_revoke_commit(out);
@@ -854,7 +631,7 @@ impl GroupMember {
     // ---- commits -----------------------------------------------------------------
 
     /// Positions ahead of what this member committed: never lower, never equal.
-    fn uncommitted(&self) -> BTreeMap<Tp, i64> {
+    fn uncommitted(&self) -> BTreeMap<TopicPartition, i64> {
         self.positions
             .iter()
             .filter(|(tp, pos)| self.assigned.contains(*tp) && self.committed.get(*tp).is_none_or(|c| **pos > *c))
@@ -868,19 +645,14 @@ impl GroupMember {
             return;
         }
         self.commits_in_flight += 1;
-        out.push(Action::Commit {
-            generation_id: self.generation_id,
-            member_id: self.member_id.clone(),
-            offsets,
-            reply: None,
-        });
+        out.push(self.commit_request(offsets, None));
     }
 
     /// A commit the user asked for: only of partitions this member owns, only
     /// with a generation the coordinator still accepts (while stable, or while
     /// the consumer holds a revocation open: the last chance before the
     /// partitions go), never overtaking the revocation's rejoin.
-    fn on_commit_requested(&mut self, id: u64, offsets: Option<BTreeMap<Tp, i64>>, out: &mut Vec<Action>) {
+    fn on_commit_requested(&mut self, id: u64, offsets: Option<BTreeMap<TopicPartition, i64>>, out: &mut Vec<Action>) {
         let refuse = match self.phase {
             Phase::Stable => None,
             Phase::Revoking if self.commit_before && !self.revoked_waiting => None,
@@ -894,7 +666,8 @@ impl GroupMember {
         let offsets = match offsets {
             None => self.uncommitted(),
             Some(offsets) => {
-                let foreign: Vec<Tp> = offsets.keys().filter(|tp| !self.assigned.contains(*tp)).cloned().collect();
+                let foreign: Vec<TopicPartition> =
+                    offsets.keys().filter(|tp| !self.assigned.contains(*tp)).cloned().collect();
                 if !foreign.is_empty() {
                     return out.push(Action::AnswerCommit { id, result: Err(CommitError::NotAssigned(foreign)) });
                 }
@@ -906,24 +679,31 @@ impl GroupMember {
         }
         self.commits_in_flight += 1;
         self.user_commits_in_flight += 1;
-        out.push(Action::Commit {
+        out.push(self.commit_request(offsets, Some(id)));
+    }
+
+    /// OffsetCommit of `offsets` with this member's generation.
+    fn commit_request(&self, offsets: BTreeMap<TopicPartition, i64>, reply: Option<u64>) -> Action {
+        Action::Send(Request::Commit {
+            group_id: self.config.group_id.clone(),
             generation_id: self.generation_id,
             member_id: self.member_id.clone(),
+            group_instance_id: self.config.group_instance_id.clone(),
             offsets,
-            reply: Some(id),
-        });
+            reply,
+        })
     }
 
     fn on_committed(
         &mut self,
-        offsets: BTreeMap<Tp, i64>,
-        result: Result<Vec<(Tp, ResponseError)>, Failure>,
+        offsets: BTreeMap<TopicPartition, i64>,
+        result: Result<Vec<(TopicPartition, ResponseError)>, Failure>,
         may_end_revocation: bool,
         now: Instant,
         out: &mut Vec<Action>,
     ) {
         self.commits_in_flight = self.commits_in_flight.saturating_sub(1);
-        let failed: BTreeMap<Tp, ResponseError> = match &result {
+        let failed: BTreeMap<TopicPartition, ResponseError> = match &result {
             Ok(errs) => errs.iter().cloned().collect(),
             Err(_) => offsets.keys().map(|tp| (tp.clone(), ResponseError::UnknownServerError)).collect(),
         };
@@ -988,7 +768,10 @@ impl GroupMember {
             return self.finish_close(out);
         }
         self.phase = Phase::Leaving;
-        out.push(Action::Leave { member_id: self.member_id.clone() });
+        out.push(Action::Send(Request::Leave {
+            group_id: self.config.group_id.clone(),
+            member_id: self.member_id.clone(),
+        }));
     }
 
     fn finish_close(&mut self, out: &mut Vec<Action>) {
@@ -1030,16 +813,19 @@ impl GroupMember {
 /// What tests and the fuzz targets look at; the driver needs none of it.
 #[cfg(any(test, feature = "fuzzing"))]
 impl GroupMember {
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
     pub fn member_id(&self) -> &str {
         &self.member_id
     }
     pub fn generation_id(&self) -> i32 {
         self.generation_id
     }
-    pub fn assigned(&self) -> &BTreeSet<Tp> {
+    pub fn assigned(&self) -> &BTreeSet<TopicPartition> {
         &self.assigned
     }
-    pub fn committed(&self) -> &BTreeMap<Tp, i64> {
+    pub fn committed(&self) -> &BTreeMap<TopicPartition, i64> {
         &self.committed
     }
     pub fn is_stable(&self) -> bool {

@@ -31,7 +31,7 @@ impl BaseUrl {
             Some(("http", rest)) => rest,
             Some(("https", _)) => {
                 return Err(format!(
-                    "`{url}`: cafe speaks plain http to the schema registry (no TLS); use an http:// URL"
+                    "`{url}`: the schema registry client speaks plain http (no TLS); use an http:// URL"
                 ));
             }
             Some((scheme, _)) => return Err(format!("`{url}`: unsupported scheme `{scheme}`; use http://host:port")),

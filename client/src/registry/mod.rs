@@ -4,7 +4,7 @@
 //!
 //! Values framed as magic byte `0` + 4-byte big-endian schema id + JSON are
 //! what Confluent's `JSONSerializer` writes, with the schema registered under
-//! `<topic>-value`; `cafe`'s producer writes the same with a registry given.
+//! `<topic>-value`; [`framing::encode`] writes the same.
 
 pub mod client;
 pub mod framing;
@@ -14,7 +14,7 @@ pub use client::{RegisteredSchema, SchemaRegistry, value_subject};
 
 /// Why the registry could not do what was asked. Every message is one line that
 /// says what happened; the application adds what to do (its flags, its make
-/// targets), as `cafe`'s `error` module does.
+/// targets).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -64,10 +64,7 @@ pub enum Error {
         /// The registry's base URL.
         url: String,
     },
-    #[error(
-        "the registry at {url} rejected the schema for `{subject}` as invalid ({message}); \
-         check schemas/cafe-event.schema.json"
-    )]
+    #[error("the registry at {url} rejected the schema for `{subject}` as invalid ({message})")]
     /// 422 on register: the registry does not accept the text as a schema.
     InvalidSchema {
         /// The registry's base URL.
@@ -78,7 +75,7 @@ pub enum Error {
         message: String,
     },
     #[error(
-        "the registry at {url} refused {call} ({status}: {message}); it requires authentication, which cafe does not support"
+        "the registry at {url} refused {call} ({status}: {message}); it requires authentication, which this client does not support"
     )]
     /// 401 or 403: the registry requires credentials, which this client cannot send.
     Refused {

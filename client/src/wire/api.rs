@@ -1,4 +1,4 @@
-//! Which request types `cafe` sends, their API keys and the versions it can speak,
+//! Which request types this client sends, their API keys and the versions it can speak,
 //! and choosing a version against what the broker advertised in ApiVersions.
 //!
 //! kafka-protocol only implements its own `Request` trait when both its `client` and
@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use kafka_protocol::messages::{self as m, ApiKey};
 use kafka_protocol::protocol::{Decodable, Encodable, Message};
 
-/// A request `cafe` can send: its key and the type of the matching response.
+/// A request this client can send: its key and the type of the matching response.
 pub trait ApiRequest: Encodable + Message {
     /// The API key written in the request header.
     const KEY: ApiKey;
@@ -41,8 +41,6 @@ api_requests! {
     OffsetFetchRequest => OffsetFetchResponse, OffsetFetch;
     OffsetCommitRequest => OffsetCommitResponse, OffsetCommit;
     InitProducerIdRequest => InitProducerIdResponse, InitProducerId;
-    CreateTopicsRequest => CreateTopicsResponse, CreateTopics;
-    DeleteTopicsRequest => DeleteTopicsResponse, DeleteTopics;
 }
 
 /// The version range each API has on the broker, from its ApiVersions response.
@@ -68,7 +66,7 @@ impl BrokerVersions {
     }
 }
 
-/// The versions `cafe` can speak for request type `R`: what kafka-protocol implements.
+/// The versions this client can speak for request type `R`: what kafka-protocol implements.
 pub fn our_versions<R: ApiRequest>() -> (i16, i16) {
     (R::VERSIONS.min, R::VERSIONS.max)
 }

@@ -73,7 +73,9 @@ pub enum Error {
     },
     /// The broker's version range for a request does not overlap ours (brokers
     /// older than Kafka 2.8).
-    #[error("broker {addr} does not support {api:?} in any version cafe speaks ({ours:?}); use Kafka 2.8 or newer")]
+    #[error(
+        "broker {addr} does not support {api:?} in any version this client speaks ({ours:?}); it needs Kafka 2.8 or newer"
+    )]
     UnsupportedVersion {
         /// The broker's `host:port`.
         addr: String,

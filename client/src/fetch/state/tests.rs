@@ -5,8 +5,8 @@ use crate::fetch::IsolationLevel;
 
 const T: &str = "t";
 
-fn tp(p: i32) -> Tp {
-    (T.to_owned(), p)
+fn tp(p: i32) -> TopicPartition {
+    TopicPartition::new(T, p)
 }
 
 fn leader(node: i32) -> Option<Leader> {
@@ -51,11 +51,11 @@ fn reader_of(data: bytes::BytesMut, fetch_offset: i64) -> BatchReader {
     BatchReader::new(data.freeze(), &opts)
 }
 
-fn ok(tp: Tp, offsets: &[i64], fetch_offset: i64) -> PartitionResult {
+fn ok(tp: TopicPartition, offsets: &[i64], fetch_offset: i64) -> PartitionResult {
     PartitionResult { tp, error: None, reader: Some(reader_of(batches(offsets), fetch_offset)) }
 }
 
-fn err(tp: Tp, e: ResponseError) -> PartitionResult {
+fn err(tp: TopicPartition, e: ResponseError) -> PartitionResult {
     PartitionResult { tp, error: Some(e), reader: None }
 }
 
@@ -76,7 +76,7 @@ fn fetched(broker: i32, results: Vec<PartitionResult>) -> FetchEvent {
 }
 
 /// The brokers fetched from, and the partitions each Fetch lists (in the plan).
-fn fetches(actions: &[FetchAction]) -> Vec<(i32, Vec<(Tp, i64)>)> {
+fn fetches(actions: &[FetchAction]) -> Vec<(i32, Vec<(TopicPartition, i64)>)> {
     actions
         .iter()
         .filter_map(|a| match a {

@@ -6,10 +6,13 @@
 //! comes exactly 100 ms after a failure, the second 200 ms after the next one.
 use super::*;
 
+use std::time::Duration;
+
 use kafka_protocol::error::ResponseError as E;
 
 // ---- fixtures -------------------------------------------------------------------------
 
+const GROUP: &str = "cafe-group-clean";
 const TOPIC: &str = "demo";
 const MEMBER: &str = "m-1";
 const GEN: i32 = 1;
@@ -24,7 +27,7 @@ const BACKOFF_MS: u64 = 100;
 /// refreshes set their own `metadata_max_age`).
 fn base_config() -> GroupConfig {
     GroupConfig {
-        group_id: "cafe-group-clean".into(),
+        group_id: GROUP.into(),
         topics: vec![TOPIC.into()],
         metadata_max_age: Duration::from_millis(100 * HOUR_MS),
         ..GroupConfig::default()
@@ -50,11 +53,11 @@ fn without_heartbeats(config: GroupConfig) -> GroupConfig {
     GroupConfig { heartbeat_interval: Duration::from_millis(HOUR_MS), ..config }
 }
 
-fn tp(p: i32) -> Tp {
-    (TOPIC.to_string(), p)
+fn tp(p: i32) -> TopicPartition {
+    TopicPartition::new(TOPIC, p)
 }
 
-fn offsets(entries: &[(i32, i64)]) -> BTreeMap<Tp, i64> {
+fn offsets(entries: &[(i32, i64)]) -> BTreeMap<TopicPartition, i64> {
     entries.iter().map(|&(p, o)| (tp(p), o)).collect()
 }
 
@@ -100,11 +103,12 @@ fn single(actions: Vec<Action>) -> Action {
     actions.into_iter().next().expect("one action")
 }
 
-/// Asserts a single Join for the range assignor subscribing to [`TOPIC`]; its member id.
+/// Asserts a single Join of [`GROUP`] for the range assignor subscribing to [`TOPIC`]; its member id.
 #[track_caller]
 fn expect_join(actions: Vec<Action>) -> String {
     match single(actions) {
-        Action::Join { member_id, protocols } => {
+        Action::Send(Request::Join { group_id, member_id, protocols, .. }) => {
+            assert_eq!(group_id, GROUP);
             assert_eq!(protocols.len(), 1, "one protocol per configured assignor: {protocols:?}");
             assert_eq!(protocols[0].0, "range");
             let sub = Subscription::decode(&protocols[0].1).expect("JoinGroup metadata decodes");
@@ -117,15 +121,17 @@ fn expect_join(actions: Vec<Action>) -> String {
 
 /// Asserts a single Commit; its generation, member id and offsets.
 #[track_caller]
-fn expect_commit(actions: Vec<Action>) -> (i32, String, BTreeMap<Tp, i64>) {
+fn expect_commit(actions: Vec<Action>) -> (i32, String, BTreeMap<TopicPartition, i64>) {
     match single(actions) {
-        Action::Commit { generation_id, member_id, offsets, reply: None } => (generation_id, member_id, offsets),
+        Action::Send(Request::Commit { generation_id, member_id, offsets, reply: None, .. }) => {
+            (generation_id, member_id, offsets)
+        }
         other => panic!("expected Commit, got {other:?}"),
     }
 }
 
 #[track_caller]
-fn expect_revoke(actions: Vec<Action>) -> Vec<Tp> {
+fn expect_revoke(actions: Vec<Action>) -> Vec<TopicPartition> {
     match single(actions) {
         Action::Revoke { partitions } => partitions,
         other => panic!("expected Revoke, got {other:?}"),
@@ -142,14 +148,17 @@ fn expect_fatal(actions: Vec<Action>) -> GroupError {
 
 #[track_caller]
 fn assert_no_commit(actions: &[Action]) {
-    assert!(!actions.iter().any(|a| matches!(a, Action::Commit { .. })), "unexpected Commit in {actions:?}");
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Send(Request::Commit { .. }))),
+        "unexpected Commit in {actions:?}"
+    );
 }
 
 /// Asserts a single Commit the user asked for (`reply: Some(id)`); its generation and offsets.
 #[track_caller]
-fn expect_user_commit(actions: Vec<Action>, id: u64) -> (i32, BTreeMap<Tp, i64>) {
+fn expect_user_commit(actions: Vec<Action>, id: u64) -> (i32, BTreeMap<TopicPartition, i64>) {
     match single(actions) {
-        Action::Commit { generation_id, member_id, offsets, reply } => {
+        Action::Send(Request::Commit { generation_id, member_id, offsets, reply, .. }) => {
             assert_eq!(reply, Some(id), "the commit carries the request's id");
             assert_eq!(member_id, MEMBER);
             (generation_id, offsets)
@@ -174,12 +183,52 @@ fn commit_requested(id: u64, entries: Option<&[(i32, i64)]>) -> Event {
     Event::CommitRequested { id, offsets: entries.map(offsets) }
 }
 
-fn commit_answered(id: u64, entries: &[(i32, i64)], result: Result<Vec<(Tp, E)>, Failure>) -> Event {
+fn commit_answered(id: u64, entries: &[(i32, i64)], result: Result<Vec<(TopicPartition, E)>, Failure>) -> Event {
     Event::CommitAnswered { id, offsets: offsets(entries), result }
 }
 
+/// The Heartbeat of a dynamic [`MEMBER`] of [`GROUP`] with the default session timeout.
 fn heartbeat(generation_id: i32) -> Action {
-    Action::Heartbeat { generation_id, member_id: MEMBER.into() }
+    Action::Send(Request::Heartbeat {
+        group_id: GROUP.into(),
+        generation_id,
+        member_id: MEMBER.into(),
+        group_instance_id: None,
+        session_timeout: Duration::from_millis(45_000),
+    })
+}
+
+fn find_coordinator() -> Action {
+    Action::Send(Request::FindCoordinator { group_id: GROUP.into() })
+}
+
+fn fetch_offsets(partitions: Vec<TopicPartition>) -> Action {
+    Action::Send(Request::FetchOffsets { group_id: GROUP.into(), partitions })
+}
+
+fn fetch_metadata(topics: &[&str]) -> Action {
+    Action::Send(Request::FetchMetadata { topics: topics.iter().map(|t| t.to_string()).collect() })
+}
+
+fn refresh_topics(topics: &[&str]) -> Action {
+    Action::Send(Request::RefreshTopics { topics: topics.iter().map(|t| t.to_string()).collect() })
+}
+
+/// [`MEMBER`]'s LeaveGroup.
+fn leave() -> Action {
+    Action::Send(Request::Leave { group_id: GROUP.into(), member_id: MEMBER.into() })
+}
+
+/// The auto-commit (no reply) of a dynamic [`MEMBER`] of [`GROUP`].
+fn auto_commit(generation_id: i32, offsets: BTreeMap<TopicPartition, i64>) -> Action {
+    Action::Send(Request::Commit {
+        group_id: GROUP.into(),
+        generation_id,
+        member_id: MEMBER.into(),
+        group_instance_id: None,
+        offsets,
+        reply: None,
+    })
 }
 
 // ---- the simulator: a member plus a virtual clock ------------------------------------------
@@ -224,7 +273,7 @@ impl Sim {
     /// start -> FindCoordinator -> CoordinatorFound -> Join{""} (the first join).
     fn to_first_join(config: GroupConfig) -> Self {
         let mut sim = Self::new(config);
-        assert_eq!(sim.member.start(), vec![Action::FindCoordinator]);
+        assert_eq!(sim.member.start(), vec![find_coordinator()]);
         let join = sim.on(Event::CoordinatorFound(Ok(COORDINATOR)));
         assert_eq!(expect_join(join), "", "KIP-394: the first JoinGroup carries an empty member id");
         sim
@@ -240,16 +289,20 @@ impl Sim {
 
     /// ... -> Joined as follower -> Sync (no assignments).
     fn to_syncing(config: GroupConfig) -> Self {
+        let (group_instance_id, rebalance_timeout) = (config.group_instance_id.clone(), config.rebalance_timeout);
         let mut sim = Self::to_second_join(config);
         let sync = sim.on(Event::Joined(Ok(follower_join(GEN, MEMBER))));
         assert_eq!(
             single(sync),
-            Action::Sync {
+            Action::Send(Request::Sync {
+                group_id: GROUP.into(),
                 generation_id: GEN,
                 member_id: MEMBER.into(),
+                group_instance_id,
                 protocol_name: "range".into(),
                 assignments: Vec::new(),
-            },
+                rebalance_timeout,
+            }),
             "a follower sends no assignments"
         );
         sim
@@ -259,8 +312,8 @@ impl Sim {
     fn to_fetching_offsets(config: GroupConfig, partitions: &[i32]) -> Self {
         let mut sim = Self::to_syncing(config);
         let fetch = sim.on(Event::Synced(Ok(assignment_bytes(&[(TOPIC, partitions)]))));
-        let expected: Vec<Tp> = partitions.iter().map(|&p| tp(p)).collect();
-        assert_eq!(single(fetch), Action::FetchOffsets { partitions: expected });
+        let expected: Vec<TopicPartition> = partitions.iter().map(|&p| tp(p)).collect();
+        assert_eq!(single(fetch), fetch_offsets(expected));
         sim
     }
 
@@ -285,7 +338,7 @@ impl Sim {
 #[test]
 fn start_looks_for_the_coordinator_first() {
     let mut sim = Sim::new(config());
-    assert_eq!(sim.member.start(), vec![Action::FindCoordinator]);
+    assert_eq!(sim.member.start(), vec![find_coordinator()]);
     assert_eq!(sim.member.coordinator(), None);
     assert!(!sim.member.is_stable());
     // Nothing is due until an answer arrives.
@@ -316,7 +369,7 @@ fn follower_reaches_stable_with_its_assignment() {
 fn empty_sync_assignment_means_no_partitions() {
     // GROUP-PROTOCOL: "Empty bytes = nothing" for a member given no partitions.
     let mut sim = Sim::to_syncing(config());
-    assert_eq!(single(sim.on(Event::Synced(Ok(Bytes::new())))), Action::FetchOffsets { partitions: vec![] });
+    assert_eq!(single(sim.on(Event::Synced(Ok(Bytes::new())))), fetch_offsets(vec![]));
     assert_eq!(single(sim.on(Event::OffsetsFetched(Ok(BTreeMap::new())))), Action::Assign { partitions: vec![] });
     assert!(sim.member.is_stable());
     assert!(sim.member.assigned().is_empty());
@@ -326,14 +379,14 @@ fn empty_sync_assignment_means_no_partitions() {
 fn assigned_topics_the_member_did_not_subscribe_to_are_dropped() {
     let mut sim = Sim::to_syncing(config());
     let bytes = assignment_bytes(&[(TOPIC, &[1]), ("not-subscribed", &[0, 1])]);
-    assert_eq!(single(sim.on(Event::Synced(Ok(bytes)))), Action::FetchOffsets { partitions: vec![tp(1)] });
+    assert_eq!(single(sim.on(Event::Synced(Ok(bytes)))), fetch_offsets(vec![tp(1)]));
 }
 
 #[test]
 fn unreadable_assignment_is_taken_as_empty_not_a_panic() {
     let mut sim = Sim::to_syncing(config());
     let garbage = Bytes::from_static(&[0, 3, 0xff, 0xff, 0xff]);
-    assert_eq!(single(sim.on(Event::Synced(Ok(garbage)))), Action::FetchOffsets { partitions: vec![] });
+    assert_eq!(single(sim.on(Event::Synced(Ok(garbage)))), fetch_offsets(vec![]));
 }
 
 /// Drives a fresh member to the leader's JoinGroup response with three members:
@@ -363,7 +416,7 @@ fn leader_joined() -> (Sim, Vec<Action>) {
 fn leader_fetches_metadata_for_every_subscribed_topic() {
     let (_, actions) = leader_joined();
     // The leader assigns for the union of all members' subscriptions, not just its own.
-    assert_eq!(single(actions), Action::FetchMetadata { topics: vec!["demo".into(), "other".into()] });
+    assert_eq!(single(actions), fetch_metadata(&["demo", "other"]));
 }
 
 #[test]
@@ -371,7 +424,7 @@ fn leader_syncs_one_range_assignment_per_member() {
     let (mut sim, _) = leader_joined();
     let counts = BTreeMap::from([("demo".to_string(), 5), ("other".to_string(), 3)]);
     let (generation_id, member_id, protocol_name, assignments) = match single(sim.on(Event::Metadata(Ok(counts)))) {
-        Action::Sync { generation_id, member_id, protocol_name, assignments } => {
+        Action::Send(Request::Sync { generation_id, member_id, protocol_name, assignments, .. }) => {
             (generation_id, member_id, protocol_name, assignments)
         }
         other => panic!("expected Sync, got {other:?}"),
@@ -394,7 +447,7 @@ fn leader_syncs_one_range_assignment_per_member() {
 
     // The coordinator hands the leader its own share back, like any member.
     let own = assignments.iter().find(|(m, _)| m == MEMBER).map(|(_, b)| b.clone()).expect("own assignment");
-    assert_eq!(single(sim.on(Event::Synced(Ok(own)))), Action::FetchOffsets { partitions: vec![tp(0), tp(1), tp(2)] });
+    assert_eq!(single(sim.on(Event::Synced(Ok(own)))), fetch_offsets(vec![tp(0), tp(1), tp(2)]));
 }
 
 #[test]
@@ -404,6 +457,71 @@ fn leader_metadata_failure_rejoins_after_backoff() {
     assert_eq!(sim.deadline_ms(), Some(BACKOFF_MS));
     assert_eq!(sim.tick_at(BACKOFF_MS - 1), vec![]);
     assert_eq!(expect_join(sim.tick_at(BACKOFF_MS)), MEMBER);
+}
+
+#[test]
+fn every_request_carries_what_the_driver_sends() {
+    // The driver builds each request from the action alone: ids, generation,
+    // instance id and timeouts all come from the member.
+    let config = GroupConfig {
+        session_timeout: Duration::from_millis(10_000),
+        rebalance_timeout: Duration::from_millis(60_000),
+        ..static_config()
+    };
+    let mut sim = Sim::to_first_join(config);
+    let instance = Some("instance-a".to_string());
+    match single(sim.on(Event::Joined(Err((broker(E::MemberIdRequired), MEMBER.into()))))) {
+        Action::Send(Request::Join {
+            group_id,
+            member_id,
+            group_instance_id,
+            session_timeout,
+            rebalance_timeout,
+            protocols,
+        }) => {
+            assert_eq!((group_id.as_str(), member_id.as_str()), (GROUP, MEMBER));
+            assert_eq!(group_instance_id, instance, "KIP-345: a static member names its instance");
+            assert_eq!(session_timeout, Duration::from_millis(10_000));
+            assert_eq!(rebalance_timeout, Duration::from_millis(60_000));
+            assert_eq!(protocols.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(), ["range"]);
+        }
+        other => panic!("expected Join, got {other:?}"),
+    }
+    match single(sim.on(Event::Joined(Ok(follower_join(GEN, MEMBER))))) {
+        Action::Send(Request::Sync { group_id, group_instance_id, rebalance_timeout, .. }) => {
+            assert_eq!(group_id, GROUP);
+            assert_eq!(group_instance_id, instance);
+            assert_eq!(rebalance_timeout, Duration::from_millis(60_000));
+        }
+        other => panic!("expected Sync, got {other:?}"),
+    }
+    assert_eq!(single(sim.on(Event::Synced(Ok(assignment_bytes(&[(TOPIC, &[0])]))))), fetch_offsets(vec![tp(0)]));
+    sim.on(Event::OffsetsFetched(Ok(BTreeMap::new())));
+    assert_eq!(
+        sim.tick_at(HB_MS),
+        vec![Action::Send(Request::Heartbeat {
+            group_id: GROUP.into(),
+            generation_id: GEN,
+            member_id: MEMBER.into(),
+            group_instance_id: instance.clone(),
+            session_timeout: Duration::from_millis(10_000),
+        })]
+    );
+    sim.on(Event::Heartbeat(Ok(())));
+    sim.on(consumed(0, 3));
+    let commits: Vec<Action> =
+        sim.tick_at(COMMIT_MS).into_iter().filter(|a| matches!(a, Action::Send(Request::Commit { .. }))).collect();
+    assert_eq!(
+        commits,
+        vec![Action::Send(Request::Commit {
+            group_id: GROUP.into(),
+            generation_id: GEN,
+            member_id: MEMBER.into(),
+            group_instance_id: instance,
+            offsets: offsets(&[(0, 3)]),
+            reply: None,
+        })]
+    );
 }
 
 // ---- FindCoordinator and JoinGroup errors -----------------------------------------------------------
@@ -417,13 +535,13 @@ fn find_coordinator_not_available_retries_only_after_backoff() {
     assert_eq!(sim.deadline_ms(), Some(BACKOFF_MS));
     assert_eq!(sim.tick(), vec![], "no immediate resend");
     assert_eq!(sim.tick_at(BACKOFF_MS - 1), vec![]);
-    assert_eq!(sim.tick_at(BACKOFF_MS), vec![Action::FindCoordinator]);
+    assert_eq!(sim.tick_at(BACKOFF_MS), vec![find_coordinator()]);
 
     // A second failure backs off exponentially: 200 ms.
     assert_eq!(sim.on(Event::CoordinatorFound(Err(broker(E::CoordinatorNotAvailable)))), vec![]);
     assert_eq!(sim.deadline_ms(), Some(BACKOFF_MS + 2 * BACKOFF_MS));
     assert_eq!(sim.tick_at(BACKOFF_MS + 2 * BACKOFF_MS - 1), vec![]);
-    assert_eq!(sim.tick_at(BACKOFF_MS + 2 * BACKOFF_MS), vec![Action::FindCoordinator]);
+    assert_eq!(sim.tick_at(BACKOFF_MS + 2 * BACKOFF_MS), vec![find_coordinator()]);
 
     // And once found, the first join goes out.
     assert_eq!(expect_join(sim.on(Event::CoordinatorFound(Ok(3)))), "");
@@ -435,7 +553,7 @@ fn find_coordinator_transport_failure_retries_after_backoff() {
     let mut sim = Sim::new(config());
     sim.member.start();
     assert_eq!(sim.on(Event::CoordinatorFound(Err(Failure::Transport("refused".into())))), vec![]);
-    assert_eq!(sim.tick_at(BACKOFF_MS), vec![Action::FindCoordinator]);
+    assert_eq!(sim.tick_at(BACKOFF_MS), vec![find_coordinator()]);
 }
 
 #[test]
@@ -472,7 +590,7 @@ fn join_coordinator_load_in_progress_retries_same_join_after_backoff() {
 #[test]
 fn join_not_coordinator_rediscovers_then_joins_again() {
     let mut sim = Sim::to_second_join(config());
-    assert_eq!(sim.on(Event::Joined(Err((broker(E::NotCoordinator), MEMBER.into())))), vec![Action::FindCoordinator]);
+    assert_eq!(sim.on(Event::Joined(Err((broker(E::NotCoordinator), MEMBER.into())))), vec![find_coordinator()]);
     assert_eq!(sim.member.coordinator(), None);
     assert_eq!(expect_join(sim.on(Event::CoordinatorFound(Ok(2)))), MEMBER);
 }
@@ -515,7 +633,7 @@ fn offset_fetch_unstable_offset_commit_retries_after_backoff() {
     assert_eq!(sim.on(Event::OffsetsFetched(Err(broker(E::UnstableOffsetCommit)))), vec![]);
     assert_eq!(sim.deadline_ms(), Some(BACKOFF_MS));
     assert_eq!(sim.tick_at(BACKOFF_MS - 1), vec![]);
-    assert_eq!(single(sim.tick_at(BACKOFF_MS)), Action::FetchOffsets { partitions: vec![tp(0), tp(1)] });
+    assert_eq!(single(sim.tick_at(BACKOFF_MS)), fetch_offsets(vec![tp(0), tp(1)]));
     let assign = single(sim.on(Event::OffsetsFetched(Ok(offsets(&[(0, 5), (1, 6)])))));
     assert_eq!(assign, Action::Assign { partitions: vec![(tp(0), Some(5)), (tp(1), Some(6))] });
 }
@@ -654,13 +772,16 @@ fn heartbeat_fenced_instance_id_is_fatal_with_an_explanation() {
 fn assert_rediscovers_and_resumes_heartbeats(failure: Failure) {
     let mut sim = Sim::stable(config(), &[0, 1], &[(0, 3)]);
     sim.tick_at(HB_MS);
-    assert_eq!(sim.on(Event::Heartbeat(Err(failure.clone()))), vec![Action::FindCoordinator], "{failure:?}");
+    assert_eq!(sim.on(Event::Heartbeat(Err(failure.clone()))), vec![find_coordinator()], "{failure:?}");
     assert_eq!(sim.member.coordinator(), None);
     assert!(!sim.member.is_stable());
 
     sim.at(HB_MS + 50);
     let found = sim.on(Event::CoordinatorFound(Ok(2)));
-    assert!(found.iter().all(|a| !matches!(a, Action::Join { .. } | Action::Revoke { .. })), "{found:?}");
+    assert!(
+        found.iter().all(|a| !matches!(a, Action::Send(Request::Join { .. }) | Action::Revoke { .. })),
+        "{found:?}"
+    );
     assert!(sim.member.is_stable(), "{failure:?}: a Stable member keeps its partitions");
     assert_eq!(sim.member.coordinator(), Some(2));
     assert_eq!(sim.member.generation_id(), GEN);
@@ -690,10 +811,10 @@ fn heartbeat_transport_failure_rediscovers_and_resumes() {
 fn rediscovery_retries_with_backoff_and_still_resumes_stable() {
     let mut sim = Sim::stable(config(), &[0], &[]);
     sim.tick_at(HB_MS);
-    assert_eq!(sim.on(Event::Heartbeat(Err(broker(E::NotCoordinator)))), vec![Action::FindCoordinator]);
+    assert_eq!(sim.on(Event::Heartbeat(Err(broker(E::NotCoordinator)))), vec![find_coordinator()]);
     assert_eq!(sim.on(Event::CoordinatorFound(Err(broker(E::CoordinatorNotAvailable)))), vec![]);
     assert_eq!(sim.tick_at(HB_MS + BACKOFF_MS - 1), vec![]);
-    assert_eq!(sim.tick_at(HB_MS + BACKOFF_MS), vec![Action::FindCoordinator]);
+    assert_eq!(sim.tick_at(HB_MS + BACKOFF_MS), vec![find_coordinator()]);
     let mut actions = sim.on(Event::CoordinatorFound(Ok(5)));
     actions.extend(sim.tick());
     assert_eq!(actions, vec![heartbeat(GEN)]);
@@ -778,7 +899,7 @@ fn never_commits_an_offset_at_or_below_the_committed_one() {
     // Not before revoking either.
     sim.on(consumed(0, 15));
     expect_revoke(sim.on(Event::Close));
-    assert_eq!(single(sim.on(Event::Revoked)), Action::Leave { member_id: MEMBER.into() });
+    assert_eq!(single(sim.on(Event::Revoked)), leave());
 }
 
 #[test]
@@ -829,14 +950,14 @@ fn auto_commit_disabled_closes_without_commit() {
     let mut sim = Sim::stable(manual_commit_config(), &[0], &[]);
     sim.on(consumed(0, 50));
     expect_revoke(sim.on(Event::Close));
-    assert_eq!(single(sim.on(Event::Revoked)), Action::Leave { member_id: MEMBER.into() });
+    assert_eq!(single(sim.on(Event::Revoked)), leave());
 }
 
 #[test]
 fn consumed_for_a_partition_not_assigned_is_ignored() {
     let mut sim = Sim::stable(without_heartbeats(config()), &[0], &[]);
     sim.on(Event::Consumed { tp: tp(7), next_offset: 70 });
-    sim.on(Event::Consumed { tp: ("other".into(), 0), next_offset: 80 });
+    sim.on(Event::Consumed { tp: TopicPartition::new("other", 0), next_offset: 80 });
     assert_eq!(sim.tick_at(COMMIT_MS), vec![]);
     sim.on(consumed(0, 3));
     let (_, _, c) = expect_commit(sim.tick_at(2 * COMMIT_MS));
@@ -849,7 +970,7 @@ fn consumed_before_assignment_is_ignored() {
     sim.on(consumed(0, 99));
     sim.on(Event::Synced(Ok(assignment_bytes(&[(TOPIC, &[0])]))));
     sim.on(Event::OffsetsFetched(Ok(BTreeMap::new())));
-    assert_eq!(sim.tick_at(COMMIT_MS).iter().filter(|a| matches!(a, Action::Commit { .. })).count(), 0);
+    assert_eq!(sim.tick_at(COMMIT_MS).iter().filter(|a| matches!(a, Action::Send(Request::Commit { .. }))).count(), 0);
 }
 
 #[test]
@@ -901,21 +1022,13 @@ fn commit_transport_failure_rediscovers_and_commits_again_later() {
     sim.on(consumed(0, 5));
     expect_commit(sim.tick_at(COMMIT_MS));
     let next = sim.on(Event::Committed { offsets: offsets(&[(0, 5)]), result: Err(Failure::Transport("eof".into())) });
-    assert_eq!(next, vec![Action::FindCoordinator]);
+    assert_eq!(next, vec![find_coordinator()]);
     sim.on(Event::CoordinatorFound(Ok(2)));
     assert!(sim.member.is_stable());
     // The position was not committed, so the next interval carries it again.
     let actions = sim.tick_at(2 * COMMIT_MS);
-    let commits: Vec<_> = actions.iter().filter(|a| matches!(a, Action::Commit { .. })).collect();
-    assert_eq!(
-        commits,
-        vec![&Action::Commit {
-            generation_id: GEN,
-            member_id: MEMBER.into(),
-            offsets: offsets(&[(0, 5)]),
-            reply: None
-        }]
-    );
+    let commits: Vec<_> = actions.iter().filter(|a| matches!(a, Action::Send(Request::Commit { .. }))).collect();
+    assert_eq!(commits, vec![&auto_commit(GEN, offsets(&[(0, 5)]))]);
 }
 
 #[test]
@@ -950,14 +1063,14 @@ fn revocation_commit_waits_for_its_own_response_not_an_earlier_auto_commit() {
     let revoked = sim.on(Event::Revoked);
     let b = match revoked.as_slice() {
         [] => None,
-        [Action::Commit { offsets, .. }] => Some(offsets.clone()),
+        [Action::Send(Request::Commit { offsets, .. })] => Some(offsets.clone()),
         other => panic!("expected nothing or a Commit, got {other:?}"),
     };
     // A's answer arrives first.
     let after_a = sim.on(committed_ok(&[(0, 5)]));
     let b = match (b, after_a.as_slice()) {
         (Some(b), []) => b,
-        (None, [Action::Commit { offsets, .. }]) => offsets.clone(),
+        (None, [Action::Send(Request::Commit { offsets, .. })]) => offsets.clone(),
         (b, other) => {
             panic!("A's response must not end the revocation (B sent: {b:?}); got {other:?}")
         }
@@ -984,11 +1097,8 @@ fn after_a_rebalance_commits_use_the_new_generation_and_only_owned_partitions() 
     sim.on(consumed(0, 50));
     sim.on(consumed(1, 8));
     let actions = sim.tick_at(HB_MS + 2 * COMMIT_MS);
-    let commit = actions.iter().find(|a| matches!(a, Action::Commit { .. })).expect("a commit");
-    assert_eq!(
-        commit,
-        &Action::Commit { generation_id: 2, member_id: MEMBER.into(), offsets: offsets(&[(1, 8)]), reply: None }
-    );
+    let commit = actions.iter().find(|a| matches!(a, Action::Send(Request::Commit { .. }))).expect("a commit");
+    assert_eq!(commit, &auto_commit(2, offsets(&[(1, 8)])));
 }
 
 // ---- close ---------------------------------------------------------------------------------------
@@ -1001,7 +1111,7 @@ fn close_from_stable_revokes_commits_leaves_and_closes() {
     assert_eq!(expect_revoke(sim.on(Event::Close)), vec![tp(0), tp(1)]);
     let (generation_id, member_id, c) = expect_commit(sim.on(Event::Revoked));
     assert_eq!((generation_id, member_id.as_str(), c), (GEN, MEMBER, offsets(&[(0, 5)])));
-    assert_eq!(single(sim.on(committed_ok(&[(0, 5)]))), Action::Leave { member_id: MEMBER.into() });
+    assert_eq!(single(sim.on(committed_ok(&[(0, 5)]))), leave());
     assert!(!sim.member.is_closed(), "not closed until LeaveGroup is answered");
     assert_eq!(sim.on(Event::Left), vec![Action::Closed]);
     assert!(sim.member.is_closed());
@@ -1013,7 +1123,7 @@ fn close_sends_no_heartbeats_or_commits_while_leaving() {
     let mut sim = Sim::stable(config(), &[0], &[]);
     expect_revoke(sim.on(Event::Close));
     assert_eq!(sim.tick_at(10 * COMMIT_MS), vec![]);
-    assert_eq!(single(sim.on(Event::Revoked)), Action::Leave { member_id: MEMBER.into() });
+    assert_eq!(single(sim.on(Event::Revoked)), leave());
     assert_eq!(sim.tick_at(20 * COMMIT_MS), vec![]);
     assert_eq!(sim.on(Event::Close), vec![], "a second Close while leaving does nothing");
     assert_eq!(sim.on(Event::Left), vec![Action::Closed]);
@@ -1027,7 +1137,7 @@ fn close_commit_failure_still_leaves() {
     expect_revoke(sim.on(Event::Close));
     expect_commit(sim.on(Event::Revoked));
     let next = sim.on(Event::Committed { offsets: offsets(&[(0, 5)]), result: Err(Failure::Transport("eof".into())) });
-    assert_eq!(single(next), Action::Leave { member_id: MEMBER.into() });
+    assert_eq!(single(next), leave());
 }
 
 #[test]
@@ -1057,7 +1167,7 @@ fn close_before_any_coordinator_closes_at_once() {
 #[test]
 fn close_while_joining_with_a_member_id_leaves() {
     let mut sim = Sim::to_second_join(config());
-    assert_eq!(single(sim.on(Event::Close)), Action::Leave { member_id: MEMBER.into() });
+    assert_eq!(single(sim.on(Event::Close)), leave());
     // The JoinGroup answer that was in flight is ignored.
     assert_eq!(sim.on(Event::Joined(Ok(follower_join(GEN, MEMBER)))), vec![]);
     assert_eq!(sim.on(Event::Left), vec![Action::Closed]);
@@ -1071,7 +1181,7 @@ fn close_during_revoke_leaves_after_the_commit() {
     expect_revoke(sim.on(Event::Heartbeat(Err(broker(E::RebalanceInProgress)))));
     assert_eq!(sim.on(Event::Close), vec![], "wait for the consumer to stop first");
     expect_commit(sim.on(Event::Revoked));
-    assert_eq!(single(sim.on(committed_ok(&[(0, 5)]))), Action::Leave { member_id: MEMBER.into() });
+    assert_eq!(single(sim.on(committed_ok(&[(0, 5)]))), leave());
     assert_eq!(sim.on(Event::Left), vec![Action::Closed]);
 }
 
@@ -1083,7 +1193,7 @@ fn close_during_revocation_commit_leaves_instead_of_rejoining() {
     expect_revoke(sim.on(Event::Heartbeat(Err(broker(E::RebalanceInProgress)))));
     expect_commit(sim.on(Event::Revoked));
     assert_eq!(sim.on(Event::Close), vec![]);
-    assert_eq!(single(sim.on(committed_ok(&[(0, 5)]))), Action::Leave { member_id: MEMBER.into() });
+    assert_eq!(single(sim.on(committed_ok(&[(0, 5)]))), leave());
 }
 
 #[test]
@@ -1148,7 +1258,10 @@ fn late_responses_while_joining_are_ignored() {
     assert_eq!(sim.member.member_id(), MEMBER);
     assert!(sim.member.assigned().is_empty());
     // The real answer still works.
-    assert!(matches!(single(sim.on(Event::Joined(Ok(follower_join(GEN, MEMBER))))), Action::Sync { .. }));
+    assert!(matches!(
+        single(sim.on(Event::Joined(Ok(follower_join(GEN, MEMBER))))),
+        Action::Send(Request::Sync { .. })
+    ));
 }
 
 #[test]
@@ -1209,22 +1322,22 @@ fn view(counts: &[(&str, i32)], matching: Option<&[&str]>) -> Event {
 fn metadata_is_refreshed_every_max_age_while_stable() {
     let mut sim = Sim::stable(refreshing(config()), &[0], &[]);
     assert_eq!(sim.deadline_ms(), Some(AGE_MS));
-    assert_eq!(single(sim.tick_at(AGE_MS)), Action::RefreshTopics { topics: vec![TOPIC.into()] });
+    assert_eq!(single(sim.tick_at(AGE_MS)), refresh_topics(&[TOPIC]));
     assert_eq!(sim.tick_at(2 * AGE_MS), vec![], "one refresh in flight at a time");
     assert_eq!(sim.on(view(&[(TOPIC, 1)], None)), vec![], "a follower does not rebalance on counts");
-    assert_eq!(single(sim.tick_at(3 * AGE_MS)), Action::RefreshTopics { topics: vec![TOPIC.into()] });
+    assert_eq!(single(sim.tick_at(3 * AGE_MS)), refresh_topics(&[TOPIC]));
 }
 
 #[test]
 fn the_leader_rebalances_when_a_topic_grows_partitions() {
     let (mut sim, _) = leader_joined();
     let sync = sim.on(Event::Metadata(Ok([("demo".into(), 2), ("other".into(), 1)].into())));
-    assert!(matches!(single(sync), Action::Sync { .. }));
+    assert!(matches!(single(sync), Action::Send(Request::Sync { .. })));
     let bytes = assignment_bytes(&[(TOPIC, &[0])]);
     single(sim.on(Event::Synced(Ok(bytes))));
     single(sim.on(Event::OffsetsFetched(Ok(BTreeMap::new()))));
     let refresh = sim.tick_at(100 * HOUR_MS);
-    assert!(refresh.contains(&Action::RefreshTopics { topics: vec!["demo".into(), "other".into()] }), "{refresh:?}");
+    assert!(refresh.contains(&refresh_topics(&["demo", "other"])), "{refresh:?}");
     // Same counts: nothing; `demo` grew from 2 to 3: revoke (eager) and rejoin.
     assert_eq!(sim.on(view(&[("demo", 2), ("other", 1)], None)), vec![]);
     let revoke = sim.member.handle(
@@ -1241,8 +1354,8 @@ fn the_leader_rebalances_when_a_topic_grows_partitions() {
 fn a_pattern_member_learns_its_topics_before_the_first_join_and_rejoins_when_they_change() {
     let cfg = GroupConfig { topics: Vec::new(), topic_pattern: Some("de.*".into()), ..refreshing(config()) };
     let mut sim = Sim::new(cfg);
-    assert_eq!(sim.member.start(), vec![Action::RefreshTopics { topics: vec![] }]);
-    assert_eq!(single(sim.on(view(&[(TOPIC, 1)], Some(&[TOPIC])))), Action::FindCoordinator);
+    assert_eq!(sim.member.start(), vec![refresh_topics(&[])]);
+    assert_eq!(single(sim.on(view(&[(TOPIC, 1)], Some(&[TOPIC])))), find_coordinator());
     assert_eq!(sim.member.config().topics, vec![TOPIC.to_string()]);
     let join = sim.on(Event::CoordinatorFound(Ok(COORDINATOR)));
     assert_eq!(expect_join(join), "");
@@ -1250,12 +1363,12 @@ fn a_pattern_member_learns_its_topics_before_the_first_join_and_rejoins_when_the
     single(sim.on(Event::Joined(Ok(follower_join(GEN, MEMBER)))));
     single(sim.on(Event::Synced(Ok(assignment_bytes(&[(TOPIC, &[0])])))));
     single(sim.on(Event::OffsetsFetched(Ok(BTreeMap::new()))));
-    assert_eq!(single(sim.tick_at(AGE_MS)), Action::RefreshTopics { topics: vec![TOPIC.into()] });
+    assert_eq!(single(sim.tick_at(AGE_MS)), refresh_topics(&[TOPIC]));
     // A new topic matches: revoke, then rejoin subscribing to both.
     let revoke = sim.on(view(&[(TOPIC, 1), ("delta", 2)], Some(&["delta", TOPIC])));
     assert_eq!(expect_revoke(revoke), vec![tp(0)]);
     match single(sim.on(Event::Revoked)) {
-        Action::Join { protocols, .. } => {
+        Action::Send(Request::Join { protocols, .. }) => {
             let sub = Subscription::decode(&protocols[0].1).unwrap();
             assert_eq!(sub.topics, vec!["delta".to_string(), TOPIC.to_string()]);
         }
@@ -1269,7 +1382,7 @@ fn a_failed_refresh_changes_nothing() {
     single(sim.tick_at(AGE_MS));
     assert_eq!(sim.on(Event::TopicsRefreshed(Err(Failure::Transport("gone".into())))), vec![]);
     assert!(sim.member.is_stable());
-    assert_eq!(single(sim.tick_at(2 * AGE_MS)), Action::RefreshTopics { topics: vec![TOPIC.into()] });
+    assert_eq!(single(sim.tick_at(2 * AGE_MS)), refresh_topics(&[TOPIC]));
 }
 
 // ---- commits the user asks for (Consumer::commit / commit_offsets) --------------------------------
@@ -1362,7 +1475,7 @@ fn the_rejoin_waits_for_a_user_commit_still_in_flight_at_revocation() {
     let actions = sim.on(commit_answered(1, &[(0, 6)], Ok(Vec::new())));
     assert_eq!(actions.len(), 2, "{actions:?}");
     assert_eq!(actions[0], Action::AnswerCommit { id: 1, result: Ok(()) });
-    assert!(matches!(&actions[1], Action::Join { member_id, .. } if member_id == MEMBER), "{actions:?}");
+    assert!(matches!(&actions[1], Action::Send(Request::Join { member_id, .. }) if member_id == MEMBER), "{actions:?}");
 }
 
 #[test]
@@ -1397,7 +1510,7 @@ fn a_lost_connection_is_a_retriable_transport_error() {
     expect_user_commit(sim.on(commit_requested(1, None)), 1);
     let actions = sim.on(commit_answered(1, &[(0, 3)], Err(Failure::Transport("reset".into()))));
     assert_eq!(actions[0], Action::AnswerCommit { id: 1, result: Err(CommitError::Transport("reset".into())) });
-    assert!(matches!(&actions[1..], [Action::FindCoordinator]), "{actions:?}");
+    assert_eq!(&actions[1..], [find_coordinator()], "{actions:?}");
     // Meanwhile: no coordinator, nothing sent.
     let result = expect_answer(sim.on(commit_requested(2, None)), 2);
     assert_eq!(result, Err(CommitError::CoordinatorUnavailable));
@@ -1418,7 +1531,7 @@ fn a_user_commit_answer_does_not_end_the_revocation_commit() {
     let actions = sim.on(commit_answered(1, &[(0, 6)], Ok(Vec::new())));
     // Answered, and nothing new to commit: straight to the rejoin.
     assert_eq!(actions[0], Action::AnswerCommit { id: 1, result: Ok(()) });
-    assert!(matches!(&actions[1..], [Action::Join { .. }]), "{actions:?}");
+    assert!(matches!(&actions[1..], [Action::Send(Request::Join { .. })]), "{actions:?}");
 }
 
 #[test]

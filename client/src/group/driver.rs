@@ -34,7 +34,12 @@ const MAX_OFFSET_COMMIT_VERSION: i16 = 9;
 /// What the driver tells the consumer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Control {
-    Assign(Vec<(Tp, Option<i64>)>),
+    /// Start these partitions (at their committed offset, if any), as the
+    /// assignment of group generation `generation`.
+    Assign {
+        generation: i32,
+        partitions: Vec<(Tp, Option<i64>)>,
+    },
     /// Stop these partitions, report positions, then send `Event::Revoked`.
     Revoke(Vec<Tp>),
     Fatal(GroupError),
@@ -148,7 +153,9 @@ impl Driver {
         for action in actions {
             tracing::debug!(?action, "group action");
             match action {
-                Action::Assign { partitions } => self.tell(Control::Assign(partitions)),
+                Action::Assign { partitions } => {
+                    self.tell(Control::Assign { generation: self.member.generation_id(), partitions })
+                }
                 Action::Revoke { partitions } => self.tell(Control::Revoke(partitions)),
                 Action::Fatal(e) => self.tell(Control::Fatal(e)),
                 Action::Closed => self.tell(Control::Closed),

@@ -1,7 +1,8 @@
 //! The child-process harness of the integration tests: a process (a `cafe
 //! consume` group member, a peer script) that runs while the test changes the
 //! cluster, its output collected line by line on threads, stopped with a signal
-//! or `kill -9`.
+//! or `kill -9`, and read back as `cafe consume --json` lines
+//! ([`consume_json`](super::consume_json)) when it is a consumer.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -9,6 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
+use super::consume_json::{self, Assignment, TopicPartition};
 use super::{cafe_bin, spawn_piped};
 
 /// How many of the last stdout lines a failure message shows.
@@ -120,6 +124,21 @@ impl Background {
         }
     }
 
+    /// [`wait_for`](Self::wait_for) on the records a `cafe consume --json` printed so far.
+    pub fn wait_for_records(&mut self, limit: Duration, what: &str, check: impl Fn(&[Value]) -> bool) {
+        self.wait_for(limit, what, |lines| check(&consume_json::records(lines)))
+    }
+
+    /// The records a `cafe consume --json` printed so far.
+    pub fn records(&self) -> Vec<Value> {
+        consume_json::records(&self.stdout_lines())
+    }
+
+    /// The latest assignment a `cafe consume --json` reported, None before the first.
+    pub fn assignment(&self) -> Option<Assignment> {
+        consume_json::assignments(&self.stdout_lines()).pop()
+    }
+
     /// Sends `signal` (e.g. "TERM") with kill(1).
     pub fn signal(&self, signal: &str) {
         let pid = self.child.id().to_string();
@@ -173,6 +192,21 @@ impl BackgroundEnd {
     /// Panics with its stderr unless it exited 0.
     pub fn assert_success(&self, name: &str) {
         assert!(self.status.success(), "{name} exited with {}\n--- stderr\n{}", self.status, self.stderr_text());
+    }
+
+    /// The records a `cafe consume --json` printed.
+    pub fn records(&self) -> Vec<Value> {
+        consume_json::records(&self.stdout)
+    }
+
+    /// The assignments a `cafe consume --json` reported, in order.
+    pub fn assignments(&self) -> Vec<Assignment> {
+        consume_json::assignments(&self.stdout)
+    }
+
+    /// The partitions of each revocation a `cafe consume --json` reported, in order.
+    pub fn revocations(&self) -> Vec<Vec<TopicPartition>> {
+        consume_json::revocations(&self.stdout)
     }
 
     /// The N of the final `cafe: consumed N records` line on stderr.

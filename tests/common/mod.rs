@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod background;
+pub mod consume_json;
 pub mod proxy;
 
 #[allow(unused_imports)] // not every test crate runs background processes

@@ -539,8 +539,8 @@ fn kill_9_member_partitions_move_after_session_timeout() {
         || format!("printed by the victim (last offsets): {printed_by_victim:?}\n{}", explain()),
     );
 
-    let killed_at = Instant::now();
     let victim = victim.kill();
+    let killed_at = Instant::now();
     assert!(!victim.status.success(), "SIGKILL ends the victim");
     produced.extend(positions(&produce(&topic, 20)));
 

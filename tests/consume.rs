@@ -3,8 +3,9 @@
 //! `kill -9`), a mixed group with a librdkafka consumer, committed offsets as
 //! Kafka's own tool reports them, and malformed values.
 //!
-//! Consumers run as child processes with `CAFE_LOG=info` so the tests can follow
-//! their assignments ("assigned partitions=[...]") while they run.
+//! Consumers run as child processes (`common::Background`) with `--json`, so the
+//! tests follow their assignments through the `{"event": "assigned", ...}` and
+//! `{"event": "revoked", ...}` lines printed among the records while they run.
 //!
 //! Run with `cargo test --test consume -- --test-threads=2`; it needs the broker
 //! from `make kafka-up` and the peer venv from `scripts/py-peers.sh`.
@@ -12,16 +13,15 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::consume_json::{ConsumeLine, parse_lines, partitions_of, records_in};
 use common::{
-    assert_success, bootstrap, cafe_bin, consumed_count, json_lines, kafka_tool, peer_python, repo_root, run_cafe,
-    stderr, unique_topic,
+    Background, BackgroundEnd, assert_success, bootstrap, consumed_count, json_lines, kafka_tool, peer_python,
+    repo_root, run_cafe, stderr, unique_topic,
 };
 use serde_json::Value;
 
@@ -75,16 +75,15 @@ fn parse_delivery(v: &Value) -> Delivery {
     }
 }
 
-fn parse_consumed(line: &str, topic: &str) -> Consumed {
-    let v: Value =
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("consumer printed a non-JSON line ({e}): {line}"));
-    assert_eq!(v["topic"], topic, "record of another topic: {line}");
-    assert!(v["timestamp"].is_i64(), "no timestamp in {line}");
+/// A record line of `cafe consume --json` (see `common::consume_json`).
+fn consumed(v: &Value, topic: &str) -> Consumed {
+    assert_eq!(v["topic"], topic, "record of another topic: {v}");
+    assert!(v["timestamp"].is_i64(), "no timestamp in {v}");
     Consumed {
-        partition: v["partition"].as_i64().unwrap_or_else(|| panic!("no partition in {line}")) as i32,
-        offset: v["offset"].as_i64().unwrap_or_else(|| panic!("no offset in {line}")),
+        partition: v["partition"].as_i64().unwrap_or_else(|| panic!("no partition in {v}")) as i32,
+        offset: v["offset"].as_i64().unwrap_or_else(|| panic!("no offset in {v}")),
         key: v["key"].as_str().map(String::from),
-        valid: v["valid"].as_bool().unwrap_or_else(|| panic!("no valid flag in {line}")),
+        valid: v["valid"].as_bool().unwrap_or_else(|| panic!("no valid flag in {v}")),
         value: v["value"].clone(),
     }
 }
@@ -143,35 +142,8 @@ fn consume_once(topic: &str, group: &str, idle_exit: &str) -> (Vec<Consumed>, St
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run_cafe(&args, b"");
     assert_success(&out, &format!("consuming {topic} as {group}"));
-    let records =
-        common::stdout(&out).lines().filter(|l| !l.trim().is_empty()).map(|l| parse_consumed(l, topic)).collect();
+    let records = records_in(&out).iter().map(|v| consumed(v, topic)).collect();
     (records, stderr(&out))
-}
-
-/// Removes terminal colour sequences (`ESC [ ... m`) from a log line.
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' && chars.peek() == Some(&'[') {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The partitions of a `cafe_kafka::consumer` "assigned partitions=[("t", 0), ...]" log
-/// line, or None for any other line.
-fn parse_assigned(line: &str) -> Option<BTreeSet<i32>> {
-    let line = strip_ansi(line);
-    let rest = line.split_once("cafe_kafka::consumer: assigned partitions=")?.1;
-    Some(rest.split(')').filter_map(|seg| seg.rsplit_once(", ").and_then(|(_, n)| n.trim().parse().ok())).collect())
 }
 
 /// Polls `check` every 200 ms until it returns Some, or panics after `limit`
@@ -189,154 +161,46 @@ fn wait_until<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<
     }
 }
 
-/// A child process running in the background (a group member), with its output
-/// collected line by line while it runs. Killed when dropped, so a failing test
-/// leaves no member behind to disturb the next run.
-struct Member {
-    name: String,
-    child: Child,
-    out: Arc<Mutex<Vec<String>>>,
-    err: Arc<Mutex<Vec<String>>>,
-    readers: Vec<JoinHandle<()>>,
+/// A `cafe consume --json` group member in the background, with info logs on
+/// stderr for the failure messages.
+fn member(name: &str, args: &[String]) -> Background {
+    Background::cafe_logging(name, args, "info")
 }
 
-/// How a [`Member`] ended.
-struct Finished {
-    status: ExitStatus,
-    out: Vec<String>,
-    err: String,
+/// The confluent-kafka peer `tests/peers/group_consume.py` in the background.
+fn peer_member(name: &str, args: &[&str]) -> Background {
+    let mut cmd = Command::new(peer_python());
+    cmd.arg(repo_root().join("tests/peers/group_consume.py")).args(args);
+    Background::spawn(name, cmd)
 }
 
-impl Member {
-    fn spawn(name: &str, mut cmd: Command) -> Self {
-        let what = format!("{cmd:?}");
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let err = Arc::new(Mutex::new(Vec::new()));
-        let collect = |r: Box<dyn Read + Send>, into: Arc<Mutex<Vec<String>>>| {
-            std::thread::spawn(move || {
-                for line in BufReader::new(r).lines() {
-                    let Ok(line) = line else { break };
-                    into.lock().expect("output lock").push(line);
-                }
-            })
-        };
-        let readers = vec![
-            collect(Box::new(child.stdout.take().expect("stdout is piped")), Arc::clone(&out)),
-            collect(Box::new(child.stderr.take().expect("stderr is piped")), Arc::clone(&err)),
-        ];
-        Self { name: name.to_owned(), child, out, err, readers }
-    }
+/// The partitions of `topic` in a member's latest assignment, None before the first.
+fn owned(m: &Background, topic: &str) -> Option<BTreeSet<i32>> {
+    Some(m.assignment()?.of(topic))
+}
 
-    /// `cafe consume` with info logs (for the "assigned" lines).
-    fn cafe(name: &str, args: &[String]) -> Self {
-        let mut cmd = Command::new(cafe_bin());
-        cmd.args(args).env("CAFE_LOG", "info").env("NO_COLOR", "1");
-        Self::spawn(name, cmd)
-    }
+/// The latest assignment the peer script reported (`{"assigned": [...]}` on stderr).
+fn peer_assignment(peer: &Background) -> Option<BTreeSet<i32>> {
+    peer.stderr_lines().iter().rev().find_map(|l| {
+        let v: Value = serde_json::from_str(l).ok()?;
+        Some(v.get("assigned")?.as_array()?.iter().filter_map(|p| p.as_i64().map(|p| p as i32)).collect())
+    })
+}
 
-    /// The confluent-kafka peer `tests/peers/group_consume.py`.
-    fn peer(name: &str, args: &[&str]) -> Self {
-        let mut cmd = Command::new(peer_python());
-        cmd.arg(repo_root().join("tests/peers/group_consume.py")).args(args);
-        Self::spawn(name, cmd)
-    }
+/// The records of `topic` a member printed, running or finished.
+trait Printed {
+    fn consumed(&self, topic: &str) -> Vec<Consumed>;
+}
 
-    fn stdout_lines(&self) -> Vec<String> {
-        self.out.lock().expect("output lock").clone()
-    }
-
-    fn stderr_lines(&self) -> Vec<String> {
-        self.err.lock().expect("output lock").clone()
-    }
-
-    /// Records printed so far (cafe `--json` lines).
-    fn records(&self, topic: &str) -> Vec<Consumed> {
-        self.stdout_lines().iter().filter(|l| !l.trim().is_empty()).map(|l| parse_consumed(l, topic)).collect()
-    }
-
-    /// The partitions of the latest "assigned" log line, None before the first.
-    fn assignment(&self) -> Option<BTreeSet<i32>> {
-        self.stderr_lines().iter().rev().find_map(|l| parse_assigned(l))
-    }
-
-    /// The latest assignment the peer script reported (`{"assigned": [...]}` on stderr).
-    fn peer_assignment(&self) -> Option<BTreeSet<i32>> {
-        self.stderr_lines().iter().rev().find_map(|l| {
-            let v: Value = serde_json::from_str(l).ok()?;
-            Some(v.get("assigned")?.as_array()?.iter().filter_map(|p| p.as_i64().map(|p| p as i32)).collect())
-        })
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "--- {} stdout ({} lines)\n--- {} stderr\n{}",
-            self.name,
-            self.stdout_lines().len(),
-            self.name,
-            self.stderr_lines().iter().map(|l| strip_ansi(l)).collect::<Vec<_>>().join("\n")
-        )
-    }
-
-    /// Sends `signal` (e.g. "TERM", "KILL") with kill(1).
-    fn signal(&self, signal: &str) {
-        let pid = self.child.id().to_string();
-        let st = Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("run kill(1)");
-        assert!(st.success(), "kill -{signal} {pid} ({}) failed", self.name);
-    }
-
-    /// Waits for the process to end on its own; panics (after killing it) past `limit`.
-    fn finish(mut self, limit: Duration) -> Finished {
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(st)) => break st,
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-                Ok(None) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    panic!("{} still running after {limit:?}; killed it\n{}", self.name, self.describe());
-                }
-                Err(e) => panic!("waiting for {}: {e}", self.name),
-            }
-        };
-        for r in std::mem::take(&mut self.readers) {
-            let _ = r.join();
-        }
-        Finished {
-            status,
-            out: self.stdout_lines(),
-            err: self.stderr_lines().iter().map(|l| strip_ansi(l)).collect::<Vec<_>>().join("\n"),
-        }
+impl Printed for Background {
+    fn consumed(&self, topic: &str) -> Vec<Consumed> {
+        self.records().iter().map(|v| consumed(v, topic)).collect()
     }
 }
 
-impl Drop for Member {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Finished {
-    fn assert_ok(&self, name: &str) {
-        assert!(self.status.success(), "{name} exited with {}\n--- stderr\n{}", self.status, self.err);
-    }
-
-    fn records(&self, topic: &str) -> Vec<Consumed> {
-        self.out.iter().filter(|l| !l.trim().is_empty()).map(|l| parse_consumed(l, topic)).collect()
-    }
-
-    /// The N of the final "cafe: consumed N records" line.
-    fn consumed_count(&self) -> u64 {
-        consumed_count(&self.err)
+impl Printed for BackgroundEnd {
+    fn consumed(&self, topic: &str) -> Vec<Consumed> {
+        self.records().iter().map(|v| consumed(v, topic)).collect()
     }
 }
 
@@ -391,8 +255,8 @@ fn assert_exactly_once(seen: &BTreeMap<Pos, usize>, produced: &BTreeSet<Pos>) {
     );
 }
 
-fn union_positions(members: &[&Member], topic: &str) -> BTreeSet<Pos> {
-    members.iter().flat_map(|m| m.records(topic)).map(|r| r.pos()).collect()
+fn union_positions(members: &[&Background], topic: &str) -> BTreeSet<Pos> {
+    members.iter().flat_map(|m| m.consumed(topic)).map(|r| r.pos()).collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -407,15 +271,15 @@ fn seed_scenario_consumer_first_then_resume_from_commits() {
     let group = unique_topic("cafe-group-seed");
     recreate_topic(&topic, 3);
 
-    let member = Member::cafe("consumer", &consume_args(&topic, &group, "6s"));
-    wait_until(Duration::from_secs(30), "the consumer to be assigned", || member.assignment(), || member.describe());
-    assert_eq!(member.assignment(), Some(BTreeSet::from([0, 1, 2])), "a lone member owns all 3 partitions");
+    let member = member("consumer", &consume_args(&topic, &group, "6s"));
+    wait_until(Duration::from_secs(30), "the consumer to be assigned", || owned(&member, &topic), || member.describe());
+    assert_eq!(owned(&member, &topic), Some(BTreeSet::from([0, 1, 2])), "a lone member owns all 3 partitions");
 
     let first = produce(&topic, 5);
     let done = member.finish(Duration::from_secs(60));
-    done.assert_ok("consumer");
-    let got = done.records(&topic);
-    assert_eq!(done.consumed_count(), 5, "stderr:\n{}", done.err);
+    done.assert_success("consumer");
+    let got = done.consumed(&topic);
+    assert_eq!(done.consumed_count(), 5, "stderr:\n{}", done.stderr_text());
     assert_matches_reports(&got, &first);
 
     // Values equal what is on the topic, read by an independent client.
@@ -506,26 +370,26 @@ fn three_members_share_and_take_over_after_sigterm() {
 
     // Idle exit only as a safety net: the test stops the members itself.
     let args = consume_args(&topic, &group, "60s");
-    let members: Vec<Member> = (0..3).map(|i| Member::cafe(&format!("member{i}"), &args)).collect();
-    let explain = || members.iter().map(Member::describe).collect::<Vec<_>>().join("\n");
+    let members: Vec<Background> = (0..3).map(|i| member(&format!("member{i}"), &args)).collect();
+    let explain = || members.iter().map(Background::describe).collect::<Vec<_>>().join("\n");
 
     let all6: BTreeSet<i32> = (0..6).collect();
     wait_until(
         Duration::from_secs(40),
         "2 partitions for each of 3 members",
         || {
-            let a: Vec<BTreeSet<i32>> = members.iter().map(Member::assignment).collect::<Option<_>>()?;
+            let a: Vec<BTreeSet<i32>> = members.iter().map(|m| owned(m, &topic)).collect::<Option<_>>()?;
             let union: BTreeSet<i32> = a.iter().flatten().copied().collect();
             (a.iter().all(|s| s.len() == 2) && union == all6).then_some(())
         },
         explain,
     );
-    let split: Vec<BTreeSet<i32>> = members.iter().map(|m| m.assignment().expect("assigned")).collect();
-    let before_batch: Vec<usize> = members.iter().map(|m| m.records(&topic).len()).collect();
+    let split: Vec<BTreeSet<i32>> = members.iter().map(|m| owned(m, &topic).expect("assigned")).collect();
+    let before_batch: Vec<usize> = members.iter().map(|m| m.consumed(&topic).len()).collect();
 
     let between = produce(&topic, 18);
     produced.extend(positions(&between));
-    let refs: Vec<&Member> = members.iter().collect();
+    let refs: Vec<&Background> = members.iter().collect();
     wait_until(
         Duration::from_secs(30),
         "every record so far to be printed",
@@ -534,7 +398,7 @@ fn three_members_share_and_take_over_after_sigterm() {
     );
     // Records produced after the split land only with the partitions' owners.
     for (i, m) in members.iter().enumerate() {
-        for r in &m.records(&topic)[before_batch[i]..] {
+        for r in &m.consumed(&topic)[before_batch[i]..] {
             assert!(split[i].contains(&r.partition), "member{i} owns {:?} but printed {r:?}", split[i]);
         }
     }
@@ -547,48 +411,60 @@ fn three_members_share_and_take_over_after_sigterm() {
     let during = produce(&topic, 18);
     produced.extend(positions(&during));
     let victim = victim.finish(Duration::from_secs(30));
-    victim.assert_ok("member2 after SIGTERM");
-    assert!(victim.err.contains("revoking"), "member2 should revoke on close:\n{}", victim.err);
+    victim.assert_success("member2 after SIGTERM");
+    // Its last change of assignment: close revokes all it owned (before the
+    // final commit and LeaveGroup).
+    let last_change = parse_lines(&victim.stdout).into_iter().rev().find_map(|l| match l {
+        ConsumeLine::Revoked(p) => Some(Ok(partitions_of(&p, &topic))),
+        ConsumeLine::Assigned(a) => Some(Err(a)),
+        ConsumeLine::Record(_) => None,
+    });
+    assert_eq!(
+        last_change,
+        Some(Ok(victim_parts.clone())),
+        "member2 should revoke its partitions on close:\n{}",
+        victim.stdout.join("\n")
+    );
 
-    let explain = || members.iter().map(Member::describe).collect::<Vec<_>>().join("\n");
+    let explain = || members.iter().map(Background::describe).collect::<Vec<_>>().join("\n");
     wait_until(
         Duration::from_secs(40),
         "the two survivors to own all 6 partitions",
         || {
-            let a: Vec<BTreeSet<i32>> = members.iter().map(Member::assignment).collect::<Option<_>>()?;
+            let a: Vec<BTreeSet<i32>> = members.iter().map(|m| owned(m, &topic)).collect::<Option<_>>()?;
             let union: BTreeSet<i32> = a.iter().flatten().copied().collect();
             (a.iter().all(|s| s.len() == 3) && union == all6).then_some(())
         },
         explain,
     );
-    let refs: Vec<&Member> = members.iter().collect();
+    let refs: Vec<&Background> = members.iter().collect();
     wait_until(
         Duration::from_secs(40),
         "every record to be printed",
         || {
             let mut seen = union_positions(&refs, &topic);
-            seen.extend(victim.records(&topic).iter().map(Consumed::pos));
+            seen.extend(victim.consumed(&topic).iter().map(Consumed::pos));
             seen.is_superset(&produced).then_some(())
         },
         explain,
     );
     let taken_over: BTreeSet<i32> =
-        members.iter().flat_map(|m| m.assignment().expect("assigned")).filter(|p| victim_parts.contains(p)).collect();
+        members.iter().flat_map(|m| owned(m, &topic).expect("assigned")).filter(|p| victim_parts.contains(p)).collect();
     assert_eq!(taken_over, victim_parts, "member2's partitions move to the survivors");
 
     let mut finished = Vec::new();
     for (i, m) in members.into_iter().enumerate() {
         m.signal("TERM");
         let f = m.finish(Duration::from_secs(30));
-        f.assert_ok(&format!("member{i}"));
+        f.assert_success(&format!("member{i}"));
         finished.push(f);
     }
-    let mut all: Vec<Consumed> = victim.records(&topic);
+    let mut all: Vec<Consumed> = victim.consumed(&topic);
     for f in &finished {
-        all.extend(f.records(&topic));
+        all.extend(f.consumed(&topic));
     }
     assert_exactly_once(&tally(&all), &produced);
-    let printed: u64 = finished.iter().map(Finished::consumed_count).sum::<u64>() + victim.consumed_count();
+    let printed: u64 = finished.iter().map(BackgroundEnd::consumed_count).sum::<u64>() + victim.consumed_count();
     assert_eq!(printed, produced.len() as u64, "the `consumed N` lines add up");
 
     common::delete_topic(&topic);
@@ -607,19 +483,19 @@ fn kill_9_member_partitions_move_after_session_timeout() {
     let mut produced = positions(&produce(&topic, 20));
 
     let args = consume_args(&topic, &group, "60s");
-    let survivor = Member::cafe("survivor", &args);
-    let victim = Member::cafe("victim", &args);
+    let survivor = member("survivor", &args);
+    let victim = member("victim", &args);
     let explain = || format!("{}\n{}", survivor.describe(), victim.describe());
     wait_until(
         Duration::from_secs(40),
         "2 partitions each",
         || {
-            let (a, b) = (survivor.assignment()?, victim.assignment()?);
+            let (a, b) = (owned(&survivor, &topic)?, owned(&victim, &topic)?);
             (a.len() == 2 && b.len() == 2 && a.union(&b).count() == 4).then_some(())
         },
         explain,
     );
-    let victim_parts = victim.assignment().expect("assigned");
+    let victim_parts = owned(&victim, &topic).expect("assigned");
 
     // Sample committed offsets in the background from now on.
     let stop = Arc::new(AtomicBool::new(false));
@@ -648,7 +524,7 @@ fn kill_9_member_partitions_move_after_session_timeout() {
 
     // Auto-commit (every second, idle or not) gets the victim's positions in
     // before it dies, so the survivor has commits to resume from.
-    let printed_by_victim: BTreeMap<i32, i64> = victim.records(&topic).iter().fold(BTreeMap::new(), |mut m, r| {
+    let printed_by_victim: BTreeMap<i32, i64> = victim.consumed(&topic).iter().fold(BTreeMap::new(), |mut m, r| {
         let e = m.entry(r.partition).or_insert(r.offset);
         *e = (*e).max(r.offset);
         m
@@ -663,9 +539,8 @@ fn kill_9_member_partitions_move_after_session_timeout() {
         || format!("printed by the victim (last offsets): {printed_by_victim:?}\n{}", explain()),
     );
 
-    victim.signal("KILL");
+    let victim = victim.kill();
     let killed_at = Instant::now();
-    let victim = victim.finish(Duration::from_secs(10));
     assert!(!victim.status.success(), "SIGKILL ends the victim");
     produced.extend(positions(&produce(&topic, 20)));
 
@@ -673,7 +548,7 @@ fn kill_9_member_partitions_move_after_session_timeout() {
     wait_until(
         Duration::from_secs(45),
         "the survivor to own all 4 partitions",
-        || (survivor.assignment()?.len() == 4).then_some(()),
+        || (owned(&survivor, &topic)?.len() == 4).then_some(()),
         explain,
     );
     let moved_after = killed_at.elapsed();
@@ -682,7 +557,7 @@ fn kill_9_member_partitions_move_after_session_timeout() {
         "every record to be printed at least once",
         || {
             let mut seen = union_positions(&[&survivor], &topic);
-            seen.extend(victim.records(&topic).iter().map(Consumed::pos));
+            seen.extend(victim.consumed(&topic).iter().map(Consumed::pos));
             seen.is_superset(&produced).then_some(())
         },
         explain,
@@ -691,7 +566,7 @@ fn kill_9_member_partitions_move_after_session_timeout() {
     std::thread::sleep(Duration::from_secs(3));
     survivor.signal("TERM");
     let survivor = survivor.finish(Duration::from_secs(30));
-    survivor.assert_ok("survivor");
+    survivor.assert_success("survivor");
     stop.store(true, Ordering::SeqCst);
     let mut samples = monitor.join().expect("monitor thread");
     let last = describe_group(&group, &topic).expect("describe the group after the run");
@@ -714,8 +589,8 @@ fn kill_9_member_partitions_move_after_session_timeout() {
     for (p, row) in &last {
         assert_eq!(row.current, row.log_end, "partition {p} fully committed at the end: {last:?}");
     }
-    let mut all = survivor.records(&topic);
-    all.extend(victim.records(&topic));
+    let mut all = survivor.consumed(&topic);
+    all.extend(victim.consumed(&topic));
     let seen = tally(&all);
     let missing: Vec<_> = produced.iter().filter(|p| !seen.contains_key(p)).collect();
     assert!(missing.is_empty(), "records lost: {missing:?}");
@@ -749,7 +624,7 @@ fn mixed_group(peer_first: bool) {
     recreate_topic(&topic, 4);
 
     let start_peer = || {
-        Member::peer(
+        peer_member(
             "confluent-kafka",
             &[
                 "--bootstrap",
@@ -771,14 +646,14 @@ fn mixed_group(peer_first: bool) {
             ],
         )
     };
-    let start_cafe = || Member::cafe("cafe", &consume_args(&topic, &group, "60s"));
+    let start_cafe = || member("cafe", &consume_args(&topic, &group, "60s"));
     let (cafe, peer) = if peer_first {
         let peer = start_peer();
-        wait_until(Duration::from_secs(30), "the peer to be assigned", || peer.peer_assignment(), || peer.describe());
+        wait_until(Duration::from_secs(30), "the peer to be assigned", || peer_assignment(&peer), || peer.describe());
         (start_cafe(), peer)
     } else {
         let cafe = start_cafe();
-        wait_until(Duration::from_secs(30), "cafe to be assigned", || cafe.assignment(), || cafe.describe());
+        wait_until(Duration::from_secs(30), "cafe to be assigned", || owned(&cafe, &topic), || cafe.describe());
         (cafe, start_peer())
     };
     let explain = || format!("{}\n{}", cafe.describe(), peer.describe());
@@ -786,12 +661,12 @@ fn mixed_group(peer_first: bool) {
         Duration::from_secs(40),
         "2 partitions each",
         || {
-            let (a, b) = (cafe.assignment()?, peer.peer_assignment()?);
+            let (a, b) = (owned(&cafe, &topic)?, peer_assignment(&peer)?);
             (a.len() == 2 && b.len() == 2 && a.union(&b).count() == 4).then_some(())
         },
         explain,
     );
-    let (cafe_parts, peer_parts) = (cafe.assignment().expect("assigned"), peer.peer_assignment().expect("assigned"));
+    let (cafe_parts, peer_parts) = (owned(&cafe, &topic).expect("assigned"), peer_assignment(&peer).expect("assigned"));
 
     let reports = produce(&topic, 40);
     let produced = positions(&reports);
@@ -815,14 +690,14 @@ fn mixed_group(peer_first: bool) {
     // The peer exits after 8 s idle; stop cafe only after it, so no rebalance
     // moves the peer's partitions to cafe while records are still in flight.
     let peer = peer.finish(Duration::from_secs(60));
-    assert!(peer.status.success(), "peer failed ({}):\n{}", peer.status, peer.err);
+    assert!(peer.status.success(), "peer failed ({}):\n{}", peer.status, peer.stderr_text());
     cafe.signal("TERM");
     let cafe = cafe.finish(Duration::from_secs(30));
-    cafe.assert_ok("cafe");
+    cafe.assert_success("cafe");
 
-    let cafe_records = cafe.records(&topic);
+    let cafe_records = cafe.consumed(&topic);
     let peer_records: Vec<Consumed> = peer
-        .out
+        .stdout
         .iter()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
@@ -943,7 +818,7 @@ fn max_messages_commits_only_what_was_printed() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run_cafe(&args, b"");
     assert_success(&out, "consume --max-messages 3");
-    let first: Vec<Consumed> = common::stdout(&out).lines().map(|l| parse_consumed(l, &topic)).collect();
+    let first: Vec<Consumed> = records_in(&out).iter().map(|v| consumed(v, &topic)).collect();
     assert_eq!(first.len(), 3, "--max-messages 3 prints 3");
 
     let (rest, err) = consume_once(&topic, &group, "4s");
@@ -959,12 +834,9 @@ fn max_messages_commits_only_what_was_printed() {
     common::delete_topic(&topic);
 }
 
-/// The generation of the latest "joined group generation=N" log line.
-fn joined_generation(stderr: &str) -> Option<i64> {
-    stderr.lines().rev().find_map(|l| {
-        let rest = l.split_once("joined group generation=")?.1;
-        rest.split_whitespace().next()?.parse().ok()
-    })
+/// The generation of a finished member's latest assignment.
+fn last_generation(end: &BackgroundEnd) -> Option<i64> {
+    end.assignments().last().map(|a| a.generation)
 }
 
 /// KIP-345 static membership: a member with `--group-instance-id` that stops and
@@ -980,10 +852,10 @@ fn static_member_restart_keeps_generation_and_offsets() {
 
     let mut args = consume_args(&topic, &group, "3s");
     args.extend(["--group-instance-id".to_owned(), "cafe-static-1".to_owned()]);
-    let run = Member::cafe("static member", &args).finish(Duration::from_secs(60));
-    run.assert_ok("static member, first run");
-    assert_matches_reports(&run.records(&topic), &first);
-    let generation = joined_generation(&run.err).unwrap_or_else(|| panic!("no `joined group` line:\n{}", run.err));
+    let run = member("static member", &args).finish(Duration::from_secs(60));
+    run.assert_success("static member, first run");
+    assert_matches_reports(&run.consumed(&topic), &first);
+    let generation = last_generation(&run).unwrap_or_else(|| panic!("no `assigned` line:\n{}", run.stdout.join("\n")));
 
     // A static member does not leave on close: the coordinator keeps it until its
     // session times out.
@@ -997,14 +869,14 @@ fn static_member_restart_keeps_generation_and_offsets() {
     );
 
     let second = produce(&topic, 4);
-    let again = Member::cafe("static member", &args).finish(Duration::from_secs(60));
-    again.assert_ok("static member, second run");
-    assert_matches_reports(&again.records(&topic), &second);
+    let again = member("static member", &args).finish(Duration::from_secs(60));
+    again.assert_success("static member, second run");
+    assert_matches_reports(&again.consumed(&topic), &second);
     assert_eq!(
-        joined_generation(&again.err),
+        last_generation(&again),
         Some(generation),
         "a static member rejoining within the session timeout causes no rebalance\n{}",
-        again.err
+        again.stdout.join("\n")
     );
 
     common::delete_topic(&topic);

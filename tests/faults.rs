@@ -13,14 +13,16 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::{cafe_bin, kafka_tool, repo_root, run_cafe_within, run_with_deadline, stderr, stdout, unique_topic};
+use common::consume_json::records_in;
+use common::{
+    Background, BackgroundEnd, kafka_tool, repo_root, run_cafe_within, run_with_deadline, stderr, stdout, unique_topic,
+};
+use serde_json::Value;
 
 const CLUSTER: &str = "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094";
 
@@ -203,13 +205,9 @@ fn produce_loop(topic: String, n: usize, runs: usize, stop: Arc<AtomicBool>, pau
     p
 }
 
-/// Event ids of consumer output lines (`cafe consume --json`).
-fn consumed_ids(text: &str) -> Vec<String> {
-    text.lines()
-        .filter(|l| l.starts_with('{'))
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v["value"]["event_id"].as_str().map(String::from))
-        .collect()
+/// Event ids of the records a `cafe consume --json` printed.
+fn consumed_ids(records: &[Value]) -> Vec<String> {
+    records.iter().filter_map(|v| v["value"]["event_id"].as_str().map(String::from)).collect()
 }
 
 /// Every event in the topic, read by a fresh group from the start: id -> copies.
@@ -218,72 +216,26 @@ fn log_contents(topic: &str) -> HashMap<String, usize> {
     let out = cafe(&["consume", "-t", topic, "-g", &group, "--json", "--idle-exit", "6s"], Duration::from_secs(180));
     assert!(out.status.success(), "reading {topic} back: {}", stderr(&out));
     let mut m = HashMap::new();
-    for id in consumed_ids(&stdout(&out)) {
+    for id in consumed_ids(&records_in(&out)) {
         *m.entry(id).or_insert(0) += 1;
     }
     m
 }
 
-/// A `cafe consume` child writing to files (they survive a `kill -9` of it).
-struct ConsumerProc {
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
+/// `cafe consume --json` of `topic` as a member of `group`, then `extra`, in
+/// the background (with info logs for the failure messages).
+fn spawn_consumer(topic: &str, group: &str, name: &str, extra: &[&str]) -> Background {
+    let mut args = vec!["-b", CLUSTER, "consume", "-t", topic, "-g", group, "--json"];
+    args.extend_from_slice(extra);
+    Background::cafe_logging(name, &args, "cafe=info,cafe_kafka=info")
 }
 
-impl ConsumerProc {
-    fn spawn(topic: &str, group: &str, name: &str, extra: &[&str]) -> Self {
-        let dir = std::env::temp_dir().join(format!("cafe-faults-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let out = dir.join(format!("{name}.out"));
-        let err = dir.join(format!("{name}.err"));
-        let child = Command::new(cafe_bin())
-            .args(["-b", CLUSTER, "consume", "-t", topic, "-g", group, "--json"])
-            .args(extra)
-            .env("CAFE_LOG", "cafe=info,cafe_kafka=info")
-            .stdin(Stdio::null())
-            .stdout(File::create(&out).expect("out file"))
-            .stderr(File::create(&err).expect("err file"))
-            .spawn()
-            .expect("start cafe consume");
-        Self { child, out, err }
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-
-    /// Waits for the exit (idle-exit), killing it after `limit`; its exit code.
-    fn wait(&mut self, limit: Duration) -> Option<i32> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return s.code();
-            }
-            if Instant::now() > deadline {
-                self.kill9();
-                panic!("consumer still running after {limit:?}; stderr:\n{}", self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn ids(&self) -> Vec<String> {
-        consumed_ids(&std::fs::read_to_string(&self.out).unwrap_or_default())
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-}
-
-impl Drop for ConsumerProc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.kill9();
-        }
-    }
+/// Waits for a consumer's own exit (idle exit, --max-messages) within `limit`;
+/// panics unless it exits 0.
+fn finish_ok(consumer: Background, limit: Duration) -> BackgroundEnd {
+    let end = consumer.finish(limit);
+    assert_eq!(end.status.code(), Some(0), "a consumer failed:\n{}", end.stderr_text());
+    end
 }
 
 /// Copies per id across all consumers' outputs.
@@ -369,7 +321,7 @@ fn leader_killed_during_produce_and_consume() {
     let topic = unique_topic("faults-leader");
     let group = unique_topic("faults-leader-g");
     create_topic(&topic, 3);
-    let mut consumer = ConsumerProc::spawn(
+    let consumer = spawn_consumer(
         &topic,
         &group,
         "leader-consumer",
@@ -388,9 +340,8 @@ fn leader_killed_during_produce_and_consume() {
     let new_leader = leader_of(&topic, 0);
     start_node(leader);
     let produced = producer.join().expect("producer thread");
-    let code = consumer.wait(Duration::from_secs(180));
-    assert_eq!(code, Some(0), "consumer failed:\n{}", consumer.stderr());
-    let consumed = tally(consumer.ids());
+    let consumer = finish_ok(consumer, Duration::from_secs(180));
+    let consumed = tally(consumed_ids(&consumer.records()));
     let log = log_contents(&topic);
     let (in_log, dups, _) = check_log(&produced, &log);
     assert_eq!(produced.failed.len(), 0, "nothing fails within delivery.timeout.ms when one of three nodes dies");
@@ -432,21 +383,18 @@ fn coordinator_killed_with_three_consumers() {
         "--process-delay",
         "4ms",
     ];
-    let mut consumers: Vec<ConsumerProc> =
-        (0..3).map(|i| ConsumerProc::spawn(&topic, &group, &format!("coord-{i}"), &args)).collect();
+    let consumers: Vec<Background> =
+        (0..3).map(|i| spawn_consumer(&topic, &group, &format!("coord-{i}"), &args)).collect();
     let monitor = OffsetMonitor::start(&group);
     std::thread::sleep(Duration::from_secs(4));
     let coordinator = coordinator_of(&group).expect("the group has a coordinator");
     kill_node(coordinator);
     std::thread::sleep(Duration::from_secs(6));
     start_node(coordinator);
-    for c in &mut consumers {
-        let code = c.wait(Duration::from_secs(240));
-        assert_eq!(code, Some(0), "a consumer failed:\n{}", c.stderr());
-    }
+    let ends: Vec<BackgroundEnd> = consumers.into_iter().map(|c| finish_ok(c, Duration::from_secs(240))).collect();
     let (samples, decreases) = monitor.finish();
     let new_coordinator = coordinator_of(&group);
-    let consumed = tally(consumers.iter().flat_map(|c| c.ids()));
+    let consumed = tally(ends.iter().flat_map(|c| consumed_ids(&c.records())));
     let not_consumed = produced.acked.iter().filter(|id| !consumed.contains_key(*id)).count();
     assert_eq!(not_consumed, 0, "acknowledged records no consumer saw");
     assert!(decreases.is_empty(), "committed offsets went backwards: {decreases:?}");
@@ -490,10 +438,10 @@ fn consumers_killed_while_records_flow() {
     let mut spawned = 0;
     let spawn = |spawned: &mut usize| {
         *spawned += 1;
-        ConsumerProc::spawn(&topic, &group, &format!("ckill-{spawned}"), &args)
+        spawn_consumer(&topic, &group, &format!("ckill-{spawned}"), &args)
     };
-    let mut live: Vec<ConsumerProc> = (0..3).map(|_| spawn(&mut spawned)).collect();
-    let mut dead: Vec<ConsumerProc> = Vec::new();
+    let mut live: Vec<Background> = (0..3).map(|_| spawn(&mut spawned)).collect();
+    let mut ends: Vec<BackgroundEnd> = Vec::new();
     let monitor = OffsetMonitor::start(&group);
     let stop = Arc::new(AtomicBool::new(false));
     let producer = {
@@ -502,20 +450,16 @@ fn consumers_killed_while_records_flow() {
     };
     for i in 0..kills {
         std::thread::sleep(Duration::from_secs(5));
-        let mut victim = live.remove(i % live.len());
-        victim.kill9();
-        dead.push(victim);
+        let victim = live.remove(i % live.len());
+        ends.push(victim.kill());
         live.push(spawn(&mut spawned));
     }
     stop.store(true, Ordering::SeqCst);
     let produced = producer.join().expect("producer thread");
     let produce_secs = t0.elapsed().as_secs_f64();
-    for c in &mut live {
-        let code = c.wait(Duration::from_secs(240));
-        assert_eq!(code, Some(0), "a consumer failed:\n{}", c.stderr());
-    }
+    ends.extend(live.into_iter().map(|c| finish_ok(c, Duration::from_secs(240))));
     let (samples, decreases) = monitor.finish();
-    let consumed = tally(live.iter().chain(dead.iter()).flat_map(|c| c.ids()));
+    let consumed = tally(ends.iter().flat_map(|c| consumed_ids(&c.records())));
     let not_consumed = produced.acked.iter().filter(|id| !consumed.contains_key(*id)).count();
     assert_eq!(not_consumed, 0, "acknowledged records no consumer saw");
     assert!(decreases.is_empty(), "committed offsets went backwards: {decreases:?}");
@@ -551,7 +495,7 @@ fn slow_processing_causes_no_rebalance() {
     create_topic(&topic, 3);
     let n = 8;
     let produced = produce_loop(topic.clone(), n, 1, Arc::new(AtomicBool::new(false)), Duration::ZERO);
-    let mut c = ConsumerProc::spawn(
+    let c = spawn_consumer(
         &topic,
         &group,
         "slow",
@@ -568,18 +512,25 @@ fn slow_processing_causes_no_rebalance() {
             "20000",
         ],
     );
-    let code = c.wait(Duration::from_secs(120));
-    assert_eq!(code, Some(0), "consumer failed:\n{}", c.stderr());
-    let log = c.stderr();
-    let assigned = log.lines().filter(|l| l.contains("cafe_kafka::consumer: assigned")).count();
-    // A rebalance would show as a second join (close revokes once, that is not one).
-    let joins = log.lines().filter(|l| l.contains("joined group")).count();
-    let consumed = tally(c.ids());
+    let c = finish_ok(c, Duration::from_secs(120));
+    let assignments = c.assignments();
+    let assigned = assignments.len();
+    // A rebalance would show as a later generation, a second assignment, or a
+    // revocation before the one of close.
+    let generations: Vec<i64> = assignments.iter().map(|a| a.generation).collect();
+    let revocations = c.revocations().len();
+    let consumed = tally(consumed_ids(&c.records()));
     assert_eq!(consumed.len(), produced.acked.len());
-    assert_eq!((joins, assigned), (1, 1), "one join, one assignment, no rebalance expected:\n{log}");
+    assert_eq!(
+        (generations, revocations),
+        (vec![1], 1),
+        "one assignment in the group's first generation, revoked once by close, no rebalance expected:\n{}\n{}",
+        c.stdout.iter().filter(|l| l.contains("\"event\"")).cloned().collect::<Vec<_>>().join("\n"),
+        c.stderr_text()
+    );
     println!(
         "FAULTS 5 slow processing: records={} consumed={} per_record_ms=1500 heartbeat_ms=500 session_ms=6000 \
-         joins={joins} assignments={assigned} rebalances=0 secs={}",
+         assignments={assigned} revocations={revocations} rebalances=0 secs={}",
         produced.acked.len(),
         consumed.len(),
         t0.elapsed().as_secs()

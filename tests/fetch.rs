@@ -95,9 +95,10 @@ fn printed(out: &Output) -> Vec<Value> {
     records_of(&common::stdout(out))
 }
 
-/// The records among a background `cafe consume --json`'s stdout lines.
+/// The records among a background `cafe consume --json`'s stdout lines
+/// (assignment changes left out).
 fn records_of_lines(lines: &[String]) -> Vec<Value> {
-    records_of(&lines.join("\n"))
+    consume_json::records(lines)
 }
 
 /// Gives a background `cafe consume` a moment (for duplicates to show), stops
@@ -112,19 +113,10 @@ fn stop_consumer(cafe: Background) -> (BackgroundEnd, Vec<Value>) {
     (end, got)
 }
 
-/// Every stdout line of `cafe consume --json`, parsed; panics on a line that is
-/// not a JSON object.
+/// The record lines of `cafe consume --json` stdout (assignment changes left
+/// out); panics on a line that is not a JSON object.
 fn records_of(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let v: Value =
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("consumer printed a non-JSON line ({e}): {l}"));
-            assert!(v.is_object(), "consumer printed a JSON line that is not an object: {l}");
-            v
-        })
-        .collect()
+    consume_json::records(&stdout.lines().collect::<Vec<_>>())
 }
 
 fn partition_of(r: &Value) -> i32 {
@@ -1066,7 +1058,7 @@ fn partitions_added_while_consuming_are_read() {
     let mut want = ids_by_pos(&peer_events(&topic, 2, &[]));
     let mut cafe =
         consume_in_background("cafe consume", &group_args(&topic, &group, "60s", &["--metadata-max-age-ms", "1000"]));
-    cafe.wait_for(Duration::from_secs(30), "the 2 records of partition 0", |lines| lines.len() >= 2);
+    cafe.wait_for_records(Duration::from_secs(30), "the 2 records of partition 0", |records| records.len() >= 2);
 
     let b = bootstrap();
     let out = kafka_tool("topics", &["--bootstrap-server", &b, "--alter", "--topic", &topic, "--partitions", "3"]);
@@ -1075,7 +1067,7 @@ fn partitions_added_while_consuming_are_read() {
     want.extend(ids_by_pos(&peer_events(&topic, 1, &["--partitions", "0"])));
     assert_eq!(want.keys().map(|p| p.0).collect::<BTreeSet<_>>(), BTreeSet::from([0, 1, 2]));
     let n = want.len();
-    cafe.wait_for(Duration::from_secs(60), "the records of the new partitions", |lines| lines.len() >= n);
+    cafe.wait_for_records(Duration::from_secs(60), "the records of the new partitions", |records| records.len() >= n);
     // A moment for duplicates to show, then a clean stop.
     let (end, got) = stop_consumer(cafe);
     assert_eq!(printed_once_by_pos(&got), want, "--- stderr\n{}", end.stderr.join("\n"));
@@ -1119,13 +1111,15 @@ fn topic_created_later_matching_the_pattern_is_read() {
     create_topic(&matching, 1);
     let mut want: BTreeMap<(String, (i32, i64)), String> =
         peer_events(&matching, 5, &[]).iter().map(|r| (key(r), event_id(&r["value"]))).collect();
-    cafe.wait_for(Duration::from_secs(60), "the 5 records of the matching topic", |lines| lines.len() >= 5);
+    cafe.wait_for_records(Duration::from_secs(60), "the 5 records of the matching topic", |records| records.len() >= 5);
 
     // A second matching topic, while the first is assigned and being read: the
     // group rebalances again, and the first topic's records are not read twice.
     create_topic(&second, 2);
     want.extend(peer_events(&second, 4, &["--partitions", "0,1"]).iter().map(|r| (key(r), event_id(&r["value"]))));
-    cafe.wait_for(Duration::from_secs(60), "the records of the second matching topic", |lines| lines.len() >= 9);
+    cafe.wait_for_records(Duration::from_secs(60), "the records of the second matching topic", |records| {
+        records.len() >= 9
+    });
     // The non-matching topics were there at every refresh that found a matching
     // one (a wrong match would have joined the first rebalance, before the second
     // topic's); a moment more for one to show.
@@ -1399,7 +1393,7 @@ fn read_committed_stops_at_an_open_transaction_until_it_commits() {
         "cafe consume read_committed",
         &group_args(&topic, &group, "60s", &["--isolation-level", "read_committed"]),
     );
-    committed.wait_for(Duration::from_secs(30), "the records before the open transaction", |l| l.len() >= 2);
+    committed.wait_for_records(Duration::from_secs(30), "the records before the open transaction", |r| r.len() >= 2);
     // Meanwhile read_uncommitted reads everything (and gives read_committed time
     // to show records it must not print).
     let (uncommitted, _) = consume_all(
@@ -1420,7 +1414,7 @@ fn read_committed_stops_at_an_open_transaction_until_it_commits() {
 
     std::fs::write(&flag, b"commit").expect("create the commit flag");
     txn.wait_for(Duration::from_secs(60), "the commit", |l| l.iter().any(|l| l.contains("committed")));
-    committed.wait_for(Duration::from_secs(30), "the records after the commit", |l| l.len() >= 7);
+    committed.wait_for_records(Duration::from_secs(30), "the records after the commit", |r| r.len() >= 7);
     let (_, got) = stop_consumer(committed);
     assert_no_duplicates(&got);
     assert_eq!(got.iter().map(offset_of).collect::<BTreeSet<_>>(), all, "read_committed after the commit");
@@ -1717,9 +1711,9 @@ fn rebalance_with_backlog(prefix: &str, count: usize, peer_args: &[&str], extra:
         ["--session-timeout-ms", "6000", "--heartbeat-interval-ms", "1000", "--auto-commit-interval-ms", "1000"];
     let args = group_args(&topic, &group, "60s", &[&timings[..], extra].concat());
     let mut a = consume_in_background("member A", &args);
-    a.wait_for(Duration::from_secs(30), "member A's first records", |l| l.len() >= 20);
+    a.wait_for_records(Duration::from_secs(30), "member A's first records", |r| r.len() >= 20);
     let mut b_member = consume_in_background("member B", &args);
-    b_member.wait_for(Duration::from_secs(60), "member B's first records", |l| !l.is_empty());
+    b_member.wait_for_records(Duration::from_secs(60), "member B's first records", |r| !r.is_empty());
     let union = |a: &Background, b: &Background| -> BTreeSet<(i32, i64)> {
         let mut all = records_of_lines(&a.stdout_lines());
         all.extend(records_of_lines(&b.stdout_lines()));
@@ -1780,7 +1774,7 @@ fn fresh_topic_with_many_partitions_is_read_through_not_leader_errors() {
     let mut cafe = consume_in_background("cafe consume (fresh topic)", &group_args(&topic, &group, "60s", &[]));
     let parts: Vec<String> = (0..30).map(|i| (i * 10 + 3).to_string()).collect();
     let want = ids_by_pos(&peer_events(&topic, 30, &["--partitions", &parts.join(",")]));
-    cafe.wait_for(Duration::from_secs(60), "all 30 records", |l| l.len() >= 30);
+    cafe.wait_for_records(Duration::from_secs(60), "all 30 records", |r| r.len() >= 30);
     let (end, got) = stop_consumer(cafe);
     assert_eq!(printed_once_by_pos(&got), want, "--- stderr\n{}", end.stderr.join("\n"));
     delete_topic(&topic);

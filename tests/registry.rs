@@ -12,6 +12,7 @@ mod common;
 
 use std::process::Output;
 
+use common::consume_json::records_in;
 use common::{
     assert_success, bootstrap, create_topic, delete_topic, json_lines, repo_root, run_cafe, run_peer, stderr, stdout,
     unique_topic,
@@ -85,7 +86,7 @@ fn cafe_framed_events_decode_with_confluent_json_deserializer() {
         json_lines(&peer(&["decode", "--bootstrap", &b, "--topic", &topic, "--registry", &reg, "--expect", "6"]));
     assert_eq!(decoded.len(), 6);
     // cafe's own view of the same records, to compare field by field.
-    let ours = json_lines(&consume(&topic, &unique_topic("reg-produce-g"), true));
+    let ours = records_in(&consume(&topic, &unique_topic("reg-produce-g"), true));
     for d in &decoded {
         let value = d["value"].as_object().unwrap_or_else(|| panic!("no decoded object in {d}"));
         let mut keys: Vec<&str> = value.keys().map(String::as_str).collect();
@@ -143,7 +144,7 @@ fn confluent_json_serializer_events_print_like_cafes_own() {
         assert_eq!(lines[3 + i], expected_line(&topic, 3 + i as i64, e));
     }
 
-    let json = json_lines(&consume(&topic, &unique_topic("reg-peer-j"), true));
+    let json = records_in(&consume(&topic, &unique_topic("reg-peer-j"), true));
     assert_eq!(json.len(), 6);
     assert!(json.iter().all(|j| j["valid"] == true && j["schema_id"].is_u64()), "{json:?}");
     for (i, e) in theirs.iter().enumerate() {
@@ -160,7 +161,7 @@ fn unknown_ids_and_invalid_values_are_skipped_and_committed_past() {
     let first = produce_framed(&topic, 1); // offset 0, registers the schema
     // The id cafe registered, read back from the framing of its own record.
     let group_a = unique_topic("reg-bad-a");
-    let seen = json_lines(&consume(&topic, &group_a, true));
+    let seen = records_in(&consume(&topic, &group_a, true));
     let id = seen[0]["schema_id"].as_u64().expect("cafe's record is framed") as u32;
     assert_eq!(seen[0]["value"]["event_id"], first[0]["id"]);
 

@@ -14,7 +14,9 @@ use crate::error::Error;
 use crate::event_codec::{Decoded, ValueDecoder};
 use cafe_kafka::Assignor;
 use cafe_kafka::GroupConfig;
-use cafe_kafka::consumer::{ConsumedRecord, Consumer, ConsumerConfig, FetchConfig, IsolationLevel, OffsetReset};
+use cafe_kafka::consumer::{
+    ConsumedRecord, Consumer, ConsumerConfig, ConsumerEvent, FetchConfig, IsolationLevel, OffsetReset,
+};
 use cafe_kafka::registry::SchemaRegistry;
 
 #[derive(Debug, Args)]
@@ -86,7 +88,8 @@ pub struct ConsumeArgs {
     /// Exit once no record arrived for this long (e.g. 10s, 500ms).
     #[arg(long, value_parser = parse_duration)]
     pub idle_exit: Option<Duration>,
-    /// One JSON object per record: topic, partition, offset, key, timestamp, value.
+    /// One JSON object per record: topic, partition, offset, key, timestamp, value;
+    /// and one per change of assignment, `{"event": "assigned"|"revoked", ...}`.
     #[arg(long)]
     pub json: bool,
     /// Schema Registry base URL for values framed with a schema id (the seed's
@@ -172,6 +175,9 @@ pub async fn run(common: &Common, args: ConsumeArgs) -> Result<(), Error> {
     let mut malformed: u64 = 0;
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
+    // --idle-exit counts from the last batch of records (or the start): a change
+    // of assignment is no record.
+    let mut idle_since = tokio::time::Instant::now();
     let result = loop {
         if args.max_messages.is_some_and(|m| seen >= m) {
             break Ok(());
@@ -180,17 +186,26 @@ pub async fn run(common: &Common, args: ConsumeArgs) -> Result<(), Error> {
         let limit = args.max_messages.map_or(usize::MAX, |m| (m - seen).try_into().unwrap_or(usize::MAX));
         let next = async {
             match args.idle_exit {
-                Some(idle) => tokio::time::timeout(idle, consumer.poll_max(limit)).await.ok(),
-                None => Some(consumer.poll_max(limit).await),
+                Some(idle) => tokio::time::timeout_at(idle_since + idle, consumer.next_event_max(limit)).await.ok(),
+                None => Some(consumer.next_event_max(limit).await),
             }
         };
-        let batch = tokio::select! {
+        let event = tokio::select! {
             _ = &mut shutdown => { tracing::info!("signal received; closing"); break Ok(()) }
             b = next => match b {
                 None => break Ok(()), // idle
                 Some(Err(e)) => break Err(e),
-                Some(Ok(b)) => b,
+                Some(Ok(e)) => e,
             },
+        };
+        let batch = match event {
+            ConsumerEvent::Records(batch) => batch,
+            change => {
+                if args.json {
+                    print_change(&change, consumer.generation_id());
+                }
+                continue;
+            }
         };
         for r in batch {
             let at = format!("{}[{}]@{}", r.topic, r.partition, r.record.offset);
@@ -217,8 +232,16 @@ pub async fn run(common: &Common, args: ConsumeArgs) -> Result<(), Error> {
                 tokio::time::sleep(d).await;
             }
         }
+        idle_since = tokio::time::Instant::now();
     };
-    let close = consumer.close().await;
+    let json = args.json;
+    let close = consumer
+        .close_with(|change| {
+            if json {
+                print_change(&change, None)
+            }
+        })
+        .await;
     match &result {
         // The last line names the batch; say first that everything before it was read.
         Err(cafe_kafka::consumer::Error::Partition(p)) => eprintln!(
@@ -265,6 +288,31 @@ fn print_record(r: &ConsumedRecord, decoded: Decoded, json: bool) -> bool {
             );
             false
         }
+    }
+}
+
+/// Prints the `--json` line of an assignment change (the generation goes with
+/// an assignment).
+fn print_change(change: &ConsumerEvent, generation: Option<i32>) {
+    if let Some(line) = change_line(change, generation) {
+        println!("{line}");
+    }
+}
+
+/// `{"event": "assigned", "generation": 3, "partitions": [{"topic": "t", "partition": 0}, ...]}`
+/// or `{"event": "revoked", "partitions": [...]}`. Record lines have no `event`
+/// field: that is how a reader tells the two apart.
+fn change_line(change: &ConsumerEvent, generation: Option<i32>) -> Option<serde_json::Value> {
+    use serde_json::json;
+    let partitions = |tps: &[cafe_kafka::TopicPartition]| -> Vec<serde_json::Value> {
+        tps.iter().map(|tp| json!({"topic": &*tp.topic, "partition": tp.partition})).collect()
+    };
+    match change {
+        ConsumerEvent::Assigned(tps) => {
+            Some(json!({"event": "assigned", "generation": generation, "partitions": partitions(tps)}))
+        }
+        ConsumerEvent::Revoked(tps) => Some(json!({"event": "revoked", "partitions": partitions(tps)})),
+        _ => None,
     }
 }
 
@@ -348,6 +396,22 @@ mod tests {
             assert_eq!(base64(plain.as_bytes()), enc);
         }
         assert_eq!(base64(&[0xff, 0xfe]), "//4=");
+    }
+
+    #[test]
+    fn change_lines_name_the_event_and_every_partition() {
+        let tps = vec![cafe_kafka::TopicPartition::new("t", 0), cafe_kafka::TopicPartition::new("t", 2)];
+        let assigned = change_line(&ConsumerEvent::Assigned(tps.clone()), Some(4)).expect("a line");
+        assert_eq!(
+            assigned.to_string(),
+            r#"{"event":"assigned","generation":4,"partitions":[{"partition":0,"topic":"t"},{"partition":2,"topic":"t"}]}"#
+        );
+        let revoked = change_line(&ConsumerEvent::Revoked(tps), None).expect("a line");
+        assert_eq!(
+            revoked.to_string(),
+            r#"{"event":"revoked","partitions":[{"partition":0,"topic":"t"},{"partition":2,"topic":"t"}]}"#
+        );
+        assert_eq!(change_line(&ConsumerEvent::Records(Vec::new()), None), None);
     }
 }
 

@@ -8,7 +8,12 @@
 // Each test crate compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
+pub mod background;
+pub mod consume_json;
 pub mod proxy;
+
+#[allow(unused_imports)] // not every test crate runs background processes
+pub use background::{Background, BackgroundEnd};
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -151,12 +156,7 @@ pub fn kafka_tool(alias: &str, args: &[&str]) -> Output {
 /// when it outlives `limit`.
 pub fn run_with_deadline(mut cmd: Command, stdin: &[u8], limit: Duration) -> Output {
     let what = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let mut child = spawn_piped(&mut cmd, Stdio::piped());
     // Feed and drain on threads: a child blocked on a full pipe would never exit.
     let mut input = child.stdin.take().expect("stdin is piped");
     let data = stdin.to_vec();
@@ -192,6 +192,15 @@ pub fn run_with_deadline(mut cmd: Command, stdin: &[u8], limit: Duration) -> Out
     };
     let _ = feeder.join();
     Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() }
+}
+
+/// Starts `cmd` with both outputs piped; panics naming it when it cannot start.
+pub fn spawn_piped(cmd: &mut Command, stdin: Stdio) -> std::process::Child {
+    cmd.stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
 }
 
 /// Panics with both outputs unless `out` exited 0.
@@ -318,145 +327,6 @@ pub fn broker_log_dir() -> PathBuf {
     match std::env::var_os("CAFE_KAFKA_LOG_DIR") {
         Some(d) => PathBuf::from(d),
         None => repo_root().join(".run/kafka/single/data"),
-    }
-}
-
-/// A child process running in the background (a consumer that must be running
-/// while the test changes the cluster), its output collected line by line while
-/// it runs. Killed when dropped, so a failing test leaves nothing behind.
-pub struct Background {
-    name: String,
-    child: std::process::Child,
-    out: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    err: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    readers: Vec<std::thread::JoinHandle<()>>,
-}
-
-/// How a [`Background`] process ended.
-pub struct BackgroundEnd {
-    pub status: std::process::ExitStatus,
-    pub stdout: Vec<String>,
-    pub stderr: Vec<String>,
-}
-
-impl Background {
-    /// Starts `cmd` with stdin closed and both outputs collected.
-    pub fn spawn(name: &str, mut cmd: Command) -> Self {
-        use std::io::BufRead;
-        use std::sync::{Arc, Mutex};
-        let what = format!("{cmd:?}");
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let err = Arc::new(Mutex::new(Vec::new()));
-        let collect = |r: Box<dyn Read + Send>, into: Arc<Mutex<Vec<String>>>| {
-            std::thread::spawn(move || {
-                for line in std::io::BufReader::new(r).lines() {
-                    let Ok(line) = line else { break };
-                    into.lock().unwrap_or_else(|p| p.into_inner()).push(line);
-                }
-            })
-        };
-        let readers = vec![
-            collect(Box::new(child.stdout.take().expect("stdout is piped")), Arc::clone(&out)),
-            collect(Box::new(child.stderr.take().expect("stderr is piped")), Arc::clone(&err)),
-        ];
-        Self { name: name.to_owned(), child, out, err, readers }
-    }
-
-    /// `cafe args...` in the background.
-    pub fn cafe(name: &str, args: &[&str]) -> Self {
-        let mut cmd = Command::new(cafe_bin());
-        cmd.args(args).env("NO_COLOR", "1");
-        Self::spawn(name, cmd)
-    }
-
-    pub fn stdout_lines(&self) -> Vec<String> {
-        self.out.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    pub fn stderr_lines(&self) -> Vec<String> {
-        self.err.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// True while the process has not exited.
-    pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Both outputs so far, for a failure message.
-    pub fn describe(&self) -> String {
-        format!(
-            "--- {} stdout\n{}\n--- {} stderr\n{}",
-            self.name,
-            self.stdout_lines().join("\n"),
-            self.name,
-            self.stderr_lines().join("\n")
-        )
-    }
-
-    /// Polls `check(stdout lines)` every 100 ms until it holds; panics after
-    /// `limit`, or as soon as the process exits without it holding.
-    pub fn wait_for(&mut self, limit: Duration, what: &str, check: impl Fn(&[String]) -> bool) {
-        let deadline = Instant::now() + limit;
-        loop {
-            if check(&self.stdout_lines()) {
-                return;
-            }
-            if !self.running() {
-                // Its last lines may still be in the pipe: look once more.
-                std::thread::sleep(Duration::from_millis(200));
-                if check(&self.stdout_lines()) {
-                    return;
-                }
-                panic!("{} exited ({:?}) before {what}\n{}", self.name, self.child.try_wait(), self.describe());
-            }
-            if Instant::now() > deadline {
-                panic!("timed out after {limit:?} waiting for {what}\n{}", self.describe());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Sends `signal` (e.g. "TERM") with kill(1).
-    pub fn signal(&self, signal: &str) {
-        let pid = self.child.id().to_string();
-        let st = Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("run kill(1)");
-        assert!(st.success(), "kill -{signal} {pid} ({}) failed", self.name);
-    }
-
-    /// Waits for the process to end; kills it and panics past `limit`.
-    pub fn finish(mut self, limit: Duration) -> BackgroundEnd {
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(st)) => break st,
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-                Ok(None) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    panic!("{} still running after {limit:?}; killed it\n{}", self.name, self.describe());
-                }
-                Err(e) => panic!("waiting for {}: {e}", self.name),
-            }
-        };
-        for r in std::mem::take(&mut self.readers) {
-            let _ = r.join();
-        }
-        BackgroundEnd { status, stdout: self.stdout_lines(), stderr: self.stderr_lines() }
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 

@@ -181,6 +181,8 @@ pub struct Consumer {
     /// An error to return once the records before it were handed out.
     pending_error: Option<Error>,
     assigned: Vec<TopicPartition>,
+    /// The group generation `assigned` was given in; `None` before the first assignment.
+    generation: Option<i32>,
     /// Partitions the user paused: neither fetched nor handed out.
     paused: std::collections::BTreeSet<TopicPartition>,
     /// Assignment changes not yet returned by `next_event`.
@@ -210,6 +212,7 @@ impl Consumer {
             buffered: VecDeque::new(),
             pending_error: None,
             assigned: Vec::new(),
+            generation: None,
             paused: Default::default(),
             rebalance_events: VecDeque::new(),
             revocation_open: false,
@@ -220,6 +223,14 @@ impl Consumer {
     /// Partitions currently assigned to this member.
     pub fn assignment(&self) -> &[TopicPartition] {
         &self.assigned
+    }
+
+    /// The group generation of the latest assignment (Java's
+    /// `groupMetadata().generationId()`), `None` before the first. Each
+    /// rebalance starts a new generation; a static member (KIP-345) that comes
+    /// back within the session timeout rejoins the one it left.
+    pub fn generation_id(&self) -> Option<i32> {
+        self.generation
     }
 
     /// The offset the next record of `tp` comes from, if `tp` is assigned and
@@ -374,7 +385,18 @@ impl Consumer {
 
     /// Commits what was consumed, leaves the group, stops fetching. Bounded by
     /// `close_timeout`; past it the coordinator times the member out instead.
-    pub async fn close(mut self) -> Result<(), Error> {
+    pub async fn close(self) -> Result<(), Error> {
+        self.close_with(|_| {}).await
+    }
+
+    /// [`close`](Self::close) that tells `on_change` of the assignment changes
+    /// made while closing: a member that owns partitions revokes them all
+    /// ([`ConsumerEvent::Revoked`]) before its final commit and LeaveGroup, as
+    /// the Java client calls `onPartitionsRevoked` from `close`. Closing does not
+    /// wait for the caller there: the final commit is its own.
+    pub async fn close_with(mut self, mut on_change: impl FnMut(ConsumerEvent)) -> Result<(), Error> {
+        // Changes queued before the close were never asked for; they are stale now.
+        self.rebalance_events.clear();
         self.mark_consumed();
         self.closed = true;
         self.group.send(Event::Close);
@@ -386,7 +408,13 @@ impl Consumer {
                 match c {
                     Control::Closed => return Ok(()),
                     Control::Fatal(e) => return Err(Error::Group(e)),
-                    other => self.on_control(other, false)?,
+                    other => {
+                        self.on_control(other, true)?;
+                        for change in self.rebalance_events.drain(..) {
+                            on_change(change);
+                        }
+                        self.finish_revocation();
+                    }
                 }
             }
             Ok(())
@@ -412,10 +440,9 @@ impl Consumer {
     /// the user and a revocation stays open until the user calls again.
     fn on_control(&mut self, c: Control, events: bool) -> Result<(), Error> {
         match c {
-            Control::Assign(partitions) => {
-                // Logged as ("topic", partition) pairs, the shape tests/consume.rs reads back.
-                let logged: Vec<(&str, i32)> = partitions.iter().map(|(tp, _)| (&*tp.topic, tp.partition)).collect();
-                tracing::info!(partitions = ?logged, "assigned");
+            Control::Assign { generation, partitions } => {
+                tracing::info!(generation, partitions = ?partitions.iter().map(|(tp, _)| tp).collect::<Vec<_>>(), "assigned");
+                self.generation = Some(generation);
                 let mut added = Vec::with_capacity(partitions.len());
                 for (tp, start) in partitions {
                     let leader = self.fetcher.cached_leader(&tp);

@@ -40,7 +40,12 @@ const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// What the driver tells the consumer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Control {
-    Assign(Vec<(TopicPartition, Option<i64>)>),
+    /// Start these partitions (at their committed offset, if any), as the
+    /// assignment of group generation `generation`.
+    Assign {
+        generation: i32,
+        partitions: Vec<(TopicPartition, Option<i64>)>,
+    },
     /// Stop these partitions, report positions, then send `Event::Revoked`.
     Revoke(Vec<TopicPartition>),
     Fatal(GroupError),
@@ -157,7 +162,9 @@ impl Driver {
         for action in actions {
             tracing::debug!(?action, "group action");
             match action {
-                Action::Assign { partitions } => self.tell(Control::Assign(partitions)),
+                Action::Assign { partitions } => {
+                    self.tell(Control::Assign { generation: self.member.generation_id(), partitions })
+                }
                 Action::Revoke { partitions } => self.tell(Control::Revoke(partitions)),
                 Action::Fatal(e) => self.tell(Control::Fatal(e)),
                 Action::Closed => self.tell(Control::Closed),

@@ -118,6 +118,10 @@ impl GroupMember {
     pub fn coordinator(&self) -> Option<i32> {
         self.coordinator
     }
+    /// The generation of the group this member last joined (-1 when none).
+    pub fn generation_id(&self) -> i32 {
+        self.generation_id
+    }
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed | Phase::Failed)
     }
@@ -818,9 +822,6 @@ impl GroupMember {
     }
     pub fn member_id(&self) -> &str {
         &self.member_id
-    }
-    pub fn generation_id(&self) -> i32 {
-        self.generation_id
     }
     pub fn assigned(&self) -> &BTreeSet<TopicPartition> {
         &self.assigned

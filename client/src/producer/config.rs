@@ -56,8 +56,8 @@ impl std::fmt::Display for Acks {
 /// `compression.type`: all four Kafka codecs, in pure Rust (see [`crate::compression`]).
 pub use crate::compression::Codec as Compression;
 
-/// Producer settings, named and defaulted as in the Java client, except `acks`
-/// (1 here) and `enable.idempotence` (false here; Java turns it on by default since 3.0).
+/// Producer settings, named and defaulted as in the Java client, except
+/// `enable.idempotence` (false here; Java turns it on by default since 3.0).
 /// Each can also be set by its Kafka name ([`set`](Self::set)) or from a
 /// properties file ([`from_properties`](Self::from_properties)).
 ///
@@ -75,7 +75,7 @@ pub use crate::compression::Codec as Compression;
 /// ```
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
-    /// `acks`; the cafe default is 1 (the seed's setting), not Java's `all`.
+    /// `acks` (all, as in Java).
     pub acks: Acks,
     /// `partitioner.class`: murmur2 (Java's) or crc32 (librdkafka's `consistent_random`).
     pub partitioner: Partitioner,
@@ -108,7 +108,7 @@ pub struct ProducerConfig {
 impl Default for ProducerConfig {
     fn default() -> Self {
         Self {
-            acks: Acks::Leader,
+            acks: Acks::All,
             partitioner: Partitioner::Murmur2,
             batch_size: 16_384,
             max_request_size: 1_048_576,
@@ -203,7 +203,7 @@ mod tests {
 
     #[test]
     fn idempotence_needs_acks_all() {
-        let c = ProducerConfig { enable_idempotence: true, ..Default::default() };
+        let c = ProducerConfig { enable_idempotence: true, acks: Acks::Leader, ..Default::default() };
         assert_eq!(c.validate().unwrap_err().setting, "enable.idempotence");
         let c = ProducerConfig { enable_idempotence: true, acks: Acks::All, ..Default::default() };
         c.validate().unwrap();
@@ -213,7 +213,7 @@ mod tests {
     fn every_key_sets_its_field() {
         type Check = fn(&ProducerConfig) -> bool;
         let cases: &[(&str, &str, Check)] = &[
-            ("acks", "all", |c| c.acks == Acks::All),
+            ("acks", "0", |c| c.acks == Acks::None),
             ("partitioner.class", "CRC32", |c| c.partitioner == Partitioner::Crc32),
             ("batch.size", "1000", |c| c.batch_size == 1000),
             ("max.request.size", "2048", |c| c.max_request_size == 2048),
@@ -254,14 +254,14 @@ mod tests {
             assert_eq!(e.to_string(), format!("invalid value `{value}` for `{key}`: expected {expected}"));
         }
         // A refused value leaves the field as it was.
-        assert_eq!(c.acks, Acks::Leader);
+        assert_eq!(c.acks, Acks::All);
     }
 
     #[test]
     fn java_defaults() {
         let c = ProducerConfig::default();
         let get = |k| c.get(k).unwrap();
-        assert_eq!((get("acks"), get("batch.size"), get("linger.ms")), ("1".into(), "16384".into(), "5".into()));
+        assert_eq!((get("acks"), get("batch.size"), get("linger.ms")), ("all".into(), "16384".into(), "5".into()));
         assert_eq!((get("buffer.memory"), get("max.block.ms")), ("33554432".into(), "60000".into()));
         assert_eq!(c.get("group.id"), None);
     }

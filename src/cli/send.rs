@@ -7,13 +7,13 @@ use bytes::Bytes;
 use clap::Args;
 
 use super::produce::ProducerArgs;
-use super::{Common, print_delivery};
+use super::{Common, defaults, print_delivery};
 use crate::error::Error;
 use cafe_kafka::producer::{OutRecord, Producer};
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    #[arg(long, short = 't', default_value = "demo")]
+    #[arg(long, short = 't', default_value = defaults::TOPIC)]
     pub topic: String,
     /// Lines are `key<TAB>value`; without it every record has a null key.
     #[arg(long)]
@@ -25,7 +25,7 @@ pub struct SendArgs {
 }
 
 pub async fn run(common: &Common, args: SendArgs) -> Result<(), Error> {
-    let config = args.producer.config(common);
+    let config = args.producer.config(common)?;
     config.validate().map_err(|e| Error::Usage(e.to_string()))?;
     let mut lines = Vec::new();
     for (i, line) in std::io::stdin().lock().split(b'\n').enumerate() {

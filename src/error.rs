@@ -11,7 +11,7 @@ use kafka_protocol::error::ResponseError;
 
 use cafe_kafka::GroupError;
 use cafe_kafka::consumer::PartitionError;
-use cafe_kafka::{admin, cluster, consumer, producer, registry, wire};
+use cafe_kafka::{admin, cluster, config, consumer, producer, registry, wire};
 
 /// Exit codes, documented in the README.
 pub mod exit {
@@ -54,6 +54,9 @@ pub enum Error {
     Consumer(#[from] consumer::Error),
     #[error("{}", advise_registry(.0))]
     Registry(#[from] registry::Error),
+    /// A setting from `--config` or `-X` refused (the message says where from).
+    #[error("{}", advise_config(.0))]
+    Config(#[from] config::Error),
     #[error("{failed} of {total} records were not delivered (see the reports above)")]
     DeliveryFailed { failed: u64, total: u64 },
     #[error("{0}")]
@@ -80,6 +83,7 @@ impl Error {
             Error::Consumer(e) => consumer_code(e),
             Error::Registry(registry::Error::BadUrl(_)) => exit::USAGE,
             Error::Registry(_) => exit::REGISTRY,
+            Error::Config(_) => exit::USAGE,
             Error::DeliveryFailed { .. } => exit::DELIVERY_FAILED,
             Error::Usage(_) => exit::USAGE,
             Error::Input(_) => exit::INPUT,
@@ -140,6 +144,13 @@ fn advise_cluster(e: &cluster::Error) -> String {
         cluster::Error::Wire(w) => advise_wire(w),
         cluster::Error::UnknownTopic(t) => format!("{e}; create it with `cafe topic create {t}` (or `make topic`)"),
         cluster::Error::NoBootstrap => format!("{e}; pass --bootstrap-server host:port"),
+        _ => e.to_string(),
+    }
+}
+
+fn advise_config(e: &config::Error) -> String {
+    match e {
+        config::Error::Read { .. } => format!("{e} (given with --config)"),
         _ => e.to_string(),
     }
 }

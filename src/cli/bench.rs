@@ -122,7 +122,7 @@ fn event_pool(count: usize) -> Vec<(Bytes, Bytes)> {
 }
 
 async fn produce(common: &Common, args: ProduceBenchArgs) -> Result<(), Error> {
-    let config = args.producer.config(common);
+    let config = args.producer.config(common)?;
     config.validate().map_err(|e| Error::Usage(e.to_string()))?;
     let n = args.num_records;
     let pool: Vec<(Option<Bytes>, Bytes)> = if args.cafe_events {
@@ -223,10 +223,14 @@ impl ProduceStats {
 
 async fn consume(common: &Common, args: ConsumeBenchArgs) -> Result<(), Error> {
     let group_id = args.group.clone().unwrap_or_else(|| format!("cafe-bench-{}", uuid::Uuid::new_v4().simple()));
-    let config = ConsumerConfig {
+    let mut config = ConsumerConfig {
         group: GroupConfig { group_id, topics: vec![args.topic.clone()], ..GroupConfig::default() },
         ..ConsumerConfig::default()
     };
+    common.apply(&mut config)?; // --config and -X; --group still wins
+    if let Some(g) = &args.group {
+        config.group.group_id = g.clone();
+    }
     config.validate()?; // exit 2, with the flag to fix (see `error.rs`)
     let n = args.num_records;
     let done = Arc::new(AtomicU64::new(0));

@@ -9,79 +9,77 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::Common;
+use super::{Common, defaults};
 use crate::error::Error;
 use crate::event_codec::{Decoded, ValueDecoder};
 use cafe_kafka::Assignor;
-use cafe_kafka::GroupConfig;
-use cafe_kafka::consumer::{
-    ConsumedRecord, Consumer, ConsumerConfig, ConsumerEvent, FetchConfig, IsolationLevel, OffsetReset,
-};
+use cafe_kafka::consumer::{ConsumedRecord, Consumer, ConsumerConfig, ConsumerEvent, IsolationLevel, OffsetReset};
 use cafe_kafka::registry::SchemaRegistry;
 
+/// `consume`'s flags. The Kafka settings are `None` when not given, leaving
+/// them to -X, --config and the defaults; --help shows the defaults from the
+/// library (and the application's group id).
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
     /// Topic(s) to subscribe to.
-    #[arg(long = "topic", short = 't', default_value = "demo")]
+    #[arg(long = "topic", short = 't', default_value = defaults::TOPIC)]
     pub topics: Vec<String>,
     /// Subscribe to every topic whose whole name matches this regular expression
     /// (Java's `subscribe(Pattern)`), including topics created later; instead of --topic.
     #[arg(long, value_name = "REGEX", conflicts_with = "topics")]
     pub topic_pattern: Option<String>,
-    /// `metadata.max.age.ms`: how often metadata is refreshed to notice new
-    /// partitions and, with --topic-pattern, new matching topics.
-    #[arg(long, default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub metadata_max_age_ms: u64,
-    /// `isolation.level`: read_committed (skip aborted transactions; librdkafka's
-    /// default) or read_uncommitted.
-    #[arg(long, default_value = "read_committed")]
-    pub isolation_level: IsolationLevel,
-    /// `fetch.min.bytes`: the broker waits for this much data (up to --fetch-max-wait-ms).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(0..))]
-    pub fetch_min_bytes: i32,
-    /// `fetch.max.wait.ms`.
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=i32::MAX as u64))]
-    pub fetch_max_wait_ms: u64,
-    /// `fetch.max.bytes`: the most one Fetch response (per broker) may carry.
-    #[arg(long, default_value_t = 52_428_800, value_parser = clap::value_parser!(i32).range(1..))]
-    pub fetch_max_bytes: i32,
-    /// `max.partition.fetch.bytes`: the most one partition may add to a response.
-    #[arg(long, default_value_t = 1_048_576, value_parser = clap::value_parser!(i32).range(1..))]
-    pub max_partition_fetch_bytes: i32,
-    /// `check.crcs`: verify every record batch's CRC-32C.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    pub check_crcs: bool,
-    /// `group.id`.
-    #[arg(long = "group", short = 'g', default_value = "cafe-group-clean")]
-    pub group_id: String,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), help = lib(
+        "`metadata.max.age.ms`: how often metadata is refreshed to notice new partitions and, with \
+         --topic-pattern, new matching topics",
+        "metadata.max.age.ms"))]
+    pub metadata_max_age_ms: Option<u64>,
+    #[arg(long, help = lib(
+        "`isolation.level`: read_committed (skip aborted transactions; librdkafka's default) or read_uncommitted",
+        "isolation.level"))]
+    pub isolation_level: Option<IsolationLevel>,
+    #[arg(long, value_parser = clap::value_parser!(i32).range(0..), help = lib(
+        "`fetch.min.bytes`: the broker waits for this much data (up to --fetch-max-wait-ms)", "fetch.min.bytes"))]
+    pub fetch_min_bytes: Option<i32>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=i32::MAX as u64),
+        help = lib("`fetch.max.wait.ms`", "fetch.max.wait.ms"))]
+    pub fetch_max_wait_ms: Option<u64>,
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..), help = lib(
+        "`fetch.max.bytes`: the most one Fetch response (per broker) may carry", "fetch.max.bytes"))]
+    pub fetch_max_bytes: Option<i32>,
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..), help = lib(
+        "`max.partition.fetch.bytes`: the most one partition may add to a response", "max.partition.fetch.bytes"))]
+    pub max_partition_fetch_bytes: Option<i32>,
+    #[arg(long, action = clap::ArgAction::Set,
+        help = lib("`check.crcs`: verify every record batch's CRC-32C", "check.crcs"))]
+    pub check_crcs: Option<bool>,
+    #[arg(long = "group", short = 'g', help = defaults::app("`group.id`", defaults::GROUP_ID))]
+    pub group_id: Option<String>,
     /// `group.instance.id`: static membership (KIP-345).
     #[arg(long)]
     pub group_instance_id: Option<String>,
-    /// `auto.offset.reset`: earliest, latest or error.
-    #[arg(long, default_value = "earliest")]
-    pub auto_offset_reset: OffsetReset,
-    /// `enable.auto.commit`.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    pub enable_auto_commit: bool,
-    /// `auto.commit.interval.ms`.
-    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub auto_commit_interval_ms: u64,
-    /// `session.timeout.ms`.
-    #[arg(long, default_value_t = 45_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub session_timeout_ms: u64,
-    /// `heartbeat.interval.ms`.
-    #[arg(long, default_value_t = 3_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub heartbeat_interval_ms: u64,
-    /// `max.poll.interval.ms` (the rebalance timeout).
-    #[arg(long, default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_poll_interval_ms: u64,
-    /// `partition.assignment.strategy`: range or roundrobin.
-    #[arg(long, default_value = "range", value_parser = parse_assignor)]
-    pub partition_assignment_strategy: Assignor,
-    /// `max.poll.records`: the most records taken per poll (the member handles
-    /// group changes between polls).
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_poll_records: u64,
+    #[arg(long, help = lib("`auto.offset.reset`: earliest, latest or error", "auto.offset.reset"))]
+    pub auto_offset_reset: Option<OffsetReset>,
+    #[arg(long, action = clap::ArgAction::Set, help = lib("`enable.auto.commit`", "enable.auto.commit"))]
+    pub enable_auto_commit: Option<bool>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..),
+        help = lib("`auto.commit.interval.ms`", "auto.commit.interval.ms"))]
+    pub auto_commit_interval_ms: Option<u64>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..),
+        help = lib("`session.timeout.ms`", "session.timeout.ms"))]
+    pub session_timeout_ms: Option<u64>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..),
+        help = lib("`heartbeat.interval.ms`", "heartbeat.interval.ms"))]
+    pub heartbeat_interval_ms: Option<u64>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..),
+        help = lib("`max.poll.interval.ms` (the rebalance timeout)", "max.poll.interval.ms"))]
+    pub max_poll_interval_ms: Option<u64>,
+    #[arg(long, value_parser = parse_assignor,
+        help = lib("`partition.assignment.strategy`: range or roundrobin", "partition.assignment.strategy"))]
+    pub partition_assignment_strategy: Option<Assignor>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), help = lib(
+        "`max.poll.records`: the most records taken per poll (the member handles group changes between polls)",
+        "max.poll.records"))]
+    pub max_poll_records: Option<u64>,
     /// Exit after this many records.
     #[arg(long)]
     pub max_messages: Option<u64>,
@@ -125,44 +123,63 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// A flag's help text ending in the library's default for the consumer's `key`.
+fn lib(text: &str, key: &str) -> String {
+    defaults::library::<ConsumerConfig>(text, key)
+}
+
 impl ConsumeArgs {
-    fn config(&self) -> ConsumerConfig {
-        ConsumerConfig {
-            group: GroupConfig {
-                group_id: self.group_id.clone(),
-                group_instance_id: self.group_instance_id.clone(),
-                topics: if self.topic_pattern.is_some() { Vec::new() } else { self.topics.clone() },
-                topic_pattern: self.topic_pattern.clone(),
-                metadata_max_age: Duration::from_millis(self.metadata_max_age_ms),
-                assignors: vec![self.partition_assignment_strategy],
-                session_timeout: Duration::from_millis(self.session_timeout_ms),
-                rebalance_timeout: Duration::from_millis(self.max_poll_interval_ms),
-                heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms),
-                enable_auto_commit: self.enable_auto_commit,
-                auto_commit_interval: Duration::from_millis(self.auto_commit_interval_ms),
-                ..GroupConfig::default()
-            },
-            fetch: FetchConfig {
-                min_bytes: self.fetch_min_bytes,
-                max_wait: Duration::from_millis(self.fetch_max_wait_ms),
-                max_bytes: self.fetch_max_bytes,
-                max_partition_bytes: self.max_partition_fetch_bytes,
-                isolation: self.isolation_level,
-                check_crcs: self.check_crcs,
-                reset: self.auto_offset_reset,
-            },
-            max_poll_records: self.max_poll_records.try_into().unwrap_or(usize::MAX),
-            ..ConsumerConfig::default()
+    /// The consumer's settings: the library's defaults, the application's
+    /// group id, --config and -X, then the topics and these flags where given.
+    pub(crate) fn config(&self, common: &Common) -> Result<ConsumerConfig, Error> {
+        let mut config = ConsumerConfig::default();
+        config.group.group_id = defaults::GROUP_ID.to_owned();
+        common.apply(&mut config)?;
+        let (group, fetch) = (&mut config.group, &mut config.fetch);
+        group.topics = if self.topic_pattern.is_some() { Vec::new() } else { self.topics.clone() };
+        group.topic_pattern = self.topic_pattern.clone();
+        let ms = |flag: Option<u64>, field: &mut Duration| {
+            if let Some(ms) = flag {
+                *field = Duration::from_millis(ms);
+            }
+        };
+        ms(self.metadata_max_age_ms, &mut group.metadata_max_age);
+        ms(self.session_timeout_ms, &mut group.session_timeout);
+        ms(self.max_poll_interval_ms, &mut group.rebalance_timeout);
+        ms(self.heartbeat_interval_ms, &mut group.heartbeat_interval);
+        ms(self.auto_commit_interval_ms, &mut group.auto_commit_interval);
+        ms(self.fetch_max_wait_ms, &mut fetch.max_wait);
+        if let Some(id) = &self.group_id {
+            group.group_id = id.clone();
         }
+        if let Some(id) = &self.group_instance_id {
+            group.group_instance_id = Some(id.clone());
+        }
+        if let Some(a) = self.partition_assignment_strategy {
+            group.assignors = vec![a];
+        }
+        if let Some(on) = self.enable_auto_commit {
+            group.enable_auto_commit = on;
+        }
+        fetch.min_bytes = self.fetch_min_bytes.unwrap_or(fetch.min_bytes);
+        fetch.max_bytes = self.fetch_max_bytes.unwrap_or(fetch.max_bytes);
+        fetch.max_partition_bytes = self.max_partition_fetch_bytes.unwrap_or(fetch.max_partition_bytes);
+        fetch.isolation = self.isolation_level.unwrap_or(fetch.isolation);
+        fetch.check_crcs = self.check_crcs.unwrap_or(fetch.check_crcs);
+        fetch.reset = self.auto_offset_reset.unwrap_or(fetch.reset);
+        if let Some(n) = self.max_poll_records {
+            config.max_poll_records = n.try_into().unwrap_or(usize::MAX);
+        }
+        Ok(config)
     }
 }
 
 pub async fn run(common: &Common, args: ConsumeArgs) -> Result<(), Error> {
-    let config = args.config();
+    let config = args.config(common)?;
     config.validate()?; // exit 2, with the flag to fix (see `error.rs`)
     let registry = match &args.schema_registry {
         Some(url) => {
-            let registry = SchemaRegistry::new(url, Duration::from_millis(common.request_timeout_ms))?;
+            let registry = SchemaRegistry::new(url, common.request_timeout())?;
             registry.check().await?; // fail before joining the group
             Some(registry)
         }

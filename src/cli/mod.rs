@@ -3,20 +3,21 @@
 
 mod bench;
 mod consume;
+pub mod defaults;
 mod produce;
 mod send;
+mod settings;
 mod topic;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::Error;
-use cafe_kafka::cluster::Cluster;
 use cafe_kafka::producer::{Delivery, Producer, ProducerRecord};
-use cafe_kafka::wire::ConnectionConfig;
+use cafe_kafka::{ClientConfig, Properties};
 
 #[derive(Debug, Parser)]
 #[command(name = "cafe", version, about = "Campus cafe events through Apache Kafka, in pure Rust")]
@@ -27,24 +28,41 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Settings every subcommand shares, with Kafka's names.
+/// Settings every subcommand shares, with Kafka's names. The flags are
+/// `None` when not given, so that `--config` and `-X` can set the same
+/// settings underneath them (see `settings.rs`); [`run`] resolves them.
 #[derive(Debug, Args)]
 pub struct Common {
-    /// `bootstrap.servers`: comma-separated host:port list.
+    // `bootstrap.servers`; CAFE_BOOTSTRAP counts as the flag.
     #[arg(
         long = "bootstrap-server",
         short = 'b',
         global = true,
         env = "CAFE_BOOTSTRAP",
-        default_value = "127.0.0.1:9092"
+        help = defaults::app("`bootstrap.servers`: comma-separated host:port list", defaults::BOOTSTRAP)
     )]
-    pub bootstrap: String,
+    pub bootstrap: Option<String>,
     /// `client.id` sent with every request; defaults to this machine's host name.
     #[arg(long, global = true)]
     pub client_id: Option<String>,
-    /// `request.timeout.ms`.
-    #[arg(long, global = true, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub request_timeout_ms: u64,
+    #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..),
+        help = defaults::library::<ClientConfig>("`request.timeout.ms`", "request.timeout.ms"))]
+    pub request_timeout_ms: Option<u64>,
+    /// A Java client.properties file of Kafka settings (bootstrap.servers=...,
+    /// acks=..., group.id=...); each command takes the settings of its role.
+    /// -X and the dedicated flags override it.
+    #[arg(long = "config", global = true, value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+    /// A Kafka setting, as kcat takes it (e.g. -X acks=all -X linger.ms=20);
+    /// repeatable, overrides --config, overridden by the dedicated flags.
+    #[arg(short = 'X', global = true, value_name = "KEY=VALUE", value_parser = settings::parse_setting)]
+    pub properties_given: Vec<(String, String)>,
+    /// The --config file with -X on top, read by [`run`].
+    #[arg(skip)]
+    pub(crate) properties: Properties,
+    /// The client settings, resolved by [`run`].
+    #[arg(skip)]
+    pub(crate) client: ClientConfig,
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,13 +82,10 @@ pub enum Command {
 }
 
 impl Common {
-    pub fn client_id(&self) -> String {
-        self.client_id.clone().unwrap_or_else(host_name)
-    }
-
+    /// The servers of `--bootstrap-server` (or CAFE_BOOTSTRAP), checked.
     pub fn bootstrap_list(&self) -> Result<Vec<String>, Error> {
-        let list: Vec<String> =
-            self.bootstrap.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        let given = self.bootstrap.as_deref().unwrap_or(defaults::BOOTSTRAP);
+        let list: Vec<String> = given.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
         if list.is_empty() {
             return Err(Error::Usage("--bootstrap-server is empty; give host:port".into()));
         }
@@ -82,22 +97,11 @@ impl Common {
         }
         Ok(list)
     }
-
-    pub fn connection_config(&self) -> ConnectionConfig {
-        ConnectionConfig {
-            client_id: self.client_id(),
-            request_timeout: Duration::from_millis(self.request_timeout_ms),
-            ..ConnectionConfig::default()
-        }
-    }
-
-    pub async fn cluster(&self) -> Result<Arc<Cluster>, Error> {
-        Ok(Cluster::connect(self.bootstrap_list()?, self.connection_config()).await?)
-    }
 }
 
-/// Runs the parsed command.
-pub async fn run(cli: Cli) -> Result<(), Error> {
+/// Runs the parsed command, after resolving `--config` and `-X`.
+pub async fn run(mut cli: Cli) -> Result<(), Error> {
+    cli.common.resolve()?;
     match cli.command {
         Command::Bench(cmd) => bench::run(&cli.common, cmd).await,
         Command::Consume(args) => consume::run(&cli.common, args).await,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::{Common, Reports};
+use super::{Common, Reports, defaults};
 use crate::error::Error;
 use crate::event::{CafeEvent, EventGenerator};
 use crate::event_codec::{self, CAFE_EVENT_SCHEMA};
@@ -27,7 +27,7 @@ pub struct ProduceArgs {
     /// How many events to send.
     #[arg(long, short = 'n', default_value_t = 5)]
     pub count: u64,
-    #[arg(long, short = 't', default_value = "demo")]
+    #[arg(long, short = 't', default_value = defaults::TOPIC)]
     pub topic: String,
     /// Which field becomes the record key.
     #[arg(long, value_enum, default_value = "customer-name")]
@@ -47,49 +47,56 @@ pub struct ProduceArgs {
     pub schema_registry: Option<String>,
 }
 
-/// Producer settings shared by `produce` and `send`, with Kafka's names.
+/// Producer settings shared by `produce`, `send` and `bench produce`, with
+/// Kafka's names. `None` (or a flag not given) leaves the setting to -X,
+/// --config and the defaults; --help shows the defaults from the library.
 #[derive(Debug, Args)]
 pub struct ProducerArgs {
-    /// `acks`: 0, 1 or all.
-    #[arg(long, default_value = "1")]
-    pub acks: Acks,
-    /// Key hashing: murmur2 (Java client) or crc32 (librdkafka consistent_random).
-    #[arg(long, default_value = "murmur2")]
-    pub partitioner: Partitioner,
-    /// `compression.type`: none, gzip, snappy, lz4 or zstd (all pure Rust).
-    #[arg(long, default_value = "none")]
-    pub compression: Compression,
-    /// `batch.size` in bytes.
-    #[arg(long, default_value_t = 16_384)]
-    pub batch_size: usize,
-    /// `max.request.size` in bytes.
-    #[arg(long, default_value_t = 1_048_576)]
-    pub max_request_size: usize,
-    /// `delivery.timeout.ms`.
-    #[arg(long, default_value_t = 120_000)]
-    pub delivery_timeout_ms: u64,
-    /// `linger.ms`: how long a batch waits for more records before it is sent.
-    #[arg(long, default_value_t = 5)]
-    pub linger_ms: u64,
+    #[arg(long, help = defaults::app("`acks`: 0, 1 or all", defaults::ACKS))]
+    pub acks: Option<Acks>,
+    #[arg(long, help = defaults::library::<ProducerConfig>(
+        "Key hashing: murmur2 (Java client) or crc32 (librdkafka consistent_random)", "partitioner.class"))]
+    pub partitioner: Option<Partitioner>,
+    #[arg(long, help = defaults::library::<ProducerConfig>(
+        "`compression.type`: none, gzip, snappy, lz4 or zstd (all pure Rust)", "compression.type"))]
+    pub compression: Option<Compression>,
+    #[arg(long, help = defaults::library::<ProducerConfig>("`batch.size` in bytes", "batch.size"))]
+    pub batch_size: Option<usize>,
+    #[arg(long, help = defaults::library::<ProducerConfig>("`max.request.size` in bytes", "max.request.size"))]
+    pub max_request_size: Option<usize>,
+    #[arg(long, help = defaults::library::<ProducerConfig>("`delivery.timeout.ms`", "delivery.timeout.ms"))]
+    pub delivery_timeout_ms: Option<u64>,
+    #[arg(long, help = defaults::library::<ProducerConfig>(
+        "`linger.ms`: how long a batch waits for more records before it is sent", "linger.ms"))]
+    pub linger_ms: Option<u64>,
     /// `enable.idempotence` (requires --acks all).
     #[arg(long)]
     pub enable_idempotence: bool,
 }
 
 impl ProducerArgs {
-    pub fn config(&self, common: &Common) -> ProducerConfig {
-        ProducerConfig {
-            acks: self.acks,
-            partitioner: self.partitioner,
-            compression: self.compression,
-            batch_size: self.batch_size,
-            max_request_size: self.max_request_size,
-            delivery_timeout: Duration::from_millis(self.delivery_timeout_ms),
-            linger: Duration::from_millis(self.linger_ms),
-            request_timeout: Duration::from_millis(common.request_timeout_ms),
-            enable_idempotence: self.enable_idempotence,
-            ..ProducerConfig::default()
+    /// The producer's settings: the library's defaults, the application's
+    /// acks, --config and -X, then these flags where given.
+    pub fn config(&self, common: &Common) -> Result<ProducerConfig, Error> {
+        let mut config = ProducerConfig { acks: defaults::ACKS, ..ProducerConfig::default() };
+        common.apply(&mut config)?;
+        config.acks = self.acks.unwrap_or(config.acks);
+        config.partitioner = self.partitioner.unwrap_or(config.partitioner);
+        config.compression = self.compression.unwrap_or(config.compression);
+        config.batch_size = self.batch_size.unwrap_or(config.batch_size);
+        config.max_request_size = self.max_request_size.unwrap_or(config.max_request_size);
+        if let Some(ms) = self.delivery_timeout_ms {
+            config.delivery_timeout = Duration::from_millis(ms);
         }
+        if let Some(ms) = self.linger_ms {
+            config.linger = Duration::from_millis(ms);
+        }
+        if self.enable_idempotence {
+            config.enable_idempotence = true;
+        }
+        // The connection's request.timeout.ms: set from the same -X/--config and flag.
+        config.request_timeout = common.request_timeout();
+        Ok(config)
     }
 }
 
@@ -102,7 +109,7 @@ fn key_of(ev: &CafeEvent, field: KeyField) -> Option<String> {
 }
 
 pub async fn run(common: &Common, args: ProduceArgs) -> Result<(), Error> {
-    let config = args.producer.config(common);
+    let config = args.producer.config(common)?;
     config.validate().map_err(|e| Error::Usage(e.to_string()))?;
     // The registry first: a registry problem fails before any Kafka work.
     let schema_id = match &args.schema_registry {
@@ -153,8 +160,7 @@ pub async fn run(common: &Common, args: ProduceArgs) -> Result<(), Error> {
 
 /// Registers (or finds) the event schema under `<topic>-value`; its id frames every value.
 async fn register_schema(url: &str, topic: &str, common: &Common) -> Result<u32, Error> {
-    let timeout = Duration::from_millis(common.request_timeout_ms);
-    let mut registry = SchemaRegistry::new(url, timeout)?;
+    let mut registry = SchemaRegistry::new(url, common.request_timeout())?;
     let subject = registry::value_subject(topic);
     let id = registry.register_json(&subject, CAFE_EVENT_SCHEMA).await?;
     tracing::info!(%subject, id, registry = %registry.url(), "schema registered");

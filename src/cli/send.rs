@@ -7,13 +7,13 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::produce::ProducerArgs;
-use super::{Common, Reports};
+use super::{Common, Reports, defaults};
 use crate::error::Error;
 use cafe_kafka::producer::{Producer, ProducerRecord};
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    #[arg(long, short = 't', default_value = "demo")]
+    #[arg(long, short = 't', default_value = defaults::TOPIC)]
     pub topic: String,
     /// Lines are `key<TAB>value`; without it every record has a null key.
     #[arg(long)]
@@ -25,7 +25,7 @@ pub struct SendArgs {
 }
 
 pub async fn run(common: &Common, args: SendArgs) -> Result<(), Error> {
-    let config = args.producer.config(common);
+    let config = args.producer.config(common)?;
     config.validate().map_err(|e| Error::Usage(e.to_string()))?;
     let cluster = common.cluster().await?;
     // An unknown topic fails here, before any input is read.

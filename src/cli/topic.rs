@@ -1,7 +1,5 @@
 //! `cafe topic create|recreate|describe`.
 
-use std::time::Duration;
-
 use clap::{Args, Subcommand};
 
 use super::Common;
@@ -32,7 +30,7 @@ pub struct TopicSpec {
 
 pub async fn run(common: &Common, cmd: TopicCommand) -> Result<(), Error> {
     let cluster = common.cluster().await?;
-    let admin = Admin::new(cluster, Duration::from_millis(common.request_timeout_ms)).await?;
+    let admin = Admin::new(cluster, common.request_timeout()).await?;
     match cmd {
         TopicCommand::Create(s) => print(&admin.create(&s.name, s.partitions, s.replication_factor).await?, "created"),
         TopicCommand::Recreate(s) => {

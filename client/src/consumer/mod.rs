@@ -4,6 +4,8 @@
 //! offset counts as consumed only once the user asks for more (or closes), so a
 //! crash never commits records the user did not see.
 
+mod config;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
@@ -24,7 +26,24 @@ use crate::group::io::Event;
 use crate::group::{GroupConfig, GroupError};
 use crate::types::TopicPartition;
 
-/// Consumer settings with the Java client's names and defaults.
+/// Consumer settings with the Java client's names and defaults, except
+/// `auto.offset.reset` (earliest here) and `isolation.level` (read_committed,
+/// as in librdkafka). Each can also be set by its Kafka name
+/// ([`set`](Self::set), the table is in `consumer/config.rs`) or from a
+/// properties file ([`from_properties`](Self::from_properties)).
+///
+/// ```
+/// use cafe_kafka::{ConsumerConfig, IsolationLevel};
+///
+/// let mut config = ConsumerConfig::default();
+/// config.set("group.id", "g")?;
+/// config.set("fetch.max.wait.ms", "100")?;
+/// config.set("isolation.level", "read_uncommitted")?;
+/// assert_eq!(config.group.group_id, "g");
+/// assert_eq!(config.fetch.isolation, IsolationLevel::ReadUncommitted);
+/// assert!(config.set("acks", "all").is_err()); // a producer setting
+/// # Ok::<(), cafe_kafka::config::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
     /// Group membership: id, topics or pattern, timeouts, auto-commit.

@@ -68,6 +68,16 @@ impl std::str::FromStr for IsolationLevel {
     }
 }
 
+/// As the Java client spells it.
+impl std::fmt::Display for IsolationLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::ReadCommitted => "read_committed",
+            Self::ReadUncommitted => "read_uncommitted",
+        })
+    }
+}
+
 /// `auto.offset.reset`: where a partition starts when the group has no committed
 /// offset for it, or the committed one is out of range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +100,17 @@ impl std::str::FromStr for OffsetReset {
             "error" | "none" => Ok(Self::Error),
             o => Err(format!("auto.offset.reset must be earliest, latest or error, not `{o}`")),
         }
+    }
+}
+
+/// As the Java client spells it: [`OffsetReset::Error`] is `none`.
+impl std::fmt::Display for OffsetReset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Earliest => "earliest",
+            Self::Latest => "latest",
+            Self::Error => "none",
+        })
     }
 }
 

@@ -1,10 +1,12 @@
 //! Producer settings, named and defaulted as in the Java client, validated before
-//! any connection is opened.
+//! any connection is opened; `SETTINGS` maps their Kafka names to the fields.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use crate::backoff::BackoffPolicy;
+use crate::config::value::{BOOL, Choice, INT_AT_LEAST_0, INT_AT_LEAST_1, LONG_AT_LEAST_0, MS_INT, MS_LONG};
+use crate::config::{Role, Setting, role_config, setting};
 use crate::partitioner::Partitioner;
 
 /// `acks`: how many replicas must have the record before the broker answers.
@@ -54,10 +56,26 @@ impl std::fmt::Display for Acks {
 /// `compression.type`: all four Kafka codecs, in pure Rust (see [`crate::compression`]).
 pub use crate::compression::Codec as Compression;
 
-/// Producer settings, named and defaulted as in the Java client (except `acks`, see below).
+/// Producer settings, named and defaulted as in the Java client, except
+/// `enable.idempotence` (false here; Java turns it on by default since 3.0).
+/// Each can also be set by its Kafka name ([`set`](Self::set)) or from a
+/// properties file ([`from_properties`](Self::from_properties)).
+///
+/// ```
+/// use cafe_kafka::{Acks, ProducerConfig};
+///
+/// let mut config = ProducerConfig::default();
+/// config.set("acks", "1")?;
+/// config.set("linger.ms", "20")?;
+/// config.set("compression.type", "zstd")?;
+/// assert_eq!(config.acks, Acks::Leader);
+/// assert_eq!(config.linger.as_millis(), 20);
+/// assert!(config.set("acks", "2").is_err());
+/// # Ok::<(), cafe_kafka::config::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
-    /// `acks`; the cafe default is 1 (the seed's setting), not Java's `all`.
+    /// `acks` (all, as in Java).
     pub acks: Acks,
     /// `partitioner.class`: murmur2 (Java's) or crc32 (librdkafka's `consistent_random`).
     pub partitioner: Partitioner,
@@ -90,7 +108,7 @@ pub struct ProducerConfig {
 impl Default for ProducerConfig {
     fn default() -> Self {
         Self {
-            acks: Acks::Leader,
+            acks: Acks::All,
             partitioner: Partitioner::Murmur2,
             batch_size: 16_384,
             max_request_size: 1_048_576,
@@ -106,6 +124,27 @@ impl Default for ProducerConfig {
         }
     }
 }
+
+/// The producer's settings by Kafka name; `request.timeout.ms` is the
+/// connection's too ([`ClientConfig`](crate::ClientConfig)).
+pub(crate) static SETTINGS: &[Setting<ProducerConfig>] = &[
+    setting!("acks" => acks: Choice("0, 1, all or -1")),
+    setting!("partitioner.class" => partitioner: Choice("murmur2 (Java's) or crc32 (librdkafka's consistent_random)")),
+    setting!("batch.size" => batch_size: INT_AT_LEAST_0),
+    setting!("max.request.size" => max_request_size: INT_AT_LEAST_0),
+    setting!("compression.type" => compression: Choice("none, gzip, snappy, lz4 or zstd")),
+    setting!("linger.ms" => linger: MS_LONG),
+    setting!("delivery.timeout.ms" => delivery_timeout: MS_INT),
+    setting!("request.timeout.ms" => request_timeout: MS_INT),
+    setting!("max.in.flight.requests.per.connection" => max_in_flight: INT_AT_LEAST_1),
+    setting!("enable.idempotence" => enable_idempotence: BOOL),
+    setting!("retry.backoff.ms" => backoff.initial: MS_LONG),
+    setting!("retry.backoff.max.ms" => backoff.max: MS_LONG),
+    setting!("buffer.memory" => buffer_memory: LONG_AT_LEAST_0),
+    setting!("max.block.ms" => max_block: MS_LONG),
+];
+
+role_config!(ProducerConfig, Role::Producer, SETTINGS);
 
 /// A setting that makes no sense, caught before connecting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -164,10 +203,67 @@ mod tests {
 
     #[test]
     fn idempotence_needs_acks_all() {
-        let c = ProducerConfig { enable_idempotence: true, ..Default::default() };
+        let c = ProducerConfig { enable_idempotence: true, acks: Acks::Leader, ..Default::default() };
         assert_eq!(c.validate().unwrap_err().setting, "enable.idempotence");
         let c = ProducerConfig { enable_idempotence: true, acks: Acks::All, ..Default::default() };
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn every_key_sets_its_field() {
+        type Check = fn(&ProducerConfig) -> bool;
+        let cases: &[(&str, &str, Check)] = &[
+            ("acks", "0", |c| c.acks == Acks::None),
+            ("partitioner.class", "CRC32", |c| c.partitioner == Partitioner::Crc32),
+            ("batch.size", "1000", |c| c.batch_size == 1000),
+            ("max.request.size", "2048", |c| c.max_request_size == 2048),
+            ("compression.type", "lz4", |c| c.compression == Compression::Lz4),
+            ("linger.ms", "0", |c| c.linger.is_zero()),
+            ("delivery.timeout.ms", "60000", |c| c.delivery_timeout == Duration::from_secs(60)),
+            ("request.timeout.ms", "15000", |c| c.request_timeout == Duration::from_secs(15)),
+            ("max.in.flight.requests.per.connection", "1", |c| c.max_in_flight == 1),
+            ("enable.idempotence", "true", |c| c.enable_idempotence),
+            ("retry.backoff.ms", "250", |c| c.backoff.initial == Duration::from_millis(250)),
+            ("retry.backoff.max.ms", "5000", |c| c.backoff.max == Duration::from_secs(5)),
+            ("buffer.memory", "1048576", |c| c.buffer_memory == 1 << 20),
+            ("max.block.ms", "10", |c| c.max_block == Duration::from_millis(10)),
+        ];
+        let tested: Vec<&str> = cases.iter().map(|(k, _, _)| *k).collect();
+        assert_eq!(tested, Role::Producer.keys(), "one case per key of the table, in its order");
+        for (key, value, check) in cases {
+            let mut c = ProducerConfig::default();
+            assert!(!check(&c), "{key}={value} is the default already: pick another value");
+            c.set(key, value).unwrap_or_else(|e| panic!("{key}: {e}"));
+            assert!(check(&c), "{key}={value} gave {c:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_values_name_the_key_the_value_and_what_is_accepted() {
+        let mut c = ProducerConfig::default();
+        let cases = [
+            ("acks", "2", "0, 1, all or -1"),
+            ("compression.type", "lzma", "none, gzip, snappy, lz4 or zstd"),
+            ("enable.idempotence", "yes", "true or false"),
+            ("linger.ms", "-5", "a whole number of milliseconds from 0 to 9223372036854775807"),
+            ("batch.size", "16k", "a whole number from 0 to 2147483647"),
+            ("max.in.flight.requests.per.connection", "0", "a whole number from 1 to 2147483647"),
+        ];
+        for (key, value, expected) in cases {
+            let e = c.set(key, value).unwrap_err();
+            assert_eq!(e.to_string(), format!("invalid value `{value}` for `{key}`: expected {expected}"));
+        }
+        // A refused value leaves the field as it was.
+        assert_eq!(c.acks, Acks::All);
+    }
+
+    #[test]
+    fn java_defaults() {
+        let c = ProducerConfig::default();
+        let get = |k| c.get(k).unwrap();
+        assert_eq!((get("acks"), get("batch.size"), get("linger.ms")), ("all".into(), "16384".into(), "5".into()));
+        assert_eq!((get("buffer.memory"), get("max.block.ms")), ("33554432".into(), "60000".into()));
+        assert_eq!(c.get("group.id"), None);
     }
 
     #[test]

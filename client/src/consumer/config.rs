@@ -1,0 +1,118 @@
+//! The consumer's settings by Kafka name: one table over [`ConsumerConfig`]
+//! and its members [`GroupConfig`](crate::GroupConfig) and
+//! [`FetchConfig`](crate::FetchConfig), whose `Default`s hold the values.
+// The struct itself stays in mod.rs for now, so this table could land while
+// the group types were being moved; it belongs here next.
+
+use super::ConsumerConfig;
+use crate::config::value::{ASSIGNORS, BOOL, Choice, INT_AT_LEAST_0, INT_AT_LEAST_1, MS_INT, MS_LONG, TEXT};
+use crate::config::{Role, Setting, role_config, setting};
+
+/// The consumer's settings. `request.timeout.ms` is the connection's
+/// ([`ClientConfig`](crate::ClientConfig)); `topics` and the topic pattern are
+/// what `subscribe` takes in Java, not settings.
+pub(crate) static SETTINGS: &[Setting<ConsumerConfig>] = &[
+    setting!("group.id" => group.group_id: TEXT),
+    setting!("group.instance.id" => group.group_instance_id: TEXT),
+    setting!("group.protocol" => fixed "classic",
+        "classic (the KIP-848 consumer protocol is not supported yet)"),
+    setting!("partition.assignment.strategy" => group.assignors: ASSIGNORS),
+    setting!("session.timeout.ms" => group.session_timeout: MS_INT),
+    setting!("heartbeat.interval.ms" => group.heartbeat_interval: MS_INT),
+    setting!("max.poll.interval.ms" => group.rebalance_timeout: MS_INT),
+    setting!("enable.auto.commit" => group.enable_auto_commit: BOOL),
+    setting!("auto.commit.interval.ms" => group.auto_commit_interval: MS_INT),
+    setting!("metadata.max.age.ms" => group.metadata_max_age: MS_LONG),
+    setting!("retry.backoff.ms" => group.backoff.initial: MS_LONG),
+    setting!("retry.backoff.max.ms" => group.backoff.max: MS_LONG),
+    setting!("fetch.min.bytes" => fetch.min_bytes: INT_AT_LEAST_0),
+    setting!("fetch.max.wait.ms" => fetch.max_wait: MS_INT),
+    setting!("fetch.max.bytes" => fetch.max_bytes: INT_AT_LEAST_0),
+    setting!("max.partition.fetch.bytes" => fetch.max_partition_bytes: INT_AT_LEAST_0),
+    setting!("isolation.level" => fetch.isolation: Choice("read_committed or read_uncommitted")),
+    setting!("check.crcs" => fetch.check_crcs: BOOL),
+    setting!("auto.offset.reset" => fetch.reset: Choice("earliest, latest or none")),
+    setting!("max.poll.records" => max_poll_records: INT_AT_LEAST_1),
+];
+
+role_config!(ConsumerConfig, Role::Consumer, SETTINGS);
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::group::assign::Assignor;
+    use crate::{IsolationLevel, OffsetReset};
+
+    #[test]
+    fn every_key_sets_its_field() {
+        type Check = fn(&ConsumerConfig) -> bool;
+        let cases: &[(&str, &str, Check)] = &[
+            ("group.id", "g", |c| c.group.group_id == "g"),
+            ("group.instance.id", "member-1", |c| c.group.group_instance_id.as_deref() == Some("member-1")),
+            ("group.protocol", "CLASSIC", |c| c.get("group.protocol").as_deref() == Some("classic")),
+            ("partition.assignment.strategy", "roundrobin", |c| c.group.assignors == [Assignor::RoundRobin]),
+            ("session.timeout.ms", "10000", |c| c.group.session_timeout == Duration::from_secs(10)),
+            ("heartbeat.interval.ms", "1000", |c| c.group.heartbeat_interval == Duration::from_secs(1)),
+            ("max.poll.interval.ms", "60000", |c| c.group.rebalance_timeout == Duration::from_secs(60)),
+            ("enable.auto.commit", "false", |c| !c.group.enable_auto_commit),
+            ("auto.commit.interval.ms", "100", |c| c.group.auto_commit_interval == Duration::from_millis(100)),
+            ("metadata.max.age.ms", "1000", |c| c.group.metadata_max_age == Duration::from_secs(1)),
+            ("retry.backoff.ms", "10", |c| c.group.backoff.initial == Duration::from_millis(10)),
+            ("retry.backoff.max.ms", "20", |c| c.group.backoff.max == Duration::from_millis(20)),
+            ("fetch.min.bytes", "1024", |c| c.fetch.min_bytes == 1024),
+            ("fetch.max.wait.ms", "100", |c| c.fetch.max_wait == Duration::from_millis(100)),
+            ("fetch.max.bytes", "1000000", |c| c.fetch.max_bytes == 1_000_000),
+            ("max.partition.fetch.bytes", "65536", |c| c.fetch.max_partition_bytes == 65_536),
+            ("isolation.level", "read_uncommitted", |c| c.fetch.isolation == IsolationLevel::ReadUncommitted),
+            ("check.crcs", "false", |c| !c.fetch.check_crcs),
+            ("auto.offset.reset", "none", |c| c.fetch.reset == OffsetReset::Error),
+            ("max.poll.records", "10", |c| c.max_poll_records == 10),
+        ];
+        let tested: Vec<&str> = cases.iter().map(|(k, _, _)| *k).collect();
+        assert_eq!(tested, Role::Consumer.keys(), "one case per key of the table, in its order");
+        for (key, value, check) in cases {
+            let mut c = ConsumerConfig::default();
+            if *key != "group.protocol" {
+                assert!(!check(&c), "{key}={value} is the default already: pick another value");
+            }
+            c.set(key, value).unwrap_or_else(|e| panic!("{key}: {e}"));
+            assert!(check(&c), "{key}={value} gave {c:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_values_name_the_key_the_value_and_what_is_accepted() {
+        let mut c = ConsumerConfig::default();
+        let cases = [
+            ("isolation.level", "committed", "read_committed or read_uncommitted"),
+            ("auto.offset.reset", "smallest", "earliest, latest or none"),
+            ("enable.auto.commit", "on", "true or false"),
+            ("max.poll.records", "0", "a whole number from 1 to 2147483647"),
+            ("fetch.min.bytes", "-1", "a whole number from 0 to 2147483647"),
+            ("group.protocol", "consumer", "classic (the KIP-848 consumer protocol is not supported yet)"),
+        ];
+        for (key, value, expected) in cases {
+            let e = c.set(key, value).unwrap_err();
+            assert_eq!(e.to_string(), format!("invalid value `{value}` for `{key}`: expected {expected}"));
+        }
+    }
+
+    #[test]
+    fn an_empty_group_instance_id_unsets_it() {
+        let mut c = ConsumerConfig::default();
+        c.set("group.instance.id", "m").unwrap();
+        c.set("group.instance.id", "").unwrap();
+        assert_eq!(c.group.group_instance_id, None);
+    }
+
+    #[test]
+    fn enums_write_back_as_java_spells_them() {
+        let c = ConsumerConfig::default();
+        assert_eq!(c.get("isolation.level").as_deref(), Some("read_committed"));
+        assert_eq!(c.get("auto.offset.reset").as_deref(), Some("earliest"));
+        assert_eq!(c.get("partition.assignment.strategy").as_deref(), Some("range"));
+        assert_eq!(c.get("acks"), None);
+    }
+}

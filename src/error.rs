@@ -37,6 +37,9 @@ pub mod exit {
     /// A record batch on the topic cannot be read (corrupt CRC, unknown codec or
     /// magic, truncated record); everything before it was delivered.
     pub const UNREADABLE: u8 = 10;
+    /// Interrupted (Ctrl+C or SIGTERM) during `produce` or `send`, after every record
+    /// sent before was delivered and reported; 128 + SIGINT, as a shell reports it.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +62,11 @@ pub enum Error {
     Config(#[from] config::Error),
     #[error("{failed} of {total} records were not delivered (see the reports above)")]
     DeliveryFailed { failed: u64, total: u64 },
+    #[error(
+        "interrupted after sending {sent}{} records; each one sent was reported above",
+        .of.map(|n| format!(" of {n}")).unwrap_or_default()
+    )]
+    Interrupted { sent: u64, of: Option<u64> },
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
@@ -88,6 +96,7 @@ impl Error {
             Error::Usage(_) => exit::USAGE,
             Error::Input(_) => exit::INPUT,
             Error::Other(_) => exit::FAILURE,
+            Error::Interrupted { .. } => exit::INTERRUPTED,
         }
     }
 }

@@ -398,3 +398,58 @@ fn oversized_record_is_refused_by_the_broker_when_the_limit_is_raised() {
     let error = send_oversized(&["--max-request-size", "4000000"]);
     assert!(error.contains("MESSAGE_TOO_LARGE"), "error: {error}");
 }
+
+// ---------------------------------------------------------------------------
+// Ctrl+C: every record sent is delivered and reported, then exit 130
+
+/// Records on `topic`, from the Java tool's end offsets (one `topic:partition:offset` line each).
+fn records_on(topic: &str) -> u64 {
+    let b = bootstrap();
+    let out = kafka_tool("get-offsets", &["--bootstrap-server", &b, "--topic", topic]);
+    assert_success(&out, "kafka-get-offsets");
+    stdout(&out).lines().filter_map(|l| l.rsplit(':').next()?.parse::<u64>().ok()).sum()
+}
+
+#[test]
+fn ctrl_c_during_produce_reports_every_record_it_sent_and_exits_130() {
+    let topic = unique_topic("produce-ctrl-c");
+    create_topic(&topic, 3);
+    let b = bootstrap();
+    let mut p = common::Background::cafe("produce", &["-b", &b, "produce", "-t", &topic, "-n", "100000000", "--json"]);
+    p.wait_for(Duration::from_secs(30), "delivery reports", |out| out.len() >= 100);
+    p.signal("INT");
+    let end = p.finish(Duration::from_secs(60));
+    assert_eq!(end.status.code(), Some(130), "{}", end.stderr.join("\n"));
+    let reports: Vec<Value> = end.stdout.iter().map(|l| serde_json::from_str(l).expect("a JSON report")).collect();
+    assert!(reports.iter().all(|r| r.get("error").is_none()), "a record failed");
+    let last = end.stderr.last().cloned().unwrap_or_default();
+    let sent = format!("interrupted after sending {} of 100000000 records", reports.len());
+    assert!(last.contains(&sent), "last line {last:?}, expected {sent:?}");
+    // Nothing sent without a report, nothing reported that is not on the topic.
+    assert_eq!(records_on(&topic), reports.len() as u64);
+    delete_topic(&topic);
+}
+
+#[test]
+fn ctrl_c_while_send_waits_for_input_delivers_the_lines_read_and_exits_130() {
+    let topic = unique_topic("send-ctrl-c");
+    create_topic(&topic, 1);
+    let mut cmd = std::process::Command::new(cafe_bin());
+    cmd.args(["-b", &bootstrap(), "send", "-t", &topic, "--json"]);
+    let mut s = common::Background::spawn_with_stdin("send", cmd);
+    use std::io::Write;
+    s.stdin().write_all(b"one\ntwo\nthree\n").expect("write to cafe send");
+    s.stdin().flush().expect("flush");
+    s.wait_for(Duration::from_secs(30), "three reports", |out| out.len() >= 3);
+    // stdin stays open and quiet: the interrupt must not wait for another line.
+    let asked = Instant::now();
+    s.signal("INT");
+    let end = s.finish(Duration::from_secs(10));
+    assert_eq!(end.status.code(), Some(130), "{}", end.stderr.join("\n"));
+    assert!(asked.elapsed() < Duration::from_secs(5), "took {:?} to stop", asked.elapsed());
+    assert_eq!(end.stdout.len(), 3, "{:?}", end.stdout);
+    let last = end.stderr.last().cloned().unwrap_or_default();
+    assert!(last.contains("interrupted after sending 3 records"), "{last:?}");
+    assert_eq!(records_on(&topic), 3);
+    delete_topic(&topic);
+}

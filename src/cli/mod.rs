@@ -4,6 +4,7 @@
 mod bench;
 mod consume;
 pub mod defaults;
+mod interrupt;
 mod produce;
 mod send;
 mod settings;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use super::interrupt::Interrupt;
 use super::{Common, Reports, defaults};
 use crate::error::Error;
 use crate::event::{CafeEvent, EventGenerator};
@@ -126,8 +127,12 @@ pub async fn run(common: &Common, args: ProduceArgs) -> Result<(), Error> {
     let topic: Arc<str> = Arc::from(args.topic.as_str());
     let mut generator = EventGenerator::new(args.seed);
     let mut invalid = 0u64;
+    let (mut sent, mut interrupt) = (0u64, Interrupt::watch());
     // One event at a time: made, framed, sent; memory stays flat however many.
     for _ in 0..args.count {
+        if interrupt.fired() {
+            break;
+        }
         let ev = generator.next_event(chrono::Utc::now());
         let key = key_of(&ev, args.key);
         // With a registry each event is checked against the schema; one that fails
@@ -148,9 +153,18 @@ pub async fn run(common: &Common, args: ProduceArgs) -> Result<(), Error> {
         if let Some(k) = &key {
             record = record.with_key(k.clone());
         }
-        reports.send(&producer, record, ev.event_id, key).await?;
+        tokio::select! {
+            // A send waiting for room (a slow or unreachable broker) gives way to Ctrl+C;
+            // that record was not taken, so it has no report.
+            _ = interrupt.wait() => break,
+            r = reports.send(&producer, record, ev.event_id, key) => r?,
+        }
+        sent += 1;
     }
     producer.close().await;
+    if interrupt.fired() {
+        return Err(Error::Interrupted { sent, of: Some(args.count) });
+    }
     let failed = reports.failed() + invalid;
     if failed > 0 {
         return Err(Error::DeliveryFailed { failed, total: args.count });

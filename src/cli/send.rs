@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
+use super::interrupt::Interrupt;
 use super::produce::ProducerArgs;
 use super::{Common, Reports, defaults};
 use crate::error::Error;
@@ -34,11 +35,20 @@ pub async fn run(common: &Common, args: SendArgs) -> Result<(), Error> {
     let reports = Reports::new(args.json);
     let topic: Arc<str> = Arc::from(args.topic.as_str());
     let mut total = 0u64;
+    let mut interrupt = Interrupt::watch();
     // Line by line: a long input is never held in memory. A bad line stops the input
     // there; what was sent before it is still delivered and reported.
-    let mut input = std::io::stdin().lock().split(b'\n');
+    let mut lines = read_lines();
     let mut stopped = None;
-    for (i, line) in input.by_ref().enumerate() {
+    for i in 0.. {
+        let line = tokio::select! {
+            biased;
+            _ = interrupt.wait() => break,
+            line = lines.recv() => match line {
+                Some(line) => line,
+                None => break,
+            },
+        };
         let line = match read_line(i, line) {
             Ok(l) => l,
             Err(e) => {
@@ -54,13 +64,21 @@ pub async fn run(common: &Common, args: SendArgs) -> Result<(), Error> {
         if let Some(k) = &key {
             record = record.with_key(k.clone());
         }
-        total += 1;
-        if let Err(e) = reports.send(&producer, record, format!("line{}", i + 1), key).await {
+        let sent = tokio::select! {
+            _ = interrupt.wait() => break,
+            r = reports.send(&producer, record, format!("line{}", i + 1), key) => r,
+        };
+        if let Err(e) = sent {
             stopped = Some(e);
             break;
         }
+        total += 1;
     }
     producer.close().await;
+    if interrupt.fired() {
+        // How many lines there were is not known: the input was not read to its end.
+        return Err(Error::Interrupted { sent: total, of: None });
+    }
     if let Some(e) = stopped {
         return Err(e);
     }
@@ -69,6 +87,20 @@ pub async fn run(common: &Common, args: SendArgs) -> Result<(), Error> {
         return Err(Error::DeliveryFailed { failed, total });
     }
     Ok(())
+}
+
+/// Standard input's lines as they come, read on their own thread: a read blocked on
+/// a terminal or a quiet pipe must not keep Ctrl+C from being heard.
+fn read_lines() -> tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().split(b'\n') {
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// Line `i` (from 0) of standard input as text, without its line ending.

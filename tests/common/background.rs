@@ -38,8 +38,22 @@ pub struct BackgroundEnd {
 
 impl Background {
     /// Starts `cmd` with stdin closed and both outputs collected.
-    pub fn spawn(name: &str, mut cmd: Command) -> Self {
-        let mut child = spawn_piped(&mut cmd, Stdio::null());
+    pub fn spawn(name: &str, cmd: Command) -> Self {
+        Self::start(name, cmd, Stdio::null())
+    }
+
+    /// Starts `cmd` with stdin open for [`stdin`](Self::stdin) and both outputs collected.
+    pub fn spawn_with_stdin(name: &str, cmd: Command) -> Self {
+        Self::start(name, cmd, Stdio::piped())
+    }
+
+    /// The child's stdin (with [`spawn_with_stdin`](Self::spawn_with_stdin)).
+    pub fn stdin(&mut self) -> &mut std::process::ChildStdin {
+        self.child.stdin.as_mut().expect("started with spawn_with_stdin")
+    }
+
+    fn start(name: &str, mut cmd: Command, stdin: Stdio) -> Self {
+        let mut child = spawn_piped(&mut cmd, stdin);
         let out = Arc::new(Mutex::new(Vec::new()));
         let err = Arc::new(Mutex::new(Vec::new()));
         // Read on threads: a child blocked on a full pipe would stop consuming.

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rskafka::client::controller::ControllerClient;
 use rskafka::client::error::{Error as RsError, ProtocolError};
 
 use crate::backoff::{BackoffPolicy, Failure, StopRule, retry};
@@ -51,20 +52,22 @@ pub enum Error {
 /// Topic admin over one cluster.
 pub struct Admin {
     cluster: Arc<Cluster>,
-    rs: rskafka::client::Client,
     timeout: Duration,
 }
 
 impl Admin {
-    /// Builds the controller client on `cluster`'s bootstrap servers. `timeout`
-    /// bounds each CreateTopics/DeleteTopics request and each wait for the
-    /// metadata to show its effect. Fails with [`Error::Request`] when no
-    /// bootstrap server answers.
-    pub async fn new(cluster: Arc<Cluster>, timeout: Duration) -> Result<Self, Error> {
-        let rs = cluster::rskafka_client(cluster.bootstrap(), cluster.client_id(), timeout)
-            .await
-            .map_err(|e| Error::Request(e.to_string()))?;
-        Ok(Self { cluster, rs, timeout })
+    /// Topic admin on `cluster`, through the rskafka client the cluster builds on
+    /// first use. `timeout` bounds each CreateTopics/DeleteTopics request and each
+    /// wait for the metadata to show its effect.
+    pub fn new(cluster: Arc<Cluster>, timeout: Duration) -> Self {
+        Self { cluster, timeout }
+    }
+
+    /// rskafka's controller client; [`Error::Request`] when no bootstrap server
+    /// answers within `request.timeout.ms`.
+    async fn controller(&self) -> Result<ControllerClient, Error> {
+        let rs = self.cluster.rskafka().await.map_err(|e| Error::Request(e.to_string()))?;
+        rs.controller_client().map_err(|e| Error::Request(e.to_string()))
     }
 
     /// Creates `topic` and waits until every partition has a leader, then returns
@@ -77,7 +80,7 @@ impl Admin {
                 reason: "partitions and replication factor must be at least 1".into(),
             });
         }
-        let controller = self.rs.controller_client().map_err(|e| Error::Request(e.to_string()))?;
+        let controller = self.controller().await?;
         let ms = self.timeout.as_millis().min(i32::MAX as u128) as i32;
         match controller.create_topic(topic, partitions, replication_factor, ms).await {
             Ok(()) => {}
@@ -108,7 +111,7 @@ impl Admin {
     /// Deletes `topic` and waits until the metadata no longer lists it. A missing
     /// topic fails with [`cluster::Error::UnknownTopic`] inside [`Error::Cluster`].
     pub async fn delete(&self, topic: &str) -> Result<(), Error> {
-        let controller = self.rs.controller_client().map_err(|e| Error::Request(e.to_string()))?;
+        let controller = self.controller().await?;
         let ms = self.timeout.as_millis().min(i32::MAX as u128) as i32;
         match controller.delete_topic(topic, ms).await {
             Ok(()) => {}

@@ -10,7 +10,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 
 use crate::backoff::{BackoffPolicy, Failure, StopRule, retry};
 use crate::wire::{self, Connection, ConnectionConfig};
@@ -120,6 +120,8 @@ pub struct Cluster {
     /// would hold back heartbeats and commits queued behind it. The Java consumer
     /// keeps its coordinator on a socket of its own for the same reason.
     fetch_connections: Mutex<HashMap<String, Arc<Connection>>>,
+    /// The rskafka client for topic admin, built on first use (see [`Cluster::rskafka`]).
+    rskafka: OnceCell<rskafka::client::Client>,
 }
 
 impl Cluster {
@@ -137,19 +139,10 @@ impl Cluster {
             topics: Default::default(),
             connections: Mutex::new(HashMap::new()),
             fetch_connections: Mutex::new(HashMap::new()),
+            rskafka: OnceCell::new(),
         });
         cluster.any_connection().await?;
         Ok(cluster)
-    }
-
-    /// `client.id` sent on every connection.
-    pub fn client_id(&self) -> &str {
-        &self.config.client_id
-    }
-
-    /// The `bootstrap.servers` given to [`connect`](Self::connect), as `host:port`.
-    pub fn bootstrap(&self) -> &[String] {
-        &self.bootstrap
     }
 
     /// A live connection to any broker: a known one first, else a bootstrap server.
@@ -214,6 +207,28 @@ impl Cluster {
     /// Drops a Fetch connection that proved bad.
     pub async fn forget_fetch_connection(&self, addr: &str) {
         self.fetch_connections.lock().await.remove(addr);
+    }
+
+    /// The one rskafka client, for what rskafka does well (topic admin), built on
+    /// first use from the same bootstrap servers and `client.id`. Its own retries
+    /// (with the default backoff policy) end after `request.timeout.ms`, so an
+    /// unreachable cluster is an error rather than an endless wait.
+    pub(crate) async fn rskafka(&self) -> Result<&rskafka::client::Client, rskafka::client::error::Error> {
+        self.rskafka
+            .get_or_try_init(|| {
+                let policy = BackoffPolicy::default();
+                let backoff = rskafka::BackoffConfig {
+                    init_backoff: policy.initial,
+                    max_backoff: policy.max,
+                    base: 2.0,
+                    deadline: Some(self.config.request_timeout),
+                };
+                rskafka::client::ClientBuilder::new(self.bootstrap.clone())
+                    .client_id(self.config.client_id.clone())
+                    .backoff_config(backoff)
+                    .build()
+            })
+            .await
     }
 
     /// Metadata of every topic in the cluster (for pattern subscriptions).
@@ -336,25 +351,4 @@ fn read<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 fn write<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
-}
-
-/// An rskafka client on the same bootstrap servers, for what rskafka does well
-/// (topic admin). Its retries end after `deadline`, so an
-/// unreachable cluster is an error rather than an endless wait.
-pub async fn rskafka_client(
-    bootstrap: &[String],
-    client_id: &str,
-    deadline: std::time::Duration,
-) -> Result<rskafka::client::Client, rskafka::client::error::Error> {
-    let backoff = rskafka::BackoffConfig {
-        init_backoff: std::time::Duration::from_millis(100),
-        max_backoff: std::time::Duration::from_secs(1),
-        base: 2.0,
-        deadline: Some(deadline),
-    };
-    rskafka::client::ClientBuilder::new(bootstrap.to_vec())
-        .client_id(client_id.to_owned())
-        .backoff_config(backoff)
-        .build()
-        .await
 }

@@ -3,11 +3,12 @@
 //! when a change is visible (every partition has a leader, or the topic is gone).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use rskafka::client::controller::ControllerClient;
 use rskafka::client::error::{Error as RsError, ProtocolError};
 
-use crate::backoff::{Backoff, BackoffPolicy};
+use crate::backoff::{BackoffPolicy, Failure, StopRule, retry};
 use crate::cluster::{self, Cluster, TopicInfo};
 
 /// Why a topic admin operation failed.
@@ -51,20 +52,22 @@ pub enum Error {
 /// Topic admin over one cluster.
 pub struct Admin {
     cluster: Arc<Cluster>,
-    rs: rskafka::client::Client,
     timeout: Duration,
 }
 
 impl Admin {
-    /// Builds the controller client on `cluster`'s bootstrap servers. `timeout`
-    /// bounds each CreateTopics/DeleteTopics request and each wait for the
-    /// metadata to show its effect. Fails with [`Error::Request`] when no
-    /// bootstrap server answers.
-    pub async fn new(cluster: Arc<Cluster>, timeout: Duration) -> Result<Self, Error> {
-        let rs = cluster::rskafka_client(cluster.bootstrap(), cluster.client_id(), timeout)
-            .await
-            .map_err(|e| Error::Request(e.to_string()))?;
-        Ok(Self { cluster, rs, timeout })
+    /// Topic admin on `cluster`, through the rskafka client the cluster builds on
+    /// first use. `timeout` bounds each CreateTopics/DeleteTopics request and each
+    /// wait for the metadata to show its effect.
+    pub fn new(cluster: Arc<Cluster>, timeout: Duration) -> Self {
+        Self { cluster, timeout }
+    }
+
+    /// rskafka's controller client; [`Error::Request`] when no bootstrap server
+    /// answers within `request.timeout.ms`.
+    async fn controller(&self) -> Result<ControllerClient, Error> {
+        let rs = self.cluster.rskafka().await.map_err(|e| Error::Request(e.to_string()))?;
+        rs.controller_client().map_err(|e| Error::Request(e.to_string()))
     }
 
     /// Creates `topic` and waits until every partition has a leader, then returns
@@ -77,7 +80,7 @@ impl Admin {
                 reason: "partitions and replication factor must be at least 1".into(),
             });
         }
-        let controller = self.rs.controller_client().map_err(|e| Error::Request(e.to_string()))?;
+        let controller = self.controller().await?;
         let ms = self.timeout.as_millis().min(i32::MAX as u128) as i32;
         match controller.create_topic(topic, partitions, replication_factor, ms).await {
             Ok(()) => {}
@@ -108,7 +111,7 @@ impl Admin {
     /// Deletes `topic` and waits until the metadata no longer lists it. A missing
     /// topic fails with [`cluster::Error::UnknownTopic`] inside [`Error::Cluster`].
     pub async fn delete(&self, topic: &str) -> Result<(), Error> {
-        let controller = self.rs.controller_client().map_err(|e| Error::Request(e.to_string()))?;
+        let controller = self.controller().await?;
         let ms = self.timeout.as_millis().min(i32::MAX as u128) as i32;
         match controller.delete_topic(topic, ms).await {
             Ok(()) => {}
@@ -134,17 +137,16 @@ impl Admin {
             Err(e) => return Err(e),
         }
         // Right after a deletion the controller may still be removing the old log;
-        // CreateTopics then says TOPIC_ALREADY_EXISTS for a moment.
-        let mut backoff = Backoff::new(BackoffPolicy::default());
-        let deadline = Instant::now() + self.timeout;
-        loop {
+        // CreateTopics then says TOPIC_ALREADY_EXISTS for a moment. (rskafka itself
+        // honours the throttle_time_ms of CreateTopics and DeleteTopics responses.)
+        let stop = StopRule::deadline(self.timeout);
+        retry("creating a deleted topic afresh", BackoffPolicy::default(), stop, |_| async move {
             match self.create(topic, partitions, replication_factor).await {
-                Err(Error::AlreadyExists(_)) if Instant::now() < deadline => {
-                    tokio::time::sleep(backoff.next_delay()).await
-                }
-                other => return other,
+                Err(e @ Error::AlreadyExists(_)) => Err(Failure::retriable(e)),
+                other => other.map_err(Failure::fatal),
             }
-        }
+        })
+        .await
     }
 
     /// Fresh metadata for `topic` (a Metadata request, not the cache); a missing
@@ -154,31 +156,34 @@ impl Admin {
         infos.pop().ok_or_else(|| Error::Cluster(cluster::Error::UnknownTopic(topic.into())))
     }
 
+    /// Polls the metadata of `topic` until `done` holds, with a shorter backoff than
+    /// the default (a new topic's leaders appear within a few hundred ms), until the
+    /// time-out: then [`Error::NotReady`]. Errors other than a retriable one or an
+    /// unknown topic end the wait at once.
     async fn wait_until<F>(&self, topic: &str, what: &'static str, done: F) -> Result<(), Error>
     where
         F: Fn(&Result<TopicInfo, cluster::Error>) -> bool,
     {
-        let deadline = Instant::now() + self.timeout;
-        let mut backoff =
-            Backoff::new(BackoffPolicy { initial: Duration::from_millis(50), max: Duration::from_millis(500) });
-        loop {
-            let m = self
-                .cluster
-                .refresh(&[topic])
-                .await
-                .and_then(|mut v| v.pop().ok_or_else(|| cluster::Error::UnknownTopic(topic.into())));
+        let policy = BackoffPolicy { initial: Duration::from_millis(50), max: Duration::from_millis(500) };
+        let done = &done;
+        let waiting = format!("topic `{topic}` to be {what}");
+        retry(&waiting, policy, StopRule::deadline(self.timeout), |_| async move {
+            let (m, throttle) = self.cluster.refresh_throttled(&[topic]).await;
+            let m = m.and_then(|mut v| v.pop().ok_or_else(|| cluster::Error::UnknownTopic(topic.into())));
             if done(&m) {
                 return Ok(());
             }
-            if let Err(e) = &m {
-                if !matches!(e, cluster::Error::UnknownTopic(_)) && !e.is_retriable() {
-                    return Err(Error::Cluster(m.unwrap_err()));
+            match m {
+                Err(e) if !matches!(e, cluster::Error::UnknownTopic(_)) && !e.is_retriable() => {
+                    Err(Failure::fatal(Error::Cluster(e)))
                 }
+                // KIP-219: a throttled Metadata response holds the next poll back.
+                _ => Err(Failure::Retriable {
+                    error: Error::NotReady { topic: topic.into(), what, secs: self.timeout.as_secs() },
+                    throttle,
+                }),
             }
-            if Instant::now() >= deadline {
-                return Err(Error::NotReady { topic: topic.into(), what, secs: self.timeout.as_secs() });
-            }
-            tokio::time::sleep(backoff.next_delay()).await;
-        }
+        })
+        .await
     }
 }

@@ -4,14 +4,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 
-use crate::backoff::{Backoff, BackoffPolicy};
+use crate::backoff::{BackoffPolicy, Failure, StopRule, retry};
 use crate::wire::{self, Connection, ConnectionConfig};
 
 /// Errors learning about the cluster.
@@ -55,6 +56,18 @@ impl Error {
         }
     }
 }
+
+impl From<Error> for Failure<Error> {
+    /// Retriable or fatal as [`Error::is_retriable`] says.
+    fn from(e: Error) -> Self {
+        let retriable = e.is_retriable();
+        Failure::new(e, retriable)
+    }
+}
+
+/// Retries of a failed Metadata request (each on another broker if one is known)
+/// before its error is returned.
+const METADATA_RETRIES: u32 = 4;
 
 /// One partition as the metadata describes it. `leader` is -1 while there is none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +120,8 @@ pub struct Cluster {
     /// would hold back heartbeats and commits queued behind it. The Java consumer
     /// keeps its coordinator on a socket of its own for the same reason.
     fetch_connections: Mutex<HashMap<String, Arc<Connection>>>,
+    /// The rskafka client for topic admin, built on first use (see [`Cluster::rskafka`]).
+    rskafka: OnceCell<rskafka::client::Client>,
 }
 
 impl Cluster {
@@ -124,19 +139,10 @@ impl Cluster {
             topics: Default::default(),
             connections: Mutex::new(HashMap::new()),
             fetch_connections: Mutex::new(HashMap::new()),
+            rskafka: OnceCell::new(),
         });
         cluster.any_connection().await?;
         Ok(cluster)
-    }
-
-    /// `client.id` sent on every connection.
-    pub fn client_id(&self) -> &str {
-        &self.config.client_id
-    }
-
-    /// The `bootstrap.servers` given to [`connect`](Self::connect), as `host:port`.
-    pub fn bootstrap(&self) -> &[String] {
-        &self.bootstrap
     }
 
     /// A live connection to any broker: a known one first, else a bootstrap server.
@@ -203,6 +209,28 @@ impl Cluster {
         self.fetch_connections.lock().await.remove(addr);
     }
 
+    /// The one rskafka client, for what rskafka does well (topic admin), built on
+    /// first use from the same bootstrap servers and `client.id`. Its own retries
+    /// (with the default backoff policy) end after `request.timeout.ms`, so an
+    /// unreachable cluster is an error rather than an endless wait.
+    pub(crate) async fn rskafka(&self) -> Result<&rskafka::client::Client, rskafka::client::error::Error> {
+        self.rskafka
+            .get_or_try_init(|| {
+                let policy = BackoffPolicy::default();
+                let backoff = rskafka::BackoffConfig {
+                    init_backoff: policy.initial,
+                    max_backoff: policy.max,
+                    base: 2.0,
+                    deadline: Some(self.config.request_timeout),
+                };
+                rskafka::client::ClientBuilder::new(self.bootstrap.clone())
+                    .client_id(self.config.client_id.clone())
+                    .backoff_config(backoff)
+                    .build()
+            })
+            .await
+    }
+
     /// Metadata of every topic in the cluster (for pattern subscriptions).
     pub async fn list_topics(&self) -> Result<Vec<TopicInfo>, Error> {
         self.metadata(MetadataRequest::default().with_topics(None).with_allow_auto_topic_creation(false)).await
@@ -211,44 +239,43 @@ impl Cluster {
     /// Fetches metadata for `topics` and updates brokers and leaders.
     /// A topic the broker does not know is `Error::UnknownTopic`.
     /// A broker that dies mid-request is forgotten and the request goes to another
-    /// (a few attempts with the one backoff policy), so a restart does not fail it.
+    /// (up to 4 retries with the one backoff policy), so a restart does not fail it.
     pub async fn refresh(&self, topics: &[&str]) -> Result<Vec<TopicInfo>, Error> {
-        let req = MetadataRequest::default()
-            .with_topics(Some(
-                topics
-                    .iter()
-                    .map(|t| {
-                        MetadataRequestTopic::default()
-                            .with_name(Some(TopicName(StrBytes::from_string((*t).to_owned()))))
-                    })
-                    .collect(),
-            ))
-            .with_allow_auto_topic_creation(false);
-        self.metadata(req).await
+        self.metadata(topics_request(topics)).await
     }
 
     async fn metadata(&self, req: MetadataRequest) -> Result<Vec<TopicInfo>, Error> {
-        let mut backoff = Backoff::new(BackoffPolicy::default());
-        loop {
-            let attempt = async {
-                let conn = self.any_connection().await?;
-                match conn.request(&req).await {
-                    Ok(r) => Ok(r),
-                    Err(e) => {
-                        self.forget_connection(conn.addr()).await;
-                        Err(Error::from(e))
-                    }
-                }
-            };
-            match attempt.await {
-                Ok(resp) => return self.apply(resp),
-                Err(e) if e.is_retriable() && backoff.attempts() < 4 => {
-                    tracing::debug!(error = %e, "metadata request failed; trying again");
-                    tokio::time::sleep(backoff.next_delay()).await;
-                }
-                Err(e) => return Err(e),
+        let resp = self.metadata_response(&req).await?;
+        self.apply(resp)
+    }
+
+    /// Like [`refresh`](Self::refresh), also giving the response's `throttle_time_ms`
+    /// (zero when no response came), for callers that poll metadata in a retry.
+    pub(crate) async fn refresh_throttled(&self, topics: &[&str]) -> (Result<Vec<TopicInfo>, Error>, Duration) {
+        match self.metadata_response(&topics_request(topics)).await {
+            Ok(resp) => {
+                let throttle = Duration::from_millis(resp.throttle_time_ms.max(0) as u64);
+                (self.apply(resp), throttle)
             }
+            Err(e) => (Err(e), Duration::ZERO),
         }
+    }
+
+    /// One Metadata request to any broker. A broker that fails is forgotten and the
+    /// request retried on another, [`METADATA_RETRIES`] times.
+    async fn metadata_response(&self, req: &MetadataRequest) -> Result<MetadataResponse, Error> {
+        let stop = StopRule::retries(METADATA_RETRIES);
+        retry("metadata request", BackoffPolicy::default(), stop, |_| async move {
+            let conn = self.any_connection().await?;
+            match conn.request(req).await {
+                Ok(resp) => Ok(resp),
+                Err(e) => {
+                    self.forget_connection(conn.addr()).await;
+                    Err(Error::from(e).into())
+                }
+            }
+        })
+        .await
     }
 
     /// The cached view of `topic`, if metadata was fetched for it.
@@ -307,6 +334,15 @@ impl Cluster {
     }
 }
 
+/// Metadata of `topics`, without creating them.
+fn topics_request(topics: &[&str]) -> MetadataRequest {
+    let topics = topics
+        .iter()
+        .map(|t| MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string((*t).to_owned())))))
+        .collect();
+    MetadataRequest::default().with_topics(Some(topics)).with_allow_auto_topic_creation(false)
+}
+
 // The std locks guard plain maps and are never held across an await; a poisoned
 // lock means a panic elsewhere already, and the data is still consistent.
 fn read<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -315,25 +351,4 @@ fn read<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 fn write<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
-}
-
-/// An rskafka client on the same bootstrap servers, for what rskafka does well
-/// (topic admin). Its retries end after `deadline`, so an
-/// unreachable cluster is an error rather than an endless wait.
-pub async fn rskafka_client(
-    bootstrap: &[String],
-    client_id: &str,
-    deadline: std::time::Duration,
-) -> Result<rskafka::client::Client, rskafka::client::error::Error> {
-    let backoff = rskafka::BackoffConfig {
-        init_backoff: std::time::Duration::from_millis(100),
-        max_backoff: std::time::Duration::from_secs(1),
-        base: 2.0,
-        deadline: Some(deadline),
-    };
-    rskafka::client::ClientBuilder::new(bootstrap.to_vec())
-        .client_id(client_id.to_owned())
-        .backoff_config(backoff)
-        .build()
-        .await
 }

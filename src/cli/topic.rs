@@ -30,7 +30,7 @@ pub struct TopicSpec {
 
 pub async fn run(common: &Common, cmd: TopicCommand) -> Result<(), Error> {
     let cluster = common.cluster().await?;
-    let admin = Admin::new(cluster, common.request_timeout()).await?;
+    let admin = Admin::new(cluster, common.request_timeout());
     match cmd {
         TopicCommand::Create(s) => print(&admin.create(&s.name, s.partitions, s.replication_factor).await?, "created"),
         TopicCommand::Recreate(s) => {

@@ -17,6 +17,7 @@ use super::accumulator::{DeliveryError, Request, Response};
 use super::config::{Acks, ProducerConfig};
 use super::record::Delivery;
 use super::{Error, Shared};
+use crate::backoff::{Failure, StopRule, retry};
 use crate::cluster::{Cluster, TopicInfo};
 use crate::wire;
 
@@ -124,35 +125,42 @@ async fn settle(shared: &Shared, req: Request, resp: Response) {
     }
 }
 
+/// Retries of InitProducerId (about 8 s in all with the default policy) before its
+/// last error is reported.
+const INIT_PRODUCER_ID_RETRIES: u32 = 10;
+
 /// A producer id and epoch from any broker (idempotent, non-transactional).
 pub(super) async fn init_producer_id(cluster: &Cluster, config: &ProducerConfig) -> Result<(i64, i16), Error> {
-    let req = idempotent_init_request();
-    let mut backoff = crate::backoff::Backoff::new(config.backoff);
+    let req = &idempotent_init_request();
     // Any broker hands out producer ids; a dead one or a busy coordinator is
-    // retried with the one backoff policy (about 8 s in all), then reported.
-    loop {
-        let last = match cluster.any_connection().await {
-            Ok(conn) => match conn.request(&req).await {
-                Ok(resp) => match ResponseError::try_from_code(resp.error_code) {
-                    None => return Ok((resp.producer_id.0, resp.producer_epoch)),
-                    Some(e) if e.is_retriable() => e.to_string(),
-                    Some(e) => return Err(Error::InitProducerId(e.to_string())),
-                },
-                Err(e) if e.is_retriable() => {
-                    cluster.forget_connection(conn.addr()).await;
-                    e.to_string()
-                }
-                Err(e) => return Err(Error::InitProducerId(e.to_string())),
-            },
-            Err(e) if e.is_retriable() && backoff.attempts() > 0 => e.to_string(),
-            Err(e) => return Err(e.into()),
+    // retried with the one backoff policy, then reported.
+    let stop = StopRule::retries(INIT_PRODUCER_ID_RETRIES);
+    retry("InitProducerId", config.backoff, stop, |attempt| async move {
+        let conn = match cluster.any_connection().await {
+            Ok(conn) => conn,
+            // No broker reachable on the first attempt: the cluster is down, say so
+            // as it is; once the cluster answered, a lost broker is worth a retry.
+            Err(e) if e.is_retriable() && attempt > 0 => {
+                return Err(Failure::retriable(Error::InitProducerId(e.to_string())));
+            }
+            Err(e) => return Err(Failure::fatal(e.into())),
         };
-        if backoff.attempts() >= 10 {
-            return Err(Error::InitProducerId(last));
+        match conn.request(req).await {
+            Ok(resp) => match ResponseError::try_from_code(resp.error_code) {
+                None => Ok((resp.producer_id.0, resp.producer_epoch)),
+                Some(e) if e.is_retriable() => {
+                    Err(Failure::throttled(Error::InitProducerId(e.to_string()), resp.throttle_time_ms))
+                }
+                Some(e) => Err(Failure::fatal(Error::InitProducerId(e.to_string()))),
+            },
+            Err(e) if e.is_retriable() => {
+                cluster.forget_connection(conn.addr()).await;
+                Err(Failure::retriable(Error::InitProducerId(e.to_string())))
+            }
+            Err(e) => Err(Failure::fatal(Error::InitProducerId(e.to_string()))),
         }
-        tracing::debug!(%last, "InitProducerId failed; retrying");
-        tokio::time::sleep(backoff.next_delay()).await;
-    }
+    })
+    .await
 }
 
 /// InitProducerId for an idempotent, non-transactional producer. kafka-protocol's

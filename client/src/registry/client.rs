@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::Error;
 use super::http::{self, BaseUrl, HttpError, Method};
-use crate::backoff::{Backoff, BackoffPolicy};
+use crate::backoff::{BackoffPolicy, Failure, StopRule, retry};
 
 /// Retries after a 5xx answer before it becomes the error.
 const SERVER_ERROR_RETRIES: u32 = 3;
@@ -144,23 +144,19 @@ impl SchemaRegistry {
     async fn call(&self, call: &Call, method: Method, path: &str, body: Option<&[u8]>) -> Result<Vec<u8>, Error> {
         // Both calls are idempotent, so a server error (5xx) is retried a few
         // times; every other answer is final.
-        let mut backoff = Backoff::new(BackoffPolicy::default());
-        let response = loop {
-            let response = http::request(&self.base, method, path, body, self.timeout).await;
-            match &response {
-                Ok(r) if r.status >= 500 && backoff.attempts() < SERVER_ERROR_RETRIES => {
-                    tracing::debug!(status = r.status, what = %call.describe(), "registry server error; retrying");
-                    tokio::time::sleep(backoff.next_delay()).await;
+        let stop = StopRule::retries(SERVER_ERROR_RETRIES);
+        retry(&call.describe(), BackoffPolicy::default(), stop, |_| async move {
+            match http::request(&self.base, method, path, body, self.timeout).await {
+                Ok(r) if (200..300).contains(&r.status) => Ok(r.body),
+                Ok(r) => {
+                    let e = error_from_status(&self.url(), call, r.status, &r.body);
+                    Err(Failure::new(e, r.status >= 500))
                 }
-                _ => break response,
+                Err(HttpError::Malformed(reason)) => Err(Failure::fatal(self.bad_response(call, &reason))),
+                Err(e) => Err(Failure::fatal(Error::Unreachable { url: self.url(), reason: unreachable_reason(&e) })),
             }
-        };
-        match response {
-            Ok(r) if (200..300).contains(&r.status) => Ok(r.body),
-            Ok(r) => Err(error_from_status(&self.url(), call, r.status, &r.body)),
-            Err(HttpError::Malformed(reason)) => Err(self.bad_response(call, &reason)),
-            Err(e) => Err(Error::Unreachable { url: self.url(), reason: unreachable_reason(&e) }),
-        }
+        })
+        .await
     }
 
     fn bad_response(&self, call: &Call, reason: &str) -> Error {

@@ -6,11 +6,39 @@
 //! connection) -> `cluster` (metadata, connections) -> `producer`, `fetch`,
 //! `group`, `consumer`, `admin`; `registry` is a Schema Registry client beside them.
 //!
-//! Data flow: a [`Producer`] partitions records by key (Java's murmur2), batches
-//! them per partition, compresses, and sends Produce requests to each leader; a
-//! [`Consumer`] joins a group (the classic protocol, driven by a sans-IO member),
-//! fetches its partitions with one Fetch per broker in KIP-227 sessions, decodes
-//! batches as the records are taken, and commits what was handed out.
+//! Data flow: [`Producer::send`] partitions a [`ProducerRecord`] by key (Java's
+//! murmur2) and appends it to its partition's batch in the caller's task; the
+//! producer's background task seals batches (`batch.size`, `linger.ms`),
+//! compresses them, sends Produce requests to each leader, retries what is
+//! retriable, and resolves each record's [`DeliveryFuture`]. A [`Consumer`] joins a
+//! group (the classic protocol, driven by a sans-IO member), fetches its partitions
+//! with one Fetch per broker in KIP-227 sessions, decodes batches as the records are
+//! taken, and commits what was handed out. Settings have Kafka's names and Java's
+//! defaults, as struct fields or as strings ([`ProducerConfig::set`],
+//! [`Properties`] for a `client.properties` file).
+//!
+//! ```no_run
+//! use cafe_kafka::{ClientConfig, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut client = ClientConfig::default();
+//! client.set("bootstrap.servers", "127.0.0.1:9092")?;
+//! let cluster = client.connect().await?;
+//!
+//! let producer = Producer::new(cluster.clone(), ProducerConfig::default()).await?;
+//! let delivered = producer.send(ProducerRecord::new("orders", "latte").with_key("alice")).await?.await?;
+//! println!("at {}[{}]@{:?}", delivered.topic, delivered.partition, delivered.offset);
+//!
+//! let mut config = ConsumerConfig::default();
+//! config.set("group.id", "baristas")?;
+//! config.group.topics = vec!["orders".into()]; // what Java's subscribe() takes
+//! let mut consumer = Consumer::new(cluster, config).await?;
+//! for r in consumer.poll().await? {
+//!     println!("{}[{}]@{}: {:?}", r.topic, r.partition, r.record.offset, r.record.value);
+//! }
+//! consumer.close().await?;
+//! # Ok(()) }
+//! ```
 
 // Every public item is documented; the `fuzzing` feature opens internals that are
 // not part of the API, so it is not held to that.

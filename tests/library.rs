@@ -280,6 +280,13 @@ mod producer_api {
         Producer::new(cluster, config).await.expect("producer")
     }
 
+    /// A new topic of `partitions` partitions, and a producer with `config`.
+    async fn topic_and_producer(prefix: &str, partitions: i32, config: ProducerConfig) -> (String, Producer) {
+        let topic = unique_topic(prefix);
+        create_topic(&topic, partitions);
+        (topic, producer(config).await)
+    }
+
     /// Every record of `topic` (exactly `n`), read back by a new group from the start.
     async fn read_back(topic: &str, n: usize) -> Vec<cafe_kafka::ConsumedRecord> {
         let cluster = Cluster::connect(vec![bootstrap()], ConnectionConfig::default()).await.expect("connect");
@@ -307,9 +314,7 @@ mod producer_api {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn tasks_sharing_one_producer_each_get_every_record_delivered_once() {
-        let topic = unique_topic("lib-produce-tasks");
-        create_topic(&topic, 3);
-        let producer = producer(ProducerConfig::default()).await;
+        let (topic, producer) = topic_and_producer("lib-produce-tasks", 3, ProducerConfig::default()).await;
         let mut tasks = Vec::new();
         for task in 0..4 {
             let (producer, topic) = (producer.clone(), topic.clone());
@@ -354,9 +359,7 @@ mod producer_api {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn partition_timestamp_headers_and_tombstones_arrive_as_sent() {
-        let topic = unique_topic("lib-produce-fields");
-        create_topic(&topic, 3);
-        let producer = producer(ProducerConfig::default()).await;
+        let (topic, producer) = topic_and_producer("lib-produce-fields", 3, ProducerConfig::default()).await;
         let first = ProducerRecord::new(topic.as_str(), "latte")
             .with_key("alice")
             .with_partition(2)
@@ -382,11 +385,9 @@ mod producer_api {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn flush_sends_at_once_and_returns_when_every_earlier_record_is_delivered() {
-        let topic = unique_topic("lib-produce-flush");
-        create_topic(&topic, 1);
         // A linger far longer than the test: only flush can send these batches.
         let config = ProducerConfig { linger: Duration::from_secs(600), ..ProducerConfig::default() };
-        let producer = producer(config).await;
+        let (topic, producer) = topic_and_producer("lib-produce-flush", 1, config).await;
         let mut pending = Vec::new();
         for i in 0..3 {
             pending.push(producer.send(ProducerRecord::new(topic.as_str(), format!("v{i}"))).await.expect("send"));
@@ -407,9 +408,7 @@ mod producer_api {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn close_delivers_everything_and_then_send_gives_the_record_back() {
-        let topic = unique_topic("lib-produce-close");
-        create_topic(&topic, 3);
-        let producer = producer(ProducerConfig::default()).await;
+        let (topic, producer) = topic_and_producer("lib-produce-close", 3, ProducerConfig::default()).await;
         let reports = Arc::new(std::sync::Mutex::new(Vec::<Delivery>::new()));
         for i in 0..100 {
             let reports = Arc::clone(&reports);
@@ -432,9 +431,7 @@ mod producer_api {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn dropping_every_handle_still_delivers_what_was_sent() {
-        let topic = unique_topic("lib-produce-drop");
-        create_topic(&topic, 1);
-        let producer = producer(ProducerConfig::default()).await;
+        let (topic, producer) = topic_and_producer("lib-produce-drop", 1, ProducerConfig::default()).await;
         let mut pending = Vec::new();
         for i in 0..20 {
             pending.push(producer.send(ProducerRecord::new(topic.as_str(), format!("v{i}"))).await.expect("send"));
@@ -449,8 +446,6 @@ mod producer_api {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_full_buffer_makes_send_wait_up_to_max_block_ms_then_give_the_record_back() {
-        let topic = unique_topic("lib-produce-buffer");
-        create_topic(&topic, 1);
         // Records stay in their open batch (long linger, large batch.size), so nothing
         // frees the 4 KiB buffer until flush.
         let config = ProducerConfig {
@@ -460,7 +455,7 @@ mod producer_api {
             batch_size: 1 << 20,
             ..ProducerConfig::default()
         };
-        let producer = producer(config).await;
+        let (topic, producer) = topic_and_producer("lib-produce-buffer", 1, config).await;
         let value = vec![b'x'; 1000];
         let mut pending = Vec::new();
         let refused = loop {
@@ -487,9 +482,7 @@ mod producer_api {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn an_unknown_topic_or_partition_is_refused_with_the_record() {
-        let topic = unique_topic("lib-produce-unknown");
-        create_topic(&topic, 2);
-        let producer = producer(ProducerConfig::default()).await;
+        let (topic, producer) = topic_and_producer("lib-produce-unknown", 2, ProducerConfig::default()).await;
         let e = producer.send(ProducerRecord::new(topic.as_str(), "v").with_partition(2)).await.err().expect("refused");
         match &e.kind {
             SendErrorKind::UnknownPartition { partition: 2, partitions: 2, .. } => {}

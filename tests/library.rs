@@ -418,9 +418,11 @@ mod producer_api {
         }
         let other = producer.clone();
         tokio::time::timeout(WAIT, producer.close()).await.expect("close returns");
-        let reports = reports.lock().unwrap();
-        assert_eq!(reports.len(), 100, "every callback ran before close returned");
-        assert!(reports.iter().all(|d| d.result.as_ref().is_ok_and(|o| o.is_some())), "all delivered");
+        {
+            let reports = reports.lock().unwrap();
+            assert_eq!(reports.len(), 100, "every callback ran before close returned");
+            assert!(reports.iter().all(|d| d.result.as_ref().is_ok_and(|o| o.is_some())), "all delivered");
+        }
         // Closed for every clone; the record comes back untouched.
         let refused = other.send(ProducerRecord::new(topic.as_str(), "late")).await.err().expect("refused");
         assert!(matches!(refused.kind, SendErrorKind::Closed), "{refused}");

@@ -1,12 +1,92 @@
-//! The consumer's settings by Kafka name: one table over [`ConsumerConfig`]
-//! and its members [`GroupConfig`](crate::GroupConfig) and
-//! [`FetchConfig`](crate::FetchConfig), whose `Default`s hold the values.
-// The struct itself stays in mod.rs for now, so this table could land while
-// the group types were being moved; it belongs here next.
+//! The consumer's settings: [`ConsumerConfig`] with its `validate`, and one
+//! table of them by Kafka name over it and its members
+//! [`GroupConfig`](crate::GroupConfig) and [`FetchConfig`](crate::FetchConfig),
+//! whose `Default`s hold the values.
 
-use super::ConsumerConfig;
+use std::time::Duration;
+
+use super::Error;
 use crate::config::value::{ASSIGNORS, BOOL, Choice, INT_AT_LEAST_0, INT_AT_LEAST_1, MS_INT, MS_LONG, TEXT};
 use crate::config::{Role, Setting, role_config, setting};
+use crate::fetch::FetchConfig;
+use crate::group::GroupConfig;
+
+/// Consumer settings with the Java client's names and defaults, except
+/// `auto.offset.reset` (earliest here) and `isolation.level` (read_committed,
+/// as in librdkafka). Each can also be set by its Kafka name
+/// ([`set`](Self::set), by the table below) or from a
+/// properties file ([`from_properties`](Self::from_properties)).
+///
+/// ```
+/// use cafe_kafka::{ConsumerConfig, IsolationLevel};
+///
+/// let mut config = ConsumerConfig::default();
+/// config.set("group.id", "g")?;
+/// config.set("fetch.max.wait.ms", "100")?;
+/// config.set("isolation.level", "read_uncommitted")?;
+/// assert_eq!(config.group.group_id, "g");
+/// assert_eq!(config.fetch.isolation, IsolationLevel::ReadUncommitted);
+/// assert!(config.set("acks", "all").is_err()); // a producer setting
+/// # Ok::<(), cafe_kafka::config::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// Group membership: id, topics or pattern, timeouts, auto-commit.
+    pub group: GroupConfig,
+    /// What and how much to fetch.
+    pub fetch: FetchConfig,
+    /// `max.poll.records`: the most records one `poll` returns, so the caller
+    /// comes back (and the member reacts to a rebalance) often enough.
+    pub max_poll_records: usize,
+    /// How long `close` may take for its final commit and LeaveGroup.
+    pub close_timeout: Duration,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            group: GroupConfig::default(),
+            fetch: FetchConfig::default(),
+            max_poll_records: 500,
+            close_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ConsumerConfig {
+    /// Rejects settings the group or the broker would refuse, before connecting.
+    pub fn validate(&self) -> Result<(), Error> {
+        let g = &self.group;
+        let bad = |s: &str| Err(Error::Config(s.to_owned()));
+        if g.group_id.trim().is_empty() {
+            return Err(Error::NoGroupId);
+        }
+        match &g.topic_pattern {
+            Some(p) if p.is_empty() => return bad("the topic pattern must not be empty"),
+            Some(_) => {}
+            None if g.topics.is_empty() || g.topics.iter().any(|t| t.trim().is_empty()) => {
+                return Err(Error::NoTopics);
+            }
+            None => {}
+        }
+        if g.heartbeat_interval >= g.session_timeout {
+            return bad("heartbeat.interval.ms must be lower than session.timeout.ms");
+        }
+        if g.auto_commit_interval.is_zero() {
+            return bad("auto.commit.interval.ms must be positive");
+        }
+        if self.max_poll_records == 0 {
+            return Err(Error::Config("max.poll.records must be at least 1".into()));
+        }
+        if g.metadata_max_age.is_zero() {
+            return bad("metadata.max.age.ms must be positive");
+        }
+        if g.group_instance_id.as_deref().is_some_and(|i| i.trim().is_empty()) {
+            return bad("group.instance.id must not be empty when given");
+        }
+        self.fetch.validate().map_err(Error::Config)
+    }
+}
 
 /// The consumer's settings. `request.timeout.ms` is the connection's
 /// ([`ClientConfig`](crate::ClientConfig)); `topics` and the topic pattern are

@@ -3,15 +3,21 @@
 //! our own batch decoder), and `poll` hands records to the user. A record's
 //! offset counts as consumed only once the user asks for more (or closes), so a
 //! crash never commits records the user did not see.
+//!
+//! Beside it: the settings (`config`), the `Stream` adapter (`stream`) and the
+//! handle of a commit not waited for (`pending_commit`).
 
 mod config;
+mod pending_commit;
+mod stream;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
+
+pub use config::ConsumerConfig;
+pub use pending_commit::PendingCommit;
+pub use stream::RecordStream;
 
 pub use crate::fetch::state::PartitionError;
 pub use crate::fetch::{FetchConfig, Header, IsolationLevel, OffsetReset, Record as FetchedRecord};
@@ -21,87 +27,10 @@ use crate::cluster::{self, Cluster};
 use crate::fetch::decode::BatchReader;
 use crate::fetch::fetcher::Fetcher;
 use crate::fetch::state::Ready;
-use crate::group::driver::{self, CommitReply, Control, GroupHandle};
+use crate::group::GroupError;
+use crate::group::driver::{self, Control, GroupHandle};
 use crate::group::io::Event;
-use crate::group::{GroupConfig, GroupError};
 use crate::types::TopicPartition;
-
-/// Consumer settings with the Java client's names and defaults, except
-/// `auto.offset.reset` (earliest here) and `isolation.level` (read_committed,
-/// as in librdkafka). Each can also be set by its Kafka name
-/// ([`set`](Self::set), the table is in `consumer/config.rs`) or from a
-/// properties file ([`from_properties`](Self::from_properties)).
-///
-/// ```
-/// use cafe_kafka::{ConsumerConfig, IsolationLevel};
-///
-/// let mut config = ConsumerConfig::default();
-/// config.set("group.id", "g")?;
-/// config.set("fetch.max.wait.ms", "100")?;
-/// config.set("isolation.level", "read_uncommitted")?;
-/// assert_eq!(config.group.group_id, "g");
-/// assert_eq!(config.fetch.isolation, IsolationLevel::ReadUncommitted);
-/// assert!(config.set("acks", "all").is_err()); // a producer setting
-/// # Ok::<(), cafe_kafka::config::Error>(())
-/// ```
-#[derive(Debug, Clone)]
-pub struct ConsumerConfig {
-    /// Group membership: id, topics or pattern, timeouts, auto-commit.
-    pub group: GroupConfig,
-    /// What and how much to fetch.
-    pub fetch: FetchConfig,
-    /// `max.poll.records`: the most records one `poll` returns, so the caller
-    /// comes back (and the member reacts to a rebalance) often enough.
-    pub max_poll_records: usize,
-    /// How long `close` may take for its final commit and LeaveGroup.
-    pub close_timeout: Duration,
-}
-
-impl Default for ConsumerConfig {
-    fn default() -> Self {
-        Self {
-            group: GroupConfig::default(),
-            fetch: FetchConfig::default(),
-            max_poll_records: 500,
-            close_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-impl ConsumerConfig {
-    /// Rejects settings the group or the broker would refuse, before connecting.
-    pub fn validate(&self) -> Result<(), Error> {
-        let g = &self.group;
-        let bad = |s: &str| Err(Error::Config(s.to_owned()));
-        if g.group_id.trim().is_empty() {
-            return Err(Error::NoGroupId);
-        }
-        match &g.topic_pattern {
-            Some(p) if p.is_empty() => return bad("the topic pattern must not be empty"),
-            Some(_) => {}
-            None if g.topics.is_empty() || g.topics.iter().any(|t| t.trim().is_empty()) => {
-                return Err(Error::NoTopics);
-            }
-            None => {}
-        }
-        if g.heartbeat_interval >= g.session_timeout {
-            return bad("heartbeat.interval.ms must be lower than session.timeout.ms");
-        }
-        if g.auto_commit_interval.is_zero() {
-            return bad("auto.commit.interval.ms must be positive");
-        }
-        if self.max_poll_records == 0 {
-            return Err(Error::Config("max.poll.records must be at least 1".into()));
-        }
-        if g.metadata_max_age.is_zero() {
-            return bad("metadata.max.age.ms must be positive");
-        }
-        if g.group_instance_id.as_deref().is_some_and(|i| i.trim().is_empty()) {
-            return bad("group.instance.id must not be empty when given");
-        }
-        self.fetch.validate().map_err(Error::Config)
-    }
-}
 
 /// Why the consumer cannot go on (a commit's own failures are `CommitError`s).
 #[derive(Debug, thiserror::Error)]
@@ -162,23 +91,6 @@ pub enum ConsumerEvent {
     /// `next_event`, `poll` or `close`, so a [`Consumer::commit`] made now is
     /// what the next owner starts from (Java's `onPartitionsRevoked`).
     Revoked(Vec<TopicPartition>),
-}
-
-/// A commit sent to the coordinator, not waited for ([`Consumer::commit_async`]).
-/// Await it for the answer; dropping it does not cancel the commit.
-#[derive(Debug)]
-#[must_use = "the commit is sent either way; await the handle to learn whether it landed"]
-pub struct PendingCommit {
-    answer: CommitReply,
-}
-
-impl Future for PendingCommit {
-    type Output = Result<(), CommitError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // A dropped reply channel means the group member stopped.
-        Pin::new(&mut self.answer).poll(cx).map(|r| r.unwrap_or(Err(CommitError::Closed)))
-    }
 }
 
 /// Fetched batches of one partition not handed out yet, decoded as they are taken.
@@ -325,7 +237,7 @@ impl Consumer {
     /// counts as consumed once the next one is asked for). Errors are items; the
     /// stream goes on after them and never ends by itself.
     pub fn stream(&mut self) -> RecordStream<'_> {
-        RecordStream { state: StreamState::Idle(self) }
+        RecordStream::new(self)
     }
 
     /// Commits every position handed out so far (the records of the last batch
@@ -344,7 +256,7 @@ impl Consumer {
     /// this returns; await the handle for the answer, or drop it.
     pub fn commit_async(&mut self) -> PendingCommit {
         self.mark_consumed();
-        PendingCommit { answer: self.group.commit(None) }
+        PendingCommit::new(self.group.commit(None))
     }
 
     /// Commits `offsets` (for each partition the offset of the next record to
@@ -356,7 +268,7 @@ impl Consumer {
 
     /// [`commit_offsets`](Self::commit_offsets) without waiting.
     pub fn commit_offsets_async(&mut self, offsets: BTreeMap<TopicPartition, i64>) -> PendingCommit {
-        PendingCommit { answer: self.group.commit(Some(offsets)) }
+        PendingCommit::new(self.group.commit(Some(offsets)))
     }
 
     async fn next_inner(&mut self, max: usize, events: bool) -> Result<ConsumerEvent, Error> {
@@ -578,66 +490,6 @@ impl Drop for Consumer {
     fn drop(&mut self) {
         if !self.closed {
             self.group.task.abort();
-        }
-    }
-}
-
-/// [`Consumer::stream`]: the consumer's records one by one, as a
-/// [`Stream`](futures_core::Stream) (or through [`next`](RecordStream::next)).
-pub struct RecordStream<'a> {
-    state: StreamState<'a>,
-}
-
-type PollOne<'a> = Pin<Box<dyn Future<Output = (&'a mut Consumer, Result<Vec<ConsumedRecord>, Error>)> + Send + 'a>>;
-
-enum StreamState<'a> {
-    Idle(&'a mut Consumer),
-    Polling(PollOne<'a>),
-    /// Only while `poll_next` moves from one state to the other.
-    Moving,
-}
-
-impl<'a> RecordStream<'a> {
-    /// The next record (or error), without bringing in a `Stream` extension trait.
-    pub async fn next(&mut self) -> Option<Result<ConsumedRecord, Error>> {
-        std::future::poll_fn(|cx| futures_core::Stream::poll_next(Pin::new(&mut *self), cx)).await
-    }
-}
-
-impl<'a> futures_core::Stream for RecordStream<'a> {
-    type Item = Result<ConsumedRecord, Error>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        loop {
-            match std::mem::replace(&mut this.state, StreamState::Moving) {
-                StreamState::Idle(consumer) => {
-                    // One record per poll: what the stream has not yielded is never
-                    // marked consumed, whenever the stream is dropped.
-                    this.state = StreamState::Polling(Box::pin(async move {
-                        let r = consumer.poll_max(1).await;
-                        (consumer, r)
-                    }));
-                }
-                StreamState::Polling(mut poll) => match poll.as_mut().poll(cx) {
-                    Poll::Pending => {
-                        this.state = StreamState::Polling(poll);
-                        return Poll::Pending;
-                    }
-                    Poll::Ready((consumer, result)) => {
-                        this.state = StreamState::Idle(consumer);
-                        match result {
-                            Ok(records) => {
-                                if let Some(r) = records.into_iter().next() {
-                                    return Poll::Ready(Some(Ok(r)));
-                                }
-                            }
-                            Err(e) => return Poll::Ready(Some(Err(e))),
-                        }
-                    }
-                },
-                StreamState::Moving => return Poll::Ready(None),
-            }
         }
     }
 }

@@ -190,7 +190,7 @@ pub async fn run(common: &Common, args: ConsumeArgs) -> Result<(), Error> {
     let mut consumer = Consumer::new(cluster, config).await?;
     let mut seen: u64 = 0;
     let mut malformed: u64 = 0;
-    let shutdown = shutdown_signal();
+    let shutdown = super::interrupt::signal();
     tokio::pin!(shutdown);
     // --idle-exit counts from the last batch of records (or the start): a change
     // of assignment is no record.
@@ -399,24 +399,6 @@ fn base64(data: &[u8]) -> String {
         }
     }
     out
-}
-
-/// Resolves on Ctrl+C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ impl Interrupt {
     }
 }
 
-/// The next SIGINT or SIGTERM.
+/// The next SIGINT or SIGTERM (also what ends `consume`: it closes cleanly and exits 0).
 pub(crate) async fn signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]

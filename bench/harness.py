@@ -221,7 +221,8 @@ class Bench:
 
     def member_cmd(self, client, group, heartbeat_ms):
         if client == "cafe":
-            return self.cafe_cmd("consume", "-t", self.rebalance_topic, "-g", group,
+            # --json: the assignment changes as {"event": ...} lines on stdout.
+            return self.cafe_cmd("consume", "-t", self.rebalance_topic, "-g", group, "--json",
                                  "--heartbeat-interval-ms", str(heartbeat_ms))
         return self.peer_cmd("member", "-t", self.rebalance_topic, "-g", group,
                              "--heartbeat-interval-ms", str(heartbeat_ms))
@@ -230,14 +231,12 @@ class Bench:
         """3 members, all assigned; SIGTERM one (clean leave); time until both
         others are assigned again, from their own output lines as they arrive."""
         group = f"bench-rebalance-{client}-{heartbeat_ms}-r{run}-{self.tag}"
-        env = {**os.environ, "CAFE_LOG": "info", "NO_COLOR": "1"}
+        env = {**os.environ, "NO_COLOR": "1"}
         members = []
         for i in range(3):
             p = subprocess.Popen(self.member_cmd(client, group, heartbeat_ms), env=env,
-                                 stdout=subprocess.DEVNULL if client == "cafe" else subprocess.PIPE,
-                                 stderr=subprocess.PIPE if client == "cafe" else subprocess.DEVNULL,
-                                 text=True)
-            stream = p.stderr if client == "cafe" else p.stdout
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            stream = p.stdout
             m = {"proc": p, "events": [], "lock": threading.Lock()}
             threading.Thread(target=read_member, args=(stream, m), daemon=True).start()
             members.append(m)
@@ -394,21 +393,28 @@ METRICS = ["records_per_s", "mib_per_s", "p50_ms", "p99_ms", "cpu_s_per_1m", "ph
 def read_member(stream, m):
     for line in stream:
         t = time.monotonic()
-        kind = None
-        if re.search(r"\bassigned\b", line):
-            kind = "assigned"
-        elif re.search(r"\brevok", line):
-            kind = "revoked"
+        kind, count = member_event(line)
         if kind:
-            count = count_partitions(line) if kind == "assigned" else 0
             with m["lock"]:
                 m["events"].append((t, kind, count))
 
 
-def count_partitions(line):
-    # cafe: `assigned partitions=[("t", 0), ("t", 2)]`; peer: `assigned [0, 2]`
-    tail = line.split("assigned", 1)[1]
-    return len(re.findall(r"\d+\)", tail)) if "(" in tail else len(re.findall(r"\d+", tail))
+def member_event(line):
+    """(kind, partition count) of an assignment change, or (None, 0). cafe --json:
+    `{"event": "assigned", "partitions": [...]}` (record lines have no "event");
+    the peer: `assigned [0, 2]` / `revoked ...`."""
+    if line.startswith("{"):
+        try:
+            v = json.loads(line)
+        except ValueError:
+            return None, 0
+        kind = v.get("event")
+        return (kind, len(v.get("partitions", []))) if kind in ("assigned", "revoked") else (None, 0)
+    if re.search(r"\bassigned\b", line):
+        return "assigned", len(re.findall(r"\d+", line.split("assigned", 1)[1]))
+    if re.search(r"\brevok", line):
+        return "revoked", 0
+    return None, 0
 
 
 def latest_assignment(m):

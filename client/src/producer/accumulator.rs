@@ -127,6 +127,8 @@ pub(crate) struct Settled {
 struct TopicBatches {
     topic: Arc<str>,
     open: HashMap<i32, OpenBatch>,
+    /// Partitions of this topic records went to, ever (for [`Accumulator::backlog_full`]).
+    seen: HashSet<i32>,
 }
 
 /// The pure producer: accumulates, seals, chooses requests, settles responses.
@@ -139,6 +141,8 @@ pub(crate) struct Accumulator {
     /// Partitions with a batch in flight (tracked with idempotence only).
     busy: HashSet<PartitionKey>,
     in_flight: usize,
+    /// Distinct topic-partitions records went to.
+    partitions_seen: usize,
     deliveries: Vec<Report>,
     summary: ProduceSummary,
 }
@@ -153,6 +157,7 @@ impl Accumulator {
             ready: VecDeque::new(),
             busy: HashSet::new(),
             in_flight: 0,
+            partitions_seen: 0,
             deliveries: Vec::new(),
             summary: ProduceSummary::default(),
         }
@@ -187,12 +192,19 @@ impl Accumulator {
                 // Our own copy of the name: batches and reports clone this `Arc` on the
                 // driver's task, the caller clones its own in its task; sharing one would
                 // bounce its count between the two threads on every record.
-                self.topics.push(TopicBatches { topic: Arc::from(&**topic), open: HashMap::new() });
+                self.topics.push(TopicBatches {
+                    topic: Arc::from(&**topic),
+                    open: HashMap::new(),
+                    seen: HashSet::new(),
+                });
                 self.topics.len() - 1
             }
         };
         let first_open = self.topics.iter().all(|t| t.open.is_empty());
-        let TopicBatches { topic, open } = &mut self.topics[t];
+        let TopicBatches { topic, open, seen } = &mut self.topics[t];
+        if !open.contains_key(&p) && seen.insert(p) {
+            self.partitions_seen += 1;
+        }
         // The clock is read only for a new batch: that is all `now` is for (a clock
         // read per record costs more than the rest of `append`).
         let batch = open.entry(p).or_insert_with(|| OpenBatch::new(topic.clone(), p, now()));
@@ -274,6 +286,15 @@ impl Accumulator {
     /// Sealed batches waiting to be sent (retries included).
     pub(crate) fn ready_len(&self) -> usize {
         self.ready.len()
+    }
+
+    /// True when sealed batches are waiting for two rounds of requests already (two
+    /// per partition written to): more could not go out sooner, they would only
+    /// wait longer, so the producer holds `send` back until some go out. One round
+    /// keeps every request full (a request carries one batch per partition); the
+    /// second covers the time until the driver dispatches again.
+    pub(crate) fn backlog_full(&self) -> bool {
+        self.ready.len() >= 2 * self.partitions_seen.max(1)
     }
 
     /// True while a request slot is free (`max.in.flight`).

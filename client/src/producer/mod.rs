@@ -39,12 +39,6 @@ use accumulator::{Accumulator, BATCH_OVERHEAD, Report};
 use batch::OutRecord;
 use pending::Pending;
 
-/// Sealed batches waiting for a request slot, at most, before `send` waits too (as
-/// for `buffer.memory`, within `max.block.ms`). Past this a record cannot go out any
-/// sooner, it only waits longer in memory: without the bound a producer sending
-/// flat out keeps `buffer.memory` full, and every record waits for all of it.
-const READY_LIMIT: usize = 64;
-
 /// Errors that keep a producer from starting.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -154,7 +148,8 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     /// Wakes the background task: a batch sealed or opened, a flush, a close.
     wake: Notify,
-    /// Wakes `send`s waiting for room in `buffer.memory` or behind [`READY_LIMIT`].
+    /// Wakes `send`s waiting for room in `buffer.memory` or behind a full backlog
+    /// (`Accumulator::backlog_full`).
     room: Notify,
 }
 
@@ -282,7 +277,8 @@ impl Producer {
     /// Batches `record` and returns once it is in the buffer, waiting up to
     /// `max.block.ms` for room (and for the topic's metadata, the first time a topic
     /// is seen). Room means: the records not yet delivered hold less than
-    /// `buffer.memory`, and fewer than 64 sealed batches wait for a request slot. The returned future resolves when the record is delivered or has
+    /// `buffer.memory`, and sealed batches do not already wait for two rounds of
+    /// requests (more could not go out sooner: they would only wait longer). The returned future resolves when the record is delivered or has
     /// failed for good.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, SendError> {
         let (tx, rx) = oneshot::channel();
@@ -342,7 +338,7 @@ impl Producer {
                     completion.complete(Delivery { topic: record.topic, partition: -1, result: Err(err) });
                     return Ok(());
                 }
-                if st.pending.has_room(size) && st.core.ready_len() < READY_LIMIT {
+                if st.pending.has_room(size) && !st.core.backlog_full() {
                     let state = &mut *st;
                     let id = state.pending.admit(size, completion);
                     let (topic, partition, r) = OutRecord::new(id, record, now_ms);

@@ -515,3 +515,19 @@ fn without_a_new_producer_id_batches_stay_as_they_are() {
     let next = sim.core.next_request(by_parity).unwrap();
     assert_eq!(seqs(&next), vec![(0, 1000, 1)]);
 }
+
+#[test]
+fn the_backlog_is_full_at_two_sealed_batches_per_partition_written_to() {
+    let mut sim = Sim::new(ProducerConfig { batch_size: 100, ..config() });
+    assert!(!sim.core.backlog_full());
+    // Each 100-byte record fills its batch: one sealed batch per send.
+    for p in [0, 1, 0] {
+        sim.send("t", p, 100);
+    }
+    assert!(!sim.core.backlog_full(), "3 sealed, 2 partitions: room for 4");
+    sim.send("t", 1, 100);
+    assert!(sim.core.backlog_full(), "4 sealed for 2 partitions");
+    let req = sim.core.next_request(by_parity).expect("a request");
+    assert!(!sim.core.backlog_full(), "a request took some out");
+    sim.respond(req, Response::Sent);
+}

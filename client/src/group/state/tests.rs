@@ -1861,3 +1861,23 @@ fn eager_joins_still_list_nothing_owned() {
         other => panic!("expected Join, got {other:?}"),
     }
 }
+
+#[test]
+fn cooperative_pattern_change_revokes_only_the_topics_no_longer_matched() {
+    let config = GroupConfig { topic_pattern: Some("d.*".into()), topics: vec![], ..refreshing(coop_config()) };
+    let mut sim = Sim::new(config);
+    assert_eq!(sim.member.start(), vec![refresh_topics(&[])]);
+    assert_eq!(single(sim.on(view(&[(TOPIC, 2), ("delta", 1)], Some(&["delta", TOPIC])))), find_coordinator());
+    expect_coop_join(sim.on(Event::CoordinatorFound(Ok(COORDINATOR))));
+    expect_coop_join(sim.on(Event::Joined(Err((broker(E::MemberIdRequired), MEMBER.into())))));
+    expect_sync(sim.on(Event::Joined(Ok(coop_follower_join(GEN)))));
+    let both = assignment_bytes(&[(TOPIC, &[0]), ("delta", &[0])]);
+    single(sim.on(Event::Synced(Ok(both))));
+    single(sim.on(Event::OffsetsFetched(Ok(BTreeMap::new()))));
+    assert_eq!(single(sim.tick_at(AGE_MS)), refresh_topics(&["delta", TOPIC]));
+    // `delta` is gone: only its partition is revoked; demo-0 keeps fetching.
+    let revoke = sim.on(view(&[(TOPIC, 2)], Some(&[TOPIC])));
+    assert_eq!(expect_revoke(revoke), vec![TopicPartition::new("delta", 0)]);
+    let (_, sub) = expect_coop_join(sim.on(Event::Revoked));
+    assert_eq!((sub.topics.clone(), owned_of(&sub)), (vec![TOPIC.to_string()], vec![0]));
+}

@@ -64,7 +64,7 @@ pub use compression::Codec;
 pub use config::{ClientConfig, Properties, RoleConfig};
 pub use consumer::{CommitError, ConsumedRecord, Consumer, ConsumerConfig, ConsumerEvent, PendingCommit, RecordStream};
 pub use fetch::{FetchConfig, Header, IsolationLevel, OffsetReset, Record};
-pub use group::assign::Assignor;
+pub use group::assign::{Assignor, RebalanceProtocol};
 pub use group::{GroupConfig, GroupError};
 pub use partitioner::Partitioner;
 pub use producer::{

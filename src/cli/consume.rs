@@ -73,9 +73,12 @@ pub struct ConsumeArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..),
         help = lib("`max.poll.interval.ms` (the rebalance timeout)", "max.poll.interval.ms"))]
     pub max_poll_interval_ms: Option<u64>,
-    #[arg(long, value_parser = parse_assignor,
-        help = lib("`partition.assignment.strategy`: range or roundrobin", "partition.assignment.strategy"))]
-    pub partition_assignment_strategy: Option<Assignor>,
+    #[arg(long, value_parser = parse_assignors, help = lib(
+        "`partition.assignment.strategy`: range, roundrobin or cooperative-sticky, or a comma list in \
+         preference order (cooperative only if every one listed is)",
+        "partition.assignment.strategy"))]
+    // `std::vec::Vec`: one value holding the whole list, not a repeated flag.
+    pub partition_assignment_strategy: Option<std::vec::Vec<Assignor>>,
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..), help = lib(
         "`max.poll.records`: the most records taken per poll (the member handles group changes between polls)",
         "max.poll.records"))]
@@ -99,15 +102,19 @@ pub struct ConsumeArgs {
     pub process_delay: Option<Duration>,
 }
 
-fn parse_assignor(s: &str) -> Result<Assignor, String> {
-    match Assignor::from_name(s) {
-        Some(a) if !a.is_cooperative() => Ok(a),
-        Some(_) => {
-            Err("cooperative-sticky needs incremental rebalancing, which cafe does not do yet; use range or roundrobin"
-                .into())
-        }
-        None => Err(format!("unknown assignor `{s}`; use range or roundrobin")),
+/// `range`, or a comma list like Java's `range,cooperative-sticky`.
+fn parse_assignors(s: &str) -> Result<Vec<Assignor>, String> {
+    let names: Vec<&str> = s.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+    if names.is_empty() {
+        return Err("give at least one of range, roundrobin, cooperative-sticky".into());
     }
+    names
+        .into_iter()
+        .map(|n| {
+            Assignor::from_name(n)
+                .ok_or_else(|| format!("unknown assignor `{n}`; use range, roundrobin or cooperative-sticky"))
+        })
+        .collect()
 }
 
 /// `10s`, `500ms`, `2m`, or plain milliseconds.
@@ -155,8 +162,8 @@ impl ConsumeArgs {
         if let Some(id) = &self.group_instance_id {
             group.group_instance_id = Some(id.clone());
         }
-        if let Some(a) = self.partition_assignment_strategy {
-            group.assignors = vec![a];
+        if let Some(a) = &self.partition_assignment_strategy {
+            group.assignors = a.clone();
         }
         if let Some(on) = self.enable_auto_commit {
             group.enable_auto_commit = on;
@@ -195,6 +202,9 @@ pub async fn run(common: &Common, args: ConsumeArgs) -> Result<(), Error> {
     // --idle-exit counts from the last batch of records (or the start): a change
     // of assignment is no record.
     let mut idle_since = tokio::time::Instant::now();
+    // What the member owns, for the `assigned` lines (cooperative rebalances
+    // announce only what was added).
+    let mut owned = std::collections::BTreeSet::new();
     let result = loop {
         if args.max_messages.is_some_and(|m| seen >= m) {
             break Ok(());
@@ -219,7 +229,7 @@ pub async fn run(common: &Common, args: ConsumeArgs) -> Result<(), Error> {
             ConsumerEvent::Records(batch) => batch,
             change => {
                 if args.json {
-                    print_change(&change, consumer.generation_id());
+                    print_change(&change, consumer.generation_id(), &mut owned);
                 }
                 continue;
             }
@@ -255,7 +265,7 @@ pub async fn run(common: &Common, args: ConsumeArgs) -> Result<(), Error> {
     let close = consumer
         .close_with(|change| {
             if json {
-                print_change(&change, None)
+                print_change(&change, None, &mut owned)
             }
         })
         .await;
@@ -309,16 +319,36 @@ fn print_record(r: &ConsumedRecord, decoded: Decoded, json: bool) -> bool {
 }
 
 /// Prints the `--json` line of an assignment change (the generation goes with
-/// an assignment).
-fn print_change(change: &ConsumerEvent, generation: Option<i32>) {
-    if let Some(line) = change_line(change, generation) {
+/// an assignment); `owned` follows the member's whole assignment, which an
+/// `assigned` line lists.
+fn print_change(
+    change: &ConsumerEvent,
+    generation: Option<i32>,
+    owned: &mut std::collections::BTreeSet<cafe_kafka::TopicPartition>,
+) {
+    let whole = match change {
+        ConsumerEvent::Assigned(added) => {
+            owned.extend(added.iter().cloned());
+            ConsumerEvent::Assigned(owned.iter().cloned().collect())
+        }
+        ConsumerEvent::Revoked(revoked) => {
+            revoked.iter().for_each(|tp| {
+                owned.remove(tp);
+            });
+            change.clone()
+        }
+        other => other.clone(),
+    };
+    if let Some(line) = change_line(&whole, generation) {
         println!("{line}");
     }
 }
 
 /// `{"event": "assigned", "generation": 3, "partitions": [{"topic": "t", "partition": 0}, ...]}`
-/// or `{"event": "revoked", "partitions": [...]}`. Record lines have no `event`
-/// field: that is how a reader tells the two apart.
+/// (the whole assignment after the change: with cooperative rebalancing, what
+/// the member kept and what it got) or `{"event": "revoked", "partitions": [...]}`
+/// (only what it gave up). Record lines have no `event` field: that is how a
+/// reader tells the two apart.
 fn change_line(change: &ConsumerEvent, generation: Option<i32>) -> Option<serde_json::Value> {
     use serde_json::json;
     let partitions = |tps: &[cafe_kafka::TopicPartition]| -> Vec<serde_json::Value> {
@@ -404,6 +434,27 @@ fn base64(data: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn assignment_strategy_takes_one_name_or_a_java_style_list() {
+        assert_eq!(parse_assignors("cooperative-sticky"), Ok(vec![Assignor::CooperativeSticky]));
+        assert_eq!(
+            parse_assignors("range, cooperative-sticky"),
+            Ok(vec![Assignor::Range, Assignor::CooperativeSticky])
+        );
+        assert!(parse_assignors("sticky").unwrap_err().contains("unknown assignor `sticky`"));
+        assert!(parse_assignors(",").is_err());
+    }
+
+    #[test]
+    fn assigned_lines_list_the_whole_assignment_revoked_lines_what_went() {
+        let mut owned = std::collections::BTreeSet::new();
+        let t = |p| cafe_kafka::TopicPartition::new("t", p);
+        print_change(&ConsumerEvent::Assigned(vec![t(0), t(1)]), Some(1), &mut owned);
+        print_change(&ConsumerEvent::Revoked(vec![t(1)]), None, &mut owned);
+        print_change(&ConsumerEvent::Assigned(vec![t(2)]), Some(2), &mut owned);
+        assert_eq!(owned.into_iter().collect::<Vec<_>>(), vec![t(0), t(2)]);
+    }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {

@@ -146,22 +146,23 @@ impl Kind<Vec<String>> for Servers {
 }
 
 /// `partition.assignment.strategy`: assignors by protocol name or Java class
-/// name, in preference order. Only eager assignors: the member does not
-/// rebalance incrementally, which cooperative-sticky needs.
+/// name, in preference order. The member rebalances cooperatively only when
+/// every one listed is cooperative (`RebalanceProtocol::of`).
 pub(crate) const ASSIGNORS: Assignors = Assignors;
 pub(crate) struct Assignors;
 
 impl Kind<Vec<Assignor>> for Assignors {
     fn parse(&self, value: &str) -> Result<Vec<Assignor>, String> {
-        const EXPECTED: &str = "a comma-separated list of range and roundrobin (or the Java class names \
-                                org.apache.kafka.clients.consumer.RangeAssignor and RoundRobinAssignor); \
-                                cooperative-sticky and sticky are not supported yet";
+        const EXPECTED: &str = "a comma-separated list of range, roundrobin and cooperative-sticky (or the \
+                                Java class names org.apache.kafka.clients.consumer.RangeAssignor, \
+                                RoundRobinAssignor and CooperativeStickyAssignor); sticky is not supported";
         let assignors: Vec<Assignor> = list(value)
             .map(|name| {
                 let short = name.strip_prefix("org.apache.kafka.clients.consumer.").unwrap_or(name);
                 match short {
                     "range" | "RangeAssignor" => Some(Assignor::Range),
                     "roundrobin" | "RoundRobinAssignor" => Some(Assignor::RoundRobin),
+                    "cooperative-sticky" | "CooperativeStickyAssignor" => Some(Assignor::CooperativeSticky),
                     _ => None,
                 }
             })
@@ -225,8 +226,11 @@ mod tests {
         let java = "org.apache.kafka.clients.consumer.RoundRobinAssignor, range";
         assert_eq!(ASSIGNORS.parse(java), Ok(vec![Assignor::RoundRobin, Assignor::Range]));
         assert_eq!(ASSIGNORS.show(&vec![Assignor::RoundRobin, Assignor::Range]), "roundrobin,range");
-        for bad in ["", "cooperative-sticky", "range,org.apache.kafka.clients.consumer.CooperativeStickyAssignor"] {
-            assert!(ASSIGNORS.parse(bad).unwrap_err().contains("not supported yet"), "{bad:?}");
+        let java_default = "range,org.apache.kafka.clients.consumer.CooperativeStickyAssignor";
+        assert_eq!(ASSIGNORS.parse(java_default), Ok(vec![Assignor::Range, Assignor::CooperativeSticky]));
+        assert_eq!(ASSIGNORS.parse("cooperative-sticky"), Ok(vec![Assignor::CooperativeSticky]));
+        for bad in ["", "sticky", "range,StickyAssignor"] {
+            assert!(ASSIGNORS.parse(bad).unwrap_err().contains("sticky is not supported"), "{bad:?}");
         }
     }
 

@@ -180,6 +180,19 @@ mod tests {
     }
 
     #[test]
+    fn cooperative_sticky_is_accepted_alone_or_in_javas_default_list() {
+        use crate::RebalanceProtocol;
+        let mut c = ConsumerConfig::default();
+        c.set("partition.assignment.strategy", "cooperative-sticky").unwrap();
+        assert_eq!(c.group.assignors, [Assignor::CooperativeSticky]);
+        assert_eq!(RebalanceProtocol::of(&c.group.assignors), RebalanceProtocol::Cooperative);
+        c.set("partition.assignment.strategy", "range, cooperative-sticky").unwrap();
+        assert_eq!(c.group.assignors, [Assignor::Range, Assignor::CooperativeSticky]);
+        assert_eq!(RebalanceProtocol::of(&c.group.assignors), RebalanceProtocol::Eager);
+        assert_eq!(c.get("partition.assignment.strategy").as_deref(), Some("range,cooperative-sticky"));
+    }
+
+    #[test]
     fn an_empty_group_instance_id_unsets_it() {
         let mut c = ConsumerConfig::default();
         c.set("group.instance.id", "m").unwrap();

@@ -84,7 +84,8 @@ pub struct ConsumedRecord {
 pub enum ConsumerEvent {
     /// The next batch, as [`Consumer::poll`] returns it.
     Records(Vec<ConsumedRecord>),
-    /// These partitions are now this member's; records of them follow.
+    /// These partitions are now this member's; records of them follow. With
+    /// cooperative rebalancing only those added: the others stay assigned.
     Assigned(Vec<TopicPartition>),
     /// These partitions are being taken away: nothing of them is returned any
     /// more, and the member rejoins the group only at the next call to

@@ -10,9 +10,11 @@ pub enum Recovery {
     Retry,
     /// Find the coordinator again, then carry on.
     Rediscover,
-    /// Rejoin with the same member id (revoking partitions first, eager protocol).
+    /// Rejoin with the same member id: eager, revoking everything first (with a
+    /// commit); cooperative, committing and keeping every partition (KIP-429).
     Rejoin,
-    /// Generation is gone: rejoin without committing (partitions are lost, not revoked).
+    /// Generation is gone: rejoin without committing (partitions are lost, not
+    /// revoked), whichever the rebalance protocol.
     RejoinLost,
     /// Forget member id and generation, then rejoin from scratch.
     Reset,

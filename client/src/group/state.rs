@@ -1,8 +1,15 @@
 //! The consumer-group member as a sans-IO state machine (classic protocol, eager
-//! rebalancing). `handle(event, now)` takes what happened (a response, a timer, a
+//! or cooperative rebalancing, KIP-429). `handle(event, now)` takes what happened (a response, a timer, a
 //! position from the consumer, a close request) and returns what to do; time is
 //! an argument, so tests walk rebalances and timeouts without sockets or sleeps.
 //! The events and actions are in [`io`](super::io).
+//!
+//! Eager: every rebalance revokes everything before JoinGroup. Cooperative (every
+//! configured assignor supports it, see [`RebalanceProtocol::of`]): the member
+//! keeps its partitions through JoinGroup and SyncGroup (they are listed as
+//! `owned_partitions`), then revokes only owned − assigned, starts assigned −
+//! owned, and rejoins at once if it revoked anything, so the partitions it gave
+//! up reach their new owner in a second round.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -11,9 +18,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 
-use super::assign::{Assignor, MemberSubscription};
+use super::assign::{Assignor, MemberSubscription, RebalanceProtocol};
 use super::config::GroupConfig;
-use super::consumer_protocol::{Assignment, LATEST_VERSION, Subscription};
+use super::consumer_protocol::{Assignment, LATEST_VERSION, Subscription, TopicPartitions};
 use super::error::{CommitError, GroupError};
 use super::io::{Action, Event, Failure, JoinResult, JoinedMember, Request, TopicsView};
 use super::recovery::{Recovery, explain, recovery};
@@ -42,12 +49,15 @@ enum Phase {
 enum Next {
     Rejoin,
     Leave,
+    /// Cooperative, after SyncGroup: start the newly assigned partitions.
+    StartAdded,
 }
 
 /// A member of one consumer group.
 #[derive(Debug)]
 pub struct GroupMember {
     config: GroupConfig,
+    protocol: RebalanceProtocol,
     phase: Phase,
     /// What to resume once a lost coordinator is found again.
     resume: Phase,
@@ -62,7 +72,17 @@ pub struct GroupMember {
     assigned_counts: Option<BTreeMap<String, i32>>,
     next_refresh: Option<Instant>,
     refresh_in_flight: bool,
+    /// What this member owns: the consumer fetches these (and, eager, those of
+    /// the generation whose offsets are being fetched).
     assigned: BTreeSet<TopicPartition>,
+    /// Assigned by the last SyncGroup and not started yet: their offsets are
+    /// fetched next, then they join `assigned`.
+    adding: BTreeSet<TopicPartition>,
+    /// The partitions of the revocation under way.
+    revoking: BTreeSet<TopicPartition>,
+    /// Cooperative: this generation revoked something, so rejoin once the added
+    /// partitions are started (KIP-429's second round).
+    rejoin_when_started: bool,
     positions: BTreeMap<TopicPartition, i64>,
     committed: BTreeMap<TopicPartition, i64>,
     /// Whether revocation commits consumed positions (not when the generation is gone).
@@ -87,6 +107,7 @@ pub struct GroupMember {
 impl GroupMember {
     pub fn new(config: GroupConfig) -> Self {
         Self {
+            protocol: RebalanceProtocol::of(&config.assignors),
             config,
             phase: Phase::Idle,
             resume: Phase::Joining,
@@ -100,6 +121,9 @@ impl GroupMember {
             next_refresh: None,
             refresh_in_flight: false,
             assigned: BTreeSet::new(),
+            adding: BTreeSet::new(),
+            revoking: BTreeSet::new(),
+            rejoin_when_started: false,
             positions: BTreeMap::new(),
             committed: BTreeMap::new(),
             commit_before: false,
@@ -124,6 +148,9 @@ impl GroupMember {
     }
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed | Phase::Failed)
+    }
+    fn cooperative(&self) -> bool {
+        self.protocol == RebalanceProtocol::Cooperative
     }
 
     /// The earliest instant at which `handle(Event::Tick, _)` has something to do.
@@ -249,7 +276,7 @@ impl GroupMember {
                 tracing::info!(?topics, "the topics matching the pattern changed");
                 self.config.topics = topics;
                 if self.phase == Phase::Stable {
-                    return self.begin_revoke(Next::Rejoin, true, out);
+                    return self.rebalance(out);
                 }
             }
         }
@@ -264,7 +291,7 @@ impl GroupMember {
             let changed = assigned.iter().any(|(t, n)| view.counts.get(t).is_some_and(|now| now != n));
             if changed {
                 tracing::info!(counts = ?view.counts, "partition counts changed; rebalancing");
-                self.begin_revoke(Next::Rejoin, true, out);
+                self.rebalance(out);
             }
         }
     }
@@ -350,7 +377,21 @@ impl GroupMember {
     // ---- join / sync ----------------------------------------------------------
 
     fn protocols(&self) -> Vec<(String, Bytes)> {
-        let sub = Subscription { topics: self.config.topics.clone(), ..Subscription::default() };
+        // KIP-429: what we own (nothing, eager: it was revoked) and since which
+        // generation, so a cooperative leader leaves it where it is.
+        let mut owned: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for tp in &self.assigned {
+            owned.entry(&tp.topic).or_default().push(tp.partition);
+        }
+        let sub = Subscription {
+            topics: self.config.topics.clone(),
+            owned_partitions: owned
+                .into_iter()
+                .map(|(topic, partitions)| TopicPartitions { topic: topic.to_owned(), partitions })
+                .collect(),
+            generation_id: self.generation_id,
+            ..Subscription::default()
+        };
         self.config
             .assignors
             .iter()
@@ -387,6 +428,13 @@ impl GroupMember {
                         // KIP-394: first JoinGroup returns MEMBER_ID_REQUIRED; rejoin with the given id.
                         self.member_id = member_id;
                         self.send_join(out);
+                    }
+                    Some(Recovery::Reset) if !self.assigned.is_empty() => {
+                        // Cooperative, owning partitions: they are lost (Java's
+                        // onPartitionsLost), then join from scratch.
+                        self.member_id.clear();
+                        self.generation_id = -1;
+                        self.begin_revoke(Next::Rejoin, false, out);
                     }
                     Some(Recovery::Reset) => {
                         self.member_id.clear();
@@ -474,7 +522,7 @@ impl GroupMember {
                     tracing::warn!(error = %e, "unreadable assignment; taking none");
                     Assignment::default()
                 });
-                self.assigned = assignment
+                let new: BTreeSet<TopicPartition> = assignment
                     .partitions
                     .into_iter()
                     .filter(|(t, _)| self.config.topics.contains(t))
@@ -483,18 +531,35 @@ impl GroupMember {
                         ps.into_iter().map(move |p| TopicPartition { topic: Arc::clone(&topic), partition: p })
                     })
                     .collect();
-                tracing::info!(generation = self.generation_id, partitions = ?self.assigned, "joined group");
-                self.send_fetch_offsets(out);
+                tracing::info!(generation = self.generation_id, partitions = ?new, "joined group");
                 // Heartbeats start as soon as we are a member of this generation.
                 self.next_heartbeat = Some(now + self.config.heartbeat_interval);
+                if !self.cooperative() {
+                    self.assigned = new.clone();
+                    self.adding = new;
+                    return self.send_fetch_offsets(out);
+                }
+                // KIP-429: give up only what moved away; what stays keeps fetching.
+                let revoked: BTreeSet<TopicPartition> = self.assigned.difference(&new).cloned().collect();
+                self.adding = new.difference(&self.assigned).cloned().collect();
+                if revoked.is_empty() {
+                    return self.send_fetch_offsets(out);
+                }
+                tracing::info!(?revoked, added = ?self.adding, "cooperative rebalance: revoking, then rejoining");
+                self.rejoin_when_started = true;
+                self.begin_revoke_of(revoked, Next::StartAdded, true, out);
             }
             Err(f) => self.rejoin_after(&f, now, out),
         }
     }
 
-    /// A rebalance-type failure before we own anything: rejoin as the table says.
+    /// A rebalance-type failure of SyncGroup: rejoin as the table says. Eager, we
+    /// own nothing here; cooperative, a lost generation loses what we own.
     fn rejoin_after(&mut self, f: &Failure, now: Instant, out: &mut Vec<Action>) {
         match self.common_failure(f, now, out) {
+            Some(rec @ (Recovery::Reset | Recovery::RejoinLost)) if !self.assigned.is_empty() => {
+                self.lose_partitions(rec, false, now, out)
+            }
             Some(Recovery::Reset) => {
                 self.member_id.clear();
                 self.generation_id = -1;
@@ -515,7 +580,7 @@ impl GroupMember {
         self.phase = Phase::FetchingOffsets;
         out.push(Action::Send(Request::FetchOffsets {
             group_id: self.config.group_id.clone(),
-            partitions: self.assigned.iter().cloned().collect(),
+            partitions: self.adding.iter().cloned().collect(),
         }));
     }
 
@@ -525,15 +590,29 @@ impl GroupMember {
         }
         match r {
             Ok(committed) => {
-                self.committed =
-                    committed.into_iter().filter(|(tp, o)| *o >= 0 && self.assigned.contains(tp)).collect();
-                self.positions = self.committed.clone();
-                let partitions = self.assigned.iter().map(|tp| (tp.clone(), self.committed.get(tp).copied())).collect();
+                // Only the started partitions' offsets are read here; those kept
+                // through a cooperative rebalance keep their positions.
+                let adding = std::mem::take(&mut self.adding);
+                self.assigned.extend(adding.iter().cloned());
+                let kept = |tp: &TopicPartition| self.assigned.contains(tp) && !adding.contains(tp);
+                self.committed.retain(|tp, _| kept(tp));
+                self.positions.retain(|tp, _| kept(tp));
+                for (tp, o) in committed {
+                    if o >= 0 && adding.contains(&tp) {
+                        self.committed.insert(tp.clone(), o);
+                        self.positions.insert(tp, o);
+                    }
+                }
+                let partitions = adding.iter().map(|tp| (tp.clone(), self.committed.get(tp).copied())).collect();
                 out.push(Action::Assign { partitions });
                 self.phase = Phase::Stable;
                 self.next_heartbeat.get_or_insert(now + self.config.heartbeat_interval);
                 self.next_commit = Some(now + self.config.auto_commit_interval);
                 self.next_refresh = Some(now + self.config.metadata_max_age);
+                if std::mem::take(&mut self.rejoin_when_started) {
+                    // KIP-429: we revoked something; rejoin at once so it is handed on.
+                    self.send_join(out);
+                }
             }
             Err(f) => {
                 if let Some(rec) = self.common_failure(&f, now, out) {
@@ -571,7 +650,18 @@ impl GroupMember {
     /// Starts a rebalance from Stable (or offset fetching): revoke, maybe commit,
     /// rejoin. `may_commit` is false when a commit itself was refused.
     fn lose_partitions(&mut self, rec: Recovery, may_commit: bool, now: Instant, out: &mut Vec<Action>) {
+        // Partitions assigned but not started are simply dropped: the next
+        // assignment says again what is ours.
+        if self.cooperative() {
+            self.adding.clear();
+            self.rejoin_when_started = false;
+        }
         match rec {
+            // Cooperative: keep everything; commit what was consumed (Java's
+            // onJoinPrepare) and rejoin.
+            Recovery::Rejoin if self.cooperative() => {
+                self.begin_revoke_of(BTreeSet::new(), Next::Rejoin, may_commit, out)
+            }
             Recovery::Rejoin => self.begin_revoke(Next::Rejoin, may_commit, out),
             Recovery::RejoinLost => {
                 // The generation is gone: a commit would be refused, and committing
@@ -588,16 +678,42 @@ impl GroupMember {
         }
     }
 
+    /// A Stable member must rebalance (subscription or partition counts changed).
+    /// Eager: revoke everything first. Cooperative: revoke only the partitions of
+    /// topics no longer subscribed (Java's onJoinPrepare), commit, rejoin.
+    fn rebalance(&mut self, out: &mut Vec<Action>) {
+        if !self.cooperative() {
+            return self.begin_revoke(Next::Rejoin, true, out);
+        }
+        let gone = self.assigned.iter().filter(|tp| !self.config.topics.iter().any(|t| **t == *tp.topic)).cloned();
+        self.begin_revoke_of(gone.collect(), Next::Rejoin, true, out);
+    }
+
+    /// Revokes everything this member owns (eager rebalances, lost partitions, close).
     fn begin_revoke(&mut self, next: Next, commit: bool, out: &mut Vec<Action>) {
+        self.adding.clear();
+        self.rejoin_when_started = false;
+        self.begin_revoke_of(self.assigned.clone(), next, commit, out);
+    }
+
+    /// Stops `partitions` (none: just commit), commits what was consumed if
+    /// `commit`, then goes on to `next`.
+    fn begin_revoke_of(
+        &mut self,
+        partitions: BTreeSet<TopicPartition>,
+        next: Next,
+        commit: bool,
+        out: &mut Vec<Action>,
+    ) {
         self.next = next;
         self.commit_before = commit;
         self.next_heartbeat = None;
-        if self.assigned.is_empty() {
-            self.phase = Phase::Revoking;
+        self.phase = Phase::Revoking;
+        self.revoking = partitions;
+        if self.revoking.is_empty() {
             return self.on_revoked_inner(out);
         }
-        self.phase = Phase::Revoking;
-        out.push(Action::Revoke { partitions: self.assigned.iter().cloned().collect() });
+        out.push(Action::Revoke { partitions: self.revoking.iter().cloned().collect() });
     }
 
     fn on_revoked(&mut self, out: &mut Vec<Action>) {
@@ -624,11 +740,19 @@ impl GroupMember {
     }
 
     fn after_revoke_commit(&mut self, out: &mut Vec<Action>) {
-        self.assigned.clear();
-        self.positions.clear();
+        for tp in std::mem::take(&mut self.revoking) {
+            self.assigned.remove(&tp);
+            self.positions.remove(&tp);
+            if self.cooperative() {
+                self.committed.remove(&tp);
+            }
+        }
         match self.next {
+            // A close during a cooperative revocation: the kept partitions go too.
+            Next::Leave if !self.assigned.is_empty() => self.begin_revoke(Next::Leave, true, out),
             Next::Rejoin => self.send_join(out),
             Next::Leave => self.send_leave(out),
+            Next::StartAdded => self.send_fetch_offsets(out),
         }
     }
 
@@ -756,7 +880,15 @@ impl GroupMember {
             Phase::Closed | Phase::Failed | Phase::Leaving => {}
             // Owning partitions (also while re-finding a lost coordinator): revoke,
             // commit what was consumed, then leave.
-            Phase::Stable | Phase::FetchingOffsets | Phase::FindingCoordinator if !self.assigned.is_empty() => {
+            // Cooperative members own partitions while they join and sync, too.
+            Phase::Stable
+            | Phase::FetchingOffsets
+            | Phase::FindingCoordinator
+            | Phase::Joining
+            | Phase::AwaitingMetadata
+            | Phase::Syncing
+                if !self.assigned.is_empty() =>
+            {
                 self.begin_revoke(Next::Leave, true, out)
             }
             Phase::Revoking | Phase::CommittingBefore => self.next = Next::Leave,
@@ -831,6 +963,10 @@ impl GroupMember {
     }
     pub fn is_stable(&self) -> bool {
         self.phase == Phase::Stable
+    }
+    /// Eager or cooperative, from the configured assignors.
+    pub fn protocol(&self) -> RebalanceProtocol {
+        self.protocol
     }
 }
 

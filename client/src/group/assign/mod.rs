@@ -101,6 +101,32 @@ impl Assignor {
     }
 }
 
+/// How members give partitions up in a rebalance (KIP-429's `RebalanceProtocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RebalanceProtocol {
+    /// Revoke every partition before rejoining; the new assignment starts from nothing.
+    Eager,
+    /// Keep every partition through the rebalance and give up only those missing
+    /// from the new assignment, then rejoin so they can be handed on.
+    Cooperative,
+}
+
+impl RebalanceProtocol {
+    /// The protocol of a member offering `assignors` (Java's `ConsumerCoordinator`):
+    /// the most advanced protocol every one of them supports. `range` and
+    /// `roundrobin` support only eager, `cooperative-sticky` both, so the list
+    /// `[range, cooperative-sticky]` is eager until `range` is removed. The
+    /// coordinator may still pick `cooperative-sticky` for such a member; it then
+    /// runs the cooperative assignor while rebalancing eagerly, which is safe.
+    pub fn of(assignors: &[Assignor]) -> Self {
+        if !assignors.is_empty() && assignors.iter().all(|a| a.is_cooperative()) {
+            RebalanceProtocol::Cooperative
+        } else {
+            RebalanceProtocol::Eager
+        }
+    }
+}
+
 /// A topic-partition, ordered by topic then partition.
 type TopicPartition<'a> = (&'a str, i32);
 
@@ -219,6 +245,18 @@ mod tests {
         assert_eq!(Assignor::CooperativeSticky.name(), "cooperative-sticky");
         assert_eq!(Assignor::from_name("sticky"), None);
         assert!(Assignor::CooperativeSticky.is_cooperative() && !Assignor::Range.is_cooperative());
+    }
+
+    #[test]
+    fn the_rebalance_protocol_is_the_one_every_assignor_supports() {
+        use Assignor::*;
+        assert_eq!(RebalanceProtocol::of(&[CooperativeSticky]), RebalanceProtocol::Cooperative);
+        // Java's default list: eager until range is removed.
+        assert_eq!(RebalanceProtocol::of(&[Range, CooperativeSticky]), RebalanceProtocol::Eager);
+        assert_eq!(RebalanceProtocol::of(&[CooperativeSticky, Range]), RebalanceProtocol::Eager);
+        assert_eq!(RebalanceProtocol::of(&[Range]), RebalanceProtocol::Eager);
+        assert_eq!(RebalanceProtocol::of(&[RoundRobin]), RebalanceProtocol::Eager);
+        assert_eq!(RebalanceProtocol::of(&[]), RebalanceProtocol::Eager);
     }
 
     #[test]

@@ -1541,3 +1541,343 @@ fn commit_after_close_is_closed() {
     sim.on(Event::Left);
     assert_eq!(expect_answer(sim.on(commit_requested(1, None)), 1), Err(CommitError::Closed));
 }
+
+// ---- cooperative rebalancing (KIP-429) -------------------------------------------------------
+
+fn coop_config() -> GroupConfig {
+    GroupConfig { assignors: vec![Assignor::CooperativeSticky], ..base_config() }
+}
+
+/// Asserts a single Join offering exactly `names`; its member id and first subscription.
+#[track_caller]
+fn expect_join_offering(actions: Vec<Action>, names: &[&str]) -> (String, Subscription) {
+    match single(actions) {
+        Action::Send(Request::Join { member_id, protocols, .. }) => {
+            assert_eq!(protocols.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), names, "offered in order");
+            (member_id, Subscription::decode(&protocols[0].1).expect("JoinGroup metadata decodes"))
+        }
+        other => panic!("expected Join, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn expect_coop_join(actions: Vec<Action>) -> (String, Subscription) {
+    expect_join_offering(actions, &["cooperative-sticky"])
+}
+
+/// The partitions of [`TOPIC`] a subscription lists as owned.
+fn owned_of(sub: &Subscription) -> Vec<i32> {
+    sub.owned_partitions.iter().filter(|t| t.topic == TOPIC).flat_map(|t| t.partitions.clone()).collect()
+}
+
+fn coop_follower_join(generation_id: i32) -> JoinResult {
+    JoinResult { protocol_name: Some("cooperative-sticky".into()), ..follower_join(generation_id, MEMBER) }
+}
+
+#[track_caller]
+fn expect_sync(actions: Vec<Action>) {
+    match single(actions) {
+        Action::Send(Request::Sync { member_id, .. }) => assert_eq!(member_id, MEMBER),
+        other => panic!("expected Sync, got {other:?}"),
+    }
+}
+
+fn tps(partitions: &[i32]) -> Vec<TopicPartition> {
+    partitions.iter().map(|&p| tp(p)).collect()
+}
+
+impl Sim {
+    /// A Stable cooperative follower of generation [`GEN`] owning `partitions`.
+    fn coop_stable(partitions: &[i32], committed: &[(i32, i64)]) -> Self {
+        let mut sim = Self::new(coop_config());
+        assert_eq!(sim.member.start(), vec![find_coordinator()]);
+        let (id, first) = expect_coop_join(sim.on(Event::CoordinatorFound(Ok(COORDINATOR))));
+        assert_eq!((id.as_str(), owned_of(&first), first.generation_id), ("", vec![], -1));
+        let (id, _) = expect_coop_join(sim.on(Event::Joined(Err((broker(E::MemberIdRequired), MEMBER.into())))));
+        assert_eq!(id, MEMBER);
+        expect_sync(sim.on(Event::Joined(Ok(coop_follower_join(GEN)))));
+        let fetch = sim.on(Event::Synced(Ok(assignment_bytes(&[(TOPIC, partitions)]))));
+        assert_eq!(single(fetch), fetch_offsets(tps(partitions)));
+        let assign = single(sim.on(Event::OffsetsFetched(Ok(offsets(committed)))));
+        let expected = partitions.iter().map(|&p| (tp(p), committed.iter().find(|(q, _)| *q == p).map(|(_, o)| *o)));
+        assert_eq!(assign, Action::Assign { partitions: expected.collect() });
+        assert!(sim.member.is_stable());
+        sim
+    }
+
+    /// From Stable with nothing uncommitted: the heartbeat at `ms` learns of a
+    /// rebalance; the member rejoins at once, keeping its partitions.
+    fn coop_rebalance_at(&mut self, ms: u64) -> Subscription {
+        assert_eq!(self.tick_at(ms), vec![heartbeat(self.member.generation_id())]);
+        let (_, sub) = expect_coop_join(self.on(Event::Heartbeat(Err(broker(E::RebalanceInProgress)))));
+        sub
+    }
+}
+
+#[test]
+fn the_protocol_is_cooperative_only_when_every_assignor_is() {
+    assert_eq!(GroupMember::new(coop_config()).protocol(), RebalanceProtocol::Cooperative);
+    assert_eq!(GroupMember::new(config()).protocol(), RebalanceProtocol::Eager);
+    // Java's default list: eager until range is removed.
+    let java_default = GroupConfig { assignors: vec![Assignor::Range, Assignor::CooperativeSticky], ..base_config() };
+    assert_eq!(GroupMember::new(java_default.clone()).protocol(), RebalanceProtocol::Eager);
+    // Both are offered, in the configured order.
+    let mut sim = Sim::new(java_default);
+    sim.member.start();
+    let (_, sub) =
+        expect_join_offering(sim.on(Event::CoordinatorFound(Ok(COORDINATOR))), &["range", "cooperative-sticky"]);
+    assert_eq!(sub.topics, vec![TOPIC.to_string()]);
+}
+
+#[test]
+fn range_then_cooperative_sticky_rebalances_eagerly_even_when_the_coordinator_picks_cooperative_sticky() {
+    let config = GroupConfig { assignors: vec![Assignor::Range, Assignor::CooperativeSticky], ..base_config() };
+    let mut sim = Sim::new(config);
+    sim.member.start();
+    let names = ["range", "cooperative-sticky"];
+    expect_join_offering(sim.on(Event::CoordinatorFound(Ok(COORDINATOR))), &names);
+    expect_join_offering(sim.on(Event::Joined(Err((broker(E::MemberIdRequired), MEMBER.into())))), &names);
+    expect_sync(sim.on(Event::Joined(Ok(coop_follower_join(GEN)))));
+    single(sim.on(Event::Synced(Ok(assignment_bytes(&[(TOPIC, &[0, 1])])))));
+    single(sim.on(Event::OffsetsFetched(Ok(BTreeMap::new()))));
+    sim.tick_at(HB_MS);
+    // Eager: everything goes before JoinGroup.
+    assert_eq!(expect_revoke(sim.on(Event::Heartbeat(Err(broker(E::RebalanceInProgress))))), tps(&[0, 1]));
+    let (_, sub) = expect_join_offering(sim.on(Event::Revoked), &names);
+    assert!(owned_of(&sub).is_empty(), "an eager member owns nothing when it joins: {sub:?}");
+}
+
+#[test]
+fn the_leader_runs_the_assignor_the_coordinator_selected_and_withholds_owned_partitions() {
+    // This member lists range first; the coordinator picked cooperative-sticky
+    // (all members support it), so the leader must run that one.
+    let config = GroupConfig { assignors: vec![Assignor::Range, Assignor::CooperativeSticky], ..base_config() };
+    let mut sim = Sim::new(config);
+    sim.member.start();
+    sim.on(Event::CoordinatorFound(Ok(COORDINATOR)));
+    sim.on(Event::Joined(Err((broker(E::MemberIdRequired), MEMBER.into()))));
+    let owning = |partitions: Vec<i32>| {
+        Subscription {
+            owned_partitions: vec![TopicPartitions { topic: TOPIC.into(), partitions }],
+            generation_id: 3,
+            ..Subscription::new([TOPIC])
+        }
+        .encode(3)
+        .expect("encodes")
+    };
+    let members = vec![
+        JoinedMember { member_id: MEMBER.into(), group_instance_id: None, metadata: subscription_bytes(&[TOPIC]) },
+        JoinedMember { member_id: "m-2".into(), group_instance_id: None, metadata: owning(vec![0, 1, 2]) },
+        JoinedMember { member_id: "m-3".into(), group_instance_id: None, metadata: subscription_bytes(&[TOPIC]) },
+    ];
+    let joined = JoinResult {
+        generation_id: 4,
+        member_id: MEMBER.into(),
+        leader: MEMBER.into(),
+        protocol_name: Some("cooperative-sticky".into()),
+        members,
+    };
+    assert_eq!(single(sim.on(Event::Joined(Ok(joined)))), fetch_metadata(&[TOPIC]));
+    let counts = BTreeMap::from([(TOPIC.to_string(), 3)]);
+    let (protocol_name, assignments) = match single(sim.on(Event::Metadata(Ok(counts)))) {
+        Action::Send(Request::Sync { protocol_name, assignments, .. }) => (protocol_name, assignments),
+        other => panic!("expected Sync, got {other:?}"),
+    };
+    assert_eq!(protocol_name, "cooperative-sticky");
+    let decoded: BTreeMap<String, Vec<i32>> = assignments
+        .iter()
+        .map(|(m, b)| (m.clone(), Assignment::decode(b).expect("decodes").partitions.remove(TOPIC).unwrap_or_default()))
+        .collect();
+    // m-2 keeps p0; p1 and p2 are still m-2's, so nobody gets them this round
+    // (range would have given p0 to m-1).
+    let expected: BTreeMap<String, Vec<i32>> =
+        [(MEMBER.to_string(), vec![]), ("m-2".to_string(), vec![0]), ("m-3".to_string(), vec![])].into();
+    assert_eq!(decoded, expected);
+}
+
+#[test]
+fn cooperative_join_lists_owned_partitions_and_their_generation_without_revoking() {
+    let mut sim = Sim::coop_stable(&[0, 1], &[(0, 3)]);
+    // Nothing consumed: no commit, no Revoke, straight to JoinGroup.
+    let sub = sim.coop_rebalance_at(HB_MS);
+    assert_eq!(owned_of(&sub), vec![0, 1]);
+    assert_eq!(sub.generation_id, GEN);
+    assert_eq!(sim.member.assigned(), &tps(&[0, 1]).into_iter().collect());
+}
+
+#[test]
+fn cooperative_rebalance_commits_first_then_joins_and_keeps_counting_positions() {
+    let mut sim = Sim::coop_stable(&[0, 1], &[]);
+    sim.on(consumed(0, 5));
+    sim.tick_at(HB_MS);
+    let commit = sim.on(Event::Heartbeat(Err(broker(E::RebalanceInProgress))));
+    assert_eq!(expect_commit(commit), (GEN, MEMBER.to_string(), offsets(&[(0, 5)])), "no Revoke before it");
+    let (_, sub) = expect_coop_join(sim.on(committed_ok(&[(0, 5)])));
+    assert_eq!(owned_of(&sub), vec![0, 1]);
+    // The consumer goes on during the rebalance; its positions count.
+    sim.on(consumed(1, 7));
+    expect_sync(sim.on(Event::Joined(Ok(coop_follower_join(2)))));
+    assert_eq!(single(sim.on(Event::Synced(Ok(assignment_bytes(&[(TOPIC, &[0, 1])]))))), fetch_offsets(vec![]));
+    assert_eq!(single(sim.on(Event::OffsetsFetched(Ok(BTreeMap::new())))), Action::Assign { partitions: vec![] });
+    let actions = sim.tick_at(HB_MS + COMMIT_MS);
+    assert!(actions.contains(&auto_commit(2, offsets(&[(1, 7)]))), "{actions:?}");
+}
+
+#[test]
+fn cooperative_sync_revokes_only_what_moved_starts_what_was_added_and_rejoins_at_once() {
+    let mut sim = Sim::coop_stable(&[0, 1], &[(0, 2), (1, 3)]);
+    sim.coop_rebalance_at(HB_MS);
+    sim.on(consumed(0, 5));
+    sim.on(consumed(1, 6));
+    expect_sync(sim.on(Event::Joined(Ok(coop_follower_join(2)))));
+    // Generation 2: 0 moves away, 1 stays, 2 is new.
+    let revoke = sim.on(Event::Synced(Ok(assignment_bytes(&[(TOPIC, &[1, 2])]))));
+    assert_eq!(expect_revoke(revoke), tps(&[0]), "revoked = owned - assigned");
+    // The revoked partition's progress (and the kept one's) is committed with the new generation.
+    let (generation, _, committed) = expect_commit(sim.on(Event::Revoked));
+    assert_eq!((generation, committed.clone()), (2, offsets(&[(0, 5), (1, 6)])));
+    let fetch = sim.on(Event::Committed { offsets: committed, result: Ok(Vec::new()) });
+    assert_eq!(single(fetch), fetch_offsets(tps(&[2])), "added = assigned - owned");
+    let actions = sim.on(Event::OffsetsFetched(Ok(offsets(&[(2, 9)]))));
+    assert_eq!(actions.len(), 2, "{actions:?}");
+    assert_eq!(actions[0], Action::Assign { partitions: vec![(tp(2), Some(9))] });
+    // KIP-429: something was revoked, so rejoin at once for the second round.
+    let (_, sub) = expect_coop_join(vec![actions[1].clone()]);
+    assert_eq!(owned_of(&sub), vec![1, 2]);
+    assert_eq!(sub.generation_id, 2);
+    // Second round: same assignment, nothing revoked, no further rejoin.
+    expect_sync(sim.on(Event::Joined(Ok(coop_follower_join(3)))));
+    assert_eq!(single(sim.on(Event::Synced(Ok(assignment_bytes(&[(TOPIC, &[1, 2])]))))), fetch_offsets(vec![]));
+    assert_eq!(single(sim.on(Event::OffsetsFetched(Ok(BTreeMap::new())))), Action::Assign { partitions: vec![] });
+    assert!(sim.member.is_stable());
+    assert_eq!(sim.member.committed(), &offsets(&[(1, 6), (2, 9)]));
+}
+
+#[test]
+fn cooperative_sync_that_only_adds_neither_revokes_nor_rejoins() {
+    let mut sim = Sim::coop_stable(&[0], &[]);
+    sim.coop_rebalance_at(HB_MS);
+    sim.on(consumed(0, 4));
+    expect_sync(sim.on(Event::Joined(Ok(coop_follower_join(2)))));
+    assert_eq!(single(sim.on(Event::Synced(Ok(assignment_bytes(&[(TOPIC, &[0, 1])]))))), fetch_offsets(tps(&[1])));
+    // The committed offset of the kept partition is not read again: its position stands.
+    let assign = single(sim.on(Event::OffsetsFetched(Ok(offsets(&[(0, 1), (1, -1)])))));
+    assert_eq!(assign, Action::Assign { partitions: vec![(tp(1), None)] });
+    assert!(sim.member.is_stable());
+    let actions = sim.tick_at(HB_MS + COMMIT_MS);
+    assert!(actions.contains(&auto_commit(2, offsets(&[(0, 4)]))), "{actions:?}");
+}
+
+#[test]
+fn cooperative_illegal_generation_loses_partitions_without_commit() {
+    let mut sim = Sim::coop_stable(&[0, 1], &[]);
+    sim.on(consumed(0, 5));
+    sim.tick_at(HB_MS);
+    let revoke = sim.on(Event::Heartbeat(Err(broker(E::IllegalGeneration))));
+    assert_eq!(expect_revoke(revoke), tps(&[0, 1]), "a lost generation loses everything");
+    let join = sim.on(Event::Revoked);
+    assert_no_commit(&join);
+    let (id, sub) = expect_coop_join(join);
+    assert_eq!((id.as_str(), owned_of(&sub), sub.generation_id), (MEMBER, vec![], -1));
+}
+
+#[test]
+fn cooperative_unknown_member_on_sync_loses_partitions_and_joins_afresh() {
+    let mut sim = Sim::coop_stable(&[0], &[]);
+    sim.coop_rebalance_at(HB_MS);
+    expect_sync(sim.on(Event::Joined(Ok(coop_follower_join(2)))));
+    assert_eq!(expect_revoke(sim.on(Event::Synced(Err(broker(E::UnknownMemberId))))), tps(&[0]));
+    let join = sim.on(Event::Revoked);
+    assert_no_commit(&join);
+    let (id, sub) = expect_coop_join(join);
+    assert_eq!((id.as_str(), owned_of(&sub)), ("", vec![]));
+}
+
+#[test]
+fn cooperative_rebalance_in_progress_on_sync_rejoins_keeping_partitions() {
+    let mut sim = Sim::coop_stable(&[0], &[]);
+    sim.coop_rebalance_at(HB_MS);
+    expect_sync(sim.on(Event::Joined(Ok(coop_follower_join(2)))));
+    let (_, sub) = expect_coop_join(sim.on(Event::Synced(Err(broker(E::RebalanceInProgress)))));
+    assert_eq!(owned_of(&sub), vec![0]);
+}
+
+#[test]
+fn cooperative_fenced_instance_is_fatal() {
+    let config = GroupConfig { group_instance_id: Some("instance-a".into()), ..coop_config() };
+    let mut sim = Sim::new(config);
+    sim.member.start();
+    sim.on(Event::CoordinatorFound(Ok(COORDINATOR)));
+    sim.on(Event::Joined(Err((broker(E::MemberIdRequired), MEMBER.into()))));
+    expect_sync(sim.on(Event::Joined(Ok(coop_follower_join(GEN)))));
+    single(sim.on(Event::Synced(Ok(assignment_bytes(&[(TOPIC, &[0])])))));
+    single(sim.on(Event::OffsetsFetched(Ok(BTreeMap::new()))));
+    sim.tick_at(HB_MS);
+    assert_eq!(expect_fatal(sim.on(Event::Heartbeat(Err(broker(E::FencedInstanceId))))).error, E::FencedInstanceId);
+}
+
+#[test]
+fn cooperative_close_revokes_everything_commits_and_leaves() {
+    let mut sim = Sim::coop_stable(&[0, 1], &[]);
+    sim.on(consumed(1, 3));
+    assert_eq!(expect_revoke(sim.on(Event::Close)), tps(&[0, 1]));
+    assert_eq!(expect_commit(sim.on(Event::Revoked)).2, offsets(&[(1, 3)]));
+    assert_eq!(single(sim.on(committed_ok(&[(1, 3)]))), leave());
+}
+
+#[test]
+fn cooperative_close_while_joining_revokes_what_it_owns() {
+    let mut sim = Sim::coop_stable(&[0], &[]);
+    sim.coop_rebalance_at(HB_MS);
+    assert_eq!(expect_revoke(sim.on(Event::Close)), tps(&[0]));
+    assert_eq!(single(sim.on(Event::Revoked)), leave());
+    // The JoinGroup answer that comes late changes nothing.
+    assert_eq!(sim.on(Event::Joined(Ok(coop_follower_join(2)))), vec![]);
+}
+
+#[test]
+fn cooperative_close_during_a_partial_revocation_revokes_the_rest_too() {
+    let mut sim = Sim::coop_stable(&[0, 1], &[]);
+    sim.coop_rebalance_at(HB_MS);
+    expect_sync(sim.on(Event::Joined(Ok(coop_follower_join(2)))));
+    assert_eq!(expect_revoke(sim.on(Event::Synced(Ok(assignment_bytes(&[(TOPIC, &[1, 2])]))))), tps(&[0]));
+    assert_eq!(sim.on(Event::Close), vec![]);
+    // Nothing consumed: no commit. The kept partition goes now, then LeaveGroup;
+    // the added one was never started.
+    assert_eq!(expect_revoke(sim.on(Event::Revoked)), tps(&[1]));
+    assert_eq!(single(sim.on(Event::Revoked)), leave());
+}
+
+#[test]
+fn eager_joins_still_list_nothing_owned() {
+    let mut sim = Sim::stable(config(), &[0, 1], &[]);
+    sim.tick_at(HB_MS);
+    expect_revoke(sim.on(Event::Heartbeat(Err(broker(E::RebalanceInProgress)))));
+    match single(sim.on(Event::Revoked)) {
+        Action::Send(Request::Join { protocols, .. }) => {
+            let sub = Subscription::decode(&protocols[0].1).expect("decodes");
+            assert!(sub.owned_partitions.is_empty(), "{sub:?}");
+        }
+        other => panic!("expected Join, got {other:?}"),
+    }
+}
+
+#[test]
+fn cooperative_pattern_change_revokes_only_the_topics_no_longer_matched() {
+    let config = GroupConfig { topic_pattern: Some("d.*".into()), topics: vec![], ..refreshing(coop_config()) };
+    let mut sim = Sim::new(config);
+    assert_eq!(sim.member.start(), vec![refresh_topics(&[])]);
+    assert_eq!(single(sim.on(view(&[(TOPIC, 2), ("delta", 1)], Some(&["delta", TOPIC])))), find_coordinator());
+    expect_coop_join(sim.on(Event::CoordinatorFound(Ok(COORDINATOR))));
+    expect_coop_join(sim.on(Event::Joined(Err((broker(E::MemberIdRequired), MEMBER.into())))));
+    expect_sync(sim.on(Event::Joined(Ok(coop_follower_join(GEN)))));
+    let both = assignment_bytes(&[(TOPIC, &[0]), ("delta", &[0])]);
+    single(sim.on(Event::Synced(Ok(both))));
+    single(sim.on(Event::OffsetsFetched(Ok(BTreeMap::new()))));
+    assert_eq!(single(sim.tick_at(AGE_MS)), refresh_topics(&["delta", TOPIC]));
+    // `delta` is gone: only its partition is revoked; demo-0 keeps fetching.
+    let revoke = sim.on(view(&[(TOPIC, 2)], Some(&[TOPIC])));
+    assert_eq!(expect_revoke(revoke), vec![TopicPartition::new("delta", 0)]);
+    let (_, sub) = expect_coop_join(sim.on(Event::Revoked));
+    assert_eq!((sub.topics.clone(), owned_of(&sub)), (vec![TOPIC.to_string()], vec![0]));
+}

@@ -297,6 +297,14 @@ impl Accumulator {
         self.ready.len() >= 2 * self.partitions_seen.max(1)
     }
 
+    /// True when at most one round of sealed batches waits: the point at which the
+    /// driver wakes `send`s held back by [`backlog_full`](Self::backlog_full). Waking
+    /// them at every dispatch instead costs a thread wake-up per request for a
+    /// record or two each time.
+    pub(crate) fn backlog_drained(&self) -> bool {
+        self.ready.len() <= self.partitions_seen.max(1)
+    }
+
     /// True while a request slot is free (`max.in.flight`).
     pub(crate) fn has_free_slot(&self) -> bool {
         self.in_flight < self.config.max_in_flight

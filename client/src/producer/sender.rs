@@ -48,8 +48,8 @@ pub(super) async fn run(shared: Arc<Shared>) {
                     inflight.spawn(send(Arc::clone(&shared), req));
                     sent = true;
                 }
-                if sent {
-                    // Fewer sealed batches wait now: `send`s held back by them may go on.
+                if sent && st.core.backlog_drained() {
+                    // Few sealed batches wait now: `send`s held back by them may go on.
                     shared.room.notify_waiters();
                 }
             }

@@ -527,7 +527,12 @@ fn the_backlog_is_full_at_two_sealed_batches_per_partition_written_to() {
     assert!(!sim.core.backlog_full(), "3 sealed, 2 partitions: room for 4");
     sim.send("t", 1, 100);
     assert!(sim.core.backlog_full(), "4 sealed for 2 partitions");
+    assert!(!sim.core.backlog_drained());
     let req = sim.core.next_request(by_parity).expect("a request");
     assert!(!sim.core.backlog_full(), "a request took some out");
+    assert!(!sim.core.backlog_drained(), "3 left: more than one round");
+    let again = sim.core.next_request(by_parity).expect("another");
+    assert!(sim.core.backlog_drained(), "2 left for 2 partitions: one round");
     sim.respond(req, Response::Sent);
+    sim.respond(again, Response::Sent);
 }

@@ -122,6 +122,9 @@ pub struct Cluster {
     fetch_connections: Mutex<HashMap<String, Arc<Connection>>>,
     /// The rskafka client for topic admin, built on first use (see [`Cluster::rskafka`]).
     rskafka: OnceCell<rskafka::client::Client>,
+    /// Bumped whenever `topics` changes, so a cache of it (the producer's partition
+    /// counts) can tell it is stale without taking the lock.
+    topics_generation: std::sync::atomic::AtomicU64,
 }
 
 impl Cluster {
@@ -140,6 +143,7 @@ impl Cluster {
             connections: Mutex::new(HashMap::new()),
             fetch_connections: Mutex::new(HashMap::new()),
             rskafka: OnceCell::new(),
+            topics_generation: std::sync::atomic::AtomicU64::new(0),
         });
         cluster.any_connection().await?;
         Ok(cluster)
@@ -283,8 +287,16 @@ impl Cluster {
         read(&self.topics).get(topic).cloned()
     }
 
-    /// The cached partition count of `topic` (no copy of its metadata: the producer
-    /// asks once per record).
+    fn topics_changed(&self) {
+        self.topics_generation.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Changes whenever the cached topic metadata changes.
+    pub(crate) fn topics_generation(&self) -> u64 {
+        self.topics_generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The cached partition count of `topic` (no copy of its metadata).
     pub fn partition_count(&self, topic: &str) -> Option<i32> {
         read(&self.topics).get(topic).map(TopicInfo::partition_count)
     }
@@ -312,6 +324,7 @@ impl Cluster {
                 None => {}
                 Some(ResponseError::UnknownTopicOrPartition) => {
                     write(&self.topics).remove(&name);
+                    self.topics_changed();
                     return Err(Error::UnknownTopic(name));
                 }
                 Some(error) => return Err(Error::Topic { topic: name, error }),
@@ -328,6 +341,7 @@ impl Cluster {
             partitions.sort_by_key(|p| p.id);
             let info = TopicInfo { name: name.clone(), internal: t.is_internal, topic_id: t.topic_id, partitions };
             write(&self.topics).insert(name, info.clone());
+            self.topics_changed();
             out.push(info);
         }
         Ok(out)

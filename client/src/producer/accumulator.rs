@@ -166,10 +166,10 @@ impl Accumulator {
     /// Adds `r` to its partition's open batch; `partition` is asked only for a record
     /// that fits in a request (one that does not fails alone, unpartitioned). A batch
     /// that reaches `batch.size`, or would pass it with `r`, is sealed. True when the
-    /// driver should look now: a batch was sealed while a request slot is free (a
-    /// request to send), or the only open batch was opened (a `linger.ms` timer to
-    /// set; with other batches open, an earlier timer is set already). Waking it for
-    /// less costs a thread wake-up per batch for nothing.
+    /// driver should look now: a request's worth is sealed while a request slot is
+    /// free (see [`request_due`](Self::request_due)), or the only open batch was
+    /// opened (a `linger.ms` timer to set; with other batches open, an earlier timer
+    /// is set already). Waking it for less costs a thread wake-up for nothing.
     pub(crate) fn append(
         &mut self,
         topic: &Arc<str>,
@@ -216,17 +216,35 @@ impl Accumulator {
         if batch.size() >= batch_size {
             sealed.push(open.remove(&p).expect("present"));
         }
-        let news = first_open || (!sealed.is_empty() && self.has_free_slot());
+        let news = first_open || (!sealed.is_empty() && self.has_free_slot() && self.request_worth_sealed());
         for b in sealed {
             self.seal(b);
         }
         news
     }
 
-    /// When the oldest open batch will be `linger.ms` old and due for sealing.
-    pub(crate) fn next_seal_deadline(&self) -> Option<Instant> {
+    /// When the driver must look again: the oldest open batch will be `linger.ms` old
+    /// (due for sealing), or the oldest sealed one (due for sending, see
+    /// [`request_due`](Self::request_due)).
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let linger = self.config.linger;
-        self.topics.iter().flat_map(|t| t.open.values()).map(|b| b.created() + linger).min()
+        let open = self.topics.iter().flat_map(|t| t.open.values()).map(|b| b.created() + linger);
+        open.chain(self.ready.front().map(|b| b.created + linger)).min()
+    }
+
+    /// True when a request should go now: a slot is free, and a request's worth is
+    /// sealed (a batch per partition written to, what one request can carry) or the
+    /// oldest sealed batch has waited `linger.ms` (a retry has always waited). Sending
+    /// at every sealed batch instead fills the `max.in.flight` slots with requests of
+    /// one batch each, and the broker's per-request cost caps the rate.
+    pub(crate) fn request_due(&self, now: Instant) -> bool {
+        let Some(oldest) = self.ready.front() else { return false };
+        self.has_free_slot()
+            && (self.request_worth_sealed() || now.saturating_duration_since(oldest.created) >= self.config.linger)
+    }
+
+    fn request_worth_sealed(&self) -> bool {
+        self.ready.len() >= self.partitions_seen.max(1)
     }
 
     /// The topics records were appended to, so far.

@@ -159,6 +159,9 @@ pub(crate) struct State {
     core: Accumulator,
     pending: Pending<Completion, oneshot::Sender<()>>,
     null_keys: NullKeyPicker,
+    /// Partition counts of the topics sent to, valid for one `Cluster::topics_generation`:
+    /// a short list to scan, where the cluster's map costs a lock and a hash per record.
+    partition_counts: (u64, Vec<(Arc<str>, i32)>),
     closing: bool,
     /// The background task has finished; `close` returns at once.
     stopped: bool,
@@ -206,10 +209,29 @@ impl Reports {
 }
 
 impl State {
+    /// The partition count of `topic`, from the cache, else from the cluster's
+    /// metadata (`None` when it has none yet).
+    fn partitions_of(&mut self, topic: &Arc<str>, cluster: &Cluster) -> Option<i32> {
+        let generation = cluster.topics_generation();
+        let (valid_for, counts) = &mut self.partition_counts;
+        if *valid_for != generation {
+            counts.clear();
+            *valid_for = generation;
+        }
+        if let Some((_, n)) = counts.iter().find(|(t, _)| **t == **topic) {
+            return Some(*n);
+        }
+        let n = cluster.partition_count(topic)?;
+        counts.push((Arc::clone(topic), n));
+        Some(n)
+    }
+
     /// The core's reports matched to their waiters.
     fn reports(&mut self) -> Reports {
         let mut out = Reports::default();
-        for r in self.core.deliveries() {
+        let reports = self.core.deliveries();
+        out.records.reserve(reports.len());
+        for r in reports {
             let id = r.id;
             if let Some(c) = self.pending.settle(id, &mut out.flushed) {
                 out.records.push((c, Report::into_delivery(r)));
@@ -264,6 +286,7 @@ impl Producer {
             core: Accumulator::new(config.clone(), producer_id),
             pending: Pending::new(config.buffer_memory),
             null_keys: NullKeyPicker::new(None),
+            partition_counts: (u64::MAX, Vec::new()),
             closing: false,
             stopped: false,
             closers: Vec::new(),
@@ -309,52 +332,65 @@ impl Producer {
         // when there is a wait (a clock read per record is measurable).
         let mut deadline = None;
         let mut deadline = move || *deadline.get_or_insert_with(|| tokio::time::Instant::now() + config.max_block);
-        let partitions = match shared.cluster.partition_count(&record.topic) {
-            Some(n) => n,
-            None => match tokio::time::timeout_at(deadline(), shared.cluster.topic_or_fetch(&record.topic)).await {
-                Ok(Ok(info)) => info.partition_count(),
-                Ok(Err(e)) => return fail(SendErrorKind::Metadata(e), record),
-                Err(_) => return fail(timeout, record),
-            },
-        };
-        if let Some(p) = record.partition.filter(|p| !(0..partitions).contains(p)) {
-            let kind = SendErrorKind::UnknownPartition { topic: record.topic.to_string(), partition: p, partitions };
-            return fail(kind, record);
-        }
         // Held against buffer.memory: the record itself (Java counts whole batch
         // buffers; we hold no more than the records' bytes).
         let size = record.approx_size();
-        let mut room = None;
+        let (mut room, mut fetched) = (None, None);
         loop {
-            {
+            // The lock is held only in this block, never across an await (a held
+            // guard would also make the future !Send).
+            let partitions_known = {
                 let mut st = shared.lock();
                 if st.closing {
                     return fail(SendErrorKind::Closed, record);
                 }
-                if st.pending.too_large(size) {
-                    drop(st);
-                    let (size, max) = (size + BATCH_OVERHEAD, config.buffer_memory);
-                    let err = DeliveryError::RecordTooLarge { size, max, setting: "buffer.memory" };
-                    completion.complete(Delivery { topic: record.topic, partition: -1, result: Err(err) });
-                    return Ok(());
-                }
-                if st.pending.has_room(size) && !st.core.backlog_full() {
-                    let state = &mut *st;
-                    let id = state.pending.admit(size, completion);
-                    let (topic, partition, r) = OutRecord::new(id, record, now_ms);
-                    let partitioner = config.partitioner;
-                    let null_keys = &mut state.null_keys;
-                    let news = state.core.append(&topic, r, Instant::now, |r| {
-                        partition.unwrap_or_else(|| partitioner.partition(r.key.as_deref(), partitions, null_keys))
-                    });
-                    // Only a record refused by the core (over max.request.size) is settled here.
-                    let reports = state.reports();
-                    drop(st);
-                    reports.hand_out(shared);
-                    if news {
-                        shared.wake.notify_one();
+                match st.partitions_of(&record.topic, &shared.cluster).or(fetched) {
+                    None => false,
+                    Some(partitions) => {
+                        if let Some(p) = record.partition.filter(|p| !(0..partitions).contains(p)) {
+                            drop(st);
+                            let topic = record.topic.to_string();
+                            return fail(SendErrorKind::UnknownPartition { topic, partition: p, partitions }, record);
+                        }
+                        if st.pending.too_large(size) {
+                            drop(st);
+                            let (size, max) = (size + BATCH_OVERHEAD, config.buffer_memory);
+                            let err = DeliveryError::RecordTooLarge { size, max, setting: "buffer.memory" };
+                            completion.complete(Delivery { topic: record.topic, partition: -1, result: Err(err) });
+                            return Ok(());
+                        }
+                        if st.pending.has_room(size) && !st.core.backlog_full() {
+                            let state = &mut *st;
+                            let id = state.pending.admit(size, completion);
+                            let (topic, partition, r) = OutRecord::new(id, record, now_ms);
+                            let partitioner = config.partitioner;
+                            let null_keys = &mut state.null_keys;
+                            let news = state.core.append(&topic, r, Instant::now, |r| {
+                                partition
+                                    .unwrap_or_else(|| partitioner.partition(r.key.as_deref(), partitions, null_keys))
+                            });
+                            // Only a record refused by the core (over max.request.size) is settled here.
+                            let reports = state.reports();
+                            drop(st);
+                            reports.hand_out(shared);
+                            if news {
+                                shared.wake.notify_one();
+                            }
+                            return Ok(());
+                        }
+                        true
                     }
-                    return Ok(());
+                }
+            };
+            if !partitions_known {
+                // A topic not seen yet: its metadata first (bounded by max.block.ms too).
+                match tokio::time::timeout_at(deadline(), shared.cluster.topic_or_fetch(&record.topic)).await {
+                    Ok(Ok(info)) => {
+                        fetched = Some(info.partition_count());
+                        continue;
+                    }
+                    Ok(Err(e)) => return fail(SendErrorKind::Metadata(e), record),
+                    Err(_) => return fail(timeout, record),
                 }
             }
             match room.take() {

@@ -1,6 +1,6 @@
 //! The producer's background task, the only part of the producer that does I/O:
 //! seals batches as `linger.ms` passes (or at once for a flush or a close), sends
-//! the Produce requests the core chooses (at most `max.in.flight` at a time, each on
+//! the Produce requests the core chooses when one is due (at most `max.in.flight` at a time, each on
 //! its own task), feeds the responses back, hands the delivery reports out, and
 //! performs what settling asks for: a metadata refresh, a new producer id.
 
@@ -34,11 +34,13 @@ pub(super) async fn run(shared: Arc<Shared>) {
         let (deadline, done, settled) = {
             let mut st = shared.lock();
             let st = &mut *st;
-            st.core.seal_aged(Instant::now());
-            if st.closing || st.pending.flushing() {
+            let now = Instant::now();
+            st.core.seal_aged(now);
+            let hurry = st.closing || st.pending.flushing();
+            if hurry {
                 st.core.seal_all();
             }
-            if st.core.ready_len() > 0 && st.core.has_free_slot() {
+            if st.core.has_free_slot() && (st.core.request_due(now) || (hurry && st.core.ready_len() > 0)) {
                 let infos: Vec<TopicInfo> = st.core.topics().filter_map(|t| shared.cluster.topic(t)).collect();
                 let leader_of = |topic: &str, p: i32| {
                     infos.iter().find(|i| i.name == topic).and_then(|i| i.leader_of(p)).unwrap_or(-1)
@@ -54,7 +56,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 }
             }
             let done = st.closing && inflight.is_empty() && st.core.is_idle();
-            (st.core.next_seal_deadline(), done, st.reports())
+            (st.core.next_deadline(), done, st.reports())
         };
         // Reports of batches that failed to seal (not expected), if any.
         settled.hand_out(&shared);

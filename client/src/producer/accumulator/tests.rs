@@ -125,11 +125,11 @@ fn a_batch_seals_at_batch_size() {
 #[test]
 fn a_batch_seals_after_linger() {
     let mut sim = Sim::new(config());
-    assert_eq!(sim.core.next_seal_deadline(), None, "nothing open, no timer");
+    assert_eq!(sim.core.next_deadline(), None, "nothing open, no timer");
     sim.send("t", 0, 10);
     sim.advance(2);
     sim.send("t", 1, 10);
-    assert_eq!(sim.core.next_seal_deadline(), Some(sim.base + Duration::from_millis(5)), "the oldest batch's");
+    assert_eq!(sim.core.next_deadline(), Some(sim.base + Duration::from_millis(5)), "the oldest batch's");
     sim.advance(2);
     let now = sim.now();
     sim.core.seal_aged(now);
@@ -138,7 +138,27 @@ fn a_batch_seals_after_linger() {
     let now = sim.now();
     sim.core.seal_aged(now);
     assert_eq!(sim.core.ready_len(), 1, "partition 0's batch, 5 ms old; partition 1's is 3 ms old");
-    assert_eq!(sim.core.next_seal_deadline(), Some(sim.base + Duration::from_millis(7)));
+    assert!(sim.core.request_due(sim.now()), "half a request's worth, but it has waited linger.ms");
+    assert_eq!(sim.core.next_deadline(), Some(sim.base + Duration::from_millis(5)), "until it goes");
+    let _ = sim.core.next_request(by_parity).expect("the sealed batch");
+    assert_eq!(sim.core.next_deadline(), Some(sim.base + Duration::from_millis(7)), "partition 1's linger");
+}
+
+#[test]
+fn a_request_is_due_once_a_batch_per_partition_is_sealed_or_the_oldest_waited_linger() {
+    let mut sim = Sim::new(ProducerConfig { batch_size: 100, ..config() });
+    assert!(!sim.core.request_due(sim.now()), "nothing sealed");
+    // Each 100-byte record fills its batch at once.
+    sim.send("t", 0, 100);
+    sim.send("t", 1, 10);
+    assert!(!sim.core.request_due(sim.now()), "one of two partitions sealed, and it is young");
+    sim.send("t", 1, 100);
+    assert!(sim.core.request_due(sim.now()), "a batch for each partition: a full request");
+    let mut sim = Sim::new(ProducerConfig { batch_size: 100, ..config() });
+    sim.send("t", 0, 100);
+    sim.send("t", 1, 10);
+    sim.advance(5);
+    assert!(sim.core.request_due(sim.now()), "the sealed one waited linger.ms");
 }
 
 #[test]
@@ -152,13 +172,17 @@ fn append_says_when_the_driver_has_something_new() {
     assert!(append(&mut sim, 0), "the first open batch: a linger timer to set");
     assert!(!append(&mut sim, 0), "added to an open batch");
     assert!(!append(&mut sim, 1), "another batch opened, but an earlier timer is set");
-    assert!(append(&mut sim, 0), "partition 0's batch passed batch.size: sealed, a request to send");
-    let req = sim.core.next_request(by_parity).expect("the sealed batch");
-    assert!(!sim.core.has_free_slot());
+    assert!(!append(&mut sim, 0), "partition 0's batch sealed: half a request, its linger timer is set");
     for _ in 0..2 {
+        append(&mut sim, 1);
+    }
+    assert_eq!(sim.core.ready_len(), 2);
+    let req = sim.core.next_request(by_parity).expect("partition 0's batch");
+    assert!(!sim.core.has_free_slot());
+    for _ in 0..3 {
         append(&mut sim, 0);
     }
-    assert!(!append(&mut sim, 0), "sealed again, but no request slot is free: nothing to do yet");
+    assert!(!append(&mut sim, 0), "a request's worth sealed, but no request slot is free: nothing to do yet");
     sim.respond(req, Response::Sent);
     assert!(sim.core.has_free_slot());
 }

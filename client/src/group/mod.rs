@@ -12,6 +12,8 @@ pub(crate) mod config;
 pub mod consumer_protocol;
 #[cfg(not(feature = "fuzzing"))]
 pub(crate) mod consumer_protocol;
+// The KIP-848 consumer-protocol member (sans IO).
+pub(crate) mod consumer_member;
 pub(crate) mod driver;
 pub(crate) mod error;
 #[cfg(feature = "fuzzing")]

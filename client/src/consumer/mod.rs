@@ -27,9 +27,10 @@ use crate::cluster::{self, Cluster};
 use crate::fetch::decode::BatchReader;
 use crate::fetch::fetcher::Fetcher;
 use crate::fetch::state::Ready;
-use crate::group::GroupError;
+use crate::group::consumer_driver;
 use crate::group::driver::{self, Control, GroupHandle};
 use crate::group::io::Event;
+use crate::group::{GroupError, GroupProtocol};
 use crate::types::TopicPartition;
 
 /// Why the consumer cannot go on (a commit's own failures are `CommitError`s).
@@ -135,7 +136,10 @@ impl Consumer {
             }
         }
         let fetcher = Fetcher::new(Arc::clone(&cluster), config.fetch, config.group.backoff);
-        let group = driver::spawn(cluster, config.group.clone()).map_err(Error::Config)?;
+        let group = match config.group.protocol {
+            GroupProtocol::Classic => driver::spawn(cluster, config.group.clone()).map_err(Error::Config)?,
+            GroupProtocol::Consumer => consumer_driver::spawn(cluster, config.group.clone()),
+        };
         Ok(Self {
             group,
             fetcher,

@@ -330,6 +330,7 @@ impl ConsumerMember {
     pub fn member_epoch(&self) -> i32 {
         self.epoch
     }
+    #[cfg(test)]
     pub fn owned(&self) -> &BTreeSet<TopicPartition> {
         &self.owned
     }
@@ -607,7 +608,7 @@ impl ConsumerMember {
 
     /// Moves the owned partitions one step towards the target: names first, then
     /// revoke what is no longer assigned, then assign what is new.
-    fn reconcile(&mut self, now: Instant, out: &mut Vec<Action>) {
+    fn reconcile(&mut self, _now: Instant, out: &mut Vec<Action>) {
         if self.step != Step::Idle || self.closing || self.phase != Phase::Active || self.epoch <= 0 {
             return;
         }
@@ -638,7 +639,6 @@ impl ConsumerMember {
             }));
             self.step = Step::FetchingOffsets { partitions: assign };
         }
-        let _ = now;
     }
 
     /// A step ended: lose everything if fenced meanwhile, close if asked, or go on.
@@ -735,7 +735,7 @@ impl ConsumerMember {
                 match &f {
                     // The next heartbeat's answer starts the step again.
                     Failure::Broker(e) if recovery(*e) == Recovery::AfterHeartbeat => self.expedite(now),
-                    Failure::Broker(e) if recovery(*e) == Recovery::Fatal => return self.fail(*e, out),
+                    Failure::Broker(e) if recovery(*e) == Recovery::Fatal => self.fail(*e, out),
                     Failure::Broker(e) if recovery(*e) == Recovery::Rediscover => {
                         self.rediscover(now);
                         self.reconcile_at = Some(now);

@@ -1,0 +1,248 @@
+//! `cafe consume --group-protocol consumer` (KIP-848) against a real Kafka 4.1
+//! broker: one member reads everything; three members split six partitions and
+//! the survivors take over a member stopped with SIGTERM, every record printed
+//! once and committed offsets never moving back.
+//!
+//! The broker's heartbeat interval (`group.consumer.heartbeat.interval.ms`, 5 s
+//! by default, also its minimum) paces every step of a rebalance here, so the
+//! waits are counted in heartbeats.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::consume_json::{ConsumeLine, parse_lines, partitions_of};
+use common::{Background, assert_success, bootstrap, json_lines, kafka_tool, run_cafe, stderr, unique_topic};
+
+/// A (partition, offset) pair: the identity of one record within a topic.
+type Pos = (i32, i64);
+
+fn produce(topic: &str, count: usize) -> BTreeSet<Pos> {
+    let b = bootstrap();
+    let n = count.to_string();
+    let out = run_cafe(&["-b", &b, "produce", "-t", topic, "-n", &n, "--json"], b"");
+    assert_success(&out, &format!("producing {count} events to {topic}"));
+    let reports: BTreeSet<Pos> = json_lines(&out)
+        .iter()
+        .map(|v| {
+            assert!(v.get("error").is_none(), "delivery failed: {v}");
+            (v["partition"].as_i64().expect("partition") as i32, v["offset"].as_i64().expect("offset"))
+        })
+        .collect();
+    assert_eq!(reports.len(), count, "one delivery report per event");
+    reports
+}
+
+fn member(name: &str, topic: &str, group: &str, extra: &[&str]) -> Background {
+    let b = bootstrap();
+    let mut args = vec![
+        "-b",
+        &b,
+        "consume",
+        "-t",
+        topic,
+        "-g",
+        group,
+        "--json",
+        "--group-protocol",
+        "consumer",
+        "--auto-commit-interval-ms",
+        "1000",
+        // A safety net only: the tests stop the members themselves.
+        "--idle-exit",
+        "50s",
+    ];
+    args.extend_from_slice(extra);
+    Background::cafe_logging(name, &args, "info")
+}
+
+fn positions(m: &[String], topic: &str) -> Vec<Pos> {
+    common::consume_json::records(m)
+        .iter()
+        .map(|v| {
+            assert_eq!(v["topic"], topic, "record of another topic: {v}");
+            (v["partition"].as_i64().expect("partition") as i32, v["offset"].as_i64().expect("offset"))
+        })
+        .collect()
+}
+
+/// What a member owns now, None before its first assignment. KIP-848 is
+/// incremental: an `assigned` line names only the partitions added, a `revoked`
+/// line only those taken away, so the lines are folded.
+fn owned(m: &Background, topic: &str) -> Option<BTreeSet<i32>> {
+    let mut owned: Option<BTreeSet<i32>> = None;
+    for line in parse_lines(&m.stdout_lines()) {
+        match line {
+            ConsumeLine::Assigned(a) => owned.get_or_insert_default().extend(a.of(topic)),
+            ConsumeLine::Revoked(p) => {
+                let gone = partitions_of(&p, topic);
+                owned.get_or_insert_default().retain(|q| !gone.contains(q));
+            }
+            ConsumeLine::Record(_) => {}
+        }
+    }
+    owned
+}
+
+fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool, explain: impl Fn() -> String) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        if Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}\n{}", explain());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Committed offsets of `group` on `topic` by partition, from Kafka's own tool.
+fn committed(group: &str, topic: &str) -> Result<BTreeMap<i32, i64>, String> {
+    let b = bootstrap();
+    let out = kafka_tool("consumer-groups", &["--bootstrap-server", &b, "--describe", "--group", group]);
+    if !out.status.success() {
+        return Err(format!("consumer-groups failed: {}{}", common::stdout(&out), stderr(&out)));
+    }
+    Ok(common::stdout(&out)
+        .lines()
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            if cols.len() < 4 || cols[0] != group || cols[1] != topic {
+                return None;
+            }
+            Some((cols[2].parse().ok()?, cols[3].parse().ok()?))
+        })
+        .collect())
+}
+
+/// The group's type and assignor as `kafka-consumer-groups --describe --state` shows them.
+fn group_state(group: &str) -> String {
+    let b = bootstrap();
+    let out = kafka_tool("consumer-groups", &["--bootstrap-server", &b, "--describe", "--group", group, "--state"]);
+    common::stdout(&out)
+}
+
+#[test]
+fn one_consumer_protocol_member_gets_every_partition_and_reads_every_record() {
+    bootstrap();
+    let topic = unique_topic("cafe-848-one");
+    let group = unique_topic("cafe-848-group-one");
+    common::create_topic(&topic, 3);
+    let produced = produce(&topic, 20);
+    let mut m = member("member", &topic, &group, &["--group-remote-assignor", "range"]);
+    m.wait_for(Duration::from_secs(30), "every record", |lines| {
+        positions(lines, &topic).into_iter().collect::<BTreeSet<_>>() == produced
+    });
+    assert_eq!(owned(&m, &topic), Some((0..3).collect()));
+    let state = group_state(&group);
+    assert!(state.contains("range") && state.contains("Stable"), "a consumer-protocol group with range:\n{state}");
+    m.signal("TERM");
+    let end = m.finish(Duration::from_secs(20));
+    end.assert_success("member after SIGTERM");
+    let printed = positions(&end.stdout, &topic);
+    assert_eq!(printed.len(), produced.len(), "each record once: {printed:?}");
+    // Closing revokes what it owned (before the final commit and the leave heartbeat).
+    assert_eq!(end.revocations().last().map(|p| partitions_of(p, &topic)), Some((0..3).collect()));
+    // The final commit landed: everything is committed.
+    let offsets = committed(&group, &topic).expect("describe the group");
+    let ends: BTreeMap<i32, i64> =
+        (0..3).map(|p| (p, produced.iter().filter(|(q, _)| *q == p).map(|(_, o)| o + 1).max().unwrap_or(0))).collect();
+    assert_eq!(offsets, ends, "committed offsets are the log ends");
+    common::delete_topic(&topic);
+}
+
+#[test]
+fn three_consumer_protocol_members_split_six_partitions_and_take_over_after_sigterm() {
+    bootstrap();
+    let topic = unique_topic("cafe-848-three");
+    let group = unique_topic("cafe-848-group-three");
+    common::create_topic(&topic, 6);
+    let mut produced = produce(&topic, 12);
+    let members: Vec<Background> = (0..3).map(|i| member(&format!("member{i}"), &topic, &group, &[])).collect();
+    let explain = |ms: &[Background]| ms.iter().map(Background::describe).collect::<Vec<_>>().join("\n");
+    let all6: BTreeSet<i32> = (0..6).collect();
+    let split = |ms: &[Background], each: usize| {
+        let Some(a) = ms.iter().map(|m| owned(m, &topic)).collect::<Option<Vec<_>>>() else { return false };
+        let union: BTreeSet<i32> = a.iter().flatten().copied().collect();
+        a.iter().all(|s| s.len() == each) && union == all6
+    };
+    wait_until(
+        Duration::from_secs(40),
+        "2 partitions for each of 3 members",
+        || split(&members, 2),
+        || explain(&members),
+    );
+
+    // Committed offsets, sampled while members come and go, must never move back.
+    let stop = Arc::new(AtomicBool::new(false));
+    let samples: Arc<Mutex<Vec<BTreeMap<i32, i64>>>> = Arc::default();
+    let monitor = {
+        let (stop, samples, group, topic) = (Arc::clone(&stop), Arc::clone(&samples), group.clone(), topic.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(c) = committed(&group, &topic) {
+                    samples.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        })
+    };
+
+    produced.extend(produce(&topic, 18));
+    let mut members = members;
+    let victim = members.pop().expect("three members");
+    let victim_parts = owned(&victim, &topic).expect("assigned");
+    victim.signal("TERM");
+    produced.extend(produce(&topic, 18));
+    let victim = victim.finish(Duration::from_secs(20));
+    victim.assert_success("member2 after SIGTERM");
+    let last_change = parse_lines(&victim.stdout).into_iter().rev().find_map(|l| match l {
+        ConsumeLine::Revoked(p) => Some(Ok(partitions_of(&p, &topic))),
+        ConsumeLine::Assigned(a) => Some(Err(a)),
+        ConsumeLine::Record(_) => None,
+    });
+    assert_eq!(last_change, Some(Ok(victim_parts.clone())), "member2 revokes its partitions on close");
+
+    wait_until(Duration::from_secs(30), "the two survivors to own all 6", || split(&members, 3), || explain(&members));
+    wait_until(
+        Duration::from_secs(20),
+        "every record to be printed",
+        || {
+            let mut seen: BTreeSet<Pos> = positions(&victim.stdout, &topic).into_iter().collect();
+            for m in &members {
+                seen.extend(positions(&m.stdout_lines(), &topic));
+            }
+            seen.is_superset(&produced)
+        },
+        || explain(&members),
+    );
+    let mut all = positions(&victim.stdout, &topic);
+    for (i, m) in members.into_iter().enumerate() {
+        m.signal("TERM");
+        let end = m.finish(Duration::from_secs(20));
+        end.assert_success(&format!("member{i}"));
+        all.extend(positions(&end.stdout, &topic));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = monitor.join();
+
+    let mut tally: BTreeMap<Pos, usize> = BTreeMap::new();
+    for p in &all {
+        *tally.entry(*p).or_default() += 1;
+    }
+    let dups: Vec<_> = tally.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "printed more than once: {dups:?}");
+    assert_eq!(tally.keys().copied().collect::<BTreeSet<_>>(), produced, "every record, nothing else");
+
+    let samples = samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert!(!samples.is_empty(), "the monitor saw the group");
+    for w in samples.windows(2) {
+        for (p, before) in &w[0] {
+            if let Some(after) = w[1].get(p) {
+                assert!(after >= before, "partition {p}'s committed offset went back: {before} -> {after}");
+            }
+        }
+    }
+    common::delete_topic(&topic);
+}

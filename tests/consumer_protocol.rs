@@ -1,7 +1,8 @@
 //! `cafe consume --group-protocol consumer` (KIP-848) against a real Kafka 4.1
 //! broker: one member reads everything; three members split six partitions and
 //! the survivors take over a member stopped with SIGTERM, every record printed
-//! once and committed offsets never moving back.
+//! once and committed offsets never moving back; a mixed group with a
+//! librdkafka member (`tests/peers/group_consume.py --group-protocol consumer`).
 //!
 //! The broker's heartbeat interval (`group.consumer.heartbeat.interval.ms`, 5 s
 //! by default, also its minimum) paces every step of a rebalance here, so the
@@ -70,8 +71,8 @@ fn positions(m: &[String], topic: &str) -> Vec<Pos> {
 }
 
 /// What a member owns now, None before its first assignment. KIP-848 is
-/// incremental: an `assigned` line names only the partitions added, a `revoked`
-/// line only those taken away, so the lines are folded.
+/// incremental: a `revoked` line names only what was taken away, so the lines
+/// are folded (an `assigned` line lists the whole assignment after the change).
 fn owned(m: &Background, topic: &str) -> Option<BTreeSet<i32>> {
     let mut owned: Option<BTreeSet<i32>> = None;
     for line in parse_lines(&m.stdout_lines()) {
@@ -244,5 +245,115 @@ fn three_consumer_protocol_members_split_six_partitions_and_take_over_after_sigt
             }
         }
     }
+    common::delete_topic(&topic);
+}
+
+/// What the confluent-kafka peer owns now, folded from its incremental
+/// `{"assigned": [...]}` / `{"revoked": [...]}` lines on stderr.
+fn peer_owned(peer: &Background) -> Option<BTreeSet<i32>> {
+    let mut owned: Option<BTreeSet<i32>> = None;
+    for l in peer.stderr_lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&l) else { continue };
+        let list = |k: &str| -> Option<BTreeSet<i32>> {
+            Some(v.get(k)?.as_array()?.iter().filter_map(|p| p.as_i64().map(|p| p as i32)).collect())
+        };
+        if let Some(a) = list("assigned") {
+            owned.get_or_insert_default().extend(a);
+        } else if let Some(r) = list("revoked") {
+            owned.get_or_insert_default().retain(|p| !r.contains(p));
+        }
+    }
+    owned
+}
+
+fn peer_positions(lines: &[String]) -> Vec<Pos> {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| Some((v.get("partition")?.as_i64()? as i32, v.get("offset")?.as_i64()?)))
+        .collect()
+}
+
+/// A mixed KIP-848 group: `cafe` and librdkafka (confluent-kafka,
+/// `group.protocol=consumer`) split four partitions; when the peer closes, `cafe`
+/// takes its partitions over from its commits. Every record is printed once.
+#[test]
+fn a_mixed_group_with_a_librdkafka_consumer_protocol_member() {
+    bootstrap();
+    let topic = unique_topic("cafe-848-mixed");
+    let group = unique_topic("cafe-848-group-mixed");
+    common::create_topic(&topic, 4);
+    let mut produced = produce(&topic, 16);
+    let cafe = member("cafe", &topic, &group, &[]);
+    let mut cmd = std::process::Command::new(common::peer_python());
+    cmd.arg(common::repo_root().join("tests/peers/group_consume.py")).args([
+        "--bootstrap",
+        &bootstrap(),
+        "--topic",
+        &topic,
+        "--group",
+        &group,
+        "--group-protocol",
+        "consumer",
+        "--idle",
+        "40",
+        "--timeout",
+        "55",
+    ]);
+    let peer = Background::spawn("peer", cmd);
+    let explain = || format!("{}\n{}", cafe.describe(), peer.describe());
+    let all4: BTreeSet<i32> = (0..4).collect();
+    wait_until(
+        Duration::from_secs(40),
+        "2 partitions each for cafe and the librdkafka member",
+        || match (owned(&cafe, &topic), peer_owned(&peer)) {
+            (Some(a), Some(b)) => a.len() == 2 && b.len() == 2 && a.union(&b).copied().collect::<BTreeSet<_>>() == all4,
+            _ => false,
+        },
+        explain,
+    );
+    produced.extend(produce(&topic, 16));
+    wait_until(
+        Duration::from_secs(20),
+        "every record so far to be printed by one of them",
+        || {
+            let mut seen: BTreeSet<Pos> = positions(&cafe.stdout_lines(), &topic).into_iter().collect();
+            seen.extend(peer_positions(&peer.stdout_lines()));
+            seen.is_superset(&produced)
+        },
+        explain,
+    );
+    // Ctrl+C: the peer closes (final commit, leave) and cafe gets its partitions.
+    peer.signal("INT");
+    let peer = peer.finish(Duration::from_secs(20));
+    wait_until(
+        Duration::from_secs(30),
+        "cafe to own all 4",
+        || owned(&cafe, &topic) == Some(all4.clone()),
+        || cafe.describe(),
+    );
+    produced.extend(produce(&topic, 8));
+    wait_until(
+        Duration::from_secs(20),
+        "every record to be printed",
+        || {
+            let mut seen: BTreeSet<Pos> = positions(&cafe.stdout_lines(), &topic).into_iter().collect();
+            seen.extend(peer_positions(&peer.stdout));
+            seen.is_superset(&produced)
+        },
+        || format!("{}\n--- peer stderr\n{}", cafe.describe(), peer.stderr_text()),
+    );
+    cafe.signal("TERM");
+    let end = cafe.finish(Duration::from_secs(20));
+    end.assert_success("cafe after SIGTERM");
+    let mut all = positions(&end.stdout, &topic);
+    all.extend(peer_positions(&peer.stdout));
+    let mut tally: BTreeMap<Pos, usize> = BTreeMap::new();
+    for p in &all {
+        *tally.entry(*p).or_default() += 1;
+    }
+    let dups: Vec<_> = tally.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "printed more than once: {dups:?}\n--- peer stderr\n{}", peer.stderr_text());
+    assert_eq!(tally.keys().copied().collect::<BTreeSet<_>>(), produced, "every record, nothing else");
     common::delete_topic(&topic);
 }

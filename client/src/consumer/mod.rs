@@ -164,7 +164,8 @@ impl Consumer {
     /// The group generation of the latest assignment (Java's
     /// `groupMetadata().generationId()`), `None` before the first. Each
     /// rebalance starts a new generation; a static member (KIP-345) that comes
-    /// back within the session timeout rejoins the one it left.
+    /// back within the session timeout rejoins the one it left. With
+    /// `group.protocol=consumer` (KIP-848) it is the member epoch.
     pub fn generation_id(&self) -> Option<i32> {
         self.generation
     }

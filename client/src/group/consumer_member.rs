@@ -568,6 +568,8 @@ impl ConsumerMember {
         };
         tracing::debug!(failure = ?f, ?rec, "ConsumerGroupHeartbeat failed");
         match rec {
+            // Java: fenced on the way out, there is nothing left to leave.
+            Recovery::Fenced if self.phase == Phase::Leaving => self.finish_close(out),
             Recovery::Fenced => self.fenced(now, out),
             Recovery::Retry | Recovery::AfterHeartbeat => self.next_heartbeat = Some(self.backoff(now)),
             Recovery::Rediscover => self.rediscover(now),

@@ -497,3 +497,12 @@ fn the_recovery_table_matches_the_protocol_notes() {
         assert_eq!(recovery(e), Recovery::Fatal, "{e:?}");
     }
 }
+
+#[test]
+fn fenced_while_waiting_to_leave_closes_without_the_leave_heartbeat() {
+    let mut s = Sim::joined();
+    s.advance(HB_MS as u64);
+    assert!(s.on(Event::Close).is_empty());
+    let out = s.on(Event::Heartbeat(Err(Failure::Broker(E::FencedMemberEpoch))));
+    assert_eq!(out, vec![Action::Closed]);
+}

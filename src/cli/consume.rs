@@ -77,9 +77,9 @@ pub struct ConsumeArgs {
         "`group.protocol`: classic (JoinGroup/SyncGroup) or consumer (KIP-848, assignment by the broker)",
         "group.protocol"))]
     pub group_protocol: Option<GroupProtocol>,
-    #[arg(long, value_parser = ["uniform", "range"], help = defaults::app(
+    #[arg(long, value_enum, help = defaults::app(
         "`group.remote.assignor`, with --group-protocol consumer: the broker's assignor", "the broker's"))]
-    pub group_remote_assignor: Option<String>,
+    pub group_remote_assignor: Option<RemoteAssignor>,
     #[arg(long, value_parser = parse_assignors, help = lib(
         "`partition.assignment.strategy`: range, roundrobin or cooperative-sticky, or a comma list in \
          preference order (cooperative only if every one listed is)",
@@ -122,6 +122,23 @@ fn parse_assignors(s: &str) -> Result<Vec<Assignor>, String> {
                 .ok_or_else(|| format!("unknown assignor `{n}`; use range, roundrobin or cooperative-sticky"))
         })
         .collect()
+}
+
+/// The server-side assignors of Kafka 4 (`group.consumer.assignors`); a flag
+/// value of one byte, not a `String`, keeps `Command` small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RemoteAssignor {
+    Uniform,
+    Range,
+}
+
+impl RemoteAssignor {
+    fn name(self) -> &'static str {
+        match self {
+            RemoteAssignor::Uniform => "uniform",
+            RemoteAssignor::Range => "range",
+        }
+    }
 }
 
 /// `10s`, `500ms`, `2m`, or plain milliseconds.
@@ -172,8 +189,8 @@ impl ConsumeArgs {
         if let Some(p) = self.group_protocol {
             group.protocol = p;
         }
-        if let Some(a) = &self.group_remote_assignor {
-            group.remote_assignor = Some(a.clone());
+        if let Some(a) = self.group_remote_assignor {
+            group.remote_assignor = Some(a.name().to_owned());
         }
         if let Some(a) = &self.partition_assignment_strategy {
             group.assignors = a.clone();

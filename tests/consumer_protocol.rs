@@ -2,7 +2,8 @@
 //! broker: one member reads everything; three members split six partitions and
 //! the survivors take over a member stopped with SIGTERM, every record printed
 //! once and committed offsets never moving back; a mixed group with a
-//! librdkafka member (`tests/peers/group_consume.py --group-protocol consumer`).
+//! librdkafka member (`tests/peers/group_consume.py --group-protocol consumer`);
+//! and the library's consumer API (commit, restart, commit on revocation) with it.
 //!
 //! The broker's heartbeat interval (`group.consumer.heartbeat.interval.ms`, 5 s
 //! by default, also its minimum) paces every step of a rebalance here, so the
@@ -356,4 +357,148 @@ fn a_mixed_group_with_a_librdkafka_consumer_protocol_member() {
     assert!(dups.is_empty(), "printed more than once: {dups:?}\n--- peer stderr\n{}", peer.stderr_text());
     assert_eq!(tally.keys().copied().collect::<BTreeSet<_>>(), produced, "every record, nothing else");
     common::delete_topic(&topic);
+}
+
+/// The library's consumer API with `group.protocol=consumer`, as with classic:
+/// commit, NotAssigned, restart from the commit, commit on revocation.
+mod consumer_api {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use cafe_kafka::{
+        Cluster, CommitError, ConnectionConfig, ConsumedRecord, Consumer, ConsumerConfig, ConsumerEvent, GroupConfig,
+        GroupProtocol, OffsetReset, TopicPartition,
+    };
+
+    use super::common::{assert_success, bootstrap, create_topic, delete_topic, run_cafe, unique_topic};
+
+    /// A few broker heartbeat intervals (5 s each).
+    const WAIT: Duration = Duration::from_secs(30);
+
+    /// `values` records with distinct keys (so two partitions both get some).
+    fn topic_with(prefix: &str, partitions: i32, values: usize) -> String {
+        let topic = unique_topic(prefix);
+        create_topic(&topic, partitions);
+        let b = bootstrap();
+        let input: String = (0..values).map(|i| format!("k{i}\tv{i}\n")).collect();
+        let out = run_cafe(&["-b", &b, "send", "-t", &topic, "--keyed"], input.as_bytes());
+        assert_success(&out, &format!("cafe send to {topic}"));
+        topic
+    }
+
+    async fn cluster() -> Arc<Cluster> {
+        Cluster::connect(vec![bootstrap()], ConnectionConfig::default()).await.expect("connect to the broker")
+    }
+
+    fn manual(topic: &str, group: &str) -> ConsumerConfig {
+        let mut config = ConsumerConfig {
+            group: GroupConfig {
+                protocol: GroupProtocol::Consumer,
+                group_id: group.into(),
+                topics: vec![topic.into()],
+                enable_auto_commit: false,
+                ..GroupConfig::default()
+            },
+            ..ConsumerConfig::default()
+        };
+        config.fetch.reset = OffsetReset::Earliest;
+        config
+    }
+
+    async fn read_exactly(consumer: &mut Consumer, n: usize) -> Vec<ConsumedRecord> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let batch = tokio::time::timeout(WAIT, consumer.poll_max(n - out.len()))
+                .await
+                .unwrap_or_else(|_| panic!("only {} of {n} records within {WAIT:?}", out.len()))
+                .expect("poll");
+            out.extend(batch);
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn manual_commit_then_restart_resumes_exactly_at_the_commit() {
+        let topic = topic_with("lib-848-commit", 1, 12);
+        let group = unique_topic("lib-848-commit-group");
+        let tp = TopicPartition::new(topic.clone(), 0);
+        let mut first = Consumer::new(cluster().await, manual(&topic, &group)).await.expect("consumer");
+        let seen = read_exactly(&mut first, 5).await;
+        assert_eq!(seen.iter().map(|r| r.record.offset).collect::<Vec<_>>(), (0..5).collect::<Vec<_>>());
+        first.commit().await.expect("commit with the member epoch");
+        assert!(first.generation_id().is_some_and(|e| e > 0), "the member epoch: {:?}", first.generation_id());
+        let foreign = TopicPartition::new(topic.clone(), 3);
+        match first.commit_offsets(BTreeMap::from([(foreign.clone(), 1)])).await {
+            Err(CommitError::NotAssigned(tps)) => assert_eq!(tps, vec![foreign]),
+            other => panic!("expected NotAssigned, got {other:?}"),
+        }
+        read_exactly(&mut first, 2).await;
+        first.close().await.expect("close");
+
+        let mut second = Consumer::new(cluster().await, manual(&topic, &group)).await.expect("consumer");
+        assert_eq!(read_exactly(&mut second, 1).await[0].record.offset, 5, "the next member starts at the commit");
+        second.commit_offsets(BTreeMap::from([(tp, 2)])).await.expect("commit_offsets moves back");
+        second.close().await.expect("close");
+        let mut third = Consumer::new(cluster().await, manual(&topic, &group)).await.expect("consumer");
+        assert_eq!(read_exactly(&mut third, 1).await[0].record.offset, 2);
+        third.close().await.expect("close");
+        delete_topic(&topic);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_second_member_takes_one_partition_from_the_commit_made_on_revocation() {
+        let topic = topic_with("lib-848-rebalance", 2, 20);
+        let group = unique_topic("lib-848-rebalance-group");
+        let mut first = Consumer::new(cluster().await, manual(&topic, &group)).await.expect("consumer");
+        let mut positions: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+        let mut owned = Vec::new();
+        let mut read = 0;
+        while read < 6 || owned.len() < 2 {
+            match tokio::time::timeout(WAIT, first.next_event_max(3)).await.expect("events").expect("event") {
+                ConsumerEvent::Assigned(tps) => owned.extend(tps),
+                ConsumerEvent::Records(rs) => {
+                    read += rs.len();
+                    for r in rs {
+                        positions.insert(TopicPartition::new(r.topic.as_str(), r.partition), r.record.offset + 1);
+                    }
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // Hold the rest back, so the positions stay where they are.
+        first.pause(&owned);
+        let mut second = Consumer::new(cluster().await, manual(&topic, &group)).await.expect("second consumer");
+        let revoked = match tokio::time::timeout(WAIT, first.next_event()).await.expect("a revocation").expect("event")
+        {
+            ConsumerEvent::Revoked(tps) => {
+                first.commit().await.expect("commit during the revocation");
+                tps
+            }
+            other => panic!("expected Revoked, got {other:?}"),
+        };
+        assert_eq!(revoked.len(), 1, "uniform gives the newcomer one of two: {revoked:?}");
+        // The first member is called again (which ends its revocation) while the
+        // second gets the revoked partition.
+        let next = {
+            let take = async {
+                match tokio::time::timeout(WAIT, second.next_event_max(1)).await.expect("an assignment").expect("event")
+                {
+                    ConsumerEvent::Assigned(tps) => assert_eq!(tps, revoked),
+                    other => panic!("expected Assigned, got {other:?}"),
+                }
+                read_exactly(&mut second, 1).await
+            };
+            tokio::select! {
+                next = take => next,
+                e = first.next_event() => panic!("the first member owns only paused partitions: {e:?}"),
+            }
+        };
+        let start = positions.get(&revoked[0]).copied().unwrap_or(0);
+        assert_eq!(next[0].record.offset, start, "the new owner starts at the revocation's commit");
+        let (r1, r2) = tokio::join!(first.close(), second.close());
+        r1.expect("close first");
+        r2.expect("close second");
+        delete_topic(&topic);
+    }
 }

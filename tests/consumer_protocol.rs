@@ -3,7 +3,8 @@
 //! the survivors take over a member stopped with SIGTERM, every record printed
 //! once and committed offsets never moving back; a mixed group with a
 //! librdkafka member (`tests/peers/group_consume.py --group-protocol consumer`);
-//! and the library's consumer API (commit, restart, commit on revocation) with it.
+//! a classic cafe member in a consumer-protocol group; and the library's consumer
+//! API (commit, restart, commit on revocation) with it.
 //!
 //! The broker's heartbeat interval (`group.consumer.heartbeat.interval.ms`, 5 s
 //! by default, also its minimum) paces every step of a rebalance here, so the
@@ -355,6 +356,67 @@ fn a_mixed_group_with_a_librdkafka_consumer_protocol_member() {
     }
     let dups: Vec<_> = tally.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dups.is_empty(), "printed more than once: {dups:?}\n--- peer stderr\n{}", peer.stderr_text());
+    assert_eq!(tally.keys().copied().collect::<BTreeSet<_>>(), produced, "every record, nothing else");
+    common::delete_topic(&topic);
+}
+
+/// A cafe member of the classic protocol (eager range) joining a consumer-protocol
+/// group: the broker assigns it through JoinGroup/SyncGroup with the server
+/// assignor; when it leaves, the consumer-protocol member takes everything back.
+#[test]
+fn a_classic_cafe_member_in_a_consumer_protocol_group() {
+    bootstrap();
+    let topic = unique_topic("cafe-848-classic");
+    let group = unique_topic("cafe-848-group-classic");
+    common::create_topic(&topic, 4);
+    let mut produced = produce(&topic, 16);
+    let modern = member("consumer-protocol", &topic, &group, &[]);
+    let mut args: Vec<String> =
+        ["-b", &bootstrap(), "consume", "-t", &topic, "-g", &group, "--json"].iter().map(|s| s.to_string()).collect();
+    args.extend(["--idle-exit", "50s", "--auto-commit-interval-ms", "1000"].map(String::from));
+    let classic = Background::cafe_logging("classic", &args, "info");
+    let explain = || format!("{}\n{}", modern.describe(), classic.describe());
+    let all4: BTreeSet<i32> = (0..4).collect();
+    wait_until(
+        Duration::from_secs(40),
+        "2 partitions each for the two members",
+        || match (owned(&modern, &topic), owned(&classic, &topic)) {
+            (Some(a), Some(b)) => a.len() == 2 && b.len() == 2 && a.union(&b).copied().collect::<BTreeSet<_>>() == all4,
+            _ => false,
+        },
+        explain,
+    );
+    produced.extend(produce(&topic, 8));
+    classic.signal("TERM");
+    let classic = classic.finish(Duration::from_secs(20));
+    classic.assert_success("the classic member after SIGTERM");
+    wait_until(
+        Duration::from_secs(30),
+        "the consumer-protocol member to own all 4",
+        || owned(&modern, &topic) == Some(all4.clone()),
+        || modern.describe(),
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "every record to be printed",
+        || {
+            let mut seen: BTreeSet<Pos> = positions(&modern.stdout_lines(), &topic).into_iter().collect();
+            seen.extend(positions(&classic.stdout, &topic));
+            seen.is_superset(&produced)
+        },
+        || modern.describe(),
+    );
+    modern.signal("TERM");
+    let end = modern.finish(Duration::from_secs(20));
+    end.assert_success("the consumer-protocol member");
+    let mut all = positions(&end.stdout, &topic);
+    all.extend(positions(&classic.stdout, &topic));
+    let mut tally: BTreeMap<Pos, usize> = BTreeMap::new();
+    for p in &all {
+        *tally.entry(*p).or_default() += 1;
+    }
+    let dups: Vec<_> = tally.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "printed more than once: {dups:?}");
     assert_eq!(tally.keys().copied().collect::<BTreeSet<_>>(), produced, "every record, nothing else");
     common::delete_topic(&topic);
 }

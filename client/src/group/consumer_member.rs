@@ -343,17 +343,21 @@ impl ConsumerMember {
         if self.is_closed() {
             return None;
         }
-        let mut d = None;
-        if self.coordinator.is_none() && !self.finding {
-            d = earliest(d, self.find_at);
+        // Exactly the timers `drive` acts on now: one it would skip would wake
+        // the driver in a loop.
+        if self.coordinator.is_none() {
+            return if self.finding { None } else { self.find_at };
         }
-        if self.coordinator.is_some() && !self.heartbeat_in_flight && self.phase == Phase::Active {
-            d = earliest(d, self.next_heartbeat);
+        let mut d = self.reconcile_at;
+        if self.phase == Phase::Active {
+            if !self.heartbeat_in_flight {
+                d = earliest(d, self.next_heartbeat);
+            }
+            if self.epoch > 0 && self.config.enable_auto_commit {
+                d = earliest(d, self.next_auto_commit);
+            }
         }
-        if self.epoch > 0 && self.config.enable_auto_commit {
-            d = earliest(d, self.next_auto_commit);
-        }
-        earliest(d, self.reconcile_at)
+        d
     }
 
     /// Feeds one event in; the actions to perform come out.

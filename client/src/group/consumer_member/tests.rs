@@ -506,3 +506,27 @@ fn fenced_while_waiting_to_leave_closes_without_the_leave_heartbeat() {
     let out = s.on(Event::Heartbeat(Err(Failure::Broker(E::FencedMemberEpoch))));
     assert_eq!(out, vec![Action::Closed]);
 }
+
+/// The driver sleeps until `next_deadline`: a deadline in the past that the
+/// member does not act on would spin it.
+fn assert_no_stale_deadline(s: &Sim) {
+    assert!(s.m.next_deadline().is_none_or(|d| d > s.now), "stale deadline at {} ms", s.at_ms());
+}
+
+#[test]
+fn no_deadline_in_the_past_while_the_coordinator_is_looked_for_or_while_leaving() {
+    let mut s = Sim::owning(&[0]);
+    s.on(Event::Consumed { tp: tp(0), next_offset: 3 });
+    s.advance(HB_MS as u64);
+    s.on(Event::Heartbeat(Err(Failure::Broker(E::NotCoordinator))));
+    s.advance(100); // FindCoordinator in flight, no answer yet
+    s.advance(20_000);
+    assert_no_stale_deadline(&s);
+    s.on(Event::CoordinatorFound(Ok(COORDINATOR)));
+    s.on(Event::Heartbeat(Ok(answer(2, None))));
+    s.on(Event::Close);
+    s.on(Event::Revoked);
+    s.on(Event::Committed { offsets: [(tp(0), 3)].into(), result: Ok(vec![]) });
+    s.advance(20_000); // the leave heartbeat unanswered
+    assert_no_stale_deadline(&s);
+}

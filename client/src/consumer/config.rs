@@ -81,6 +81,10 @@ impl ConsumerConfig {
         if g.metadata_max_age.is_zero() {
             return bad("metadata.max.age.ms must be positive");
         }
+        if g.remote_assignor.is_some() && g.protocol == crate::GroupProtocol::Classic {
+            // As Java: it would be ignored, and the user meant the consumer protocol.
+            return bad("group.remote.assignor needs group.protocol=consumer");
+        }
         if g.group_instance_id.as_deref().is_some_and(|i| i.trim().is_empty()) {
             return bad("group.instance.id must not be empty when given");
         }
@@ -189,6 +193,18 @@ mod tests {
         assert_eq!(c.group.assignors, [Assignor::Range, Assignor::CooperativeSticky]);
         assert_eq!(RebalanceProtocol::of(&c.group.assignors), RebalanceProtocol::Eager);
         assert_eq!(c.get("partition.assignment.strategy").as_deref(), Some("range,cooperative-sticky"));
+    }
+
+    #[test]
+    fn a_remote_assignor_needs_the_consumer_protocol() {
+        let mut c = ConsumerConfig::default();
+        c.group.group_id = "g".into();
+        c.group.topics = vec!["t".into()];
+        c.set("group.remote.assignor", "uniform").unwrap();
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.to_string(), "invalid consumer setting: group.remote.assignor needs group.protocol=consumer");
+        c.set("group.protocol", "consumer").unwrap();
+        c.validate().expect("valid with the consumer protocol");
     }
 
     #[test]

@@ -556,9 +556,18 @@ impl ConsumerMember {
         if let Some(a) = answer.assignment {
             self.target = a.into_iter().map(|(id, ps)| (id, ps.into_iter().collect())).collect();
         }
-        // STALE_MEMBER_EPOCH commits go again with the epoch just learned.
-        for (reply, offsets) in std::mem::take(&mut self.stale_commits) {
-            self.send_commit(offsets, reply, out);
+        // STALE_MEMBER_EPOCH commits go again with the epoch just learned, for
+        // the partitions still held: another member may own the others by now,
+        // and an old position committed over its progress would move it back.
+        for (reply, mut offsets) in std::mem::take(&mut self.stale_commits) {
+            offsets.retain(|tp, _| self.owned.contains(tp));
+            match reply {
+                Some(id) if offsets.is_empty() => {
+                    out.push(Action::AnswerCommit { id, result: Err(CommitError::RebalanceInProgress) })
+                }
+                None if offsets.is_empty() => {}
+                _ => self.send_commit(offsets, reply, out),
+            }
         }
         self.reconcile(now, out);
     }
@@ -590,12 +599,25 @@ impl ConsumerMember {
     fn fenced(&mut self, now: Instant, out: &mut Vec<Action>) {
         self.epoch = JOIN_EPOCH;
         self.target.clear();
-        self.stale_commits.clear();
+        for (reply, _) in std::mem::take(&mut self.stale_commits) {
+            if let Some(id) = reply {
+                out.push(Action::AnswerCommit { id, result: Err(CommitError::RebalanceInProgress) });
+            }
+        }
         self.expedite(now);
+        // A revocation's last commit waiting to be sent again will not be: the
+        // partitions are lost instead.
+        if let Step::CommittingRevoked { partitions, .. } = &self.step {
+            for tp in partitions.clone() {
+                self.owned.remove(&tp);
+                self.positions.remove(&tp);
+            }
+            self.step = Step::Idle;
+        }
+        self.lost_pending = true;
         if self.step == Step::Idle {
-            self.lose_all(out);
-        } else {
-            self.lost_pending = true;
+            // Lose what is owned, then close if that was asked for.
+            self.idle(now, out);
         }
     }
 
@@ -651,7 +673,10 @@ impl ConsumerMember {
     fn idle(&mut self, now: Instant, out: &mut Vec<Action>) {
         self.step = Step::Idle;
         if self.lost_pending {
-            return self.lose_all(out);
+            self.lose_all(out);
+            if self.step != Step::Idle {
+                return; // waiting for the consumer to drop what was lost
+            }
         }
         if self.closing {
             return self.close_now(out);
@@ -688,7 +713,8 @@ impl ConsumerMember {
         let Step::Revoking { partitions, lost } = std::mem::replace(&mut self.step, Step::Idle) else {
             return;
         };
-        if !lost && self.config.enable_auto_commit && self.epoch > 0 {
+        // Fenced meanwhile: the partitions are lost, whatever epoch the rejoin got.
+        if !lost && !self.lost_pending && self.config.enable_auto_commit && self.epoch > 0 {
             let offsets: BTreeMap<TopicPartition, i64> =
                 self.uncommitted().into_iter().filter(|(tp, _)| partitions.contains(tp)).collect();
             if !offsets.is_empty() {
@@ -764,6 +790,9 @@ impl ConsumerMember {
     }
 
     fn auto_commit(&mut self, out: &mut Vec<Action>) {
+        if self.lost_pending {
+            return;
+        }
         let offsets = self.uncommitted();
         if !offsets.is_empty() {
             self.send_commit(offsets, None, out);
@@ -785,7 +814,7 @@ impl ConsumerMember {
             Some(CommitError::Closed)
         } else if self.coordinator.is_none() {
             Some(CommitError::CoordinatorUnavailable)
-        } else if self.epoch <= 0 || matches!(self.step, Step::Revoking { lost: true, .. }) {
+        } else if self.epoch <= 0 || self.lost_pending || matches!(self.step, Step::Revoking { lost: true, .. }) {
             Some(CommitError::RebalanceInProgress)
         } else {
             None

@@ -530,3 +530,207 @@ fn no_deadline_in_the_past_while_the_coordinator_is_looked_for_or_while_leaving(
     s.advance(20_000); // the leave heartbeat unanswered
     assert_no_stale_deadline(&s);
 }
+
+// ---- random runs ----------------------------------------------------------------------
+
+mod random {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One step of a random run: which outstanding request to answer and how, a
+    /// step of the clock, or something the consumer does.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Answer {
+            pick: usize,
+            ok: bool,
+            assignment: Option<Vec<i32>>,
+        },
+        Advance(u64),
+        Consumed(i32, i64),
+        Revoked,
+        Commit,
+        Close,
+        /// After the random part: answer what is pending (successfully), answer
+        /// revocations, let time pass, so a member that can finish does.
+        Drain,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            6 => (0usize..4, prop::bool::weighted(0.8), prop::option::of(prop::collection::vec(0i32..4, 0..4)))
+                .prop_map(|(pick, ok, assignment)| Step::Answer { pick, ok, assignment }),
+            3 => (1u64..6_000).prop_map(Step::Advance),
+            2 => (0i32..4, 0i64..100).prop_map(|(p, o)| Step::Consumed(p, o)),
+            2 => Just(Step::Revoked),
+            1 => Just(Step::Commit),
+            1 => Just(Step::Close),
+        ]
+    }
+
+    const FAILURES: [E; 5] =
+        [E::FencedMemberEpoch, E::NotCoordinator, E::UnreleasedInstanceId, E::StaleMemberEpoch, E::UnknownMemberId];
+
+    proptest! {
+        /// Whatever the broker answers and whenever: one heartbeat in flight at
+        /// most, no deadline in the past, partitions assigned only when not
+        /// owned and revoked only when owned, commits only of owned partitions.
+        #[test]
+        fn invariants_hold_over_random_runs(mut steps in prop::collection::vec(step(), 1..120)) {
+            let close_asked = steps.iter().any(|st| matches!(st, Step::Close));
+            steps.extend(std::iter::repeat_n(Step::Drain, 300));
+            let mut asked: BTreeSet<u64> = BTreeSet::new();
+            let mut answered: BTreeSet<u64> = BTreeSet::new();
+            let (mut s, first) = Sim::new(config());
+            let mut pending: Vec<Request> = Vec::new();
+            let mut owned: BTreeSet<TopicPartition> = BTreeSet::new();
+            // Revocations the consumer has not answered yet: their partitions may
+            // still be committed (the last commit before they go).
+            let mut revoking: std::collections::VecDeque<Vec<TopicPartition>> = Default::default();
+            let mut epoch = 0;
+            let mut actions = first;
+            let mut answered_revocation = false;
+            for (i, st) in steps.into_iter().enumerate() {
+                for a in std::mem::take(&mut actions) {
+                    match a {
+                        Action::Send(r) => {
+                            if let Request::Commit { offsets, .. } = &r {
+                                // The member holds a revoked partition until its last commit is answered.
+                                let held = |tp: &TopicPartition| {
+                                    owned.contains(tp) || s.m.owned().contains(tp) || revoking.iter().flatten().any(|r| r == tp)
+                                };
+                                prop_assert!(offsets.keys().all(held), "commit of {offsets:?}, owning {owned:?}");
+                            }
+                            if let Request::Heartbeat(h) = &r {
+                                prop_assert!(!pending.iter().any(|p| matches!(p, Request::Heartbeat(_))), "two heartbeats in flight");
+                                epoch = h.member_epoch;
+                            }
+                            pending.push(r);
+                        }
+                        Action::Assign { partitions } => {
+                            for (tp, _) in partitions {
+                                prop_assert!(owned.insert(tp.clone()), "{tp} assigned twice");
+                            }
+                        }
+                        Action::Revoke { partitions } => {
+                            for tp in &partitions {
+                                prop_assert!(owned.remove(tp), "{tp} revoked but not owned");
+                            }
+                            revoking.push_back(partitions);
+                        }
+                        Action::AnswerCommit { id, .. } => {
+                            prop_assert!(answered.insert(id), "commit {id} answered twice");
+                        }
+                        Action::Fatal(_) | Action::Closed => {}
+                    }
+                }
+                // Its last commit has been sent (above): now the partitions are gone.
+                if std::mem::take(&mut answered_revocation) {
+                    revoking.pop_front();
+                }
+                prop_assert!(s.m.next_deadline().is_none_or(|d| d > s.now), "stale deadline after step {i}");
+                if s.m.is_closed() {
+                    break;
+                }
+                let event = match st {
+                    Step::Advance(ms) => {
+                        s.now += Duration::from_millis(ms);
+                        Event::Tick
+                    }
+                    Step::Consumed(p, o) => Event::Consumed { tp: tp(p), next_offset: o },
+                    Step::Revoked if !revoking.is_empty() => {
+                        answered_revocation = true;
+                        Event::Revoked
+                    }
+                    Step::Revoked => Event::Tick,
+                    Step::Commit => {
+                        asked.insert(i as u64);
+                        Event::CommitRequested { id: i as u64, offsets: None }
+                    }
+                    Step::Drain if !pending.is_empty() => match pending.remove(0) {
+                        Request::FindCoordinator { .. } => Event::CoordinatorFound(Ok(COORDINATOR)),
+                        Request::Heartbeat(h) => Event::Heartbeat(Ok(HeartbeatAnswer {
+                            member_epoch: if h.member_epoch < 0 { h.member_epoch } else { epoch.max(0) + 1 },
+                            ..answer(0, None)
+                        })),
+                        Request::ResolveTopics { .. } => {
+                            Event::TopicsResolved(Ok([(topic_id(), TOPIC.to_string())].into()))
+                        }
+                        Request::FetchOffsets { .. } => Event::OffsetsFetched(Ok(BTreeMap::new())),
+                        Request::Commit { offsets, reply: None, .. } => Event::Committed { offsets, result: Ok(vec![]) },
+                        Request::Commit { offsets, reply: Some(id), .. } => {
+                            Event::CommitAnswered { id, offsets, result: Ok(vec![]) }
+                        }
+                    },
+                    Step::Drain if !revoking.is_empty() => {
+                        answered_revocation = true;
+                        Event::Revoked
+                    }
+                    Step::Drain => {
+                        s.now += Duration::from_millis(6_000);
+                        Event::Tick
+                    }
+                    Step::Close => Event::Close,
+                    Step::Answer { .. } if pending.is_empty() => Event::Tick,
+                    Step::Answer { pick, ok, assignment } => {
+                        let r = pending.remove(pick % pending.len());
+                        let fail = Failure::Broker(FAILURES[pick % FAILURES.len()]);
+                        match r {
+                            Request::FindCoordinator { .. } => {
+                                Event::CoordinatorFound(if ok { Ok(COORDINATOR) } else { Err(Failure::Transport("down".into())) })
+                            }
+                            Request::Heartbeat(h) => Event::Heartbeat(if ok {
+                                Ok(HeartbeatAnswer {
+                                    member_epoch: if h.member_epoch < 0 { h.member_epoch } else { epoch.max(0) + 1 },
+                                    assignment: assignment.map(|ps| [(topic_id(), ps)].into()),
+                                    ..answer(0, None)
+                                })
+                            } else {
+                                Err(fail)
+                            }),
+                            Request::ResolveTopics { .. } => {
+                                Event::TopicsResolved(Ok([(topic_id(), TOPIC.to_string())].into()))
+                            }
+                            Request::FetchOffsets { .. } => {
+                                Event::OffsetsFetched(if ok { Ok(BTreeMap::new()) } else { Err(fail) })
+                            }
+                            Request::Commit { offsets, reply: None, .. } => Event::Committed {
+                                result: if ok { Ok(vec![]) } else { Ok(offsets.keys().map(|tp| (tp.clone(), E::StaleMemberEpoch)).collect()) },
+                                offsets,
+                            },
+                            Request::Commit { offsets, reply: Some(id), .. } => Event::CommitAnswered {
+                                id,
+                                result: if ok { Ok(vec![]) } else { Err(fail) },
+                                offsets,
+                            },
+                        }
+                    }
+                };
+                actions = s.m.handle(event, s.now);
+            }
+            // Liveness: with a broker that answers, nothing waits for ever.
+            if !s.m.is_closed() {
+                let unanswered: Vec<_> = asked.difference(&answered).collect();
+                prop_assert!(unanswered.is_empty(), "commits never answered: {unanswered:?}");
+                prop_assert!(!close_asked, "close asked but the member never closed");
+            }
+        }
+    }
+}
+
+#[test]
+fn fenced_while_the_user_holds_a_revocation_commits_nothing_even_after_rejoining() {
+    let mut s = Sim::owning(&[0, 1]);
+    s.on(Event::Consumed { tp: tp(1), next_offset: 4 });
+    s.advance(HB_MS as u64);
+    s.on(Event::Heartbeat(Ok(answer(3, Some(&[0])))));
+    s.advance(HB_MS as u64);
+    let out = s.on(Event::Heartbeat(Err(Failure::Broker(E::FencedMemberEpoch))));
+    assert_eq!(one_heartbeat(&out).member_epoch, JOIN_EPOCH);
+    s.on(Event::Heartbeat(Ok(answer(5, None))));
+    let out = s.on(Event::CommitRequested { id: 9, offsets: None });
+    assert_eq!(out, vec![Action::AnswerCommit { id: 9, result: Err(CommitError::RebalanceInProgress) }]);
+    let out = s.on(Event::Revoked);
+    assert!(commits(&out).is_empty(), "partition 1 may be someone else's now: {out:?}");
+    assert_eq!(revoked(&out), Some(vec![tp(0)]), "then the rest is lost too");
+}

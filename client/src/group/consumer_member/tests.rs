@@ -576,12 +576,20 @@ mod random {
         /// most, no deadline in the past, partitions assigned only when not
         /// owned and revoked only when owned, commits only of owned partitions.
         #[test]
-        fn invariants_hold_over_random_runs(mut steps in prop::collection::vec(step(), 1..120)) {
+        fn invariants_hold_over_random_runs(
+            mut steps in prop::collection::vec(step(), 1..120),
+            static_member in any::<bool>(),
+            auto_commit in any::<bool>(),
+        ) {
             let close_asked = steps.iter().any(|st| matches!(st, Step::Close));
             steps.extend(std::iter::repeat_n(Step::Drain, 300));
             let mut asked: BTreeSet<u64> = BTreeSet::new();
             let mut answered: BTreeSet<u64> = BTreeSet::new();
-            let (mut s, first) = Sim::new(config());
+            let (mut s, first) = Sim::new(GroupConfig {
+                group_instance_id: static_member.then(|| "i-1".to_string()),
+                enable_auto_commit: auto_commit,
+                ..config()
+            });
             let mut pending: Vec<Request> = Vec::new();
             let mut owned: BTreeSet<TopicPartition> = BTreeSet::new();
             // Revocations the consumer has not answered yet: their partitions may
@@ -688,9 +696,11 @@ mod random {
                             } else {
                                 Err(fail)
                             }),
-                            Request::ResolveTopics { .. } => {
-                                Event::TopicsResolved(Ok([(topic_id(), TOPIC.to_string())].into()))
-                            }
+                            Request::ResolveTopics { .. } => Event::TopicsResolved(if ok || pick % 2 == 0 {
+                                Ok([(topic_id(), TOPIC.to_string())].into())
+                            } else {
+                                Err(Failure::Transport("gone".into()))
+                            }),
                             Request::FetchOffsets { .. } => {
                                 Event::OffsetsFetched(if ok { Ok(BTreeMap::new()) } else { Err(fail) })
                             }

@@ -59,7 +59,8 @@ fn member(name: &str, topic: &str, group: &str, extra: &[&str]) -> Background {
         "50s",
     ];
     args.extend_from_slice(extra);
-    Background::cafe_logging(name, &args, "info")
+    // Group debug lines (heartbeat errors, recoveries) for the failure messages.
+    Background::cafe_logging(name, &args, "info,cafe_kafka::group=debug")
 }
 
 fn positions(m: &[String], topic: &str) -> Vec<Pos> {
@@ -370,13 +371,18 @@ fn a_classic_cafe_member_in_a_consumer_protocol_group() {
     let group = unique_topic("cafe-848-group-classic");
     common::create_topic(&topic, 4);
     let mut produced = produce(&topic, 16);
-    let modern = member("consumer-protocol", &topic, &group, &[]);
+    let mut modern = member("consumer-protocol", &topic, &group, &[]);
+    // The consumer-protocol member makes the group first: the classic one then
+    // joins a consumer-protocol group (not a classic group being converted).
+    let all4: BTreeSet<i32> = (0..4).collect();
+    modern.wait_for(Duration::from_secs(20), "the consumer-protocol member to own all 4", |lines| {
+        parse_lines(lines).iter().any(|l| matches!(l, ConsumeLine::Assigned(a) if a.of(&topic) == all4))
+    });
     let mut args: Vec<String> =
         ["-b", &bootstrap(), "consume", "-t", &topic, "-g", &group, "--json"].iter().map(|s| s.to_string()).collect();
     args.extend(["--idle-exit", "50s", "--auto-commit-interval-ms", "1000"].map(String::from));
-    let classic = Background::cafe_logging("classic", &args, "info");
+    let classic = Background::cafe_logging("classic", &args, "info,cafe_kafka::group=debug");
     let explain = || format!("{}\n{}", modern.describe(), classic.describe());
-    let all4: BTreeSet<i32> = (0..4).collect();
     wait_until(
         Duration::from_secs(40),
         "2 partitions each for the two members",

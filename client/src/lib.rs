@@ -65,7 +65,7 @@ pub use config::{ClientConfig, Properties, RoleConfig};
 pub use consumer::{CommitError, ConsumedRecord, Consumer, ConsumerConfig, ConsumerEvent, PendingCommit, RecordStream};
 pub use fetch::{FetchConfig, Header, IsolationLevel, OffsetReset, Record};
 pub use group::assign::{Assignor, RebalanceProtocol};
-pub use group::{GroupConfig, GroupError};
+pub use group::{GroupConfig, GroupError, GroupProtocol};
 pub use partitioner::Partitioner;
 pub use producer::{
     Acks, Delivery, DeliveryError, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata, SendError,

@@ -12,9 +12,9 @@ use clap::Args;
 use super::{Common, defaults};
 use crate::error::Error;
 use crate::event_codec::{Decoded, ValueDecoder};
-use cafe_kafka::Assignor;
 use cafe_kafka::consumer::{ConsumedRecord, Consumer, ConsumerConfig, ConsumerEvent, IsolationLevel, OffsetReset};
 use cafe_kafka::registry::SchemaRegistry;
+use cafe_kafka::{Assignor, GroupProtocol};
 
 /// `consume`'s flags. The Kafka settings are `None` when not given, leaving
 /// them to -X, --config and the defaults; --help shows the defaults from the
@@ -73,6 +73,13 @@ pub struct ConsumeArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..),
         help = lib("`max.poll.interval.ms` (the rebalance timeout)", "max.poll.interval.ms"))]
     pub max_poll_interval_ms: Option<u64>,
+    #[arg(long, help = lib(
+        "`group.protocol`: classic (JoinGroup/SyncGroup) or consumer (KIP-848, assignment by the broker)",
+        "group.protocol"))]
+    pub group_protocol: Option<GroupProtocol>,
+    #[arg(long, value_enum, help = defaults::app(
+        "`group.remote.assignor`, with --group-protocol consumer: the broker's assignor", "the broker's"))]
+    pub group_remote_assignor: Option<RemoteAssignor>,
     #[arg(long, value_parser = parse_assignors, help = lib(
         "`partition.assignment.strategy`: range, roundrobin or cooperative-sticky, or a comma list in \
          preference order (cooperative only if every one listed is)",
@@ -115,6 +122,23 @@ fn parse_assignors(s: &str) -> Result<Vec<Assignor>, String> {
                 .ok_or_else(|| format!("unknown assignor `{n}`; use range, roundrobin or cooperative-sticky"))
         })
         .collect()
+}
+
+/// The server-side assignors of Kafka 4 (`group.consumer.assignors`); a flag
+/// value of one byte, not a `String`, keeps `Command` small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RemoteAssignor {
+    Uniform,
+    Range,
+}
+
+impl RemoteAssignor {
+    fn name(self) -> &'static str {
+        match self {
+            RemoteAssignor::Uniform => "uniform",
+            RemoteAssignor::Range => "range",
+        }
+    }
 }
 
 /// `10s`, `500ms`, `2m`, or plain milliseconds.
@@ -161,6 +185,12 @@ impl ConsumeArgs {
         }
         if let Some(id) = &self.group_instance_id {
             group.group_instance_id = Some(id.clone());
+        }
+        if let Some(p) = self.group_protocol {
+            group.protocol = p;
+        }
+        if let Some(a) = self.group_remote_assignor {
+            group.remote_assignor = Some(a.name().to_owned());
         }
         if let Some(a) = &self.partition_assignment_strategy {
             group.assignors = a.clone();

@@ -11,6 +11,10 @@ and no record arrived for --idle seconds, or after --timeout seconds in all.
     group_consume.py --bootstrap 127.0.0.1:9092 --topic t --group g
                      [--strategy range] [--idle 6] [--timeout 120]
                      [--session-timeout-ms 6000] [--heartbeat-interval-ms 1000]
+                     [--group-protocol classic|consumer]
+
+With --group-protocol consumer (KIP-848) the broker assigns and sets the
+timings, so the strategy and timing options are not sent.
 """
 
 import argparse
@@ -37,22 +41,30 @@ def main():
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--session-timeout-ms", type=int, default=6000)
     ap.add_argument("--heartbeat-interval-ms", type=int, default=1000)
+    ap.add_argument("--group-protocol", default="classic", choices=["classic", "consumer"])
     args = ap.parse_args()
 
     from confluent_kafka import Consumer, KafkaException
 
-    c = Consumer({
+    config = {
         "bootstrap.servers": args.bootstrap,
         "group.id": args.group,
         "client.id": "cafe-peer-group-consume",
-        "partition.assignment.strategy": args.strategy,
         "auto.offset.reset": "earliest",
         "enable.auto.commit": True,
         "auto.commit.interval.ms": 1000,
-        "session.timeout.ms": args.session_timeout_ms,
-        "heartbeat.interval.ms": args.heartbeat_interval_ms,
         "enable.partition.eof": False,
-    })
+    }
+    if args.group_protocol == "consumer":
+        # librdkafka refuses the classic-only settings with the consumer protocol.
+        config["group.protocol"] = "consumer"
+    else:
+        config.update({
+            "partition.assignment.strategy": args.strategy,
+            "session.timeout.ms": args.session_timeout_ms,
+            "heartbeat.interval.ms": args.heartbeat_interval_ms,
+        })
+    c = Consumer(config)
 
     state = {"assigned": False, "last": time.monotonic()}
 

@@ -42,7 +42,6 @@ const UNSUPPORTED: &[&str] = &[
     // consumer
     "allow.auto.create.topics",
     "exclude.internal.topics",
-    "group.remote.assignor",
     "key.deserializer",
     "value.deserializer",
 ];

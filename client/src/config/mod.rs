@@ -222,7 +222,7 @@ pub(crate) struct Setting<C> {
 
 /// A row of a table: `setting!("linger.ms" => linger: value::MS_LONG)` maps the
 /// key to the field (a path such as `group.group_id` reaches into a member)
-/// through a [`value::Kind`]; `setting!("group.protocol" => fixed "classic", "...")`
+/// through a [`value::Kind`]; `setting!("security.protocol" => fixed "PLAINTEXT", "...")`
 /// accepts one value only (case-insensitively) and stores nothing.
 macro_rules! setting {
     ($key:literal => $($field:ident).+ : $kind:expr) => {

@@ -81,6 +81,10 @@ impl ConsumerConfig {
         if g.metadata_max_age.is_zero() {
             return bad("metadata.max.age.ms must be positive");
         }
+        if g.remote_assignor.is_some() && g.protocol == crate::GroupProtocol::Classic {
+            // As Java: it would be ignored, and the user meant the consumer protocol.
+            return bad("group.remote.assignor needs group.protocol=consumer");
+        }
         if g.group_instance_id.as_deref().is_some_and(|i| i.trim().is_empty()) {
             return bad("group.instance.id must not be empty when given");
         }
@@ -94,8 +98,8 @@ impl ConsumerConfig {
 pub(crate) static SETTINGS: &[Setting<ConsumerConfig>] = &[
     setting!("group.id" => group.group_id: TEXT),
     setting!("group.instance.id" => group.group_instance_id: TEXT),
-    setting!("group.protocol" => fixed "classic",
-        "classic (the KIP-848 consumer protocol is not supported yet)"),
+    setting!("group.protocol" => group.protocol: Choice("classic or consumer")),
+    setting!("group.remote.assignor" => group.remote_assignor: TEXT),
     setting!("partition.assignment.strategy" => group.assignors: ASSIGNORS),
     setting!("session.timeout.ms" => group.session_timeout: MS_INT),
     setting!("heartbeat.interval.ms" => group.heartbeat_interval: MS_INT),
@@ -131,7 +135,8 @@ mod tests {
         let cases: &[(&str, &str, Check)] = &[
             ("group.id", "g", |c| c.group.group_id == "g"),
             ("group.instance.id", "member-1", |c| c.group.group_instance_id.as_deref() == Some("member-1")),
-            ("group.protocol", "CLASSIC", |c| c.get("group.protocol").as_deref() == Some("classic")),
+            ("group.protocol", "CONSUMER", |c| c.group.protocol == crate::GroupProtocol::Consumer),
+            ("group.remote.assignor", "range", |c| c.group.remote_assignor.as_deref() == Some("range")),
             ("partition.assignment.strategy", "roundrobin", |c| c.group.assignors == [Assignor::RoundRobin]),
             ("session.timeout.ms", "10000", |c| c.group.session_timeout == Duration::from_secs(10)),
             ("heartbeat.interval.ms", "1000", |c| c.group.heartbeat_interval == Duration::from_secs(1)),
@@ -154,9 +159,7 @@ mod tests {
         assert_eq!(tested, Role::Consumer.keys(), "one case per key of the table, in its order");
         for (key, value, check) in cases {
             let mut c = ConsumerConfig::default();
-            if *key != "group.protocol" {
-                assert!(!check(&c), "{key}={value} is the default already: pick another value");
-            }
+            assert!(!check(&c), "{key}={value} is the default already: pick another value");
             c.set(key, value).unwrap_or_else(|e| panic!("{key}: {e}"));
             assert!(check(&c), "{key}={value} gave {c:?}");
         }
@@ -171,7 +174,7 @@ mod tests {
             ("enable.auto.commit", "on", "true or false"),
             ("max.poll.records", "0", "a whole number from 1 to 2147483647"),
             ("fetch.min.bytes", "-1", "a whole number from 0 to 2147483647"),
-            ("group.protocol", "consumer", "classic (the KIP-848 consumer protocol is not supported yet)"),
+            ("group.protocol", "cooperative", "classic or consumer"),
         ];
         for (key, value, expected) in cases {
             let e = c.set(key, value).unwrap_err();
@@ -190,6 +193,18 @@ mod tests {
         assert_eq!(c.group.assignors, [Assignor::Range, Assignor::CooperativeSticky]);
         assert_eq!(RebalanceProtocol::of(&c.group.assignors), RebalanceProtocol::Eager);
         assert_eq!(c.get("partition.assignment.strategy").as_deref(), Some("range,cooperative-sticky"));
+    }
+
+    #[test]
+    fn a_remote_assignor_needs_the_consumer_protocol() {
+        let mut c = ConsumerConfig::default();
+        c.group.group_id = "g".into();
+        c.group.topics = vec!["t".into()];
+        c.set("group.remote.assignor", "uniform").unwrap();
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.to_string(), "invalid consumer setting: group.remote.assignor needs group.protocol=consumer");
+        c.set("group.protocol", "consumer").unwrap();
+        c.validate().expect("valid with the consumer protocol");
     }
 
     #[test]

@@ -27,9 +27,10 @@ use crate::cluster::{self, Cluster};
 use crate::fetch::decode::BatchReader;
 use crate::fetch::fetcher::Fetcher;
 use crate::fetch::state::Ready;
-use crate::group::GroupError;
+use crate::group::consumer_driver;
 use crate::group::driver::{self, Control, GroupHandle};
 use crate::group::io::Event;
+use crate::group::{GroupError, GroupProtocol};
 use crate::types::TopicPartition;
 
 /// Why the consumer cannot go on (a commit's own failures are `CommitError`s).
@@ -135,7 +136,10 @@ impl Consumer {
             }
         }
         let fetcher = Fetcher::new(Arc::clone(&cluster), config.fetch, config.group.backoff);
-        let group = driver::spawn(cluster, config.group.clone()).map_err(Error::Config)?;
+        let group = match config.group.protocol {
+            GroupProtocol::Classic => driver::spawn(cluster, config.group.clone()).map_err(Error::Config)?,
+            GroupProtocol::Consumer => consumer_driver::spawn(cluster, config.group.clone()),
+        };
         Ok(Self {
             group,
             fetcher,
@@ -160,7 +164,8 @@ impl Consumer {
     /// The group generation of the latest assignment (Java's
     /// `groupMetadata().generationId()`), `None` before the first. Each
     /// rebalance starts a new generation; a static member (KIP-345) that comes
-    /// back within the session timeout rejoins the one it left.
+    /// back within the session timeout rejoins the one it left. With
+    /// `group.protocol=consumer` (KIP-848) it is the member epoch.
     pub fn generation_id(&self) -> Option<i32> {
         self.generation
     }

@@ -5,9 +5,44 @@ use std::time::Duration;
 use super::assign::Assignor;
 use crate::backoff::BackoffPolicy;
 
+/// `group.protocol`: which rebalance protocol the member speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupProtocol {
+    /// JoinGroup / SyncGroup / Heartbeat, assignment computed by the group leader.
+    #[default]
+    Classic,
+    /// KIP-848: ConsumerGroupHeartbeat, assignment computed by the coordinator.
+    Consumer,
+}
+
+impl std::str::FromStr for GroupProtocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "classic" => Ok(GroupProtocol::Classic),
+            "consumer" => Ok(GroupProtocol::Consumer),
+            other => Err(format!("unknown group protocol `{other}`")),
+        }
+    }
+}
+
+impl std::fmt::Display for GroupProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GroupProtocol::Classic => "classic",
+            GroupProtocol::Consumer => "consumer",
+        })
+    }
+}
+
 /// Group settings with the Java client's names and defaults.
 #[derive(Debug, Clone)]
 pub struct GroupConfig {
+    /// `group.protocol` (classic).
+    pub protocol: GroupProtocol,
+    /// `group.remote.assignor`: the coordinator's assignor for the consumer
+    /// protocol (`uniform`, `range`); `None` lets the broker pick its default.
+    pub remote_assignor: Option<String>,
     /// `group.id` (no default: it must be set).
     pub group_id: String,
     /// `group.instance.id` (KIP-345 static membership).
@@ -42,6 +77,8 @@ pub struct GroupConfig {
 impl Default for GroupConfig {
     fn default() -> Self {
         Self {
+            protocol: GroupProtocol::Classic,
+            remote_assignor: None,
             group_id: String::new(),
             group_instance_id: None,
             topics: Vec::new(),

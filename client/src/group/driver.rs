@@ -198,22 +198,22 @@ impl Driver {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
+pub(crate) async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
     }
 }
 
-fn s(v: &str) -> StrBytes {
+pub(crate) fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_owned())
 }
 
-fn broker_err(code: i16) -> Option<Failure> {
+pub(crate) fn broker_err(code: i16) -> Option<Failure> {
     ResponseError::try_from_code(code).map(Failure::Broker)
 }
 
-fn transport(e: impl std::fmt::Display) -> Failure {
+pub(crate) fn transport(e: impl std::fmt::Display) -> Failure {
     Failure::Transport(e.to_string())
 }
 
@@ -382,7 +382,7 @@ async fn call<R: ApiRequest>(conn: &Connection, req: &R, timeout: Duration) -> R
     conn.request_within(req, version, timeout).await.map_err(transport)
 }
 
-async fn find_coordinator(cluster: &Cluster, group: &str) -> Result<i32, Failure> {
+pub(crate) async fn find_coordinator(cluster: &Cluster, group: &str) -> Result<i32, Failure> {
     let conn = cluster.any_connection().await.map_err(transport)?;
     let version = conn.version::<FindCoordinatorRequest>().map_err(transport)?;
     let mut req = FindCoordinatorRequest::default().with_key_type(0);
@@ -454,7 +454,7 @@ async fn fetch_offsets(
 }
 
 /// The OffsetCommit of `offsets`, grouped by topic.
-fn commit_request(
+pub(crate) fn commit_request(
     group_id: &str,
     generation_id: i32,
     member_id: &str,
@@ -485,7 +485,10 @@ fn commit_request(
 }
 
 /// Sends `req`; the partitions the coordinator refused, with its error for each.
-async fn commit(conn: &Connection, req: &OffsetCommitRequest) -> Result<Vec<(TopicPartition, ResponseError)>, Failure> {
+pub(crate) async fn commit(
+    conn: &Connection,
+    req: &OffsetCommitRequest,
+) -> Result<Vec<(TopicPartition, ResponseError)>, Failure> {
     let version = conn.version::<OffsetCommitRequest>().map_err(transport)?.min(MAX_OFFSET_COMMIT_VERSION);
     let resp = conn.request_at(req, version).await.map_err(transport)?;
     let mut errors = Vec::new();
@@ -499,7 +502,7 @@ async fn commit(conn: &Connection, req: &OffsetCommitRequest) -> Result<Vec<(Top
     Ok(errors)
 }
 
-fn ms(d: Duration) -> i32 {
+pub(crate) fn ms(d: Duration) -> i32 {
     d.as_millis().min(i32::MAX as u128) as i32
 }
 

@@ -1,7 +1,9 @@
-//! The classic consumer-group protocol: a sans-IO member state machine (`state`)
+//! Consumer groups. The classic protocol: a sans-IO member state machine (`state`)
 //! with the events it takes and the actions it returns (`io`), its settings
 //! (`config`) and errors (`error`), pure assignors (`assign`), ConsumerProtocol
 //! bytes (`consumer_protocol`) and the async driver that does the I/O (`driver`).
+//! The KIP-848 consumer protocol: its member (`consumer_member`) and driver
+//! (`consumer_driver`).
 
 pub mod assign;
 pub(crate) mod config;
@@ -12,6 +14,9 @@ pub(crate) mod config;
 pub mod consumer_protocol;
 #[cfg(not(feature = "fuzzing"))]
 pub(crate) mod consumer_protocol;
+// The KIP-848 consumer-protocol member (sans IO).
+pub(crate) mod consumer_driver;
+pub(crate) mod consumer_member;
 pub(crate) mod driver;
 pub(crate) mod error;
 #[cfg(feature = "fuzzing")]
@@ -24,6 +29,6 @@ pub mod state;
 #[cfg(not(feature = "fuzzing"))]
 pub(crate) mod state;
 
-pub use config::GroupConfig;
+pub use config::{GroupConfig, GroupProtocol};
 pub use error::{CommitError, GroupError};
 pub use recovery::explain;

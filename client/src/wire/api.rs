@@ -41,6 +41,7 @@ api_requests! {
     OffsetFetchRequest => OffsetFetchResponse, OffsetFetch;
     OffsetCommitRequest => OffsetCommitResponse, OffsetCommit;
     InitProducerIdRequest => InitProducerIdResponse, InitProducerId;
+    ConsumerGroupHeartbeatRequest => ConsumerGroupHeartbeatResponse, ConsumerGroupHeartbeat;
 }
 
 /// The version range each API has on the broker, from its ApiVersions response.

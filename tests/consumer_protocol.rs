@@ -1,0 +1,572 @@
+//! `cafe consume --group-protocol consumer` (KIP-848) against a real Kafka 4.1
+//! broker: one member reads everything; three members split six partitions and
+//! the survivors take over a member stopped with SIGTERM, every record printed
+//! once and committed offsets never moving back; a mixed group with a
+//! librdkafka member (`tests/peers/group_consume.py --group-protocol consumer`);
+//! a classic cafe member in a consumer-protocol group; and the library's consumer
+//! API (commit, restart, commit on revocation) with it.
+//!
+//! The broker's heartbeat interval (`group.consumer.heartbeat.interval.ms`, 5 s
+//! by default, also its minimum) paces every step of a rebalance here, so the
+//! waits are counted in heartbeats.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::consume_json::{ConsumeLine, parse_lines, partitions_of};
+use common::{Background, assert_success, bootstrap, json_lines, kafka_tool, run_cafe, stderr, unique_topic};
+
+/// A (partition, offset) pair: the identity of one record within a topic.
+type Pos = (i32, i64);
+
+fn produce(topic: &str, count: usize) -> BTreeSet<Pos> {
+    let b = bootstrap();
+    let n = count.to_string();
+    let out = run_cafe(&["-b", &b, "produce", "-t", topic, "-n", &n, "--json"], b"");
+    assert_success(&out, &format!("producing {count} events to {topic}"));
+    let reports: BTreeSet<Pos> = json_lines(&out)
+        .iter()
+        .map(|v| {
+            assert!(v.get("error").is_none(), "delivery failed: {v}");
+            (v["partition"].as_i64().expect("partition") as i32, v["offset"].as_i64().expect("offset"))
+        })
+        .collect();
+    assert_eq!(reports.len(), count, "one delivery report per event");
+    reports
+}
+
+fn member(name: &str, topic: &str, group: &str, extra: &[&str]) -> Background {
+    let b = bootstrap();
+    let mut args = vec![
+        "-b",
+        &b,
+        "consume",
+        "-t",
+        topic,
+        "-g",
+        group,
+        "--json",
+        "--group-protocol",
+        "consumer",
+        "--auto-commit-interval-ms",
+        "1000",
+        // A safety net only: the tests stop the members themselves.
+        "--idle-exit",
+        "50s",
+    ];
+    args.extend_from_slice(extra);
+    // Group debug lines (heartbeat errors, recoveries) for the failure messages.
+    Background::cafe_logging(name, &args, "info,cafe_kafka::group=debug")
+}
+
+fn positions(m: &[String], topic: &str) -> Vec<Pos> {
+    common::consume_json::records(m)
+        .iter()
+        .map(|v| {
+            assert_eq!(v["topic"], topic, "record of another topic: {v}");
+            (v["partition"].as_i64().expect("partition") as i32, v["offset"].as_i64().expect("offset"))
+        })
+        .collect()
+}
+
+/// What a member owns now, None before its first assignment. KIP-848 is
+/// incremental: a `revoked` line names only what was taken away, so the lines
+/// are folded (an `assigned` line lists the whole assignment after the change).
+fn owned(m: &Background, topic: &str) -> Option<BTreeSet<i32>> {
+    let mut owned: Option<BTreeSet<i32>> = None;
+    for line in parse_lines(&m.stdout_lines()) {
+        match line {
+            ConsumeLine::Assigned(a) => owned.get_or_insert_default().extend(a.of(topic)),
+            ConsumeLine::Revoked(p) => {
+                let gone = partitions_of(&p, topic);
+                owned.get_or_insert_default().retain(|q| !gone.contains(q));
+            }
+            ConsumeLine::Record(_) => {}
+        }
+    }
+    owned
+}
+
+fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool, explain: impl Fn() -> String) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        if Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}\n{}", explain());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Committed offsets of `group` on `topic` by partition, from Kafka's own tool.
+fn committed(group: &str, topic: &str) -> Result<BTreeMap<i32, i64>, String> {
+    let b = bootstrap();
+    let out = kafka_tool("consumer-groups", &["--bootstrap-server", &b, "--describe", "--group", group]);
+    if !out.status.success() {
+        return Err(format!("consumer-groups failed: {}{}", common::stdout(&out), stderr(&out)));
+    }
+    Ok(common::stdout(&out)
+        .lines()
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            if cols.len() < 4 || cols[0] != group || cols[1] != topic {
+                return None;
+            }
+            Some((cols[2].parse().ok()?, cols[3].parse().ok()?))
+        })
+        .collect())
+}
+
+/// The group's type and assignor as `kafka-consumer-groups --describe --state` shows them.
+fn group_state(group: &str) -> String {
+    let b = bootstrap();
+    let out = kafka_tool("consumer-groups", &["--bootstrap-server", &b, "--describe", "--group", group, "--state"]);
+    common::stdout(&out)
+}
+
+#[test]
+fn one_consumer_protocol_member_gets_every_partition_and_reads_every_record() {
+    bootstrap();
+    let topic = unique_topic("cafe-848-one");
+    let group = unique_topic("cafe-848-group-one");
+    common::create_topic(&topic, 3);
+    let produced = produce(&topic, 20);
+    let mut m = member("member", &topic, &group, &["--group-remote-assignor", "range"]);
+    m.wait_for(Duration::from_secs(30), "every record", |lines| {
+        positions(lines, &topic).into_iter().collect::<BTreeSet<_>>() == produced
+    });
+    assert_eq!(owned(&m, &topic), Some((0..3).collect()));
+    let state = group_state(&group);
+    assert!(state.contains("range") && state.contains("Stable"), "a consumer-protocol group with range:\n{state}");
+    m.signal("TERM");
+    let end = m.finish(Duration::from_secs(20));
+    end.assert_success("member after SIGTERM");
+    let printed = positions(&end.stdout, &topic);
+    assert_eq!(printed.len(), produced.len(), "each record once: {printed:?}");
+    // Closing revokes what it owned (before the final commit and the leave heartbeat).
+    assert_eq!(end.revocations().last().map(|p| partitions_of(p, &topic)), Some((0..3).collect()));
+    // The final commit landed: everything is committed.
+    let offsets = committed(&group, &topic).expect("describe the group");
+    let ends: BTreeMap<i32, i64> =
+        (0..3).map(|p| (p, produced.iter().filter(|(q, _)| *q == p).map(|(_, o)| o + 1).max().unwrap_or(0))).collect();
+    assert_eq!(offsets, ends, "committed offsets are the log ends");
+    common::delete_topic(&topic);
+}
+
+#[test]
+fn three_consumer_protocol_members_split_six_partitions_and_take_over_after_sigterm() {
+    bootstrap();
+    let topic = unique_topic("cafe-848-three");
+    let group = unique_topic("cafe-848-group-three");
+    common::create_topic(&topic, 6);
+    let mut produced = produce(&topic, 12);
+    let members: Vec<Background> = (0..3).map(|i| member(&format!("member{i}"), &topic, &group, &[])).collect();
+    let explain = |ms: &[Background]| ms.iter().map(Background::describe).collect::<Vec<_>>().join("\n");
+    let all6: BTreeSet<i32> = (0..6).collect();
+    let split = |ms: &[Background], each: usize| {
+        let Some(a) = ms.iter().map(|m| owned(m, &topic)).collect::<Option<Vec<_>>>() else { return false };
+        let union: BTreeSet<i32> = a.iter().flatten().copied().collect();
+        a.iter().all(|s| s.len() == each) && union == all6
+    };
+    wait_until(
+        Duration::from_secs(40),
+        "2 partitions for each of 3 members",
+        || split(&members, 2),
+        || explain(&members),
+    );
+
+    // Committed offsets, sampled while members come and go, must never move back.
+    let stop = Arc::new(AtomicBool::new(false));
+    let samples: Arc<Mutex<Vec<BTreeMap<i32, i64>>>> = Arc::default();
+    let monitor = {
+        let (stop, samples, group, topic) = (Arc::clone(&stop), Arc::clone(&samples), group.clone(), topic.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(c) = committed(&group, &topic) {
+                    samples.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        })
+    };
+
+    produced.extend(produce(&topic, 18));
+    let mut members = members;
+    let victim = members.pop().expect("three members");
+    let victim_parts = owned(&victim, &topic).expect("assigned");
+    victim.signal("TERM");
+    produced.extend(produce(&topic, 18));
+    let victim = victim.finish(Duration::from_secs(20));
+    victim.assert_success("member2 after SIGTERM");
+    let last_change = parse_lines(&victim.stdout).into_iter().rev().find_map(|l| match l {
+        ConsumeLine::Revoked(p) => Some(Ok(partitions_of(&p, &topic))),
+        ConsumeLine::Assigned(a) => Some(Err(a)),
+        ConsumeLine::Record(_) => None,
+    });
+    assert_eq!(last_change, Some(Ok(victim_parts.clone())), "member2 revokes its partitions on close");
+
+    wait_until(Duration::from_secs(30), "the two survivors to own all 6", || split(&members, 3), || explain(&members));
+    wait_until(
+        Duration::from_secs(20),
+        "every record to be printed",
+        || {
+            let mut seen: BTreeSet<Pos> = positions(&victim.stdout, &topic).into_iter().collect();
+            for m in &members {
+                seen.extend(positions(&m.stdout_lines(), &topic));
+            }
+            seen.is_superset(&produced)
+        },
+        || explain(&members),
+    );
+    let mut all = positions(&victim.stdout, &topic);
+    for (i, m) in members.into_iter().enumerate() {
+        m.signal("TERM");
+        let end = m.finish(Duration::from_secs(20));
+        end.assert_success(&format!("member{i}"));
+        all.extend(positions(&end.stdout, &topic));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = monitor.join();
+
+    let mut tally: BTreeMap<Pos, usize> = BTreeMap::new();
+    for p in &all {
+        *tally.entry(*p).or_default() += 1;
+    }
+    let dups: Vec<_> = tally.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "printed more than once: {dups:?}");
+    assert_eq!(tally.keys().copied().collect::<BTreeSet<_>>(), produced, "every record, nothing else");
+
+    let samples = samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert!(!samples.is_empty(), "the monitor saw the group");
+    for w in samples.windows(2) {
+        for (p, before) in &w[0] {
+            if let Some(after) = w[1].get(p) {
+                assert!(after >= before, "partition {p}'s committed offset went back: {before} -> {after}");
+            }
+        }
+    }
+    common::delete_topic(&topic);
+}
+
+/// What the confluent-kafka peer owns now, folded from its incremental
+/// `{"assigned": [...]}` / `{"revoked": [...]}` lines on stderr.
+fn peer_owned(peer: &Background) -> Option<BTreeSet<i32>> {
+    let mut owned: Option<BTreeSet<i32>> = None;
+    for l in peer.stderr_lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&l) else { continue };
+        let list = |k: &str| -> Option<BTreeSet<i32>> {
+            Some(v.get(k)?.as_array()?.iter().filter_map(|p| p.as_i64().map(|p| p as i32)).collect())
+        };
+        if let Some(a) = list("assigned") {
+            owned.get_or_insert_default().extend(a);
+        } else if let Some(r) = list("revoked") {
+            owned.get_or_insert_default().retain(|p| !r.contains(p));
+        }
+    }
+    owned
+}
+
+fn peer_positions(lines: &[String]) -> Vec<Pos> {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| Some((v.get("partition")?.as_i64()? as i32, v.get("offset")?.as_i64()?)))
+        .collect()
+}
+
+/// A mixed KIP-848 group: `cafe` and librdkafka (confluent-kafka,
+/// `group.protocol=consumer`) split four partitions; when the peer closes, `cafe`
+/// takes its partitions over from its commits. Every record is printed once.
+#[test]
+fn a_mixed_group_with_a_librdkafka_consumer_protocol_member() {
+    bootstrap();
+    let topic = unique_topic("cafe-848-mixed");
+    let group = unique_topic("cafe-848-group-mixed");
+    common::create_topic(&topic, 4);
+    let mut produced = produce(&topic, 16);
+    let cafe = member("cafe", &topic, &group, &[]);
+    let mut cmd = std::process::Command::new(common::peer_python());
+    cmd.arg(common::repo_root().join("tests/peers/group_consume.py")).args([
+        "--bootstrap",
+        &bootstrap(),
+        "--topic",
+        &topic,
+        "--group",
+        &group,
+        "--group-protocol",
+        "consumer",
+        "--idle",
+        "40",
+        "--timeout",
+        "55",
+    ]);
+    let peer = Background::spawn("peer", cmd);
+    let explain = || format!("{}\n{}", cafe.describe(), peer.describe());
+    let all4: BTreeSet<i32> = (0..4).collect();
+    wait_until(
+        Duration::from_secs(40),
+        "2 partitions each for cafe and the librdkafka member",
+        || match (owned(&cafe, &topic), peer_owned(&peer)) {
+            (Some(a), Some(b)) => a.len() == 2 && b.len() == 2 && a.union(&b).copied().collect::<BTreeSet<_>>() == all4,
+            _ => false,
+        },
+        explain,
+    );
+    produced.extend(produce(&topic, 16));
+    wait_until(
+        Duration::from_secs(20),
+        "every record so far to be printed by one of them",
+        || {
+            let mut seen: BTreeSet<Pos> = positions(&cafe.stdout_lines(), &topic).into_iter().collect();
+            seen.extend(peer_positions(&peer.stdout_lines()));
+            seen.is_superset(&produced)
+        },
+        explain,
+    );
+    // Ctrl+C: the peer closes (final commit, leave) and cafe gets its partitions.
+    peer.signal("INT");
+    let peer = peer.finish(Duration::from_secs(20));
+    wait_until(
+        Duration::from_secs(30),
+        "cafe to own all 4",
+        || owned(&cafe, &topic) == Some(all4.clone()),
+        || cafe.describe(),
+    );
+    produced.extend(produce(&topic, 8));
+    wait_until(
+        Duration::from_secs(20),
+        "every record to be printed",
+        || {
+            let mut seen: BTreeSet<Pos> = positions(&cafe.stdout_lines(), &topic).into_iter().collect();
+            seen.extend(peer_positions(&peer.stdout));
+            seen.is_superset(&produced)
+        },
+        || format!("{}\n--- peer stderr\n{}", cafe.describe(), peer.stderr_text()),
+    );
+    cafe.signal("TERM");
+    let end = cafe.finish(Duration::from_secs(20));
+    end.assert_success("cafe after SIGTERM");
+    let mut all = positions(&end.stdout, &topic);
+    all.extend(peer_positions(&peer.stdout));
+    let mut tally: BTreeMap<Pos, usize> = BTreeMap::new();
+    for p in &all {
+        *tally.entry(*p).or_default() += 1;
+    }
+    let dups: Vec<_> = tally.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "printed more than once: {dups:?}\n--- peer stderr\n{}", peer.stderr_text());
+    assert_eq!(tally.keys().copied().collect::<BTreeSet<_>>(), produced, "every record, nothing else");
+    common::delete_topic(&topic);
+}
+
+/// A cafe member of the classic protocol (eager range) joining a consumer-protocol
+/// group: the broker assigns it through JoinGroup/SyncGroup with the server
+/// assignor; when it leaves, the consumer-protocol member takes everything back.
+#[test]
+fn a_classic_cafe_member_in_a_consumer_protocol_group() {
+    bootstrap();
+    let topic = unique_topic("cafe-848-classic");
+    let group = unique_topic("cafe-848-group-classic");
+    common::create_topic(&topic, 4);
+    let mut produced = produce(&topic, 16);
+    let mut modern = member("consumer-protocol", &topic, &group, &[]);
+    // The consumer-protocol member makes the group first: the classic one then
+    // joins a consumer-protocol group (not a classic group being converted).
+    let all4: BTreeSet<i32> = (0..4).collect();
+    modern.wait_for(Duration::from_secs(20), "the consumer-protocol member to own all 4", |lines| {
+        parse_lines(lines).iter().any(|l| matches!(l, ConsumeLine::Assigned(a) if a.of(&topic) == all4))
+    });
+    let mut args: Vec<String> =
+        ["-b", &bootstrap(), "consume", "-t", &topic, "-g", &group, "--json"].iter().map(|s| s.to_string()).collect();
+    args.extend(["--idle-exit", "50s", "--auto-commit-interval-ms", "1000"].map(String::from));
+    let classic = Background::cafe_logging("classic", &args, "info,cafe_kafka::group=debug");
+    let explain = || format!("{}\n{}", modern.describe(), classic.describe());
+    wait_until(
+        Duration::from_secs(40),
+        "2 partitions each for the two members",
+        || match (owned(&modern, &topic), owned(&classic, &topic)) {
+            (Some(a), Some(b)) => a.len() == 2 && b.len() == 2 && a.union(&b).copied().collect::<BTreeSet<_>>() == all4,
+            _ => false,
+        },
+        explain,
+    );
+    produced.extend(produce(&topic, 8));
+    classic.signal("TERM");
+    let classic = classic.finish(Duration::from_secs(20));
+    classic.assert_success("the classic member after SIGTERM");
+    wait_until(
+        Duration::from_secs(30),
+        "the consumer-protocol member to own all 4",
+        || owned(&modern, &topic) == Some(all4.clone()),
+        || modern.describe(),
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "every record to be printed",
+        || {
+            let mut seen: BTreeSet<Pos> = positions(&modern.stdout_lines(), &topic).into_iter().collect();
+            seen.extend(positions(&classic.stdout, &topic));
+            seen.is_superset(&produced)
+        },
+        || modern.describe(),
+    );
+    modern.signal("TERM");
+    let end = modern.finish(Duration::from_secs(20));
+    end.assert_success("the consumer-protocol member");
+    let mut all = positions(&end.stdout, &topic);
+    all.extend(positions(&classic.stdout, &topic));
+    let mut tally: BTreeMap<Pos, usize> = BTreeMap::new();
+    for p in &all {
+        *tally.entry(*p).or_default() += 1;
+    }
+    let dups: Vec<_> = tally.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "printed more than once: {dups:?}");
+    assert_eq!(tally.keys().copied().collect::<BTreeSet<_>>(), produced, "every record, nothing else");
+    common::delete_topic(&topic);
+}
+
+/// The library's consumer API with `group.protocol=consumer`, as with classic:
+/// commit, NotAssigned, restart from the commit, commit on revocation.
+mod consumer_api {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use cafe_kafka::{
+        Cluster, CommitError, ConnectionConfig, ConsumedRecord, Consumer, ConsumerConfig, ConsumerEvent, GroupConfig,
+        GroupProtocol, OffsetReset, TopicPartition,
+    };
+
+    use super::common::{assert_success, bootstrap, create_topic, delete_topic, run_cafe, unique_topic};
+
+    /// A few broker heartbeat intervals (5 s each).
+    const WAIT: Duration = Duration::from_secs(30);
+
+    /// `values` records with distinct keys (so two partitions both get some).
+    fn topic_with(prefix: &str, partitions: i32, values: usize) -> String {
+        let topic = unique_topic(prefix);
+        create_topic(&topic, partitions);
+        let b = bootstrap();
+        let input: String = (0..values).map(|i| format!("k{i}\tv{i}\n")).collect();
+        let out = run_cafe(&["-b", &b, "send", "-t", &topic, "--keyed"], input.as_bytes());
+        assert_success(&out, &format!("cafe send to {topic}"));
+        topic
+    }
+
+    async fn cluster() -> Arc<Cluster> {
+        Cluster::connect(vec![bootstrap()], ConnectionConfig::default()).await.expect("connect to the broker")
+    }
+
+    fn manual(topic: &str, group: &str) -> ConsumerConfig {
+        let mut config = ConsumerConfig {
+            group: GroupConfig {
+                protocol: GroupProtocol::Consumer,
+                group_id: group.into(),
+                topics: vec![topic.into()],
+                enable_auto_commit: false,
+                ..GroupConfig::default()
+            },
+            ..ConsumerConfig::default()
+        };
+        config.fetch.reset = OffsetReset::Earliest;
+        config
+    }
+
+    async fn read_exactly(consumer: &mut Consumer, n: usize) -> Vec<ConsumedRecord> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let batch = tokio::time::timeout(WAIT, consumer.poll_max(n - out.len()))
+                .await
+                .unwrap_or_else(|_| panic!("only {} of {n} records within {WAIT:?}", out.len()))
+                .expect("poll");
+            out.extend(batch);
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn manual_commit_then_restart_resumes_exactly_at_the_commit() {
+        let topic = topic_with("lib-848-commit", 1, 12);
+        let group = unique_topic("lib-848-commit-group");
+        let tp = TopicPartition::new(topic.clone(), 0);
+        let mut first = Consumer::new(cluster().await, manual(&topic, &group)).await.expect("consumer");
+        let seen = read_exactly(&mut first, 5).await;
+        assert_eq!(seen.iter().map(|r| r.record.offset).collect::<Vec<_>>(), (0..5).collect::<Vec<_>>());
+        first.commit().await.expect("commit with the member epoch");
+        assert!(first.generation_id().is_some_and(|e| e > 0), "the member epoch: {:?}", first.generation_id());
+        let foreign = TopicPartition::new(topic.clone(), 3);
+        match first.commit_offsets(BTreeMap::from([(foreign.clone(), 1)])).await {
+            Err(CommitError::NotAssigned(tps)) => assert_eq!(tps, vec![foreign]),
+            other => panic!("expected NotAssigned, got {other:?}"),
+        }
+        read_exactly(&mut first, 2).await;
+        first.close().await.expect("close");
+
+        let mut second = Consumer::new(cluster().await, manual(&topic, &group)).await.expect("consumer");
+        assert_eq!(read_exactly(&mut second, 1).await[0].record.offset, 5, "the next member starts at the commit");
+        second.commit_offsets(BTreeMap::from([(tp, 2)])).await.expect("commit_offsets moves back");
+        second.close().await.expect("close");
+        let mut third = Consumer::new(cluster().await, manual(&topic, &group)).await.expect("consumer");
+        assert_eq!(read_exactly(&mut third, 1).await[0].record.offset, 2);
+        third.close().await.expect("close");
+        delete_topic(&topic);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_second_member_takes_one_partition_from_the_commit_made_on_revocation() {
+        let topic = topic_with("lib-848-rebalance", 2, 20);
+        let group = unique_topic("lib-848-rebalance-group");
+        let mut first = Consumer::new(cluster().await, manual(&topic, &group)).await.expect("consumer");
+        let mut positions: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+        let mut owned = Vec::new();
+        let mut read = 0;
+        while read < 6 || owned.len() < 2 {
+            match tokio::time::timeout(WAIT, first.next_event_max(3)).await.expect("events").expect("event") {
+                ConsumerEvent::Assigned(tps) => owned.extend(tps),
+                ConsumerEvent::Records(rs) => {
+                    read += rs.len();
+                    for r in rs {
+                        positions.insert(TopicPartition::new(r.topic.as_str(), r.partition), r.record.offset + 1);
+                    }
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // Hold the rest back, so the positions stay where they are.
+        first.pause(&owned);
+        let mut second = Consumer::new(cluster().await, manual(&topic, &group)).await.expect("second consumer");
+        let revoked = match tokio::time::timeout(WAIT, first.next_event()).await.expect("a revocation").expect("event")
+        {
+            ConsumerEvent::Revoked(tps) => {
+                first.commit().await.expect("commit during the revocation");
+                tps
+            }
+            other => panic!("expected Revoked, got {other:?}"),
+        };
+        assert_eq!(revoked.len(), 1, "uniform gives the newcomer one of two: {revoked:?}");
+        // The first member is called again (which ends its revocation) while the
+        // second gets the revoked partition.
+        let next = {
+            let take = async {
+                match tokio::time::timeout(WAIT, second.next_event_max(1)).await.expect("an assignment").expect("event")
+                {
+                    ConsumerEvent::Assigned(tps) => assert_eq!(tps, revoked),
+                    other => panic!("expected Assigned, got {other:?}"),
+                }
+                read_exactly(&mut second, 1).await
+            };
+            tokio::select! {
+                next = take => next,
+                e = first.next_event() => panic!("the first member owns only paused partitions: {e:?}"),
+            }
+        };
+        let start = positions.get(&revoked[0]).copied().unwrap_or(0);
+        assert_eq!(next[0].record.offset, start, "the new owner starts at the revocation's commit");
+        let (r1, r2) = tokio::join!(first.close(), second.close());
+        r1.expect("close first");
+        r2.expect("close second");
+        delete_topic(&topic);
+    }
+}

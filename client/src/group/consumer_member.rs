@@ -151,14 +151,16 @@ pub fn recovery(error: E) -> Recovery {
     match error {
         E::FencedMemberEpoch | E::UnknownMemberId => Recovery::Fenced,
         E::StaleMemberEpoch => Recovery::AfterHeartbeat,
-        // KIP-848: a static member back before its old incarnation left.
-        E::UnreleasedInstanceId | E::UnstableOffsetCommit => Recovery::Retry,
+        E::UnstableOffsetCommit => Recovery::Retry,
         E::CoordinatorNotAvailable
         | E::NotCoordinator
         | E::CoordinatorLoadInProgress
         | E::NetworkException
         | E::RequestTimedOut => Recovery::Rediscover,
-        E::FencedInstanceId
+        // KIP-848: a static member back while its old incarnation still runs. Fatal in
+        // Java and librdkafka; retrying would go on, unseen, as long as the other lives.
+        E::UnreleasedInstanceId
+        | E::FencedInstanceId
         | E::GroupMaxSizeReached
         | E::UnsupportedAssignor
         | E::InvalidRequest
@@ -177,6 +179,9 @@ pub fn explain(error: E) -> Option<&'static str> {
     Some(match error {
         // KIP-848: the member that comes second is fenced (classic fenced the first).
         E::FencedInstanceId => "another member already uses this group.instance.id",
+        E::UnreleasedInstanceId => {
+            "another member with this group.instance.id is still in the group; stop it, or wait for its session to expire"
+        }
         E::UnsupportedAssignor => "the broker has no such assignor (group.remote.assignor, group.consumer.assignors)",
         E::InvalidRegularExpression => "the broker refused the topic pattern (RE2J syntax)",
         E::InvalidRequest => "the broker refused the heartbeat as invalid",

@@ -187,22 +187,12 @@ fn owning_partitions_heartbeats_are_partial_and_full_again_after_an_error() {
         (&None, &None, &None, &None),
         "nothing changed: {h:?}"
     );
-    s.on(Event::Heartbeat(Err(Failure::Broker(E::UnreleasedInstanceId))));
+    s.on(Event::Heartbeat(Err(Failure::Broker(E::UnstableOffsetCommit))));
     let out = s.advance(100);
     let h = one_heartbeat(&out);
     assert_eq!(h.subscribed_topic_names, Some(vec![TOPIC.to_string()]));
     assert_eq!(owned_ack(h), Some(vec![0, 1]));
     assert!(h.rebalance_timeout.is_some() && h.server_assignor.is_some());
-}
-
-#[test]
-fn unreleased_instance_id_retries_after_backoff() {
-    let (mut s, _) = Sim::new(config());
-    s.on(Event::CoordinatorFound(Ok(COORDINATOR)));
-    let out = s.on(Event::Heartbeat(Err(Failure::Broker(E::UnreleasedInstanceId))));
-    assert!(out.is_empty());
-    assert!(heartbeats(&s.advance(99)).is_empty());
-    assert_eq!(one_heartbeat(&s.advance(1)).member_epoch, JOIN_EPOCH);
 }
 
 #[test]
@@ -224,7 +214,13 @@ fn coordinator_errors_find_the_coordinator_again_with_backoff() {
 
 #[test]
 fn fatal_errors_stop_the_member() {
-    for e in [E::FencedInstanceId, E::GroupMaxSizeReached, E::UnsupportedAssignor, E::InvalidRequest] {
+    for e in [
+        E::FencedInstanceId,
+        E::UnreleasedInstanceId,
+        E::GroupMaxSizeReached,
+        E::UnsupportedAssignor,
+        E::InvalidRequest,
+    ] {
         let (mut s, _) = Sim::new(config());
         s.on(Event::CoordinatorFound(Ok(COORDINATOR)));
         let out = s.on(Event::Heartbeat(Err(Failure::Broker(e))));
@@ -489,7 +485,7 @@ fn the_recovery_table_matches_the_protocol_notes() {
     assert_eq!(recovery(E::FencedMemberEpoch), Recovery::Fenced);
     assert_eq!(recovery(E::UnknownMemberId), Recovery::Fenced);
     assert_eq!(recovery(E::StaleMemberEpoch), Recovery::AfterHeartbeat);
-    assert_eq!(recovery(E::UnreleasedInstanceId), Recovery::Retry);
+    assert_eq!(recovery(E::UnreleasedInstanceId), Recovery::Fatal, "as Java and librdkafka");
     for e in [E::CoordinatorNotAvailable, E::NotCoordinator, E::CoordinatorLoadInProgress] {
         assert_eq!(recovery(e), Recovery::Rediscover, "{e:?}");
     }
@@ -569,7 +565,7 @@ mod random {
     }
 
     const FAILURES: [E; 5] =
-        [E::FencedMemberEpoch, E::NotCoordinator, E::UnreleasedInstanceId, E::StaleMemberEpoch, E::UnknownMemberId];
+        [E::FencedMemberEpoch, E::NotCoordinator, E::UnstableOffsetCommit, E::StaleMemberEpoch, E::UnknownMemberId];
 
     proptest! {
         /// Whatever the broker answers and whenever: one heartbeat in flight at

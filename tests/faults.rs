@@ -90,13 +90,31 @@ fn leader_of(topic: &str, partition: i32) -> i32 {
 
 /// The group's coordinator node id, from `kafka-consumer-groups --describe --state`.
 fn coordinator_of(group: &str) -> Option<i32> {
+    group_state(group).map(|(coordinator, _)| coordinator)
+}
+
+/// The group's coordinator node id and assignment strategy (the column after
+/// it; blank, so the state, for an empty classic group), from
+/// `kafka-consumer-groups --describe --state`.
+fn group_state(group: &str) -> Option<(i32, String)> {
     let out =
         kafka_tool("consumer-groups", &["--bootstrap-server", CLUSTER, "--describe", "--group", group, "--state"]);
     let text = stdout(&out);
     let line = text.lines().find(|l| l.starts_with(group))?;
     let open = line.find('(')?;
     let close = line[open..].find(')')? + open;
-    line[open + 1..close].trim().parse().ok()
+    let coordinator = line[open + 1..close].trim().parse().ok()?;
+    Some((coordinator, line[close + 1..].split_whitespace().next().unwrap_or_default().to_owned()))
+}
+
+/// The coordinator of a group with members, after checking that the group
+/// speaks `protocol`: a KIP-848 group shows the broker's assignor (`uniform`
+/// by default), a classic one its members' (cafe's `range` by default).
+fn coordinator_checked(group: &str, protocol: Protocol) -> i32 {
+    let (coordinator, strategy) = group_state(group).expect("the group has a coordinator");
+    let kip848 = strategy == "uniform";
+    assert_eq!(kip848, matches!(protocol, Protocol::Consumer), "group {group} of {protocol:?} members: {strategy}");
+    coordinator
 }
 
 /// Committed offsets per partition from `kafka-consumer-groups --describe --offsets`
@@ -471,7 +489,7 @@ fn coordinator_killed(protocol: Protocol, scenario: u32) {
         (0..3).map(|i| spawn_consumer(&topic, &group, &format!("coord-{i}"), &args)).collect();
     let monitor = OffsetMonitor::start(&group);
     std::thread::sleep(Duration::from_secs(4));
-    let coordinator = coordinator_of(&group).expect("the group has a coordinator");
+    let coordinator = coordinator_checked(&group, protocol);
     kill_node(coordinator);
     std::thread::sleep(Duration::from_secs(6));
     start_node(coordinator);
@@ -639,7 +657,8 @@ fn broker_restarts_with_group(protocol: Protocol, scenario: u32) {
         (0..3).map(|i| spawn_consumer(&topic, &group, &format!("grestart-{i}"), &args)).collect();
     let monitor = OffsetMonitor::start(&group);
     let (stop, producer) = produce_until_stopped(&topic);
-    let coordinator = coordinator_of(&group);
+    std::thread::sleep(Duration::from_secs(2));
+    let coordinator = coordinator_checked(&group, protocol);
     for i in 0..restarts {
         std::thread::sleep(Duration::from_secs(4));
         let node = 1 + (i % 3);
@@ -658,7 +677,7 @@ fn broker_restarts_with_group(protocol: Protocol, scenario: u32) {
     let (consumed, samples) = check_consumed(&produced, &ends, monitor);
     check_final_commits(&group, &produced);
     println!(
-        "FAULTS {scenario} broker restarts in a group: protocol={} restarts={restarts} coordinator={coordinator:?} \
+        "FAULTS {scenario} broker restarts in a group: protocol={} restarts={restarts} coordinator={coordinator} \
          consumers=3 sent={} acked={} failed={} consumed={} consumed_duplicates={} offset_samples={samples} \
          offset_decreases=0 secs={}",
         protocol.name(),

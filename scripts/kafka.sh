@@ -193,8 +193,16 @@ write_props() { # write_props <node>
     fi
     # The fault suite kills nodes with -9: let the controller fence a dead broker
     # after 4 s instead of the default 9 s (heartbeats every second, not 2 s).
+    # KIP-848 groups keep their session timeout and heartbeat interval on the
+    # broker, 45 s and 5 s at least by default: lower the floors so the fault
+    # suite can give such a group (as its `consumer.*` group configs) the same
+    # 6-10 s session and 1 s heartbeat it gives classic members. The defaults
+    # stay Kafka's.
     local liveness=""
-    [[ $node == single ]] || liveness=$'broker.session.timeout.ms=4000\nbroker.heartbeat.interval.ms=1000'
+    [[ $node == single ]] || liveness="broker.session.timeout.ms=4000
+broker.heartbeat.interval.ms=1000
+group.consumer.min.session.timeout.ms=6000
+group.consumer.min.heartbeat.interval.ms=1000"
     mkdir -p "$dir/data"
     # Regenerated on every start so edits here apply; the cluster id lives in
     # data/meta.properties and survives.

@@ -3,7 +3,9 @@
 //! Runs against the 3-node KRaft cluster of `scripts/kafka.sh up --nodes 3`
 //! (127.0.0.1:19092-19094, topics with replication factor 3, min.insync.replicas=2),
 //! which it starts when it is not up; it never touches the shared single broker.
-//! Nodes are killed with `kill -9` and started again on their data.
+//! Nodes are killed with `kill -9` and started again on their data. The group
+//! scenarios run with classic members and with KIP-848 consumer-protocol members
+//! (`--group-protocol consumer`), the protocol a parameter of the one scenario.
 //!
 //! `cargo test --test faults` runs the short set (a few broker restarts, slow
 //! processing). `make faults` sets `CAFE_FAULTS_FULL=1` and runs every scenario at
@@ -88,13 +90,31 @@ fn leader_of(topic: &str, partition: i32) -> i32 {
 
 /// The group's coordinator node id, from `kafka-consumer-groups --describe --state`.
 fn coordinator_of(group: &str) -> Option<i32> {
+    group_state(group).map(|(coordinator, _)| coordinator)
+}
+
+/// The group's coordinator node id and assignment strategy (the column after
+/// it; blank, so the state, for an empty classic group), from
+/// `kafka-consumer-groups --describe --state`.
+fn group_state(group: &str) -> Option<(i32, String)> {
     let out =
         kafka_tool("consumer-groups", &["--bootstrap-server", CLUSTER, "--describe", "--group", group, "--state"]);
     let text = stdout(&out);
     let line = text.lines().find(|l| l.starts_with(group))?;
     let open = line.find('(')?;
     let close = line[open..].find(')')? + open;
-    line[open + 1..close].trim().parse().ok()
+    let coordinator = line[open + 1..close].trim().parse().ok()?;
+    Some((coordinator, line[close + 1..].split_whitespace().next().unwrap_or_default().to_owned()))
+}
+
+/// The coordinator of a group with members, after checking that the group
+/// speaks `protocol`: a KIP-848 group shows the broker's assignor (`uniform`
+/// by default), a classic one its members' (cafe's `range` by default).
+fn coordinator_checked(group: &str, protocol: Protocol) -> i32 {
+    let (coordinator, strategy) = group_state(group).expect("the group has a coordinator");
+    let kip848 = strategy == "uniform";
+    assert_eq!(kip848, matches!(protocol, Protocol::Consumer), "group {group} of {protocol:?} members: {strategy}");
+    coordinator
 }
 
 /// Committed offsets per partition from `kafka-consumer-groups --describe --offsets`
@@ -222,11 +242,62 @@ fn log_contents(topic: &str) -> HashMap<String, usize> {
     m
 }
 
+/// The group protocol a scenario's members speak.
+#[derive(Clone, Copy, Debug)]
+enum Protocol {
+    /// JoinGroup/SyncGroup/Heartbeat, eager (`cafe consume`'s default).
+    Classic,
+    /// KIP-848 `ConsumerGroupHeartbeat` (`--group-protocol consumer`).
+    Consumer,
+}
+
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::Classic => "classic",
+            Protocol::Consumer => "consumer",
+        }
+    }
+
+    /// `cafe consume` flags for a member of `group` that heartbeats every second
+    /// and is taken for dead after `session_ms` without one. KIP-848 keeps both
+    /// on the broker: they become the group's `consumer.session.timeout.ms` and
+    /// `consumer.heartbeat.interval.ms`, set before any member joins (the
+    /// cluster's floors are lowered for this in `scripts/kafka.sh`).
+    fn member_args(self, group: &str, session_ms: u32) -> Vec<String> {
+        let session = session_ms.to_string();
+        match self {
+            Protocol::Classic => {
+                vec!["--session-timeout-ms".into(), session, "--heartbeat-interval-ms".into(), "1000".into()]
+            }
+            Protocol::Consumer => {
+                let configs = format!("consumer.session.timeout.ms={session},consumer.heartbeat.interval.ms=1000");
+                let out = kafka_tool(
+                    "configs",
+                    &[
+                        "--bootstrap-server",
+                        CLUSTER,
+                        "--alter",
+                        "--entity-type",
+                        "groups",
+                        "--entity-name",
+                        group,
+                        "--add-config",
+                        &configs,
+                    ],
+                );
+                assert!(out.status.success(), "setting {configs} on group {group}: {}", stderr(&out));
+                vec!["--group-protocol".into(), "consumer".into()]
+            }
+        }
+    }
+}
+
 /// `cafe consume --json` of `topic` as a member of `group`, then `extra`, in
 /// the background (with info logs for the failure messages).
-fn spawn_consumer(topic: &str, group: &str, name: &str, extra: &[&str]) -> Background {
+fn spawn_consumer<S: AsRef<str>>(topic: &str, group: &str, name: &str, extra: &[S]) -> Background {
     let mut args = vec!["-b", CLUSTER, "consume", "-t", topic, "-g", group, "--json"];
-    args.extend_from_slice(extra);
+    args.extend(extra.iter().map(AsRef::as_ref));
     Background::cafe_logging(name, &args, "cafe=info,cafe_kafka=info")
 }
 
@@ -269,6 +340,46 @@ fn check_log(produced: &Produced, log: &HashMap<String, usize>) -> (usize, usize
     assert!(unknown.is_empty(), "records in the log that were never reported: {}", unknown.len());
     let failed_but_written = produced.failed.iter().filter(|id| log.contains_key(*id)).count();
     (log.len(), dups, failed_but_written)
+}
+
+/// A group scenario's topic of six partitions and group (both named after
+/// `prefix`), and the members' flags: `protocol`'s for `session_ms`, then `extra`.
+fn group_setup(protocol: Protocol, prefix: &str, session_ms: u32, extra: &[&str]) -> (String, String, Vec<String>) {
+    let topic = unique_topic(prefix);
+    let group = unique_topic(&format!("{prefix}-g"));
+    create_topic(&topic, 6);
+    let mut args = protocol.member_args(&group, session_ms);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    (topic, group, args)
+}
+
+/// Runs 500-record `cafe produce` runs 200 ms apart on a thread until the flag is set.
+fn produce_until_stopped(topic: &str) -> (Arc<AtomicBool>, std::thread::JoinHandle<Produced>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (t, s) = (topic.to_owned(), Arc::clone(&stop));
+    (stop, std::thread::spawn(move || produce_loop(t, 500, usize::MAX, s, Duration::from_millis(200))))
+}
+
+/// The group's checks once its members have ended: every acknowledged record
+/// seen by some member, committed offsets never decreasing. Returns the copies
+/// per id consumed and how many offset samples were taken.
+fn check_consumed(
+    produced: &Produced,
+    ends: &[BackgroundEnd],
+    monitor: OffsetMonitor,
+) -> (HashMap<String, usize>, usize) {
+    let (samples, decreases) = monitor.finish();
+    let consumed = tally(ends.iter().flat_map(|c| consumed_ids(&c.records())));
+    let not_consumed = produced.acked.iter().filter(|id| !consumed.contains_key(*id)).count();
+    assert_eq!(not_consumed, 0, "acknowledged records no consumer saw");
+    assert!(decreases.is_empty(), "committed offsets went backwards: {decreases:?}");
+    (consumed, samples)
+}
+
+/// The members' final commits (on their idle exit) cover every record.
+fn check_final_commits(group: &str, produced: &Produced) {
+    let committed: i64 = committed_offsets(group).values().sum();
+    assert_eq!(committed as usize, produced.acked.len(), "final commits cover every record");
 }
 
 // ---------------------------------------------------------------------------
@@ -364,46 +475,33 @@ fn leader_killed_during_produce_and_consume() {
 #[test]
 #[ignore = "part of the full fault suite: make faults"]
 fn coordinator_killed_with_three_consumers() {
+    coordinator_killed(Protocol::Classic, 3);
+}
+
+fn coordinator_killed(protocol: Protocol, scenario: u32) {
     let _serial = serial();
     let t0 = Instant::now();
     ensure_cluster();
-    let topic = unique_topic("faults-coord");
-    let group = unique_topic("faults-coord-g");
-    create_topic(&topic, 6);
+    let extra = ["--idle-exit", "15s", "--auto-commit-interval-ms", "1000", "--process-delay", "4ms"];
+    let (topic, group, args) = group_setup(protocol, "faults-coord", 10_000, &extra);
     let produced = produce_loop(topic.clone(), 3_000, 2, Arc::new(AtomicBool::new(false)), Duration::ZERO);
-    let args = [
-        "--idle-exit",
-        "15s",
-        "--session-timeout-ms",
-        "10000",
-        "--heartbeat-interval-ms",
-        "1000",
-        "--auto-commit-interval-ms",
-        "1000",
-        "--process-delay",
-        "4ms",
-    ];
     let consumers: Vec<Background> =
         (0..3).map(|i| spawn_consumer(&topic, &group, &format!("coord-{i}"), &args)).collect();
     let monitor = OffsetMonitor::start(&group);
     std::thread::sleep(Duration::from_secs(4));
-    let coordinator = coordinator_of(&group).expect("the group has a coordinator");
+    let coordinator = coordinator_checked(&group, protocol);
     kill_node(coordinator);
     std::thread::sleep(Duration::from_secs(6));
     start_node(coordinator);
     let ends: Vec<BackgroundEnd> = consumers.into_iter().map(|c| finish_ok(c, Duration::from_secs(240))).collect();
-    let (samples, decreases) = monitor.finish();
+    let (consumed, samples) = check_consumed(&produced, &ends, monitor);
     let new_coordinator = coordinator_of(&group);
-    let consumed = tally(ends.iter().flat_map(|c| consumed_ids(&c.records())));
-    let not_consumed = produced.acked.iter().filter(|id| !consumed.contains_key(*id)).count();
-    assert_eq!(not_consumed, 0, "acknowledged records no consumer saw");
-    assert!(decreases.is_empty(), "committed offsets went backwards: {decreases:?}");
-    let committed: i64 = committed_offsets(&group).values().sum();
-    assert_eq!(committed as usize, produced.acked.len(), "final commits cover every record");
+    check_final_commits(&group, &produced);
     println!(
-        "FAULTS 3 coordinator killed: old_coordinator={coordinator} new_coordinator={new_coordinator:?} consumers=3 \
-         broker_kills_survived=1 sent={} acked={} consumed={} consumed_duplicates={} \
-         offset_samples={samples} offset_decreases=0 secs={}",
+        "FAULTS {scenario} coordinator killed: protocol={} old_coordinator={coordinator} \
+         new_coordinator={new_coordinator:?} consumers=3 broker_kills_survived=1 sent={} acked={} consumed={} \
+         consumed_duplicates={} offset_samples={samples} offset_decreases=0 secs={}",
+        protocol.name(),
         produced.sent,
         produced.acked.len(),
         consumed.len(),
@@ -418,23 +516,16 @@ fn coordinator_killed_with_three_consumers() {
 #[test]
 #[ignore = "part of the full fault suite: make faults"]
 fn consumers_killed_while_records_flow() {
+    consumers_killed(Protocol::Classic, 4);
+}
+
+fn consumers_killed(protocol: Protocol, scenario: u32) {
     let _serial = serial();
     let t0 = Instant::now();
     ensure_cluster();
     let kills = if full() { 10 } else { 2 };
-    let topic = unique_topic("faults-ckill");
-    let group = unique_topic("faults-ckill-g");
-    create_topic(&topic, 6);
-    let args = [
-        "--idle-exit",
-        "15s",
-        "--session-timeout-ms",
-        "6000",
-        "--heartbeat-interval-ms",
-        "1000",
-        "--auto-commit-interval-ms",
-        "1000",
-    ];
+    let extra = ["--idle-exit", "15s", "--auto-commit-interval-ms", "1000"];
+    let (topic, group, args) = group_setup(protocol, "faults-ckill", 6_000, &extra);
     let mut spawned = 0;
     let spawn = |spawned: &mut usize| {
         *spawned += 1;
@@ -443,11 +534,7 @@ fn consumers_killed_while_records_flow() {
     let mut live: Vec<Background> = (0..3).map(|_| spawn(&mut spawned)).collect();
     let mut ends: Vec<BackgroundEnd> = Vec::new();
     let monitor = OffsetMonitor::start(&group);
-    let stop = Arc::new(AtomicBool::new(false));
-    let producer = {
-        let (t, s) = (topic.clone(), Arc::clone(&stop));
-        std::thread::spawn(move || produce_loop(t, 500, usize::MAX, s, Duration::from_millis(200)))
-    };
+    let (stop, producer) = produce_until_stopped(&topic);
     for i in 0..kills {
         std::thread::sleep(Duration::from_secs(5));
         let victim = live.remove(i % live.len());
@@ -458,11 +545,7 @@ fn consumers_killed_while_records_flow() {
     let produced = producer.join().expect("producer thread");
     let produce_secs = t0.elapsed().as_secs_f64();
     ends.extend(live.into_iter().map(|c| finish_ok(c, Duration::from_secs(240))));
-    let (samples, decreases) = monitor.finish();
-    let consumed = tally(ends.iter().flat_map(|c| consumed_ids(&c.records())));
-    let not_consumed = produced.acked.iter().filter(|id| !consumed.contains_key(*id)).count();
-    assert_eq!(not_consumed, 0, "acknowledged records no consumer saw");
-    assert!(decreases.is_empty(), "committed offsets went backwards: {decreases:?}");
+    let (consumed, samples) = check_consumed(&produced, &ends, monitor);
     let dups = duplicates(&consumed);
     // A killed member's records since its last commit are read again by the next
     // owner: per kill at most what flows in one auto-commit interval (1 s) plus the
@@ -471,9 +554,10 @@ fn consumers_killed_while_records_flow() {
     let bound = (kills as f64 * rate * 3.0) as usize;
     assert!(dups <= bound, "{dups} duplicates exceed the auto-commit window bound {bound}");
     println!(
-        "FAULTS 4 consumers killed: kills={kills} consumers_started={spawned} sent={} acked={} consumed={} \
-         consumed_duplicates={dups} duplicate_bound={bound} rate_per_s={rate:.0} offset_samples={samples} \
-         offset_decreases=0 secs={}",
+        "FAULTS {scenario} consumers killed: protocol={} kills={kills} consumers_started={spawned} sent={} acked={} \
+         consumed={} consumed_duplicates={dups} duplicate_bound={bound} rate_per_s={rate:.0} \
+         offset_samples={samples} offset_decreases=0 secs={}",
+        protocol.name(),
         produced.sent,
         produced.acked.len(),
         consumed.len(),
@@ -533,6 +617,75 @@ fn slow_processing_causes_no_rebalance() {
          assignments={assigned} revocations={revocations} rebalances=0 secs={}",
         produced.acked.len(),
         consumed.len(),
+        t0.elapsed().as_secs()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 6 and 7. Scenarios 3 and 4 with KIP-848 consumer-protocol members.
+
+#[test]
+#[ignore = "part of the full fault suite: make faults"]
+fn coordinator_killed_with_three_consumer_protocol_members() {
+    coordinator_killed(Protocol::Consumer, 6);
+}
+
+#[test]
+#[ignore = "part of the full fault suite: make faults"]
+fn consumer_protocol_members_killed_while_records_flow() {
+    consumers_killed(Protocol::Consumer, 7);
+}
+
+// ---------------------------------------------------------------------------
+// 8. Nodes restarted one after another (the coordinator among them) while
+//    records flow to a KIP-848 group of three members.
+
+#[test]
+#[ignore = "part of the full fault suite: make faults"]
+fn broker_restarts_during_consumer_protocol_group() {
+    broker_restarts_with_group(Protocol::Consumer, 8);
+}
+
+fn broker_restarts_with_group(protocol: Protocol, scenario: u32) {
+    let _serial = serial();
+    let t0 = Instant::now();
+    ensure_cluster();
+    let restarts = if full() { 6 } else { 3 };
+    let extra = ["--idle-exit", "20s", "--auto-commit-interval-ms", "1000"];
+    let (topic, group, args) = group_setup(protocol, "faults-grestart", 10_000, &extra);
+    let mut members: Vec<Background> =
+        (0..3).map(|i| spawn_consumer(&topic, &group, &format!("grestart-{i}"), &args)).collect();
+    let monitor = OffsetMonitor::start(&group);
+    let (stop, producer) = produce_until_stopped(&topic);
+    std::thread::sleep(Duration::from_secs(2));
+    let coordinator = coordinator_checked(&group, protocol);
+    for i in 0..restarts {
+        std::thread::sleep(Duration::from_secs(4));
+        let node = 1 + (i % 3);
+        kill_node(node);
+        std::thread::sleep(Duration::from_secs(1));
+        start_node(node);
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    stop.store(true, Ordering::SeqCst);
+    let produced = producer.join().expect("producer thread");
+    // Recovering means staying in the group: no member may have given up.
+    for m in &mut members {
+        assert!(m.running(), "a member exited during the restarts:\n{}", m.describe());
+    }
+    let ends: Vec<BackgroundEnd> = members.into_iter().map(|c| finish_ok(c, Duration::from_secs(240))).collect();
+    let (consumed, samples) = check_consumed(&produced, &ends, monitor);
+    check_final_commits(&group, &produced);
+    println!(
+        "FAULTS {scenario} broker restarts in a group: protocol={} restarts={restarts} coordinator={coordinator} \
+         consumers=3 sent={} acked={} failed={} consumed={} consumed_duplicates={} offset_samples={samples} \
+         offset_decreases=0 secs={}",
+        protocol.name(),
+        produced.sent,
+        produced.acked.len(),
+        produced.failed.len(),
+        consumed.len(),
+        duplicates(&consumed),
         t0.elapsed().as_secs()
     );
 }

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
-use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopics};
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, GroupId, OffsetFetchRequest, TopicName};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -235,45 +234,11 @@ async fn fetch_offsets(
     member_epoch: i32,
     partitions: &[TopicPartition],
 ) -> Result<BTreeMap<TopicPartition, i64>, Failure> {
-    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for tp in partitions {
-        by_topic.entry(&tp.topic).or_default().push(tp.partition);
-    }
     let version = conn.version::<OffsetFetchRequest>().map_err(transport)?.min(OFFSETS_VERSION);
     if version < OFFSETS_VERSION {
         return Err(Failure::Broker(kafka_protocol::error::ResponseError::UnsupportedVersion));
     }
-    let topics = by_topic
-        .iter()
-        .map(|(t, ps)| {
-            OffsetFetchRequestTopics::default().with_name(TopicName(s(t))).with_partition_indexes(ps.clone())
-        })
-        .collect();
-    let req = OffsetFetchRequest::default()
-        .with_groups(vec![
-            OffsetFetchRequestGroup::default()
-                .with_group_id(GroupId(s(group_id)))
-                .with_member_id(Some(s(member_id)))
-                .with_member_epoch(member_epoch)
-                .with_topics(Some(topics)),
-        ])
-        .with_require_stable(true);
-    let resp = conn.request_at(&req, version).await.map_err(transport)?;
-    let mut out = BTreeMap::new();
-    for g in resp.groups {
-        if let Some(f) = broker_err(g.error_code) {
-            return Err(f);
-        }
-        for t in g.topics {
-            for p in t.partitions {
-                if let Some(f) = broker_err(p.error_code) {
-                    return Err(f);
-                }
-                out.insert(TopicPartition::new(t.name.as_str(), p.partition_index), p.committed_offset);
-            }
-        }
-    }
-    Ok(out)
+    super::driver::offset_fetch(conn, version, group_id, Some((member_id, member_epoch)), partitions).await
 }
 
 #[cfg(test)]

@@ -412,13 +412,26 @@ async fn fetch_offsets(
     if partitions.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for tp in partitions {
-        by_topic.entry(&tp.topic).or_default().push(tp.partition);
-    }
     let version = conn.version::<OffsetFetchRequest>().map_err(transport)?.min(MAX_OFFSET_FETCH_VERSION);
     if version < 8 {
         return Err(Failure::Transport("OffsetFetch v8+ needed (Kafka 3.0 or newer)".into()));
+    }
+    offset_fetch(conn, version, group_id, None, partitions).await
+}
+
+/// The committed offsets of `partitions`: one OffsetFetch at `version` (v8+, one
+/// group), as a classic member (`member` None: epoch -1) or as a KIP-848 member
+/// (its id and epoch, which the coordinator checks).
+pub(crate) async fn offset_fetch(
+    conn: &Connection,
+    version: i16,
+    group_id: &str,
+    member: Option<(&str, i32)>,
+    partitions: &[TopicPartition],
+) -> Result<BTreeMap<TopicPartition, i64>, Failure> {
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for tp in partitions {
+        by_topic.entry(&tp.topic).or_default().push(tp.partition);
     }
     let topics = by_topic
         .iter()
@@ -430,7 +443,8 @@ async fn fetch_offsets(
         .with_groups(vec![
             OffsetFetchRequestGroup::default()
                 .with_group_id(GroupId(s(group_id)))
-                .with_member_epoch(-1)
+                .with_member_id(member.map(|(id, _)| s(id)))
+                .with_member_epoch(member.map_or(-1, |(_, epoch)| epoch))
                 .with_topics(Some(topics)),
         ])
         // Wait for pending transactional commits rather than read an offset about to change.

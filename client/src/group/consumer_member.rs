@@ -827,16 +827,9 @@ impl ConsumerMember {
         if let Some(e) = refuse {
             return out.push(Action::AnswerCommit { id, result: Err(e) });
         }
-        let offsets = match offsets {
-            None => self.uncommitted(),
-            Some(offsets) => {
-                let foreign: Vec<TopicPartition> =
-                    offsets.keys().filter(|tp| !self.owned.contains(*tp)).cloned().collect();
-                if !foreign.is_empty() {
-                    return out.push(Action::AnswerCommit { id, result: Err(CommitError::NotAssigned(foreign)) });
-                }
-                offsets
-            }
+        let offsets = match super::io::user_commit_offsets(offsets, &self.owned, || self.uncommitted()) {
+            Ok(offsets) => offsets,
+            Err(e) => return out.push(Action::AnswerCommit { id, result: Err(e) }),
         };
         if offsets.is_empty() {
             return out.push(Action::AnswerCommit { id, result: Ok(()) });

@@ -180,3 +180,16 @@ pub enum Request {
     /// (KIP-345), so it carries no instance id.
     Leave { group_id: String, member_id: String },
 }
+
+/// What a user commit sends: the offsets given (refused with `NotAssigned` when any
+/// partition is not in `owned`), or, without any, everything consumed and not yet
+/// committed (`uncommitted`). Both members, classic and KIP-848, answer it alike.
+pub(crate) fn user_commit_offsets(
+    offsets: Option<BTreeMap<TopicPartition, i64>>,
+    owned: &BTreeSet<TopicPartition>,
+    uncommitted: impl FnOnce() -> BTreeMap<TopicPartition, i64>,
+) -> Result<BTreeMap<TopicPartition, i64>, CommitError> {
+    let Some(offsets) = offsets else { return Ok(uncommitted()) };
+    let foreign: Vec<TopicPartition> = offsets.keys().filter(|tp| !owned.contains(*tp)).cloned().collect();
+    if foreign.is_empty() { Ok(offsets) } else { Err(CommitError::NotAssigned(foreign)) }
+}

@@ -791,16 +791,9 @@ impl GroupMember {
         if let Some(e) = refuse {
             return out.push(Action::AnswerCommit { id, result: Err(e) });
         }
-        let offsets = match offsets {
-            None => self.uncommitted(),
-            Some(offsets) => {
-                let foreign: Vec<TopicPartition> =
-                    offsets.keys().filter(|tp| !self.assigned.contains(*tp)).cloned().collect();
-                if !foreign.is_empty() {
-                    return out.push(Action::AnswerCommit { id, result: Err(CommitError::NotAssigned(foreign)) });
-                }
-                offsets
-            }
+        let offsets = match super::io::user_commit_offsets(offsets, &self.assigned, || self.uncommitted()) {
+            Ok(offsets) => offsets,
+            Err(e) => return out.push(Action::AnswerCommit { id, result: Err(e) }),
         };
         if offsets.is_empty() {
             return out.push(Action::AnswerCommit { id, result: Ok(()) });

@@ -278,6 +278,9 @@ impl Accumulator {
         if !batch.is_empty() && batch.size() + r.approx_size() > batch_size {
             sealed.push(std::mem::replace(batch, OpenBatch::new(topic.clone(), p, now())));
         }
+        if batch.is_empty() {
+            batch.reserve_for(batch_size, r.approx_size());
+        }
         batch.push(r);
         if batch.size() >= batch_size {
             sealed.extend(open.remove(p));
@@ -289,13 +292,16 @@ impl Accumulator {
         news
     }
 
-    /// When the driver must look again: the oldest open batch will be `linger.ms` old
-    /// (due for sealing), or the oldest sealed one (due for sending, see
-    /// [`request_due`](Self::request_due)).
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+    /// When the driver must look again after `now`: the oldest open batch will be
+    /// `linger.ms` old (due for sealing), or the oldest sealed one (due for sending,
+    /// see [`request_due`](Self::request_due)). Never `now` or earlier: a sealed batch
+    /// already due that is still here waits for a free slot (or, with idempotence,
+    /// for its partition's batch in flight), so for a response, which wakes the
+    /// driver anyway; a timer in the past would spin it until then.
+    pub(crate) fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let linger = self.config.linger;
         let open = self.topics.iter().flat_map(|t| t.open.values()).map(|b| b.created() + linger);
-        open.chain(self.ready.front().map(|b| b.created + linger)).min()
+        open.chain(self.ready.front().map(|b| b.created + linger)).filter(|&at| at > now).min()
     }
 
     /// True when a request should go now: a slot is free, and a request's worth is

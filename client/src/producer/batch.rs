@@ -67,6 +67,12 @@ impl OpenBatch {
         Self { topic, partition, records: Vec::new(), size: 61 /* batch header */, created: now }
     }
 
+    /// Room for about a batch of records like the first (at most 4096): growing the
+    /// list by doubling copied every record several times over.
+    pub fn reserve_for(&mut self, batch_size: usize, record_size: usize) {
+        self.records.reserve((batch_size / record_size.max(1)).clamp(1, 4096));
+    }
+
     pub fn push(&mut self, r: OutRecord) {
         self.size += r.approx_size();
         self.records.push(r);

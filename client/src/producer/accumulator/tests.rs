@@ -144,11 +144,11 @@ fn a_batch_seals_at_batch_size() {
 #[test]
 fn a_batch_seals_after_linger() {
     let mut sim = Sim::new(config());
-    assert_eq!(sim.core.next_deadline(), None, "nothing open, no timer");
+    assert_eq!(sim.core.next_deadline(sim.now()), None, "nothing open, no timer");
     sim.send("t", 0, 10);
     sim.advance(2);
     sim.send("t", 1, 10);
-    assert_eq!(sim.core.next_deadline(), Some(sim.base + Duration::from_millis(5)), "the oldest batch's");
+    assert_eq!(sim.core.next_deadline(sim.now()), Some(sim.base + Duration::from_millis(5)), "the oldest batch's");
     sim.advance(2);
     let now = sim.now();
     sim.core.seal_aged(now);
@@ -158,9 +158,22 @@ fn a_batch_seals_after_linger() {
     sim.core.seal_aged(now);
     assert_eq!(sim.core.ready_len(), 1, "partition 0's batch, 5 ms old; partition 1's is 3 ms old");
     assert!(sim.core.request_due(sim.now()), "half a request's worth, but it has waited linger.ms");
-    assert_eq!(sim.core.next_deadline(), Some(sim.base + Duration::from_millis(5)), "until it goes");
+    let seven = Some(sim.base + Duration::from_millis(7));
+    assert_eq!(sim.core.next_deadline(sim.now()), seven, "partition 1's linger: the sealed one is due now");
     let _ = sim.core.next_request(by_parity).expect("the sealed batch");
-    assert_eq!(sim.core.next_deadline(), Some(sim.base + Duration::from_millis(7)), "partition 1's linger");
+    assert_eq!(sim.core.next_deadline(sim.now()), seven, "partition 1's linger");
+}
+
+#[test]
+fn a_sealed_batch_waiting_for_a_slot_sets_no_timer() {
+    let mut sim = Sim::new(ProducerConfig { batch_size: 100, max_in_flight: 1, ..config() });
+    sim.send("t", 0, 100);
+    let _in_flight = sim.core.next_request(by_parity).unwrap();
+    sim.send("t", 1, 100);
+    assert_eq!(sim.core.next_deadline(sim.now()), Some(sim.base + Duration::from_millis(5)));
+    sim.advance(6);
+    assert!(!sim.core.request_due(sim.now()), "no free slot");
+    assert_eq!(sim.core.next_deadline(sim.now()), None, "only a response can let it go: no timer in the past");
 }
 
 #[test]

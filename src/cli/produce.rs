@@ -93,7 +93,7 @@ impl ProducerArgs {
             config.linger = Duration::from_millis(ms);
         }
         if self.enable_idempotence {
-            config.enable_idempotence = true;
+            config.enable_idempotence = Some(true);
         }
         // The connection's request.timeout.ms: set from the same -X/--config and flag.
         config.request_timeout = common.request_timeout();

@@ -6,7 +6,7 @@
 //! are decided here; time is passed in, and the driver (`sender`) does the I/O
 //! the core asks for in [`Settled`]: a metadata refresh, a new producer id.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -192,6 +192,15 @@ impl OpenBatches {
     }
 }
 
+/// One partition's batches in flight (idempotence): where, how many, and whether
+/// they are a retry (which goes alone).
+#[derive(Debug)]
+struct PartitionInFlight {
+    leader: i32,
+    batches: usize,
+    retrying: bool,
+}
+
 /// The pure producer: accumulates, seals, chooses requests, settles responses.
 #[derive(Debug)]
 pub(crate) struct Accumulator {
@@ -199,8 +208,8 @@ pub(crate) struct Accumulator {
     ids: ProducerIds,
     topics: Vec<TopicBatches>,
     ready: VecDeque<SealedBatch>,
-    /// Partitions with a batch in flight (tracked with idempotence only).
-    busy: HashSet<PartitionKey>,
+    /// Partitions with batches in flight (tracked with idempotence only).
+    partitions_in_flight: HashMap<PartitionKey, PartitionInFlight>,
     in_flight: usize,
     /// Distinct topic-partitions records went to.
     partitions_seen: usize,
@@ -216,7 +225,7 @@ impl Accumulator {
             ids: ProducerIds::new(producer_id),
             topics: Vec::new(),
             ready: VecDeque::new(),
-            busy: HashSet::new(),
+            partitions_in_flight: HashMap::new(),
             in_flight: 0,
             partitions_seen: 0,
             deliveries: Vec::new(),
@@ -400,39 +409,86 @@ impl Accumulator {
 
     /// The next request, if a slot is free and a batch may go: the first ready batch
     /// plus others for the same leader, one batch per partition, within
-    /// `max.request.size`. With idempotence a partition that has a batch in flight
-    /// waits: requests on one connection are written by separate tasks in no fixed
-    /// order, and a broker that has no state for a producer accepts whatever sequence
-    /// comes first (seq 75 before seq 0 would leave seq 0 refused for ever). One batch
-    /// per partition in flight keeps each partition's sequences in order, retries
-    /// included. `leader_of` gives a partition's leader (-1 when unknown).
+    /// `max.request.size`; retries and first sends never share a request. With
+    /// idempotence each partition's sequences must reach the broker in order: a
+    /// broker with no state for a producer accepts whatever sequence comes first (seq
+    /// 75 before seq 0 would leave seq 0 refused for ever). The driver writes each
+    /// leader's requests in the order they are taken here, so several batches of a
+    /// partition may be in flight (up to `max.in.flight`, as Java does), provided
+    /// they all went to the same leader and none of them is a retry. A partition's
+    /// retry goes only when nothing of it is in flight, and alone: then it is the
+    /// lowest sequence not yet written, and nothing of its partition can overtake it
+    /// while it waits out its backoff. `leader_of` gives a partition's leader (-1
+    /// when unknown).
     pub(crate) fn next_request(&mut self, leader_of: impl Fn(&str, i32) -> i32) -> Option<Request> {
         if !self.has_free_slot() {
             return None;
         }
         let ordered = self.ids.enabled();
-        let busy = &mut self.busy;
-        let eligible =
-            |b: &SealedBatch, busy: &HashSet<PartitionKey>| !ordered || !busy.contains(&(b.topic.clone(), b.partition));
-        let at = self.ready.iter().position(|b| eligible(b, busy))?;
-        let first = self.ready.remove(at).expect("index in range");
+        let in_flight = &mut self.partitions_in_flight;
+        let eligible = |b: &SealedBatch, leader: i32, in_flight: &HashMap<PartitionKey, PartitionInFlight>| {
+            if !ordered {
+                return true;
+            }
+            match in_flight.get(&(b.topic.clone(), b.partition)) {
+                None => true,
+                Some(f) => b.attempts == 0 && !f.retrying && f.leader == leader,
+            }
+        };
+        // Only a partition's first batch in the queue may go (the lowest sequence):
+        // partitions whose first one was passed over are skipped after it.
+        let mut passed: Vec<(Arc<str>, i32)> = Vec::new();
+        let was_passed = |passed: &[(Arc<str>, i32)], b: &SealedBatch| {
+            passed.iter().any(|(t, p)| *p == b.partition && **t == *b.topic)
+        };
+        let mut at = None;
+        for (i, b) in self.ready.iter().enumerate() {
+            if was_passed(&passed, b) {
+                continue;
+            }
+            if eligible(b, leader_of(&b.topic, b.partition), in_flight) {
+                at = Some(i);
+                break;
+            }
+            passed.push((b.topic.clone(), b.partition));
+        }
+        let first = self.ready.remove(at?).expect("index in range");
         let leader = leader_of(&first.topic, first.partition);
+        let retries = first.attempts > 0;
         let mut size = first.bytes.len();
         let mut batches = vec![first];
         let mut i = 0;
         while i < self.ready.len() {
             let b = &self.ready[i];
+            let key_passed = was_passed(&passed, b);
             let fits = size + b.bytes.len() <= self.config.max_request_size;
             let new_partition = batches.iter().all(|x| x.partition != b.partition || x.topic != b.topic);
-            if fits && new_partition && eligible(b, busy) && leader_of(&b.topic, b.partition) == leader {
+            if !key_passed
+                && fits
+                && new_partition
+                && (b.attempts > 0) == retries
+                && leader_of(&b.topic, b.partition) == leader
+                && eligible(b, leader, in_flight)
+            {
                 size += b.bytes.len();
                 batches.push(self.ready.remove(i).expect("index in range"));
             } else {
+                if !key_passed {
+                    passed.push((b.topic.clone(), b.partition));
+                }
                 i += 1;
             }
         }
         if ordered {
-            busy.extend(batches.iter().map(|b| (b.topic.clone(), b.partition)));
+            for b in &batches {
+                let f = in_flight.entry((b.topic.clone(), b.partition)).or_insert(PartitionInFlight {
+                    leader,
+                    batches: 0,
+                    retrying: false,
+                });
+                f.batches += 1;
+                f.retrying |= retries;
+            }
         }
         self.in_flight += 1;
         Some(Request { leader, batches })
@@ -445,7 +501,13 @@ impl Accumulator {
         self.in_flight -= 1;
         if self.ids.enabled() {
             for b in &batches {
-                self.busy.remove(&(b.topic.clone(), b.partition));
+                let key = (b.topic.clone(), b.partition);
+                if let Some(f) = self.partitions_in_flight.get_mut(&key) {
+                    f.batches -= 1;
+                    if f.batches == 0 {
+                        self.partitions_in_flight.remove(&key);
+                    }
+                }
             }
         }
         let mut retry: Vec<(SealedBatch, String)> = Vec::new();
@@ -530,13 +592,35 @@ impl Accumulator {
             b.attempts += 1;
             requeue.push(b);
         }
-        for b in requeue.into_iter().rev() {
-            self.ready.push_front(b);
-        }
+        self.requeue(requeue);
         if !failed.is_empty() {
             settled.new_producer_id = self.ids.record_gaps(&failed);
         }
         settled
+    }
+
+    /// Puts retried batches back (sorted by partition, then sequence): ahead of
+    /// everything of other partitions (they are the oldest), but among their own
+    /// partition's batches in the order they were sent (by first record id: the
+    /// responses of a partition's batches in flight come back in any order), so
+    /// sequences go out in order again.
+    fn requeue(&mut self, batches: Vec<SealedBatch>) {
+        let mut front = 0;
+        for b in batches {
+            let same = |x: &SealedBatch| x.partition == b.partition && x.topic == b.topic;
+            let first_id = |x: &SealedBatch| x.ids.first().copied().unwrap_or(0);
+            let later = self.ready.iter().position(|x| same(x) && first_id(x) > first_id(&b));
+            let last_earlier = self.ready.iter().rposition(|x| same(x) && first_id(x) < first_id(&b));
+            let at = match (later, last_earlier) {
+                (Some(at), _) => at,
+                (None, Some(at)) => at + 1,
+                (None, None) => front,
+            };
+            self.ready.insert(at, b);
+            if at <= front {
+                front += 1;
+            }
+        }
     }
 
     /// The driver's answer to [`Settled::new_producer_id`]: on success, later batches

@@ -305,7 +305,7 @@ impl Producer {
     /// Starts the background task, so it must be called inside a Tokio runtime.
     pub async fn new(cluster: Arc<Cluster>, config: ProducerConfig) -> Result<Self, Error> {
         config.validate()?;
-        let producer_id = match config.enable_idempotence {
+        let producer_id = match config.idempotent() {
             true => Some(sender::init_producer_id(&cluster, &config).await?),
             false => None,
         };

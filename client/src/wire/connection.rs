@@ -144,6 +144,13 @@ impl Connection {
         version: i16,
         timeout: Duration,
     ) -> Result<R::Response, Error> {
+        self.send_request(req, version).await?.response_within(self, timeout).await
+    }
+
+    /// Writes `req` and returns once it is on the socket, without waiting for the
+    /// response: requests written one after another reach the broker in that order
+    /// (which idempotent produce with several batches of a partition in flight needs).
+    pub async fn send_request<R: ApiRequest>(&self, req: &R, version: i16) -> Result<Sent<R>, Error> {
         let (correlation_id, rx) = self.register()?;
         let bytes = frame::encode_request(req, version, correlation_id, &self.config.client_id);
         let bytes = match bytes {
@@ -157,15 +164,7 @@ impl Connection {
             self.forget(correlation_id);
             return Err(e);
         }
-        let frame = match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(result)) => result?,
-            Ok(Err(_)) => return Err(self.closed_error("reader stopped")),
-            Err(_) => {
-                self.forget(correlation_id);
-                return Err(Error::Timeout { addr: self.addr.clone(), api: R::KEY, after_ms: ms(timeout) });
-            }
-        };
-        frame::decode_response::<R>(frame, version)
+        Ok(Sent { correlation_id, version, rx, request: std::marker::PhantomData })
     }
 
     /// Sends a request the broker will not answer (Produce with acks=0).
@@ -240,6 +239,35 @@ impl Connection {
     fn closed_error(&self, fallback: &str) -> Error {
         let reason = lock(&self.pending).closed.clone().unwrap_or_else(|| fallback.into());
         Error::Closed { addr: self.addr.clone(), reason }
+    }
+}
+
+/// A request on the socket, its response still to come ([`Connection::send_request`]).
+#[must_use = "the response is lost unless awaited"]
+pub struct Sent<R: ApiRequest> {
+    correlation_id: i32,
+    version: i16,
+    rx: oneshot::Receiver<Result<Bytes, Error>>,
+    request: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R: ApiRequest> Sent<R> {
+    /// Waits up to `request.timeout.ms` for the response.
+    pub async fn response(self, conn: &Connection) -> Result<R::Response, Error> {
+        self.response_within(conn, conn.config.request_timeout).await
+    }
+
+    /// Waits up to `timeout` for the response, from `conn` (the connection it was sent on).
+    pub async fn response_within(self, conn: &Connection, timeout: Duration) -> Result<R::Response, Error> {
+        let frame = match tokio::time::timeout(timeout, self.rx).await {
+            Ok(Ok(result)) => result?,
+            Ok(Err(_)) => return Err(conn.closed_error("reader stopped")),
+            Err(_) => {
+                conn.forget(self.correlation_id);
+                return Err(Error::Timeout { addr: conn.addr.clone(), api: R::KEY, after_ms: ms(timeout) });
+            }
+        };
+        frame::decode_response::<R>(frame, self.version)
     }
 }
 

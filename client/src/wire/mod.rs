@@ -18,8 +18,8 @@ pub(crate) mod frame;
 // The framing and connection internals are public only for the fuzz targets
 // (feature `fuzzing`); users configure connections and match on `Error`.
 pub(crate) use api::ApiRequest;
-pub(crate) use connection::Connection;
 pub use connection::ConnectionConfig;
+pub(crate) use connection::{Connection, Sent};
 
 use kafka_protocol::messages::ApiKey;
 

@@ -10,7 +10,9 @@
 
 pub mod background;
 pub mod consume_json;
+pub mod member;
 pub mod proxy;
+pub mod records;
 
 #[allow(unused_imports)] // not every test crate runs background processes
 pub use background::{Background, BackgroundEnd};

@@ -17,8 +17,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::member::{self, Mode, cafe, cafe_positions, java_positions, peer_owned, peer_positions};
-use common::records::{OffsetMonitor, Pos, SteadyProducer, assert_exactly_once, wait_until};
-use common::{Background, BackgroundEnd, bootstrap, create_topic, kafka_tool, unique_topic};
+use common::records::{OffsetMonitor, Pos, SteadyProducer, assert_exactly_once, group_state, wait_until};
+use common::{Background, BackgroundEnd, bootstrap, create_topic, unique_topic};
 
 const PARTITIONS: i32 = 6;
 /// Long enough for any step here; the tests stop the members themselves.
@@ -43,20 +43,18 @@ fn describe(members: &[&Background]) -> String {
     members.iter().map(|m| m.describe()).collect::<Vec<_>>().join("\n")
 }
 
-/// The ASSIGNMENT-STRATEGY column of `kafka-consumer-groups --describe --state`:
-/// the server assignor (`uniform`) for a consumer-protocol group, the
-/// protocol the members agreed on (`range`) for a classic one.
+/// The ASSIGNMENT-STRATEGY column of [`group_state`]: `uniform` (the server
+/// assignor) for a consumer-protocol group, `range` for a classic one here.
 fn assignment_strategy(group: &str) -> String {
-    let b = bootstrap();
-    let out = kafka_tool("consumer-groups", &["--bootstrap-server", &b, "--describe", "--group", group, "--state"]);
-    let text = common::stdout(&out);
-    text.lines()
+    let state = group_state(group);
+    state
+        .lines()
         .find_map(|l| {
             let cols: Vec<&str> = l.split_whitespace().collect();
             // GROUP COORDINATOR (ID) ASSIGNMENT-STRATEGY STATE #MEMBERS
             (cols.first() == Some(&group) && cols.len() >= 5).then(|| cols[cols.len() - 3].to_owned())
         })
-        .unwrap_or_else(|| panic!("no state row for {group}:\n{text}{}", common::stderr(&out)))
+        .unwrap_or_else(|| panic!("no state row for {group}:\n{state}"))
 }
 
 /// Two cafe KIP-848 members, a Java classic member (the console consumer with

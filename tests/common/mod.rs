@@ -100,6 +100,14 @@ pub fn create_topic(name: &str, partitions: i32) {
     assert_success(&out, &format!("creating topic {name}"));
 }
 
+/// Creates `name` afresh with `partitions` partitions (`cafe topic recreate`).
+pub fn recreate_topic(name: &str, partitions: i32) {
+    let bootstrap = bootstrap();
+    let parts = partitions.to_string();
+    let out = run_cafe(&["-b", &bootstrap, "topic", "recreate", name, "--partitions", &parts], b"");
+    assert_success(&out, &format!("recreating topic {name}"));
+}
+
 /// Deletes `name`, best effort: tests call it at the end of a passing run, so a
 /// failing test leaves its topic behind for inspection.
 pub fn delete_topic(name: &str) {

@@ -97,6 +97,16 @@ pub fn committed(group: &str, topic: &str) -> Result<BTreeMap<i32, i64>, String>
         .collect())
 }
 
+/// `kafka-consumer-groups --describe --state` of `group`: its coordinator,
+/// assignment strategy (the server assignor, e.g. `uniform`, for a
+/// consumer-protocol group; the agreed protocol, e.g. `range`, for a classic
+/// one), state and member count.
+pub fn group_state(group: &str) -> String {
+    let b = bootstrap();
+    let out = kafka_tool("consumer-groups", &["--bootstrap-server", &b, "--describe", "--group", group, "--state"]);
+    format!("{}{}", super::stdout(&out), super::stderr(&out))
+}
+
 /// Samples [`committed`] on a thread while the test runs.
 pub struct OffsetMonitor {
     stop: Arc<AtomicBool>,
@@ -121,24 +131,35 @@ impl OffsetMonitor {
         Self { stop, samples, thread }
     }
 
+    /// Stops sampling; the samples taken, oldest first.
+    pub fn stop(self) -> Vec<BTreeMap<i32, i64>> {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+        let samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        samples.clone()
+    }
+
     /// Stops sampling; panics unless it saw the group at least `min_samples`
     /// times and no partition's committed offset ever went back.
     pub fn assert_never_back(self, min_samples: usize) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.thread.join();
-        let samples = self.samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let samples = self.stop();
         assert!(samples.len() >= min_samples, "the monitor saw the group {} times, want {min_samples}", samples.len());
-        let mut highest: BTreeMap<i32, i64> = BTreeMap::new();
-        for (i, sample) in samples.iter().enumerate() {
-            for (p, offset) in sample {
-                if let Some(before) = highest.get(p) {
-                    assert!(
-                        offset >= before,
-                        "partition {p}'s committed offset went back: {before} -> {offset} (sample {i})"
-                    );
-                }
-                highest.insert(*p, *offset);
+        assert_never_back(&samples);
+    }
+}
+
+/// Panics unless no partition's committed offset goes back from one sample to a later one.
+pub fn assert_never_back(samples: &[BTreeMap<i32, i64>]) {
+    let mut highest: BTreeMap<i32, i64> = BTreeMap::new();
+    for (i, sample) in samples.iter().enumerate() {
+        for (p, offset) in sample {
+            if let Some(before) = highest.get(p) {
+                assert!(
+                    offset >= before,
+                    "partition {p}'s committed offset went back: {before} -> {offset} (sample {i} of {samples:?})"
+                );
             }
+            highest.insert(*p, *offset);
         }
     }
 }

@@ -249,6 +249,37 @@ fn a_classic_cafe_member_in_a_consumer_protocol_group() {
     common::delete_topic(&topic);
 }
 
+/// A member slower than `max.poll.interval.ms` between polls (each record
+/// takes 3 s, the interval is 2 s): it leaves the group, its partition lost
+/// (a `revoked` line), and rejoins at its next poll (assigned again), as the
+/// Java client does.
+#[test]
+fn a_member_that_does_not_poll_within_max_poll_interval_leaves_and_rejoins_at_its_next_poll() {
+    bootstrap();
+    let topic = unique_topic("cafe-848-slow");
+    let group = unique_topic("cafe-848-group-slow");
+    common::create_topic(&topic, 1);
+    produce(&topic, 3);
+    let slow = ["--max-poll-interval-ms", "2000", "--process-delay", "3s", "--max-poll-records", "1"];
+    let mut m = member("slow", &topic, &group, &slow);
+    m.wait_for(Duration::from_secs(40), "assigned, revoked, assigned again", |lines| {
+        let changes: Vec<&str> = parse_lines(lines)
+            .iter()
+            .filter_map(|l| match l {
+                ConsumeLine::Assigned(_) => Some("assigned"),
+                ConsumeLine::Revoked(_) => Some("revoked"),
+                ConsumeLine::Record(_) => None,
+            })
+            .collect();
+        changes.starts_with(&["assigned", "revoked", "assigned"])
+    });
+    let warned = m.stderr_lines().iter().any(|l| l.contains("no poll within max.poll.interval.ms"));
+    assert!(warned, "the leave is logged\n{}", m.describe());
+    m.signal("TERM");
+    m.finish(Duration::from_secs(30)).assert_success("the slow member after SIGTERM");
+    common::delete_topic(&topic);
+}
+
 /// The library's consumer API with `group.protocol=consumer`, as with classic:
 /// commit, NotAssigned, restart from the commit, commit on revocation.
 mod consumer_api {

@@ -53,6 +53,12 @@ QUIET_S = 1.5
 RECORD_PARTITION = re.compile(r'"partition":(\d+)')
 
 
+def heartbeat_s(client):
+    """The heartbeat interval a client runs with at defaults: the classic
+    heartbeat.interval.ms (3 s), or the broker's group.consumer.heartbeat.interval.ms (5 s)."""
+    return 5.0 if client.endswith("-consumer") else 3.0
+
+
 def log(msg):
     print(f"rebalance.py: {msg}", file=sys.stderr, flush=True)
 
@@ -252,15 +258,17 @@ class Bench:
         try:
             if self.settled(members, time.monotonic(), time.monotonic() + 120) is None:
                 raise RuntimeError(f"{client}: 3 members never settled at 4 partitions each")
-            # Spread the leave over the heartbeat cycle across the runs (3 s: the
-            # classic default; the consumer protocol's broker default is 5 s).
-            time.sleep(0.5 + 3.0 * (run - 0.5) / self.a.runs)
+            # Members learn of a change at their next heartbeat, so the result
+            # depends on where in the heartbeat cycle the leave or join falls:
+            # spread both over one cycle across the runs.
+            phase = heartbeat_s(client) * (run - 0.5) / self.a.runs
+            time.sleep(0.5 + phase)
             leaver, rest = members[0], members[1:]
             t0 = time.monotonic()
             leaver.stop()
             self.measure(run, client, "leave", rest, members, t0, old=rest)
             leaver.wait()
-            time.sleep(1.0)
+            time.sleep(0.5 + phase)
             t0 = time.monotonic()
             newcomer = Member(f"{client}-new", self.member_cmd(client, group))
             self.measure(run, client, "join", rest + [newcomer], rest + [newcomer], t0, old=rest)

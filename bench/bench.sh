@@ -23,6 +23,8 @@
 #                          uncompressed consume workload
 #   CAFE_BENCH_ONLY=consume  only the consume workloads (uncompressed, zstd, lz4): no
 #                          produce workloads, no rebalance (default: all)
+#   CAFE_BENCH_ONLY=rebalance  only bench/rebalance.py (3 members, 12 partitions, every
+#                          rebalance mode; repetitions: CAFE_BENCH_REBALANCE_RUNS)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -60,7 +62,12 @@ else
     fi
 fi
 
-"$PY" bench/harness.py --bootstrap "$BOOTSTRAP" --kafka-libs "$LIBS" --target-dir "$TARGET" \
+ONLY="${CAFE_BENCH_ONLY:-all}"
+[[ $ONLY == rebalance ]] || "$PY" bench/harness.py --bootstrap "$BOOTSTRAP" --kafka-libs "$LIBS" --target-dir "$TARGET" \
     --runs "${CAFE_BENCH_RUNS:-5}" --budget-s "${CAFE_BENCH_BUDGET_S:-540}" --rebalance-runs "${CAFE_BENCH_REBALANCE_RUNS:-3}" \
     --heartbeats "${CAFE_BENCH_HEARTBEATS:-3000,500}" --scale "${CAFE_BENCH_SCALE:-1}" \
-    --only "${CAFE_BENCH_ONLY:-all}" ${CAFE_BENCH_BASELINE:+--baseline "$CAFE_BENCH_BASELINE"}
+    --only "$ONLY" ${CAFE_BENCH_BASELINE:+--baseline "$CAFE_BENCH_BASELINE"}
+if [[ $ONLY == all || $ONLY == rebalance ]]; then
+    "$PY" bench/rebalance.py --bootstrap "$BOOTSTRAP" --kafka-libs "$LIBS" --target-dir "$TARGET" \
+        --runs "${CAFE_BENCH_REBALANCE_RUNS:-3}"
+fi

@@ -106,7 +106,7 @@ impl Error {
 fn consumer_code(e: &consumer::Error) -> u8 {
     use consumer::Error as C;
     match e {
-        C::Config(_) | C::NoGroupId | C::NoTopics => exit::USAGE,
+        C::Config(_) | C::NoGroupId | C::NoTopics | C::ClassicOnly { .. } => exit::USAGE,
         C::Cluster(e) => cluster_code(e),
         C::Group(_) => exit::GROUP,
         C::UnknownTopic(_) => exit::UNKNOWN_TOPIC,
@@ -195,6 +195,10 @@ fn advise_consumer(e: &consumer::Error) -> String {
         consumer::Error::NoGroupId => format!("{e}; pass --group NAME"),
         // The flag is the subject here: said instead of the library's "topic".
         consumer::Error::NoTopics => "invalid consumer setting: give at least one non-empty --topic".into(),
+        consumer::Error::ClassicOnly { key, .. } => {
+            let flag = format!("--{}", key.replace('.', "-"));
+            format!("{e}; drop {flag} (or -X {key}), or use --group-protocol classic")
+        }
         _ => e.to_string(),
     }
 }
@@ -309,6 +313,15 @@ mod tests {
         assert_eq!(invalid(|c| c.group.topics = vec![" ".into()]), (want.into(), exit::USAGE));
         let want = "invalid consumer setting: heartbeat.interval.ms must be lower than session.timeout.ms";
         assert_eq!(invalid(|c| c.group.heartbeat_interval = Duration::from_secs(50)), (want.into(), exit::USAGE));
+        let (text, code) = invalid(|c| {
+            c.group.protocol = cafe_kafka::GroupProtocol::Consumer;
+            c.group.session_timeout = Duration::from_secs(10);
+        });
+        assert!(
+            text.ends_with("drop --session-timeout-ms (or -X session.timeout.ms), or use --group-protocol classic"),
+            "{text}"
+        );
+        assert_eq!(code, exit::USAGE);
     }
 
     #[test]

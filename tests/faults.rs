@@ -294,11 +294,12 @@ impl Protocol {
 }
 
 /// `cafe consume --json` of `topic` as a member of `group`, then `extra`, in
-/// the background (with info logs for the failure messages).
+/// the background, through the suite's one member spawner (the protocol and
+/// timings come in `extra`, per scenario).
 fn spawn_consumer<S: AsRef<str>>(topic: &str, group: &str, name: &str, extra: &[S]) -> Background {
     let mut args = vec!["-b", CLUSTER, "consume", "-t", topic, "-g", group, "--json"];
     args.extend(extra.iter().map(AsRef::as_ref));
-    Background::cafe_logging(name, &args, "cafe=info,cafe_kafka=info")
+    common::member::cafe_member(name, &args)
 }
 
 /// Waits for a consumer's own exit (idle exit, --max-messages) within `limit`;

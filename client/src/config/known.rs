@@ -10,7 +10,6 @@ use super::{Error, Role};
 const UNSUPPORTED: &[&str] = &[
     // common
     "client.dns.lookup",
-    "client.rack",
     "config.providers",
     "connections.max.idle.ms",
     "default.api.timeout.ms",

@@ -230,12 +230,12 @@ mod tests {
             usage(&["-X", "bootstrap.server=h:1", "send"]),
             "-X bootstrap.server=h:1: unknown setting `bootstrap.server`; did you mean `bootstrap.servers`?"
         );
-        let file = properties_file("# ok\nclient.id=x\nsasl.mechanism=PLAIN\n");
+        let file = properties_file("# ok\nclient.id=x\nsasl.kerberos.service.name=kafka\n");
         let text = usage(&["--config", file.path(), "send"]);
         assert_eq!(
             text,
             format!(
-                "{}:3: `sasl.mechanism` is a Kafka client setting that cafe-kafka does not support yet",
+                "{}:3: `sasl.kerberos.service.name` is a Kafka client setting that cafe-kafka does not support yet",
                 file.path()
             )
         );

@@ -12,6 +12,7 @@
 mod client;
 mod known;
 mod properties;
+mod security;
 pub(crate) mod value;
 
 use std::fmt;
@@ -19,6 +20,8 @@ use std::path::PathBuf;
 
 pub use client::ClientConfig;
 pub use properties::{Properties, Property};
+pub(crate) use security::{ENDPOINT_IDENTIFICATION, JAAS, PATH, SECRET};
+pub use security::{JaasConfig, SaslConfig, SaslMechanism, Secret, SecurityConfig, SecurityProtocol, SslConfig};
 
 /// Which config a setting belongs to. A `client.properties` file is usually
 /// shared: applied onto one role, the keys of the others are skipped.
@@ -359,7 +362,9 @@ mod tests {
 
     #[test]
     fn kafka_settings_not_implemented_are_refused_as_not_supported_yet() {
-        for key in ["ssl.truststore.location", "sasl.mechanism", "transactional.id", "key.serializer", "retries"] {
+        for key in
+            ["ssl.truststore.location", "sasl.kerberos.service.name", "transactional.id", "key.serializer", "retries"]
+        {
             let e = ProducerConfig::default().set(key, "x").unwrap_err();
             assert!(matches!(e, Error::Unsupported { .. }), "{key}: {e:?}");
             assert_eq!(
@@ -367,11 +372,10 @@ mod tests {
                 format!("`{key}` is a Kafka client setting that cafe-kafka does not support yet")
             );
         }
-        let e = ClientConfig::default().set("security.protocol", "SASL_SSL").unwrap_err();
+        let e = ClientConfig::default().set("security.protocol", "TLS").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid value `SASL_SSL` for `security.protocol`: expected PLAINTEXT \
-             (SSL, SASL_PLAINTEXT and SASL_SSL are not supported yet)"
+            "invalid value `TLS` for `security.protocol`: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
         );
     }
 }

@@ -378,7 +378,11 @@ mod tests {
         ProducerConfig::from_properties(&props).unwrap();
         // A key no role knows fails for every role.
         let mut props = Properties::new();
-        props.insert("sasl.mechanism", "PLAIN", Origin::Given("-X sasl.mechanism=PLAIN".into()));
+        props.insert(
+            "sasl.kerberos.service.name",
+            "kafka",
+            Origin::Given("-X sasl.kerberos.service.name=kafka".into()),
+        );
         for e in [
             ClientConfig::from_properties(&props).unwrap_err(),
             ProducerConfig::from_properties(&props).unwrap_err(),
@@ -386,7 +390,8 @@ mod tests {
         ] {
             assert_eq!(
                 e.to_string(),
-                "-X sasl.mechanism=PLAIN: `sasl.mechanism` is a Kafka client setting that cafe-kafka does not support yet"
+                "-X sasl.kerberos.service.name=kafka: `sasl.kerberos.service.name` is a Kafka client setting \
+                 that cafe-kafka does not support yet"
             );
         }
     }

@@ -29,7 +29,7 @@
 #                        127.0.0.1:9392 SSL, 9393 SASL_SSL, 9394 SASL_PLAINTEXT,
 #                        9396 SSL with a required client certificate (mTLS), controller 9395.
 #                        SASL mechanisms PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER
-#                        (Kafka's unsecured JWT validator). Users (password = <name>-secret):
+#                        (Kafka's unsecured JWT validator); SASL_PLAINTEXT lacks SCRAM-SHA-512. Users (password = <name>-secret):
 #                        admin (super user), bob (no ACLs until a test adds them). TLS
 #                        clients without a certificate are User:ANONYMOUS and the mTLS
 #                        client is User:cafe-client, both super users. A throwaway CA,
@@ -343,6 +343,8 @@ listener.security.protocol.map=SSL:SSL,SASL_SSL:SASL_SSL,SASL_PLAINTEXT:SASL_PLA
 inter.broker.listener.name=SASL_PLAINTEXT
 sasl.mechanism.inter.broker.protocol=PLAIN
 sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER
+# One mechanism less on SASL_PLAINTEXT: the "mechanism not enabled" case.
+listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,OAUTHBEARER
 log.dirs=$dir/data
 
 # TLS: PEM files made by secure_files.

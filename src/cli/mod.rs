@@ -49,6 +49,17 @@ pub struct Common {
     #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..),
         help = defaults::library::<ClientConfig>("`request.timeout.ms`", "request.timeout.ms"))]
     pub request_timeout_ms: Option<u64>,
+    /// `security.protocol`: PLAINTEXT (the default), SSL, SASL_PLAINTEXT or SASL_SSL.
+    #[arg(long, global = true, value_name = "PROTOCOL")]
+    pub security_protocol: Option<String>,
+    /// `sasl.mechanism`: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER.
+    #[arg(long, global = true, value_name = "MECHANISM")]
+    pub sasl_mechanism: Option<String>,
+    /// `sasl.username`. The password is never a flag: it comes from the
+    /// CAFE_SASL_PASSWORD environment variable, or sasl.password /
+    /// sasl.jaas.config in the --config file.
+    #[arg(long, global = true, value_name = "USER")]
+    pub sasl_username: Option<String>,
     /// A Java client.properties file of Kafka settings (bootstrap.servers=...,
     /// acks=..., group.id=...); each command takes the settings of its role.
     /// -X and the dedicated flags override it.

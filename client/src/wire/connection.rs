@@ -114,7 +114,11 @@ impl Connection {
             reader,
             session_ends: None,
         };
-        conn.versions = conn.negotiate().await?;
+        conn.versions = match conn.negotiate().await {
+            Ok(v) => v,
+            Err(e) if security.tls.is_some() => return Err(conn.tls_alert().unwrap_or(e)),
+            Err(e) => return Err(e),
+        };
         if let Some(sasl) = &security.sasl {
             let started = Instant::now();
             if let Some(lifetime) = sasl.authenticate(&conn).await? {
@@ -270,6 +274,18 @@ impl Connection {
             return Err(Error::Closed { addr: self.addr.clone(), reason });
         }
         Ok(())
+    }
+
+    /// TLS 1.3 finishes the client's side of the handshake before the server
+    /// checks the client's certificate: a refusal (a listener that requires
+    /// one) arrives as an alert on the first read, not from the handshake.
+    fn tls_alert(&self) -> Option<Error> {
+        let reason = lock(&self.pending).closed.clone()?;
+        reason.contains("alert").then(|| Error::Tls {
+            addr: self.addr.clone(),
+            failure: super::TlsFailure::Refused,
+            source: std::io::Error::other(reason),
+        })
     }
 
     fn closed_error(&self, fallback: &str) -> Error {

@@ -108,6 +108,11 @@ impl SaslSetup {
                 let enabled = resp.mechanisms.iter().map(|m| m.to_string()).collect();
                 return Err(Error::SaslMechanism { addr, mechanism, enabled });
             }
+            // A PLAINTEXT or SSL listener answers ILLEGAL_SASL_STATE.
+            34 => {
+                let reason = "the listener does not take SASL (ILLEGAL_SASL_STATE); is this a PLAINTEXT or SSL port?";
+                return Err(Error::Sasl { addr, reason: reason.into() });
+            }
             code => return Err(Error::Sasl { addr, reason: format!("SaslHandshake failed with error code {code}") }),
         }
         let mut exchange = Exchange::start(self);

@@ -229,6 +229,9 @@ fn advise_wire(e: &wire::Error) -> String {
             };
             format!("{e}{advice}")
         }
+        wire::Error::SaslAuthentication { mechanism: "OAUTHBEARER", .. } => {
+            format!("{e}; the token is invalid or has expired (sasl.oauthbearer.token, sasl.jaas.config)")
+        }
         wire::Error::SaslAuthentication { .. } => {
             format!("{e}; check the user name and the password (CAFE_SASL_PASSWORD or the --config file)")
         }

@@ -29,7 +29,8 @@
 #                        127.0.0.1:9392 SSL, 9393 SASL_SSL, 9394 SASL_PLAINTEXT,
 #                        9396 SSL with a required client certificate (mTLS), controller 9395.
 #                        SASL mechanisms PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER
-#                        (Kafka's unsecured JWT validator); SASL_PLAINTEXT lacks SCRAM-SHA-512. Users (password = <name>-secret):
+#                        (Kafka's unsecured JWT validator); SASL_PLAINTEXT lacks SCRAM-SHA-512
+#                        and ends SASL sessions after 10 s (KIP-368 re-authentication). Users (password = <name>-secret):
 #                        admin (super user), bob (no ACLs until a test adds them). TLS
 #                        clients without a certificate are User:ANONYMOUS and the mTLS
 #                        client is User:cafe-client, both super users. A throwaway CA,
@@ -345,6 +346,9 @@ sasl.mechanism.inter.broker.protocol=PLAIN
 sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER
 # One mechanism less on SASL_PLAINTEXT: the "mechanism not enabled" case.
 listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,OAUTHBEARER
+# KIP-368: sessions on SASL_PLAINTEXT end after 10 s, so clients must re-authenticate
+# (tests/security.rs checks cafe does); the other listeners keep Kafka's default (none).
+listener.name.sasl_plaintext.connections.max.reauth.ms=10000
 log.dirs=$dir/data
 
 # TLS: PEM files made by secure_files.

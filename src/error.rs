@@ -71,6 +71,12 @@ pub enum Error {
     Config(#[from] config::Error),
     #[error("{failed} of {total} records were not delivered (see the reports above)")]
     DeliveryFailed { failed: u64, total: u64 },
+    /// Every record that failed was refused by the topic's ACLs.
+    #[error(
+        "{failed} of {total} records were not delivered: {}",
+        denial(ResponseError::TopicAuthorizationFailed, "Write", "topic", topic)
+    )]
+    WriteDenied { topic: String, failed: u64, total: u64 },
     #[error(
         "interrupted after sending {sent}{} records; each one sent was reported above",
         .of.map(|n| format!(" of {n}")).unwrap_or_default()
@@ -155,6 +161,7 @@ impl Error {
             Error::Registry(_) => exit::REGISTRY,
             Error::Config(_) => exit::USAGE,
             Error::DeliveryFailed { .. } => exit::DELIVERY_FAILED,
+            Error::WriteDenied { .. } => exit::NOT_AUTHORIZED,
             Error::Usage(_) => exit::USAGE,
             Error::Input(_) => exit::INPUT,
             Error::Other(_) => exit::FAILURE,

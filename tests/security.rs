@@ -373,7 +373,25 @@ fn acls_deny_a_topic_and_a_group_until_granted() {
         "{err}"
     );
 
-    grant(&["--operation", "Write", "--operation", "Read", "--operation", "Describe", "--topic", &topic]);
+    // Describe alone: the metadata is his to see, the records are not his to write.
+    grant(&["--operation", "Describe", "--topic", &topic]);
+    let denied = || bob().run(&["produce", "-t", &topic, "-n", "2"], FAIL_WITHIN);
+    let mut out = denied();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stderr(&out).contains("may not Describe") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        out = denied();
+    }
+    assert_eq!(out.status.code(), Some(NOT_AUTHORIZED), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "2 of 2 records were not delivered: not authorized: User:bob may not Write topic `{topic}`"
+        )),
+        "{err}"
+    );
+
+    grant(&["--operation", "Write", "--operation", "Read", "--topic", &topic]);
     once_allowed("producing once bob may", || bob().run(&["produce", "-t", &topic, "-n", "3"], FAIL_WITHIN));
 
     let out = consume(&bob(), &topic, &group, 3);
@@ -418,4 +436,33 @@ fn no_secret_is_printed_even_in_debug_logs() {
         assert!(!all.contains(secret), "`{secret}` printed:\n{all}");
     }
     assert!(seen > 20, "the debug logs were printed ({seen} lines)");
+}
+
+/// KIP-368: the SASL_PLAINTEXT listener ends sessions after 10 s. A connection
+/// past 85 % of that reads as closed, so the cluster opens a freshly
+/// authenticated one, and requests keep working past the session's end.
+#[tokio::test]
+async fn connections_are_replaced_before_their_sasl_session_ends() {
+    use cafe_kafka::ClientConfig;
+    let _ = tls_dir(); // the broker is up
+    let mut client = ClientConfig::default();
+    for (k, v) in [
+        ("bootstrap.servers", SASL_PLAINTEXT),
+        ("security.protocol", "SASL_PLAINTEXT"),
+        ("sasl.mechanism", "SCRAM-SHA-256"),
+        ("sasl.username", "admin"),
+        ("sasl.password", "admin-secret"),
+    ] {
+        client.set(k, v).expect("a valid setting");
+    }
+    let cluster = client.connect().await.expect("connect over SASL_PLAINTEXT");
+    let first = cluster.any_connection().await.expect("a connection");
+    assert!(!first.is_closed(), "a new session is open");
+    cluster.list_topics().await.expect("metadata within the session");
+    // Past the 85 % mark (8.5 s) of the 10 s session, and past its end.
+    tokio::time::sleep(Duration::from_millis(10_500)).await;
+    assert!(first.is_closed(), "the old connection reads as closed once its session nears its end");
+    cluster.list_topics().await.expect("metadata after the first session ended");
+    let second = cluster.any_connection().await.expect("a connection");
+    assert!(!std::sync::Arc::ptr_eq(&first, &second), "a new, re-authenticated connection");
 }

@@ -71,8 +71,8 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// Topic admin on `cluster`, through the rskafka client the cluster builds on
-    /// first use. `timeout` bounds each CreateTopics/DeleteTopics request and each
+    /// Topic admin on `cluster`, over its connections (with their TLS and
+    /// SASL). `timeout` bounds each CreateTopics/DeleteTopics request and each
     /// wait for the metadata to show its effect.
     pub fn new(cluster: Arc<Cluster>, timeout: Duration) -> Self {
         Self { cluster, timeout }
@@ -88,20 +88,15 @@ impl Admin {
                 reason: "partitions and replication factor must be at least 1".into(),
             });
         }
-        let ms = self.timeout.as_millis().min(i32::MAX as u128) as i32;
-        let req = CreateTopicsRequest::default().with_timeout_ms(ms).with_topics(vec![
+        let req = CreateTopicsRequest::default().with_timeout_ms(self.timeout_ms()).with_topics(vec![
             CreatableTopic::default()
                 .with_name(topic_name(topic))
                 .with_num_partitions(partitions)
                 .with_replication_factor(replication_factor),
         ]);
         let resp = self.send(&req).await?;
-        let (code, message) = resp
-            .topics
-            .first()
-            .map(|t| (t.error_code, t.error_message.as_ref().map(|m| m.to_string())))
-            .unwrap_or((0, None));
-        match ResponseError::try_from_code(code) {
+        let (error, message) = outcome(resp.topics.first().map(|t| (t.error_code, &t.error_message)));
+        match error {
             None => {}
             Some(ResponseError::TopicAlreadyExists) => return Err(Error::AlreadyExists(topic.into())),
             Some(
@@ -125,19 +120,14 @@ impl Admin {
     /// Deletes `topic` and waits until the metadata no longer lists it. A missing
     /// topic fails with [`cluster::Error::UnknownTopic`] inside [`Error::Cluster`].
     pub async fn delete(&self, topic: &str) -> Result<(), Error> {
-        let ms = self.timeout.as_millis().min(i32::MAX as u128) as i32;
         // v6 names topics in `topics`; older versions in `topic_names`.
         let req = DeleteTopicsRequest::default()
-            .with_timeout_ms(ms)
+            .with_timeout_ms(self.timeout_ms())
             .with_topics(vec![DeleteTopicState::default().with_name(Some(topic_name(topic)))])
             .with_topic_names(vec![topic_name(topic)]);
         let resp = self.send(&req).await?;
-        let (code, message) = resp
-            .responses
-            .first()
-            .map(|t| (t.error_code, t.error_message.as_ref().map(|m| m.to_string())))
-            .unwrap_or((0, None));
-        match ResponseError::try_from_code(code) {
+        let (error, message) = outcome(resp.responses.first().map(|t| (t.error_code, &t.error_message)));
+        match error {
             None => {}
             Some(ResponseError::UnknownTopicOrPartition) => {
                 return Err(Error::Cluster(cluster::Error::UnknownTopic(topic.into())));
@@ -170,6 +160,11 @@ impl Admin {
             }
         })
         .await
+    }
+
+    /// The admin time-out as the requests' `timeout_ms`.
+    fn timeout_ms(&self) -> i32 {
+        self.timeout.as_millis().min(i32::MAX as u128) as i32
     }
 
     /// Sends an admin request to any broker, retrying on another connection
@@ -232,6 +227,15 @@ impl Admin {
 fn admin_failure(e: cluster::Error) -> Failure<Error> {
     let retriable = e.is_retriable();
     Failure::new(Error::Cluster(e), retriable)
+}
+
+/// The error and message of the one topic in a CreateTopics/DeleteTopics
+/// response (none when the broker listed no topic).
+fn outcome(topic: Option<(i16, &Option<StrBytes>)>) -> (Option<ResponseError>, Option<String>) {
+    match topic {
+        Some((code, message)) => (ResponseError::try_from_code(code), message.as_ref().map(|m| m.to_string())),
+        None => (None, None),
+    }
 }
 
 fn topic_name(topic: &str) -> TopicName {

@@ -161,57 +161,54 @@ impl JaasConfig {
     /// an optional closing `;`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let expected = || "a JAAS login module line: `<LoginModule class> required key=\"value\" ...;`".to_owned();
-        let mut rest = text.trim().strip_suffix(';').unwrap_or(text.trim()).trim();
-        let word = |s: &str| -> (String, String) {
-            let end = s.find(char::is_whitespace).unwrap_or(s.len());
-            (s[..end].to_owned(), s[end..].trim_start().to_owned())
-        };
-        let (login_module, after) = word(rest);
-        let (flag, after) = word(&after);
+        let body = text.trim();
+        let body = body.strip_suffix(';').unwrap_or(body).trim();
+        let (login_module, rest) = split_word(body);
+        let (flag, mut rest) = split_word(rest);
         if login_module.is_empty()
             || !matches!(flag.to_ascii_lowercase().as_str(), "required" | "requisite" | "sufficient" | "optional")
         {
             return Err(expected());
         }
         let mut options = BTreeMap::new();
-        let after = after;
-        rest = after.as_str();
         while !rest.is_empty() {
             let (key, value) = rest.split_once('=').ok_or_else(expected)?;
             let key = key.trim();
             if key.is_empty() || key.contains(char::is_whitespace) {
                 return Err(expected());
             }
-            let value = value.trim_start();
-            let (value, remainder) = if let Some(quoted) = value.strip_prefix('"') {
-                let mut out = String::new();
-                let mut chars = quoted.char_indices();
-                let mut end = None;
-                while let Some((i, c)) = chars.next() {
-                    match c {
-                        '\\' => {
-                            if let Some((_, escaped)) = chars.next() {
-                                out.push(escaped);
-                            }
-                        }
-                        '"' => {
-                            end = Some(i + 1);
-                            break;
-                        }
-                        c => out.push(c),
-                    }
-                }
-                let end = end.ok_or_else(expected)?;
-                (out, &quoted[end..])
-            } else {
-                let end = value.find(char::is_whitespace).unwrap_or(value.len());
-                (value[..end].to_owned(), &value[end..])
-            };
+            let (value, remainder) = option_value(value.trim_start()).ok_or_else(expected)?;
             options.insert(key.to_owned(), value);
             rest = remainder.trim_start();
         }
-        Ok(Self { login_module, options })
+        Ok(Self { login_module: login_module.to_owned(), options })
     }
+}
+
+/// The first whitespace-separated word of `s`, and the rest after the spaces.
+fn split_word(s: &str) -> (&str, &str) {
+    let end = s.find(char::is_whitespace).unwrap_or(s.len());
+    (&s[..end], s[end..].trim_start())
+}
+
+/// A JAAS option value at the start of `s`: `"quoted"` (backslash escapes the
+/// next character) or a bare word; the value and what follows it. `None` for
+/// an unclosed quote.
+fn option_value(s: &str) -> Option<(String, &str)> {
+    let Some(quoted) = s.strip_prefix('"') else {
+        let (word, _) = split_word(s);
+        return Some((word.to_owned(), &s[word.len()..]));
+    };
+    let mut out = String::new();
+    let mut chars = quoted.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next().map(|(_, escaped)| escaped)),
+            '"' => return Some((out, &quoted[i + 1..])),
+            c => out.push(c),
+        }
+    }
+    None
 }
 
 impl fmt::Debug for JaasConfig {

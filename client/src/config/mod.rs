@@ -225,8 +225,7 @@ pub(crate) struct Setting<C> {
 
 /// A row of a table: `setting!("linger.ms" => linger: value::MS_LONG)` maps the
 /// key to the field (a path such as `group.group_id` reaches into a member)
-/// through a [`value::Kind`]; `setting!("security.protocol" => fixed "PLAINTEXT", "...")`
-/// accepts one value only (case-insensitively) and stores nothing.
+/// through a [`value::Kind`].
 macro_rules! setting {
     ($key:literal => $($field:ident).+ : $kind:expr) => {
         $crate::config::Setting {
@@ -236,13 +235,6 @@ macro_rules! setting {
                 Ok(())
             },
             get: |c| $crate::config::value::Kind::show(&$kind, &c.$($field).+),
-        }
-    };
-    ($key:literal => fixed $only:literal, $expected:literal) => {
-        $crate::config::Setting {
-            key: $key,
-            set: |_, v| if v.eq_ignore_ascii_case($only) { Ok(()) } else { Err($expected.to_owned()) },
-            get: |_| $only.to_owned(),
         }
     };
 }

@@ -73,6 +73,7 @@ struct Profile {
 
 impl Profile {
     fn new(bootstrap: &str, settings: &[&str]) -> Self {
+        let _ = tls_dir(); // fails the test, saying how to start the broker, when it is down
         let mut args = vec!["-b".to_owned(), bootstrap.to_owned()];
         for s in settings {
             args.push("-X".into());

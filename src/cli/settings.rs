@@ -24,7 +24,9 @@ impl Common {
             None => Properties::new(),
         };
         for (key, value) in &self.properties_given {
-            props.insert(key.as_str(), value.as_str(), Origin::Given(format!("-X {key}={value}")));
+            // The label shows up in error messages: never with a secret in it.
+            let shown = if cafe_kafka::config::is_secret_key(key) { "[hidden]" } else { value.as_str() };
+            props.insert(key.as_str(), value.as_str(), Origin::Given(format!("-X {key}={shown}")));
         }
         let mut client =
             ClientConfig { bootstrap_servers: vec![defaults::BOOTSTRAP.to_owned()], ..ClientConfig::default() };

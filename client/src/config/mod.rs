@@ -21,7 +21,9 @@ use std::path::PathBuf;
 pub use client::ClientConfig;
 pub use properties::{Properties, Property};
 pub(crate) use security::{ENDPOINT_IDENTIFICATION, JAAS, PATH, SECRET};
-pub use security::{JaasConfig, SaslConfig, SaslMechanism, Secret, SecurityConfig, SecurityProtocol, SslConfig};
+pub use security::{
+    JaasConfig, SaslConfig, SaslMechanism, Secret, SecurityConfig, SecurityProtocol, SslConfig, is_secret_key,
+};
 
 /// Which config a setting belongs to. A `client.properties` file is usually
 /// shared: applied onto one role, the keys of the others are skipped.
@@ -291,7 +293,8 @@ pub(crate) fn set_in<C>(table: &[Setting<C>], role: Role, config: &mut C, key: &
     match table.iter().find(|s| s.key == key) {
         Some(s) => (s.set)(config, value.trim()).map_err(|expected| Error::Invalid {
             key: key.to_owned(),
-            value: value.to_owned(),
+            // A malformed JAAS line still holds the password.
+            value: if is_secret_key(key) { "[hidden]".to_owned() } else { value.to_owned() },
             expected,
         }),
         None => Err(known::not_for(role, key)),

@@ -112,6 +112,13 @@ impl FromStr for SaslMechanism {
     }
 }
 
+/// The keys whose values are secrets (or hold them, as a JAAS line does): their
+/// values are hidden in `Debug`, in `get`, and in the errors about them.
+pub fn is_secret_key(key: &str) -> bool {
+    matches!(key, "sasl.password" | "sasl.jaas.config" | "sasl.oauthbearer.token" | "ssl.key.password")
+        || key.ends_with(".password")
+}
+
 /// A password, key passphrase or token: shown as `[hidden]` by `Debug` and by
 /// the config's `get`, so it cannot leak through a log line or an error.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -392,6 +399,16 @@ mod tests {
         assert_eq!(j.option("unsecuredLoginLifetimeSeconds"), Some("60"));
         assert!(JaasConfig::parse("PlainLoginModule username=\"a\"").is_err(), "no control flag");
         assert!(JaasConfig::parse("M required username=\"a").is_err(), "unclosed quote");
+    }
+
+    #[test]
+    fn a_malformed_jaas_line_is_refused_without_its_password() {
+        let mut c = crate::ClientConfig::default();
+        let e = c.set("sasl.jaas.config", "M required password=\"p4ss").unwrap_err().to_string();
+        assert!(e.starts_with("invalid value `[hidden]` for `sasl.jaas.config`"), "{e}");
+        let mut props = crate::Properties::new();
+        props.insert("sasl.password", "p4ss", super::super::Origin::Given("-X".into()));
+        assert!(!format!("{props:?}").contains("p4ss"));
     }
 
     #[test]

@@ -129,6 +129,7 @@ impl SaslSetup {
             match exchange.step(&resp.auth_bytes).map_err(|reason| Error::Sasl { addr: addr.clone(), reason })? {
                 Some(next) => outgoing = next,
                 None => {
+                    tracing::debug!(%addr, mechanism, "SASL authenticated");
                     let lifetime = u64::try_from(resp.session_lifetime_ms).ok().filter(|ms| *ms > 0);
                     return Ok(lifetime.map(Duration::from_millis));
                 }

@@ -364,6 +364,11 @@ fn acls_deny_a_topic_and_a_group_until_granted() {
     let group = format!("{topic}-group");
     create_topic(&admin(), &topic);
 
+    let own = common::unique_topic("sec-acl-bob");
+    let out = bob().run(&["topic", "create", &own, "--partitions", "1", "--replication-factor", "1"], FAIL_WITHIN);
+    assert_eq!(out.status.code(), Some(NOT_AUTHORIZED), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("User:bob may not Create topic `{own}`")), "{}", stderr(&out));
+
     let out = bob().run(&["produce", "-t", &topic, "-n", "1"], FAIL_WITHIN);
     assert_eq!(out.status.code(), Some(NOT_AUTHORIZED), "{}", stderr(&out));
     let err = stderr(&out);

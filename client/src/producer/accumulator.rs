@@ -1,7 +1,7 @@
 //! The producer's core, sans-IO: records in, batches per topic-partition (sealed by
 //! `batch.size` and `linger.ms`), requests out (one batch per partition, grouped by
 //! leader, within `max.request.size` and `max.in.flight`), responses in, one
-//! [`Report`] per record out. Retries, `delivery.timeout.ms` and idempotence
+//! an [`Outcome`] per batch out. Retries, `delivery.timeout.ms` and idempotence
 //! (sequences, DUPLICATE_SEQUENCE_NUMBER, moving to a new producer id after a gap)
 //! are decided here; time is passed in, and the driver (`sender`) does the I/O
 //! the core asks for in [`Settled`]: a metadata refresh, a new producer id.
@@ -67,20 +67,29 @@ pub enum DeliveryError {
     Stopped,
 }
 
-/// The outcome of record `id`, as the core decides it; the driver hands it on as a
-/// [`Delivery`] to whoever waits for that record.
+/// The outcome the core decided for some records, all alike: every record of a
+/// batch, or one refused alone. One per batch, not per record: the driver matches
+/// them to their waiters and builds each record's [`Delivery`] outside the lock.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Report {
-    pub id: u64,
+pub(crate) struct Outcome {
+    /// The records' ids, in offset order.
+    pub ids: Vec<u64>,
     pub topic: Arc<str>,
     /// -1 for a record refused before partitioning (too large).
     pub partition: i32,
+    /// `Ok(Some(base))`: record `i` is at offset `base + i`; `Ok(None)`: delivered
+    /// with no offset known (acks=0, or a duplicate the broker already had).
     pub result: Result<Option<i64>, DeliveryError>,
 }
 
-impl Report {
-    pub(crate) fn into_delivery(self) -> Delivery {
-        Delivery { topic: self.topic, partition: self.partition, result: self.result }
+impl Outcome {
+    /// The delivery of `ids[i]`.
+    pub(crate) fn delivery(&self, i: usize) -> Delivery {
+        let result = match &self.result {
+            Ok(base) => Ok(base.map(|b| b + i as i64)),
+            Err(e) => Err(e.clone()),
+        };
+        Delivery { topic: self.topic.clone(), partition: self.partition, result }
     }
 }
 
@@ -126,9 +135,61 @@ pub(crate) struct Settled {
 #[derive(Debug)]
 struct TopicBatches {
     topic: Arc<str>,
-    open: HashMap<i32, OpenBatch>,
+    open: OpenBatches,
     /// Partitions of this topic records went to, ever (for [`Accumulator::backlog_full`]).
-    seen: HashSet<i32>,
+    seen: Vec<bool>,
+}
+
+/// One topic's open batches, indexed by partition: a record finds its batch without
+/// hashing (partitions are dense, 0..count, and checked before they get here).
+#[derive(Debug, Default)]
+struct OpenBatches {
+    by_partition: Vec<Option<OpenBatch>>,
+    len: usize,
+}
+
+impl OpenBatches {
+    fn slot(&mut self, p: i32) -> &mut Option<OpenBatch> {
+        let i = usize::try_from(p).expect("partitions are checked before append");
+        if i >= self.by_partition.len() {
+            self.by_partition.resize_with(i + 1, || None);
+        }
+        &mut self.by_partition[i]
+    }
+
+    /// The open batch of `p`, opened with `open` if it has none.
+    fn get_or_open(&mut self, p: i32, open: impl FnOnce() -> OpenBatch) -> &mut OpenBatch {
+        if self.slot(p).is_none() {
+            self.len += 1;
+        }
+        self.slot(p).get_or_insert_with(open)
+    }
+
+    fn remove(&mut self, p: i32) -> Option<OpenBatch> {
+        let b = self.slot(p).take();
+        self.len -= usize::from(b.is_some());
+        b
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn values(&self) -> impl Iterator<Item = &OpenBatch> {
+        self.by_partition.iter().flatten()
+    }
+
+    /// Takes out the batches `take` picks, in partition order.
+    fn take_if(&mut self, mut take: impl FnMut(&OpenBatch) -> bool) -> Vec<OpenBatch> {
+        let mut out = Vec::new();
+        for slot in &mut self.by_partition {
+            if slot.as_ref().is_some_and(&mut take) {
+                out.extend(slot.take());
+            }
+        }
+        self.len -= out.len();
+        out
+    }
 }
 
 /// The pure producer: accumulates, seals, chooses requests, settles responses.
@@ -143,7 +204,7 @@ pub(crate) struct Accumulator {
     in_flight: usize,
     /// Distinct topic-partitions records went to.
     partitions_seen: usize,
-    deliveries: Vec<Report>,
+    deliveries: Vec<Outcome>,
     summary: ProduceSummary,
 }
 
@@ -181,7 +242,7 @@ impl Accumulator {
         let max = self.config.max_request_size;
         if size > max {
             let err = DeliveryError::RecordTooLarge { size, max, setting: "max.request.size" };
-            self.report(r.id, topic.clone(), -1, Err(err));
+            self.report(vec![r.id], topic.clone(), -1, Err(err));
             return false;
         }
         let p = partition(&r);
@@ -194,57 +255,73 @@ impl Accumulator {
                 // bounce its count between the two threads on every record.
                 self.topics.push(TopicBatches {
                     topic: Arc::from(&**topic),
-                    open: HashMap::new(),
-                    seen: HashSet::new(),
+                    open: OpenBatches::default(),
+                    seen: Vec::new(),
                 });
                 self.topics.len() - 1
             }
         };
         let first_open = self.topics.iter().all(|t| t.open.is_empty());
         let TopicBatches { topic, open, seen } = &mut self.topics[t];
-        if !open.contains_key(&p) && seen.insert(p) {
+        let i = p as usize; // checked by `OpenBatches`
+        if i >= seen.len() {
+            seen.resize(i + 1, false);
+        }
+        if !seen[i] {
+            seen[i] = true;
             self.partitions_seen += 1;
         }
         // The clock is read only for a new batch: that is all `now` is for (a clock
         // read per record costs more than the rest of `append`).
-        let batch = open.entry(p).or_insert_with(|| OpenBatch::new(topic.clone(), p, now()));
+        let batch = open.get_or_open(p, || OpenBatch::new(topic.clone(), p, now()));
         let mut sealed = Vec::new();
         if !batch.is_empty() && batch.size() + r.approx_size() > batch_size {
             sealed.push(std::mem::replace(batch, OpenBatch::new(topic.clone(), p, now())));
         }
+        if batch.is_empty() {
+            batch.reserve_for(batch_size, r.approx_size());
+        }
         batch.push(r);
         if batch.size() >= batch_size {
-            sealed.push(open.remove(&p).expect("present"));
+            sealed.extend(open.remove(p));
         }
-        let news = first_open || (!sealed.is_empty() && self.has_free_slot() && self.request_worth_sealed());
+        let news = first_open || (!sealed.is_empty() && self.has_free_slot() && self.worth_sending());
         for b in sealed {
             self.seal(b);
         }
         news
     }
 
-    /// When the driver must look again: the oldest open batch will be `linger.ms` old
-    /// (due for sealing), or the oldest sealed one (due for sending, see
-    /// [`request_due`](Self::request_due)).
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+    /// When the driver must look again after `now`: the oldest open batch will be
+    /// `linger.ms` old (due for sealing), or the oldest sealed one (due for sending,
+    /// see [`request_due`](Self::request_due)). Never `now` or earlier: a sealed batch
+    /// already due that is still here waits for a free slot (or, with idempotence,
+    /// for its partition's batch in flight), so for a response, which wakes the
+    /// driver anyway; a timer in the past would spin it until then.
+    pub(crate) fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let linger = self.config.linger;
         let open = self.topics.iter().flat_map(|t| t.open.values()).map(|b| b.created() + linger);
-        open.chain(self.ready.front().map(|b| b.created + linger)).min()
+        open.chain(self.ready.front().map(|b| b.created + linger)).filter(|&at| at > now).min()
     }
 
     /// True when a request should go now: a slot is free, and a request's worth is
-    /// sealed (a batch per partition written to, what one request can carry) or the
-    /// oldest sealed batch has waited `linger.ms` (a retry has always waited). Sending
-    /// at every sealed batch instead fills the `max.in.flight` slots with requests of
-    /// one batch each, and the broker's per-request cost caps the rate.
+    /// sealed (a batch per partition written to, what one request can carry), or
+    /// nothing is in flight, or the oldest sealed batch has waited `linger.ms` (a
+    /// retry has always waited). Sending at every sealed batch while requests are in
+    /// flight fills the `max.in.flight` slots with requests of one batch each, and the
+    /// broker's per-request cost caps the rate; but an idle pipeline gains nothing by
+    /// waiting, and at a moderate rate (the sticky partitioner fills one partition at
+    /// a time) waiting for a batch of every partition added up to `linger.ms` to
+    /// every record's latency.
     pub(crate) fn request_due(&self, now: Instant) -> bool {
         let Some(oldest) = self.ready.front() else { return false };
         self.has_free_slot()
-            && (self.request_worth_sealed() || now.saturating_duration_since(oldest.created) >= self.config.linger)
+            && (self.worth_sending() || now.saturating_duration_since(oldest.created) >= self.config.linger)
     }
 
-    fn request_worth_sealed(&self) -> bool {
-        self.ready.len() >= self.partitions_seen.max(1)
+    /// A request's worth is sealed, or nothing is in flight (see [`request_due`](Self::request_due)).
+    fn worth_sending(&self) -> bool {
+        self.in_flight == 0 || self.ready.len() >= self.partitions_seen.max(1)
     }
 
     /// The topics records were appended to, so far.
@@ -257,13 +334,7 @@ impl Accumulator {
         let linger = self.config.linger;
         let mut aged = Vec::new();
         for t in &mut self.topics {
-            let ps: Vec<i32> = t
-                .open
-                .iter()
-                .filter(|(_, b)| !b.is_empty() && now.duration_since(b.created()) >= linger)
-                .map(|(p, _)| *p)
-                .collect();
-            aged.extend(ps.into_iter().filter_map(|p| t.open.remove(&p)));
+            aged.extend(t.open.take_if(|b| !b.is_empty() && now.duration_since(b.created()) >= linger));
         }
         for b in aged {
             self.seal(b);
@@ -274,9 +345,7 @@ impl Accumulator {
     pub(crate) fn seal_all(&mut self) {
         let mut open = Vec::new();
         for t in &mut self.topics {
-            let start = open.len();
-            open.extend(t.open.drain().map(|(_, b)| b));
-            open[start..].sort_by_key(|b: &OpenBatch| b.partition);
+            open.extend(t.open.take_if(|_| true));
         }
         for b in open {
             self.seal(b);
@@ -291,13 +360,9 @@ impl Accumulator {
         let idem = self.ids.next(&topic, partition, batch.len());
         match batch.seal(self.config.compression, idem) {
             Ok(sealed) => self.ready.push_back(sealed),
-            // Not expected (kafka-protocol encodes any batch we build), but if it
+            // Not expected (only a codec can fail), but if it
             // happens every record in it is reported, never dropped.
-            Err((ids, reason)) => {
-                for id in ids {
-                    self.report(id, topic.clone(), partition, Err(DeliveryError::Encode(reason.clone())));
-                }
-            }
+            Err((ids, reason)) => self.report(ids, topic, partition, Err(DeliveryError::Encode(reason))),
         }
     }
 
@@ -389,7 +454,7 @@ impl Accumulator {
         match response {
             Response::Sent => {
                 for b in batches {
-                    self.deliver_all(&b, Ok(None));
+                    self.settle_batch(b, Ok(None));
                 }
             }
             Response::Produced(resp) => {
@@ -410,33 +475,23 @@ impl Accumulator {
                         continue;
                     };
                     match ResponseError::try_from_code(p.error_code) {
-                        None => self.deliver_offsets(&b, p.base_offset),
+                        None => self.settle_batch(b, Ok(Some(p.base_offset))),
                         // The broker already has this batch: a retry of something that landed.
-                        Some(ResponseError::DuplicateSequenceNumber) => self.deliver_all(&b, Ok(None)),
+                        Some(ResponseError::DuplicateSequenceNumber) => self.settle_batch(b, Ok(None)),
                         Some(ResponseError::MessageTooLarge) | Some(ResponseError::RecordListTooLarge) => {
-                            self.fail(&b, DeliveryError::BrokerTooLarge, &mut failed)
+                            self.fail(b, DeliveryError::BrokerTooLarge, &mut failed)
                         }
                         // Refused, so certainly not written. Either an earlier batch is still
                         // being retried (resend the same bytes after it), or an earlier one
                         // failed for good and this one must move to a new producer id.
                         Some(ResponseError::OutOfOrderSequenceNumber) => {
-                            let b = if self.ids.is_gapped(&b) {
-                                match self.ids.move_to_current(b) {
-                                    Ok(b) => b,
-                                    Err((ids, reason)) => {
-                                        tracing::error!(?ids, %reason, "re-encoding a batch failed");
-                                        continue;
-                                    }
-                                }
-                            } else {
-                                b
-                            };
+                            let b = if self.ids.is_gapped(&b) { self.ids.move_to_current(b) } else { b };
                             retry.push((b, ResponseError::OutOfOrderSequenceNumber.to_string()))
                         }
                         Some(e) if e.is_retriable() => retry.push((b, e.to_string())),
                         Some(error) => {
                             let message = rejection_message(p);
-                            self.fail(&b, DeliveryError::Rejected { error, message }, &mut failed)
+                            self.fail(b, DeliveryError::Rejected { error, message }, &mut failed)
                         }
                     }
                 }
@@ -466,7 +521,7 @@ impl Accumulator {
                     attempts: b.attempts + 1,
                     last,
                 };
-                self.fail(&b, err, &mut failed);
+                self.fail(b, err, &mut failed);
                 continue;
             }
             let seq = b.idem.map(|i| i.base_sequence);
@@ -505,17 +560,13 @@ impl Accumulator {
                 kept.push_back(b);
                 continue;
             }
-            match self.ids.move_to_current(b) {
-                Ok(b) => kept.push_back(b),
-                // Not expected: the same records encoded fine before.
-                Err((ids, reason)) => tracing::error!(?ids, %reason, "re-encoding a batch failed"),
-            }
+            kept.push_back(self.ids.move_to_current(b));
         }
         self.ready = kept;
     }
 
-    /// Delivery reports since the last call, in the order they were decided.
-    pub(crate) fn deliveries(&mut self) -> std::vec::Drain<'_, Report> {
+    /// Outcomes since the last call, in the order they were decided.
+    pub(crate) fn deliveries(&mut self) -> std::vec::Drain<'_, Outcome> {
         self.deliveries.drain(..)
     }
 
@@ -524,36 +575,25 @@ impl Accumulator {
         self.summary
     }
 
-    fn report(&mut self, id: u64, topic: Arc<str>, partition: i32, result: Result<Option<i64>, DeliveryError>) {
-        if result.is_ok() {
-            self.summary.delivered += 1
-        } else {
-            self.summary.failed += 1
+    fn report(&mut self, ids: Vec<u64>, topic: Arc<str>, partition: i32, result: Result<Option<i64>, DeliveryError>) {
+        let n = ids.len() as u64;
+        match result {
+            Ok(_) => self.summary.delivered += n,
+            Err(_) => self.summary.failed += n,
         }
-        self.deliveries.push(Report { id, topic, partition, result });
+        self.deliveries.push(Outcome { ids, topic, partition, result });
     }
 
-    fn fail(&mut self, b: &SealedBatch, err: DeliveryError, failed: &mut Vec<(i64, Arc<str>, i32)>) {
+    fn fail(&mut self, b: SealedBatch, err: DeliveryError, failed: &mut Vec<(i64, Arc<str>, i32)>) {
         if let Some(i) = b.idem {
             failed.push((i.producer_id, b.topic.clone(), b.partition));
         }
-        self.deliver_all(b, Err(err));
+        self.settle_batch(b, Err(err));
     }
 
-    fn deliver_offsets(&mut self, b: &SealedBatch, base_offset: i64) {
-        self.summary.delivered += b.ids.len() as u64;
-        self.deliveries.extend(b.ids.iter().enumerate().map(|(i, id)| Report {
-            id: *id,
-            topic: b.topic.clone(),
-            partition: b.partition,
-            result: Ok(Some(base_offset + i as i64)),
-        }));
-    }
-
-    fn deliver_all(&mut self, b: &SealedBatch, result: Result<Option<i64>, DeliveryError>) {
-        for id in &b.ids {
-            self.report(*id, b.topic.clone(), b.partition, result.clone());
-        }
+    /// Reports every record of `b`: at `Ok(Some(base))` + its index, or all alike.
+    fn settle_batch(&mut self, b: SealedBatch, result: Result<Option<i64>, DeliveryError>) {
+        self.report(b.ids, b.topic, b.partition, result);
     }
 }
 

@@ -14,6 +14,7 @@
 mod accumulator;
 mod batch;
 mod config;
+mod encode;
 mod idempotence;
 mod pending;
 mod record;
@@ -35,7 +36,7 @@ pub use record::{Delivery, ProducerRecord, RecordMetadata};
 
 use crate::cluster::{self, Cluster};
 use crate::partitioner::NullKeyPicker;
-use accumulator::{Accumulator, BATCH_OVERHEAD, Report};
+use accumulator::{Accumulator, BATCH_OVERHEAD, Outcome};
 use batch::OutRecord;
 use pending::Pending;
 
@@ -158,7 +159,8 @@ pub(crate) struct Shared {
 pub(crate) struct State {
     core: Accumulator,
     pending: Pending<Completion, oneshot::Sender<()>>,
-    null_keys: NullKeyPicker,
+    /// Each topic's sticky partition for records without a key (as Java keeps one per topic).
+    null_keys: Vec<(Arc<str>, NullKeyPicker)>,
     /// Partition counts of the topics sent to, valid for one `Cluster::topics_generation`:
     /// a short list to scan, where the cluster's map costs a lock and a hash per record.
     partition_counts: (u64, Vec<(Arc<str>, i32)>),
@@ -184,20 +186,27 @@ impl Completion {
     }
 }
 
-/// Delivery reports taken from the core under the lock, handed out after it.
+/// Delivery reports taken from the core under the lock, handed out after it: each
+/// outcome with the waiters of its records (`completions`, in the same order, as
+/// (index in the outcome, waiter)), so a record's `Delivery` is built only outside
+/// the lock, and only for a record someone waits for.
 #[derive(Default)]
 #[must_use]
 pub(crate) struct Reports {
-    records: Vec<(Completion, Delivery)>,
+    outcomes: Vec<(Outcome, usize)>,
+    completions: Vec<(usize, Completion)>,
     flushed: Vec<oneshot::Sender<()>>,
 }
 
 impl Reports {
     /// Tells every waiter; wakes `send`s waiting for the room their records freed.
     fn hand_out(self, shared: &Shared) {
-        let freed = !self.records.is_empty();
-        for (c, d) in self.records {
-            c.complete(d);
+        let freed = !self.completions.is_empty();
+        let mut completions = self.completions.into_iter();
+        for (outcome, n) in &self.outcomes {
+            for (i, c) in completions.by_ref().take(*n) {
+                c.complete(outcome.delivery(i));
+            }
         }
         for f in self.flushed {
             let _ = f.send(());
@@ -226,16 +235,34 @@ impl State {
         Some(n)
     }
 
+    /// The null-key picker of `topic` among `pickers` (`State::null_keys`).
+    fn null_keys_of<'a>(
+        pickers: &'a mut Vec<(Arc<str>, NullKeyPicker)>,
+        topic: &Arc<str>,
+        batch_size: usize,
+    ) -> &'a mut NullKeyPicker {
+        let at = match pickers.iter().position(|(t, _)| **t == **topic) {
+            Some(at) => at,
+            None => {
+                pickers.push((Arc::from(&**topic), NullKeyPicker::sticky(None, batch_size)));
+                pickers.len() - 1
+            }
+        };
+        &mut pickers[at].1
+    }
+
     /// The core's reports matched to their waiters.
     fn reports(&mut self) -> Reports {
         let mut out = Reports::default();
-        let reports = self.core.deliveries();
-        out.records.reserve(reports.len());
-        for r in reports {
-            let id = r.id;
-            if let Some(c) = self.pending.settle(id, &mut out.flushed) {
-                out.records.push((c, Report::into_delivery(r)));
+        for outcome in self.core.deliveries() {
+            let before = out.completions.len();
+            for (i, &id) in outcome.ids.iter().enumerate() {
+                if let Some(c) = self.pending.settle(id, &mut out.flushed) {
+                    out.completions.push((i, c));
+                }
             }
+            let n = out.completions.len() - before;
+            out.outcomes.push((outcome, n));
         }
         out
     }
@@ -285,7 +312,7 @@ impl Producer {
         let state = State {
             core: Accumulator::new(config.clone(), producer_id),
             pending: Pending::new(config.buffer_memory),
-            null_keys: NullKeyPicker::new(None),
+            null_keys: Vec::new(),
             partition_counts: (u64::MAX, Vec::new()),
             closing: false,
             stopped: false,
@@ -364,10 +391,12 @@ impl Producer {
                             let id = state.pending.admit(size, completion);
                             let (topic, partition, r) = OutRecord::new(id, record, now_ms);
                             let partitioner = config.partitioner;
-                            let null_keys = &mut state.null_keys;
+                            let null_keys = State::null_keys_of(&mut state.null_keys, &topic, config.batch_size);
                             let news = state.core.append(&topic, r, Instant::now, |r| {
-                                partition
-                                    .unwrap_or_else(|| partitioner.partition(r.key.as_deref(), partitions, null_keys))
+                                partition.unwrap_or_else(|| {
+                                    let key = r.key.as_deref();
+                                    partitioner.partition_sized(key, partitions, r.approx_size(), null_keys)
+                                })
                             });
                             // Only a record refused by the core (over max.request.size) is settled here.
                             let reports = state.reports();

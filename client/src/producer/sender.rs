@@ -56,7 +56,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 }
             }
             let done = st.closing && inflight.is_empty() && st.core.is_idle();
-            (st.core.next_deadline(), done, st.reports())
+            (st.core.next_deadline(now), done, st.reports())
         };
         // Reports of batches that failed to seal (not expected), if any.
         settled.hand_out(&shared);

@@ -184,15 +184,12 @@ impl Exchange {
             Exchange::Bearer(_) if challenge.is_empty() => Ok(None),
             // The broker's error JSON comes back as the next response's message.
             Exchange::Bearer(_) => Ok(Some(oauthbearer::ERROR_ACK.to_vec())),
-            Exchange::Scram { scram, sent_final: false } => {
+            Exchange::Scram { scram, sent_final } if !*sent_final => {
                 let out = scram.client_final(challenge).map_err(|e| e.to_string())?;
-                *self = match std::mem::replace(self, Exchange::Once(Vec::new())) {
-                    Exchange::Scram { scram, .. } => Exchange::Scram { scram, sent_final: true },
-                    other => other,
-                };
+                *sent_final = true;
                 Ok(Some(out))
             }
-            Exchange::Scram { scram, sent_final: true } => {
+            Exchange::Scram { scram, .. } => {
                 scram.verify_server_final(challenge).map_err(|e| e.to_string())?;
                 Ok(None)
             }

@@ -167,7 +167,10 @@ pub async fn run(common: &Common, args: ProduceArgs) -> Result<(), Error> {
     }
     let failed = reports.failed() + invalid;
     if failed > 0 {
-        return Err(Error::DeliveryFailed { failed, total: args.count });
+        if invalid > 0 {
+            return Err(Error::DeliveryFailed { failed, total: args.count });
+        }
+        return Err(reports.failure(failed, args.count, &args.topic));
     }
     Ok(())
 }

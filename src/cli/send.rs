@@ -84,7 +84,7 @@ pub async fn run(common: &Common, args: SendArgs) -> Result<(), Error> {
     }
     let failed = reports.failed();
     if failed > 0 {
-        return Err(Error::DeliveryFailed { failed, total });
+        return Err(reports.failure(failed, total, &args.topic));
     }
     Ok(())
 }

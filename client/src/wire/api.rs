@@ -42,6 +42,10 @@ api_requests! {
     OffsetCommitRequest => OffsetCommitResponse, OffsetCommit;
     InitProducerIdRequest => InitProducerIdResponse, InitProducerId;
     ConsumerGroupHeartbeatRequest => ConsumerGroupHeartbeatResponse, ConsumerGroupHeartbeat;
+    SaslHandshakeRequest => SaslHandshakeResponse, SaslHandshake;
+    SaslAuthenticateRequest => SaslAuthenticateResponse, SaslAuthenticate;
+    CreateTopicsRequest => CreateTopicsResponse, CreateTopics;
+    DeleteTopicsRequest => DeleteTopicsResponse, DeleteTopics;
 }
 
 /// The version range each API has on the broker, from its ApiVersions response.

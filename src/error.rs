@@ -46,6 +46,10 @@ pub mod exit {
     /// The broker's ACLs refuse this principal an operation on a topic, group,
     /// the cluster or a transactional id.
     pub const NOT_AUTHORIZED: u8 = 12;
+    /// A transaction could not commit (a record was not delivered, a coordinator
+    /// call failed) and was aborted, or the producer was fenced by another with the
+    /// same `transactional.id`.
+    pub const TRANSACTION: u8 = 13;
     /// Interrupted (Ctrl+C or SIGTERM) during `produce` or `send`, after every record
     /// sent before was delivered and reported; 128 + SIGINT, as a shell reports it.
     pub const INTERRUPTED: u8 = 130;
@@ -69,6 +73,8 @@ pub enum Error {
     /// A setting from `--config` or `-X` refused (the message says where from).
     #[error("{}", advise_config(.0))]
     Config(#[from] config::Error),
+    #[error("{0}")]
+    Transaction(#[from] cafe_kafka::TransactionError),
     #[error("{failed} of {total} records were not delivered (see the reports above)")]
     DeliveryFailed { failed: u64, total: u64 },
     /// Every record that failed was refused by the topic's ACLs.
@@ -149,8 +155,10 @@ impl Error {
             Error::Producer(producer::Error::Cluster(e)) => cluster_code(e),
             Error::Producer(producer::Error::Config(_)) => exit::USAGE,
             Error::Producer(_) => exit::FAILURE,
+            Error::Transaction(_) => exit::TRANSACTION,
             Error::Send(e) => match &e.kind {
                 producer::SendErrorKind::Metadata(c) => cluster_code(c),
+                producer::SendErrorKind::Transaction(_) => exit::TRANSACTION,
                 _ => exit::FAILURE,
             },
             Error::Admin(admin::Error::Cluster(e)) => cluster_code(e),

@@ -46,6 +46,13 @@ pub struct ProduceArgs {
     /// values framed as magic byte 0 + schema id + JSON. Without it, plain JSON.
     #[arg(long, value_name = "URL")]
     pub schema_registry: Option<String>,
+    /// `transactional.id`: send the events in one transaction, committed at the end
+    /// (needs --acks all); read_committed consumers see them only then.
+    #[arg(long, value_name = "ID")]
+    pub transactional_id: Option<String>,
+    /// With --transactional-id: abort the transaction instead of committing it.
+    #[arg(long, requires = "transactional_id")]
+    pub abort: bool,
 }
 
 /// Producer settings shared by `produce`, `send` and `bench produce`, with
@@ -110,7 +117,14 @@ fn key_of(ev: &CafeEvent, field: KeyField) -> Option<String> {
 }
 
 pub async fn run(common: &Common, args: ProduceArgs) -> Result<(), Error> {
-    let config = args.producer.config(common)?;
+    let mut config = args.producer.config(common)?;
+    if args.transactional_id.is_some() {
+        config.transactional_id = args.transactional_id.clone();
+        // Transactions need acks=all; the seed's acks=1 gives way unless asked for.
+        if args.producer.acks.is_none() {
+            config.acks = cafe_kafka::Acks::All;
+        }
+    }
     config.validate().map_err(|e| Error::Usage(e.to_string()))?;
     // The registry first: a registry problem fails before any Kafka work.
     let schema_id = match &args.schema_registry {
@@ -120,7 +134,12 @@ pub async fn run(common: &Common, args: ProduceArgs) -> Result<(), Error> {
     let cluster = common.cluster().await?;
     // An unknown topic fails here, before any event is made.
     cluster.topic_or_fetch(&args.topic).await?;
+    let transactional = config.transactional_id.is_some();
     let producer = Producer::new(cluster, config).await?;
+    if transactional {
+        producer.init_transactions().await?;
+        producer.begin_transaction()?;
+    }
     let reports = Reports::new(args.json);
 
     tracing::info!(count = args.count, topic = %args.topic, "producing");
@@ -160,6 +179,28 @@ pub async fn run(common: &Common, args: ProduceArgs) -> Result<(), Error> {
             r = reports.send(&producer, record, ev.event_id, key) => r?,
         }
         sent += 1;
+    }
+    if transactional {
+        // Interrupted, or asked to: abort. A failed record also leaves only the abort.
+        let outcome = match args.abort || interrupt.fired() {
+            true => producer.abort_transaction().await,
+            false => match producer.commit_transaction().await {
+                Err(e @ cafe_kafka::TransactionError::Abortable(_)) => {
+                    producer.abort_transaction().await?;
+                    Err(e)
+                }
+                other => other,
+            },
+        };
+        if let Err(e) = outcome {
+            producer.close().await;
+            return Err(e.into());
+        }
+        let verb = if args.abort || interrupt.fired() { "aborted" } else { "committed" };
+        tracing::info!(sent, "transaction {verb}");
+        if !args.json {
+            eprintln!("transaction {verb}: {sent} records");
+        }
     }
     producer.close().await;
     if interrupt.fired() {

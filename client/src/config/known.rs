@@ -34,9 +34,7 @@ const UNSUPPORTED: &[&str] = &[
     "partitioner.availability.timeout.ms",
     "partitioner.ignore.keys",
     "retries",
-    "transaction.timeout.ms",
     "transaction.two.phase.commit.enable",
-    "transactional.id",
     "value.serializer",
     // consumer
     "allow.auto.create.topics",

@@ -114,8 +114,8 @@ pub enum Error {
         /// The closest known key, when one is close.
         suggestion: Option<&'static str>,
     },
-    /// A Kafka client setting this library does not implement yet (TLS, SASL,
-    /// transactions, serializer classes, ...): refused rather than ignored.
+    /// A Kafka client setting this library does not implement yet (keystores,
+    /// Kerberos, two-phase commit, serializer classes, ...): refused rather than ignored.
     #[error("`{key}` is a Kafka client setting that cafe-kafka does not support yet")]
     Unsupported {
         /// The key as given.
@@ -357,9 +357,13 @@ mod tests {
 
     #[test]
     fn kafka_settings_not_implemented_are_refused_as_not_supported_yet() {
-        for key in
-            ["ssl.truststore.location", "sasl.kerberos.service.name", "transactional.id", "key.serializer", "retries"]
-        {
+        for key in [
+            "ssl.truststore.location",
+            "sasl.kerberos.service.name",
+            "transaction.two.phase.commit.enable",
+            "key.serializer",
+            "retries",
+        ] {
             let e = ProducerConfig::default().set(key, "x").unwrap_err();
             assert!(matches!(e, Error::Unsupported { .. }), "{key}: {e:?}");
             assert_eq!(

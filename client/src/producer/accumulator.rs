@@ -367,7 +367,7 @@ impl Accumulator {
         }
         let (topic, partition) = (batch.topic.clone(), batch.partition);
         let idem = self.ids.next(&topic, partition, batch.len());
-        match batch.seal(self.config.compression, idem) {
+        match batch.seal(self.config.compression, idem, self.config.transactional_id.is_some()) {
             Ok(sealed) => self.ready.push_back(sealed),
             // Not expected (only a codec can fail), but if it
             // happens every record in it is reported, never dropped.
@@ -593,7 +593,9 @@ impl Accumulator {
             requeue.push(b);
         }
         self.requeue(requeue);
-        if !failed.is_empty() {
+        // A transactional producer keeps its id: the failure fails the transaction,
+        // and aborting it re-initializes the id (InitProducerId with its transactional.id).
+        if !failed.is_empty() && self.config.transactional_id.is_none() {
             settled.new_producer_id = self.ids.record_gaps(&failed);
         }
         settled
@@ -621,6 +623,17 @@ impl Accumulator {
                 front += 1;
             }
         }
+    }
+
+    /// The producer id of a transactional producer, from `init_transactions` (or
+    /// again after an abort): later batches go under it, sequences from 0.
+    pub(crate) fn set_producer_id(&mut self, id: (i64, i16)) {
+        self.ids.renew(id);
+    }
+
+    /// The producer id and epoch batches are sealed under, if any.
+    pub(crate) fn producer_id(&self) -> Option<(i64, i16)> {
+        self.ids.current()
     }
 
     /// The driver's answer to [`Settled::new_producer_id`]: on success, later batches

@@ -97,9 +97,14 @@ impl OpenBatch {
     /// Encodes the batch (its records are dropped here, in the task that made them,
     /// once they are bytes). Fails only if the codec does (not expected), reported
     /// per record by the caller.
-    pub fn seal(self, compression: Codec, idem: Option<Idempotence>) -> Result<SealedBatch, (Vec<u64>, String)> {
+    pub fn seal(
+        self,
+        compression: Codec,
+        idem: Option<Idempotence>,
+        transactional: bool,
+    ) -> Result<SealedBatch, (Vec<u64>, String)> {
         let ids: Vec<u64> = self.records.iter().map(|r| r.id).collect();
-        match encode::encode(&self.records, self.size, compression, idem) {
+        match encode::encode(&self.records, self.size, compression, idem, transactional) {
             Ok(bytes) => Ok(SealedBatch {
                 topic: self.topic,
                 partition: self.partition,
@@ -183,7 +188,7 @@ mod tests {
         let mut b = OpenBatch::new("t".into(), 2, Instant::now());
         b.push(rec(7, "ana", "{\"a\":1}"));
         b.push(rec(8, "bo", "{\"a\":2}"));
-        let sealed = b.seal(Codec::None, None).unwrap();
+        let sealed = b.seal(Codec::None, None, false).unwrap();
         let infos = RecordBatchDecoder::decode_batch_info(&mut sealed.bytes.clone()).unwrap();
         assert_eq!(infos.len(), 1, "one batch, not one per record");
         assert_eq!(infos[0].base_sequence, -1);
@@ -203,7 +208,7 @@ mod tests {
         b.push(rec(0, "k", "v"));
         b.push(rec(1, "k", "v"));
         let idem = Idempotence { producer_id: 42, producer_epoch: 3, base_sequence: 10 };
-        let mut bytes = b.seal(Codec::Gzip, Some(idem)).unwrap().bytes;
+        let mut bytes = b.seal(Codec::Gzip, Some(idem), false).unwrap().bytes;
         let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
         assert_eq!(set.records[0].producer_id, 42);
         assert_eq!(set.records[0].producer_epoch, 3);
@@ -216,7 +221,7 @@ mod tests {
         b.push(rec(0, "k", "v0"));
         b.push(rec(1, "k", "v1"));
         let old = Idempotence { producer_id: 1, producer_epoch: 0, base_sequence: 7 };
-        let mut sealed = b.seal(Codec::None, Some(old)).unwrap();
+        let mut sealed = b.seal(Codec::None, Some(old), false).unwrap();
         sealed.attempts = 3;
         let created = sealed.created;
         let new = Idempotence { producer_id: 2, producer_epoch: 0, base_sequence: 0 };
@@ -235,7 +240,7 @@ mod tests {
         let mut r = record("k", "v").with_header("trace", "abc");
         r.headers.push(("empty".into(), None));
         b.push(OutRecord::new(0, r, || 0).2);
-        let mut bytes = b.seal(Codec::None, None).unwrap().bytes;
+        let mut bytes = b.seal(Codec::None, None, false).unwrap().bytes;
         let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
         let headers: Vec<(&str, Option<&[u8]>)> =
             set.records[0].headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
@@ -246,7 +251,7 @@ mod tests {
     fn a_tombstone_has_a_null_value_and_its_own_timestamp_wins() {
         let mut b = OpenBatch::new("t".into(), 0, Instant::now());
         b.push(OutRecord::new(0, ProducerRecord::tombstone("t", "gone").with_timestamp_ms(5), || 99).2);
-        let set = RecordBatchDecoder::decode(&mut b.seal(Codec::None, None).unwrap().bytes).unwrap();
+        let set = RecordBatchDecoder::decode(&mut b.seal(Codec::None, None, false).unwrap().bytes).unwrap();
         assert_eq!(set.records[0].key.as_deref(), Some(&b"gone"[..]));
         assert_eq!(set.records[0].value, None, "a tombstone, not an empty value");
         assert_eq!(set.records[0].timestamp, 5);

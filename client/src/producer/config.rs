@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::backoff::BackoffPolicy;
-use crate::config::value::{BOOL, Choice, INT_AT_LEAST_0, INT_AT_LEAST_1, LONG_AT_LEAST_0, MS_INT, MS_LONG};
+use crate::config::value::{BOOL, Choice, INT_AT_LEAST_0, INT_AT_LEAST_1, LONG_AT_LEAST_0, MS_INT, MS_LONG, TEXT};
 use crate::config::{Role, Setting, role_config, setting};
 use crate::partitioner::Partitioner;
 
@@ -107,6 +107,12 @@ pub struct ProducerConfig {
     /// `max.block.ms`: how long `send` may wait for room in the buffer (or for the
     /// topic's metadata) before it gives up.
     pub max_block: Duration,
+    /// `transactional.id`: makes the producer transactional ([`Producer::init_transactions`](crate::Producer::init_transactions));
+    /// none by default.
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms`: how long the coordinator lets a transaction stay
+    /// open before it aborts it. Default 60 s.
+    pub transaction_timeout: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -125,6 +131,8 @@ impl Default for ProducerConfig {
             backoff: BackoffPolicy::default(),
             buffer_memory: 32 * 1024 * 1024,
             max_block: Duration::from_secs(60),
+            transactional_id: None,
+            transaction_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -146,6 +154,8 @@ pub(crate) static SETTINGS: &[Setting<ProducerConfig>] = &[
     setting!("retry.backoff.max.ms" => backoff.max: MS_LONG),
     setting!("buffer.memory" => buffer_memory: LONG_AT_LEAST_0),
     setting!("max.block.ms" => max_block: MS_LONG),
+    setting!("transactional.id" => transactional_id: TEXT),
+    setting!("transaction.timeout.ms" => transaction_timeout: MS_INT),
 ];
 
 role_config!(ProducerConfig, Role::Producer, SETTINGS);
@@ -184,6 +194,12 @@ impl ProducerConfig {
         }
         if self.enable_idempotence == Some(true) && self.max_in_flight > 5 {
             return bad("enable.idempotence", "requires max.in.flight.requests.per.connection <= 5");
+        }
+        if self.transactional_id.is_some() && !self.idempotent() {
+            return bad(
+                "transactional.id",
+                "requires idempotence (acks=all, max.in.flight.requests.per.connection <= 5, enable.idempotence not false)",
+            );
         }
         Ok(())
     }
@@ -250,6 +266,8 @@ mod tests {
             ("retry.backoff.max.ms", "5000", |c| c.backoff.max == Duration::from_secs(5)),
             ("buffer.memory", "1048576", |c| c.buffer_memory == 1 << 20),
             ("max.block.ms", "10", |c| c.max_block == Duration::from_millis(10)),
+            ("transactional.id", "orders-1", |c| c.transactional_id.as_deref() == Some("orders-1")),
+            ("transaction.timeout.ms", "30000", |c| c.transaction_timeout == Duration::from_secs(30)),
         ];
         let tested: Vec<&str> = cases.iter().map(|(k, _, _)| *k).collect();
         assert_eq!(tested, Role::Producer.keys(), "one case per key of the table, in its order");

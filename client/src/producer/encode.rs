@@ -29,16 +29,19 @@ const NO_PRODUCER_ID: i64 = -1;
 const NO_PRODUCER_EPOCH: i16 = -1;
 const NO_SEQUENCE: i32 = -1;
 const NO_PARTITION_LEADER_EPOCH: i32 = -1;
+/// Attribute bit 4: the batch belongs to a transaction.
+const ATTR_TRANSACTIONAL: i16 = 1 << 4;
 
 /// Encodes `records` as one batch: offsets 0.., create-time timestamps, compressed
-/// with `codec`, under `idem`'s producer id and sequences (none without). `size` is
-/// about the uncompressed size (the buffer's first capacity). Fails only if the
-/// codec does.
+/// with `codec`, under `idem`'s producer id and sequences (none without), marked
+/// `transactional` (part of the producer's open transaction) or not. `size` is about
+/// the uncompressed size (the buffer's first capacity). Fails only if the codec does.
 pub(crate) fn encode(
     records: &[OutRecord],
     size: usize,
     codec: Codec,
     idem: Option<Idempotence>,
+    transactional: bool,
 ) -> Result<Bytes, CodecError> {
     let base_timestamp = records.iter().map(|r| r.timestamp_ms).min().unwrap_or(0);
     let max_timestamp = records.iter().map(|r| r.timestamp_ms).max().unwrap_or(0);
@@ -48,7 +51,7 @@ pub(crate) fn encode(
     buf.put_i32(NO_PARTITION_LEADER_EPOCH);
     buf.put_u8(MAGIC);
     buf.put_u32(0); // CRC, set below
-    buf.put_i16(codec_attribute(codec));
+    buf.put_i16(codec_attribute(codec) | if transactional { ATTR_TRANSACTIONAL } else { 0 });
     buf.put_i32(records.len().saturating_sub(1) as i32); // last offset delta
     buf.put_i64(base_timestamp);
     buf.put_i64(max_timestamp);
@@ -219,7 +222,7 @@ mod tests {
     fn uncompressed_bytes_equal_kafka_protocols_encoder() {
         let rs = records();
         for idem in [None, Some(Idempotence { producer_id: 42, producer_epoch: 3, base_sequence: 10 })] {
-            let ours = encode(&rs, 0, Codec::None, idem).unwrap();
+            let ours = encode(&rs, 0, Codec::None, idem, false).unwrap();
             let mut theirs = BytesMut::new();
             let options = RecordEncodeOptions { version: 2, compression: Codec::None.to_records() };
             RecordBatchEncoder::encode(&mut theirs, &as_kafka_protocol(&rs, idem), &options).unwrap();
@@ -231,7 +234,7 @@ mod tests {
     fn every_codec_decodes_to_the_same_records() {
         let rs = records();
         for codec in [Codec::None, Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
-            let bytes = encode(&rs, 100, codec, None).unwrap();
+            let bytes = encode(&rs, 100, codec, None, false).unwrap();
             let crc = u32::from_be_bytes(bytes[CRC_AT..CRC_AT + 4].try_into().unwrap());
             assert_eq!(crc, crc32c::crc32c(&bytes[ATTRIBUTES_AT..]), "{codec}");
             let opts = DecodeOptions {
@@ -260,11 +263,25 @@ mod tests {
         let old = Idempotence { producer_id: 1, producer_epoch: 0, base_sequence: 7 };
         let new = Idempotence { producer_id: 2, producer_epoch: 5, base_sequence: 0 };
         for codec in [Codec::None, Codec::Lz4] {
-            let moved = with_producer_state(&encode(&rs, 0, codec, Some(old)).unwrap(), new);
-            assert_eq!(&moved[..], &encode(&rs, 0, codec, Some(new)).unwrap()[..], "{codec}");
+            let moved = with_producer_state(&encode(&rs, 0, codec, Some(old), false).unwrap(), new);
+            assert_eq!(&moved[..], &encode(&rs, 0, codec, Some(new), false).unwrap()[..], "{codec}");
             let info = RecordBatchDecoder::decode_batch_info(&mut moved.clone()).unwrap();
             assert_eq!((info[0].producer_id, info[0].producer_epoch, info[0].base_sequence), (2, 5, 0));
         }
+    }
+
+    #[test]
+    fn a_transactional_batch_says_so() {
+        let bytes = encode(&records(), 0, Codec::None, None, true).unwrap();
+        let info = RecordBatchDecoder::decode_batch_info(&mut bytes.clone()).unwrap();
+        assert!(info[0].transactional);
+        let opts = DecodeOptions {
+            fetch_offset: 0,
+            isolation: IsolationLevel::ReadUncommitted,
+            aborted: &[],
+            check_crcs: true,
+        };
+        assert_eq!(decode(bytes, &opts).records.len(), 4);
     }
 
     #[test]

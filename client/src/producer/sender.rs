@@ -17,7 +17,7 @@ use std::time::Instant;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProducerId, TopicName};
+use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProducerId, TopicName, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::mpsc;
 
@@ -31,6 +31,8 @@ use crate::wire;
 
 /// Produce v13 addresses topics by id (KIP-516); names are all we track.
 const MAX_PRODUCE_VERSION: i16 = 12;
+/// The last Produce version of transaction protocol 1.
+const MAX_PRODUCE_VERSION_TXN_V1: i16 = 11;
 
 /// Runs until the producer is closing and every record is settled.
 pub(super) async fn run(shared: Arc<Shared>) {
@@ -321,10 +323,17 @@ async fn write(shared: &Shared, req: &Request) -> Result<Written, wire::Error> {
         }
     }
     let produce = ProduceRequest::default()
+        // A transactional batch is only accepted with its transactional.id here.
+        .with_transactional_id(
+            config.transactional_id.as_deref().map(|id| TransactionalId(StrBytes::from_string(id.to_owned()))),
+        )
         .with_acks(config.acks.wire_value())
         .with_timeout_ms(config.request_timeout.as_millis().min(i32::MAX as u128) as i32)
         .with_topic_data(topic_data);
-    let version = conn.version::<ProduceRequest>()?.min(MAX_PRODUCE_VERSION);
+    // Produce v12 tells a Kafka 4 broker the producer speaks transaction protocol 2,
+    // which a transactional producer here does not (see `transaction`).
+    let max = if config.transactional_id.is_some() { MAX_PRODUCE_VERSION_TXN_V1 } else { MAX_PRODUCE_VERSION };
+    let version = conn.version::<ProduceRequest>()?.min(max);
     if config.acks == Acks::None {
         conn.send_only_at(&produce, version).await?;
         return Ok(Written::NoResponse);

@@ -174,10 +174,17 @@ fn unknown_or_invalid_settings_are_usage_errors_saying_where_they_came_from() {
         format!("cafe: {}:1: invalid value `maybe` for `enable.idempotence`: expected true or false", file.path())
     );
 
+    let out = run_cafe(&["-b", &broker, "-X", "transaction.two.phase.commit.enable=true", "send"], b"x\n");
+    assert_eq!(
+        usage_error(&out),
+        "cafe: -X transaction.two.phase.commit.enable=true: `transaction.two.phase.commit.enable` is a Kafka client \
+         setting that cafe-kafka does not support yet"
+    );
+
     let out = run_cafe(&["-b", &broker, "-X", "transactional.id=t", "send"], b"x\n");
     assert_eq!(
         usage_error(&out),
-        "cafe: -X transactional.id=t: `transactional.id` is a Kafka client setting that cafe-kafka does not support yet"
+        "cafe: `transactional.id` is for `cafe produce --transactional-id`; `cafe send` runs no transactions"
     );
 
     let out = run_cafe(&["--config", "/nonexistent/client.properties", "produce"], b"");

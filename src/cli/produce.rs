@@ -83,6 +83,18 @@ pub struct ProducerArgs {
 }
 
 impl ProducerArgs {
+    /// [`config`](Self::config) for a command that runs no transactions (`send`,
+    /// `bench produce`): a `transactional.id` from --config or -X is refused there.
+    pub fn config_without_transactions(&self, common: &Common, command: &str) -> Result<ProducerConfig, Error> {
+        let config = self.config(common)?;
+        if config.transactional_id.is_some() {
+            return Err(Error::Usage(format!(
+                "`transactional.id` is for `cafe produce --transactional-id`; `cafe {command}` runs no transactions"
+            )));
+        }
+        Ok(config)
+    }
+
     /// The producer's settings: the library's defaults, the application's
     /// acks, --config and -X, then these flags where given.
     pub fn config(&self, common: &Common) -> Result<ProducerConfig, Error> {
@@ -120,10 +132,10 @@ pub async fn run(common: &Common, args: ProduceArgs) -> Result<(), Error> {
     let mut config = args.producer.config(common)?;
     if args.transactional_id.is_some() {
         config.transactional_id = args.transactional_id.clone();
-        // Transactions need acks=all; the seed's acks=1 gives way unless asked for.
-        if args.producer.acks.is_none() {
-            config.acks = cafe_kafka::Acks::All;
-        }
+    }
+    // Transactions need acks=all; the seed's acks=1 gives way unless --acks says otherwise.
+    if config.transactional_id.is_some() && args.producer.acks.is_none() {
+        config.acks = cafe_kafka::Acks::All;
     }
     config.validate().map_err(|e| Error::Usage(e.to_string()))?;
     // The registry first: a registry problem fails before any Kafka work.

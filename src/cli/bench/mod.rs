@@ -126,7 +126,7 @@ fn event_pool(count: usize) -> Vec<(Bytes, Bytes)> {
 }
 
 async fn produce(common: &Common, args: ProduceBenchArgs) -> Result<(), Error> {
-    let config = args.producer.config(common)?;
+    let config = args.producer.config_without_transactions(common, "bench produce")?;
     config.validate().map_err(|e| Error::Usage(e.to_string()))?;
     let n = args.num_records;
     let pool: Vec<(Option<Bytes>, Bytes)> = if args.cafe_events {

@@ -16,6 +16,7 @@ use cafe_kafka::{
     Cluster, ConnectionConfig, GroupMetadata, Producer, ProducerConfig, ProducerRecord, TopicPartition,
     TransactionError,
 };
+use common::totals;
 use common::*;
 
 /// Records of `topic` as Kafka's Java console consumer reads them at `isolation`.
@@ -177,4 +178,35 @@ async fn offsets_sent_to_a_transaction_count_only_when_it_commits() {
     let committed: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(committed.get(3), Some(&"3"), "the committed transaction's offset, not the aborted one's: {row}");
     delete_topic(&topic);
+}
+
+#[test]
+fn totals_are_exact_after_kill_9_restarts() {
+    let (from, to) = (unique_topic("cafe-totals-in"), unique_topic("cafe-totals-out"));
+    create_topic(&from, 3);
+    create_topic(&to, 3);
+    let group = unique_topic("cafe-group-totals");
+    let out = run_cafe(&["produce", "-t", &from, "-n", "3000", "--json"], b"");
+    assert_success(&out, "cafe produce");
+    // Killed three times at some point of its work, then run to the end.
+    for wait_ms in [400, 700, 1000] {
+        let mut child = Command::new(cafe_bin())
+            .args(["totals", "--from", &from, "--to", &to, "-g", &group])
+            .env("CAFE_BOOTSTRAP", bootstrap())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cafe totals");
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        child.kill().expect("kill -9");
+        let _ = child.wait();
+    }
+    let out = run_cafe(&["totals", "--from", &from, "--to", &to, "-g", &group, "--idle-exit", "5s"], b"");
+    assert_success(&out, "the last cafe totals run");
+    let expected = totals::expected(&bootstrap(), &from);
+    assert_eq!(expected.values().map(|t| t.0).sum::<u64>(), 3000);
+    assert_eq!(totals::written(&bootstrap(), &to), expected, "every event counted exactly once");
+    delete_topic(&from);
+    delete_topic(&to);
 }

@@ -4,13 +4,15 @@
 //! metadata view decides when a change is visible (every partition has a
 //! leader, or the topic is gone).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
-use kafka_protocol::messages::{CreateTopicsRequest, DeleteTopicsRequest, TopicName};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{CreateTopicsRequest, DeleteTopicsRequest, ListOffsetsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::backoff::{BackoffPolicy, Failure, StopRule, retry};
@@ -183,6 +185,39 @@ impl Admin {
             }
         })
         .await
+    }
+
+    /// The end offset of each partition of `topic`, as a read_committed reader sees
+    /// it (the last stable offset: records of open transactions come after it), from
+    /// each partition's leader (ListOffsets, latest).
+    pub async fn end_offsets(&self, topic: &str) -> Result<BTreeMap<i32, i64>, Error> {
+        let info = self.describe(topic).await?;
+        let mut by_leader: BTreeMap<i32, Vec<ListOffsetsPartition>> = BTreeMap::new();
+        for p in 0..info.partition_count() {
+            let leader = info.leader_of(p).ok_or_else(|| Error::Request(format!("{topic}[{p}] has no leader")))?;
+            let latest = ListOffsetsPartition::default().with_partition_index(p).with_timestamp(-1);
+            by_leader.entry(leader).or_default().push(latest);
+        }
+        let mut ends = BTreeMap::new();
+        for (leader, partitions) in by_leader {
+            let conn = self.cluster.broker(leader).await?;
+            let req = ListOffsetsRequest::default()
+                .with_replica_id((-1).into())
+                .with_isolation_level(1) // read_committed
+                .with_topics(vec![
+                    ListOffsetsTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                        .with_partitions(partitions),
+                ]);
+            let resp = conn.request(&req).await.map_err(|e| Error::Request(e.to_string()))?;
+            for p in resp.topics.iter().flat_map(|t| &t.partitions) {
+                if let Some(e) = ResponseError::try_from_code(p.error_code) {
+                    return Err(Error::Request(format!("ListOffsets {topic}[{}]: {e}", p.partition_index)));
+                }
+                ends.insert(p.partition_index, p.offset);
+            }
+        }
+        Ok(ends)
     }
 
     /// Fresh metadata for `topic` (a Metadata request, not the cache); a missing

@@ -9,6 +9,7 @@ mod produce;
 mod send;
 mod settings;
 mod topic;
+mod totals;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -91,6 +92,9 @@ pub enum Command {
     /// Create, recreate or describe a topic.
     #[command(subcommand)]
     Topic(topic::TopicCommand),
+    /// Exactly once: read the cafe events and write each customer's running total
+    /// to another topic, input offsets committed in the same transaction.
+    Totals(totals::TotalsArgs),
 }
 
 impl Common {
@@ -120,6 +124,7 @@ pub async fn run(mut cli: Cli) -> Result<(), Error> {
         Command::Produce(args) => produce::run(&cli.common, args).await,
         Command::Send(args) => send::run(&cli.common, args).await,
         Command::Topic(cmd) => topic::run(&cli.common, cmd).await,
+        Command::Totals(args) => totals::run(&cli.common, args).await,
     }
 }
 

@@ -13,6 +13,7 @@ pub mod consume_json;
 pub mod member;
 pub mod proxy;
 pub mod records;
+pub mod totals;
 
 #[allow(unused_imports)] // not every test crate runs background processes
 pub use background::{Background, BackgroundEnd};

@@ -210,3 +210,20 @@ fn totals_are_exact_after_kill_9_restarts() {
     delete_topic(&from);
     delete_topic(&to);
 }
+
+#[test]
+fn totals_restore_past_an_output_of_only_aborted_records() {
+    let (from, to) = (unique_topic("cafe-totals-in"), unique_topic("cafe-totals-out"));
+    create_topic(&from, 1);
+    create_topic(&to, 1);
+    // The output holds records of an aborted transaction only: a read_committed
+    // reader gets none of them, but must still get past them.
+    assert_success(&produce_txn(&to, &unique_topic("cafe-txn-aborted"), "5", &["--abort"]), "aborted transaction");
+    assert_success(&run_cafe(&["produce", "-t", &from, "-n", "20", "--json"], b""), "cafe produce");
+    let group = unique_topic("cafe-group-totals");
+    let out = run_cafe(&["totals", "--from", &from, "--to", &to, "-g", &group, "--idle-exit", "3s"], b"");
+    assert_success(&out, "cafe totals");
+    assert_eq!(totals::written(&bootstrap(), &to), totals::expected(&bootstrap(), &from));
+    delete_topic(&from);
+    delete_topic(&to);
+}

@@ -712,7 +712,22 @@ fn totals_exactly_once_through_kills_and_a_broker_restart() {
     assert!(out.status.success(), "produce: {}", stderr(&out));
     let totals = |extra: &[&str]| {
         let mut cmd = Command::new(common::cafe_bin());
-        cmd.args(["-b", CLUSTER, "totals", "--from", &from, "--to", &to, "-g", &group]).args(extra);
+        // The broker's minimum session timeout: a killed instance leaves the group
+        // soon, so the next one is not kept waiting in its join for 45 s.
+        cmd.args([
+            "-b",
+            CLUSTER,
+            "-X",
+            "session.timeout.ms=6000",
+            "totals",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "-g",
+            &group,
+        ]);
+        cmd.args(extra);
         cmd
     };
     for i in 0..kills {
@@ -729,7 +744,7 @@ fn totals_exactly_once_through_kills_and_a_broker_restart() {
         child.kill().expect("kill -9");
         let _ = child.wait();
     }
-    let out = run_with_deadline(totals(&["--idle-exit", "10s"]), b"", Duration::from_secs(300));
+    let out = run_with_deadline(totals(&["--idle-exit", "20s"]), b"", Duration::from_secs(300));
     assert!(out.status.success(), "the last totals run: {}", stderr(&out));
     let expected = common::totals::expected(CLUSTER, &from);
     assert_eq!(expected.values().map(|t| t.0).sum::<u64>(), events as u64, "every input event read back");

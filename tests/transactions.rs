@@ -191,7 +191,7 @@ fn totals_are_exact_after_kill_9_restarts() {
     // Killed three times at some point of its work, then run to the end.
     for wait_ms in [400, 700, 1000] {
         let mut child = Command::new(cafe_bin())
-            .args(["totals", "--from", &from, "--to", &to, "-g", &group])
+            .args(["-X", "session.timeout.ms=6000", "totals", "--from", &from, "--to", &to, "-g", &group])
             .env("CAFE_BOOTSTRAP", bootstrap())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -202,7 +202,10 @@ fn totals_are_exact_after_kill_9_restarts() {
         child.kill().expect("kill -9");
         let _ = child.wait();
     }
-    let out = run_cafe(&["totals", "--from", &from, "--to", &to, "-g", &group, "--idle-exit", "5s"], b"");
+    // A killed instance may still be in the group until its session times out (6 s).
+    let args =
+        ["-X", "session.timeout.ms=6000", "totals", "--from", &from, "--to", &to, "-g", &group, "--idle-exit", "12s"];
+    let out = run_cafe(&args, b"");
     assert_success(&out, "the last cafe totals run");
     let expected = totals::expected(&bootstrap(), &from);
     assert_eq!(expected.values().map(|t| t.0).sum::<u64>(), 3000);

@@ -37,7 +37,8 @@ pub struct TotalsArgs {
     /// `transactional.id`; default `<group>-tx`.
     #[arg(long, value_name = "ID")]
     pub transactional_id: Option<String>,
-    /// Exit once no event arrived for this long (e.g. 10s); default: run until Ctrl+C.
+    /// Exit once no event arrived for this long (e.g. 10s), counted from the start or
+    /// the last change of assignment; default: run until Ctrl+C.
     #[arg(long, value_parser = parse_duration)]
     pub idle_exit: Option<Duration>,
 }
@@ -111,7 +112,12 @@ pub async fn run(common: &Common, args: TotalsArgs) -> Result<(), Error> {
                 None => break Ok(()),
                 Some(Err(e)) => break Err(e.into()),
                 Some(Ok(ConsumerEvent::Records(batch))) => batch,
-                Some(Ok(_)) => continue, // assignment changes: the offsets travel with each transaction
+                // Assignment changes: the offsets travel with each transaction. The idle
+                // clock starts again, so a slow join does not count as idle.
+                Some(Ok(_)) => {
+                    idle_since = tokio::time::Instant::now();
+                    continue;
+                }
             },
         };
         if batch.is_empty() {

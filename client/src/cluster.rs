@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::messages::{FindCoordinatorRequest, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::Mutex;
 
@@ -204,6 +204,28 @@ impl Cluster {
 
     fn address(&self, node_id: i32) -> Result<String, Error> {
         read(&self.brokers).get(&node_id).cloned().ok_or(Error::UnknownBroker(node_id))
+    }
+
+    /// FindCoordinator for `key` (`key_type` 0: a group, 1: a transactional id),
+    /// asked of any broker: the coordinator's node id, learnt so that
+    /// [`broker`](Self::broker) reaches it, or the error code the broker answered.
+    pub(crate) async fn find_coordinator(&self, key: &str, key_type: i8) -> Result<Result<i32, i16>, Error> {
+        let conn = self.any_connection().await?;
+        let version = conn.version::<FindCoordinatorRequest>()?;
+        let key_str = StrBytes::from_string(key.to_owned());
+        let req = FindCoordinatorRequest::default().with_key_type(key_type);
+        // v4+ batches keys (KIP-699); older versions take one key.
+        let req = if version >= 4 { req.with_coordinator_keys(vec![key_str]) } else { req.with_key(key_str) };
+        let resp = conn.request_at(&req, version).await?;
+        let (code, node, host, port) = match resp.coordinators.first() {
+            Some(c) => (c.error_code, c.node_id.0, c.host.to_string(), c.port),
+            None => (resp.error_code, resp.node_id.0, resp.host.to_string(), resp.port),
+        };
+        if code != 0 {
+            return Ok(Err(code));
+        }
+        self.learn_broker(node, &host, port);
+        Ok(Ok(node))
     }
 
     /// Records a broker address learnt outside metadata (FindCoordinator answers).

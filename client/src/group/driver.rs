@@ -15,8 +15,8 @@ use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopics;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest,
-    OffsetFetchRequest, SyncGroupRequest, TopicName,
+    GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest,
+    SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::{mpsc, oneshot};
@@ -27,7 +27,7 @@ use super::io::{Action, Event, Failure, JoinResult, JoinedMember, Request, Topic
 use super::state::GroupMember;
 use crate::cluster::Cluster;
 use crate::types::TopicPartition;
-use crate::wire::{self, ApiRequest, Connection};
+use crate::wire::{ApiRequest, Connection};
 
 /// Versions above these address topics by id (KIP-516), which we do not track.
 const MAX_OFFSET_FETCH_VERSION: i16 = 9;
@@ -383,25 +383,10 @@ async fn call<R: ApiRequest>(conn: &Connection, req: &R, timeout: Duration) -> R
 }
 
 pub(crate) async fn find_coordinator(cluster: &Cluster, group: &str) -> Result<i32, Failure> {
-    let conn = cluster.any_connection().await.map_err(transport)?;
-    let version = conn.version::<FindCoordinatorRequest>().map_err(transport)?;
-    let mut req = FindCoordinatorRequest::default().with_key_type(0);
-    // v4+ batches keys (KIP-699); older versions take one key.
-    if version >= 4 {
-        req = req.with_coordinator_keys(vec![s(group)]);
-    } else {
-        req = req.with_key(s(group));
+    match cluster.find_coordinator(group, 0).await.map_err(transport)? {
+        Ok(node) => Ok(node),
+        Err(code) => Err(broker_err(code).unwrap_or_else(|| transport(format!("FindCoordinator error {code}")))),
     }
-    let resp = conn.request_at(&req, version).await.map_err(|e: wire::Error| transport(e))?;
-    let (code, node, host, port) = match resp.coordinators.first() {
-        Some(c) => (c.error_code, c.node_id.0, c.host.to_string(), c.port),
-        None => (resp.error_code, resp.node_id.0, resp.host.to_string(), resp.port),
-    };
-    if let Some(f) = broker_err(code) {
-        return Err(f);
-    }
-    cluster.learn_broker(node, &host, port);
-    Ok(node)
 }
 
 async fn fetch_offsets(

@@ -13,8 +13,8 @@ use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
-    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest, FindCoordinatorRequest, GroupId,
-    InitProducerIdRequest, ProducerId, TopicName, TransactionalId, TxnOffsetCommitRequest,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest, GroupId, InitProducerIdRequest, ProducerId,
+    TopicName, TransactionalId, TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -66,20 +66,10 @@ fn transport(e: impl std::fmt::Display) -> Failure<TransactionError> {
     Failure::retriable(TransactionError::Abortable(e.to_string()))
 }
 
-/// The coordinator of `key` (a transactional id or a group), asked of any broker.
+/// The coordinator of `key` (a transactional id or a group).
 async fn coordinator(cluster: &Cluster, key: &str, key_type: i8) -> Result<Arc<Connection>, Failure<TransactionError>> {
-    let conn = cluster.any_connection().await.map_err(transport)?;
-    let version = conn.version::<FindCoordinatorRequest>().map_err(transport)?;
-    let mut req = FindCoordinatorRequest::default().with_key_type(key_type);
-    // v4+ batches keys (KIP-699); older versions take one key.
-    req = if version >= 4 { req.with_coordinator_keys(vec![s(key)]) } else { req.with_key(s(key)) };
-    let resp = conn.request_at(&req, version).await.map_err(transport)?;
-    let (code, node, host, port) = match resp.coordinators.first() {
-        Some(c) => (c.error_code, c.node_id.0, c.host.to_string(), c.port),
-        None => (resp.error_code, resp.node_id.0, resp.host.to_string(), resp.port),
-    };
-    classify(code)?;
-    cluster.learn_broker(node, &host, port);
+    let node = cluster.find_coordinator(key, key_type).await.map_err(transport)?;
+    let node = node.or_else(|code| classify(code).map(|()| -1))?;
     cluster.broker(node).await.map_err(transport)
 }
 

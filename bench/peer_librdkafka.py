@@ -150,6 +150,7 @@ def produce(args):
     report("produce", topic, n - remaining, nbytes, elapsed, cpu, cpu_rdk,
            failed=failed[0] + remaining, p50_ms=percentile_ms(latencies, 0.5),
            p99_ms=percentile_ms(latencies, 0.99),
+           p999_ms=percentile_ms(latencies, 0.999),
            max_ms=latencies[-1] * 1000 if latencies else None)
     return 0 if remaining == 0 and failed[0] == 0 else 5
 

@@ -32,6 +32,7 @@
 #                          uncompressed consume workload
 #   CAFE_BENCH_ONLY=consume  only the consume workloads (uncompressed, zstd, lz4): no
 #                          produce workloads, no rebalance (default: all)
+#   CAFE_BENCH_ONLY=latency  only the fixed-rate latency workloads (1k, 50k, 200k rec/s)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

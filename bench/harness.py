@@ -358,7 +358,7 @@ class Bench:
         # consume: uncompressed; consume-zstd, consume-lz4: the same records, compressed.
         self.consume_topics = {}
         n = self.n(CONSUME[1])
-        for codec in ["none"] + CONSUME_CODECS:
+        for codec in ["none"] + CONSUME_CODECS if self.a.only != "latency" else []:
             name = CONSUME[0] if codec == "none" else f"{CONSUME[0]}-{codec}"
             topic = self.consume_topics[name] = f"bench-{name}-src-{self.tag}"
             self.create_topic(topic)
@@ -391,13 +391,15 @@ class Bench:
             producers = CLIENTS + ([BASELINE] if self.baseline else [])
             k = run % len(producers)
             order = producers[k:] + producers[:k]
-            for wl in PRODUCE_WORKLOADS if self.a.only != "consume" else []:
+            for wl in PRODUCE_WORKLOADS if self.a.only in ("all", "latency") else []:
+                if self.a.only == "latency" and not wl[4]:
+                    continue
                 log(f"run {run}/{runs} {wl[0]} ({wl[3]}, scale {self.scale})")
                 for client in self.clients_for(wl[0], order):
                     self.attempt(f"r{run} {wl[0]} {client}", self.produce_once, run, wl, client)
             consumers = CLIENTS + ([BASELINE] if self.baseline else [])
             k = run % len(consumers)
-            for name in self.consume_topics:
+            for name in self.consume_topics if self.a.only != "latency" else []:
                 log(f"run {run}/{runs} {name}")
                 for client in self.clients_for(name, consumers[k:] + consumers[:k]):
                     if client == BASELINE and name != CONSUME[0]:
@@ -662,16 +664,18 @@ def limit(s):
     if c is None or b is None:
         return "n/a"
     o = o or 0
+    if c + b + o >= 1.7 and o >= 0.4:
+        # The 2 cores full with other people's work: client and broker got what was
+        # left, and the row says as much about the machine as about the client.
+        side = "client-heavy" if c >= 1.5 * b else "broker-heavy" if b >= 1.5 * c else "even"
+        return f"machine full: client + broker in the {max(0.0, 2 - o):.1f} cores others left ({side})"
     if c >= 1.2 * b and c >= 0.85:
-        main = "client CPU"
-    elif b >= 1.2 * c and b >= 0.85:
-        main = "broker CPU"
-    elif c + b >= 1.3:
-        main = "client + broker sharing the cores"
-    else:
-        main = "neither CPU-bound (round trips)"
-    # The 2 cores full with other people's work: the row says as much about them.
-    return f"{main}; machine full, others {o:.1f} cores" if c + b + o >= 1.7 and o >= 0.4 else main
+        return "client CPU"
+    if b >= 1.2 * c and b >= 0.85:
+        return "broker CPU"
+    if c + b >= 1.3:
+        return "client + broker sharing the cores"
+    return "neither CPU-bound (round trips)"
 
 
 def first_record(s):
@@ -949,8 +953,9 @@ def main():
     ap.add_argument("--budget-s", type=float, default=1080,
                     help="stop adding runs past 3 when the next would end after this many seconds")
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the record counts (develop with 0.05)")
-    ap.add_argument("--only", choices=["all", "consume"], default="all",
-                    help="consume: only the consume workloads (no produce, no rebalance)")
+    ap.add_argument("--only", choices=["all", "consume", "latency"], default="all",
+                    help="consume: only the consume workloads; latency: only the fixed-rate ones "
+                    "(either: no rebalance)")
     ap.add_argument("--peers-dir", help="where bench/peers/build.sh put the native drivers")
     ap.add_argument("--broker-pid-file", help="pid file of the broker JVM, for its CPU time per run")
     ap.add_argument("--baseline", metavar="CAFE", help=f"another cafe binary, as client {BASELINE} "
@@ -967,7 +972,7 @@ def main():
         return
     if not (a.bootstrap and a.kafka_libs):
         ap.error("--bootstrap and --kafka-libs are required")
-    if a.only == "consume":
+    if a.only != "all":
         a.rebalance_runs = 0
     Bench(a).run()
 

@@ -153,10 +153,11 @@ static int produce(const struct opts *o) {
     double cpu0 = cpu_s(), start = now_s();
     for (long long i = 0; i < o->n; i++) {
         if (o->throughput > 0) {
-            /* Like the Java tool's throttler: sleep when more than 1 ms ahead of schedule;
-             * the delivery reports are served meanwhile. */
-            double ahead = start + (double)i / o->throughput - now_s();
-            if (ahead > 0.001)
+            /* Like the Java tool's throttler: sleep when more than 1 ms ahead of schedule,
+             * serving delivery reports meanwhile. rd_kafka_poll returns as soon as it
+             * served one, so poll again until the record is due. */
+            double ahead;
+            while ((ahead = start + (double)i / o->throughput - now_s()) > 0.001)
                 rd_kafka_poll(rk, (int)(ahead * 1000));
         }
         void *sent = NULL;

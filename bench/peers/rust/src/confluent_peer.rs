@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cafe_bench_rust_peers::{Opts, consume_fields, cpu_seconds, latency_fields, report};
+use cafe_bench_rust_peers::{ConsumeTally, Opts, cpu_seconds, exit, latency_fields, report};
 use confluent_kafka::common::serialization::{ByteArrayDeserializer, ByteArraySerializer};
 use confluent_kafka::consumer::{Consumer, ConsumerConfig, KafkaConsumer};
 use confluent_kafka::producer::{KafkaProducer, Producer, ProducerConfig, ProducerRecord};
@@ -81,8 +81,7 @@ async fn produce(o: &Opts) -> Result<i32, Box<dyn std::error::Error>> {
 }
 
 async fn consume(o: &Opts) -> Result<i32, Box<dyn std::error::Error>> {
-    let cpu0 = cpu_seconds();
-    let start = Instant::now(); // before connecting: the group join is included
+    let mut tally = ConsumeTally::start(o);
     let group = o.group_or_new("confluent-rust");
     let config = ConsumerConfig::new(&props(&[
         ("bootstrap.servers", &o.bootstrap),
@@ -98,40 +97,20 @@ async fn consume(o: &Opts) -> Result<i32, Box<dyn std::error::Error>> {
         ByteArrayDeserializer::default(),
     )?;
     consumer.subscribe_with_topics(vec![o.topic.clone()]).await?;
-    let (mut count, mut bytes, mut first) = (0u64, 0u64, None);
-    let mut idle_until = Instant::now() + o.idle_timeout;
-    while count < o.n {
+    while tally.count < o.n {
         let records = consumer.poll(Duration::from_millis(100)).await?;
-        if records.count() == 0 {
-            if Instant::now() > idle_until {
-                eprintln!("{CLIENT}: stalled after {count} of {} records", o.n);
-                break;
-            }
-            continue;
+        let bytes = (&records).into_iter().map(|r| r.key().map_or(0, |k| k.len()) + r.value().map_or(0, |v| v.len()));
+        if !tally.add(records.count() as u64, bytes.sum::<usize>() as u64, o) {
+            break;
         }
-        first.get_or_insert_with(|| start.elapsed());
-        for r in &records {
-            bytes += (r.key().map_or(0, |k| k.len()) + r.value().map_or(0, |v| v.len())) as u64;
-            count += 1;
-        }
-        idle_until = Instant::now() + o.idle_timeout;
     }
-    let elapsed = start.elapsed();
-    let cpu = cpu_seconds() - cpu0;
+    let stopped = tally.stop();
     consumer.close().await?;
-    report(CLIENT, VERSION, o, count, bytes, elapsed, cpu, consume_fields(first, count, elapsed));
-    Ok(if count >= o.n { 0 } else { 1 })
+    Ok(tally.report(CLIENT, VERSION, o, stopped))
 }
 
 #[tokio::main]
 async fn main() {
     let o = Opts::from_args("confluent_peer");
-    let result = if o.mode == "produce" { produce(&o).await } else { consume(&o).await };
-    match result {
-        Ok(code) => std::process::exit(code),
-        Err(e) => {
-            eprintln!("confluent_peer: {e}");
-            std::process::exit(1);
-        }
-    }
+    exit("confluent_peer", if o.mode == "produce" { produce(&o).await } else { consume(&o).await });
 }

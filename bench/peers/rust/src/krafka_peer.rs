@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use cafe_bench_rust_peers::{Opts, consume_fields, cpu_seconds, latency_fields, report};
+use cafe_bench_rust_peers::{ConsumeTally, Opts, cpu_seconds, exit, latency_fields, report};
 use krafka::consumer::{AutoOffsetReset, PartitionAssignmentStrategy};
 use krafka::producer::Acks;
 use krafka::{Compression, Kafka, Record};
@@ -84,8 +84,7 @@ async fn produce(o: &Opts) -> Result<i32, Box<dyn std::error::Error>> {
 }
 
 async fn consume(o: &Opts) -> Result<i32, Box<dyn std::error::Error>> {
-    let cpu0 = cpu_seconds();
-    let start = Instant::now(); // before connecting: the group join is included
+    let mut tally = ConsumeTally::start(o);
     let kafka = connect(o).await?;
     let consumer = kafka
         .consumer(o.group_or_new("krafka"))
@@ -95,40 +94,21 @@ async fn consume(o: &Opts) -> Result<i32, Box<dyn std::error::Error>> {
         .build()
         .await?;
     consumer.subscribe([o.topic.as_str()]).await?;
-    let (mut count, mut bytes, mut first) = (0u64, 0u64, None);
-    let mut idle_until = Instant::now() + o.idle_timeout;
-    while count < o.n {
+    while tally.count < o.n {
         let records = consumer.poll(Duration::from_millis(100)).await?;
-        if records.is_empty() {
-            if Instant::now() > idle_until {
-                eprintln!("{CLIENT}: stalled after {count} of {} records", o.n);
-                break;
-            }
-            continue;
+        let bytes =
+            records.iter().map(|r| r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len()));
+        if !tally.add(records.len() as u64, bytes.sum::<usize>() as u64, o) {
+            break;
         }
-        first.get_or_insert_with(|| start.elapsed());
-        for r in &records {
-            bytes += (r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len())) as u64;
-        }
-        count += records.len() as u64;
-        idle_until = Instant::now() + o.idle_timeout;
     }
-    let elapsed = start.elapsed();
-    let cpu = cpu_seconds() - cpu0;
+    let stopped = tally.stop();
     consumer.close().await?;
-    report(CLIENT, VERSION, o, count, bytes, elapsed, cpu, consume_fields(first, count, elapsed));
-    Ok(if count >= o.n { 0 } else { 1 })
+    Ok(tally.report(CLIENT, VERSION, o, stopped))
 }
 
 #[tokio::main]
 async fn main() {
     let o = Opts::from_args("krafka_peer");
-    let result = if o.mode == "produce" { produce(&o).await } else { consume(&o).await };
-    match result {
-        Ok(code) => std::process::exit(code),
-        Err(e) => {
-            eprintln!("krafka_peer: {e}");
-            std::process::exit(1);
-        }
-    }
+    exit("krafka_peer", if o.mode == "produce" { produce(&o).await } else { consume(&o).await });
 }

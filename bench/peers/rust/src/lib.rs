@@ -148,16 +148,77 @@ pub fn report(
     println!("{v}");
 }
 
-/// The consume figures after the first record: when it came and the rate from then on.
-pub fn consume_fields(
+/// What a consume loop keeps: records and bytes so far, when the first came (from
+/// the clock started before connecting), and when to give up waiting.
+pub struct ConsumeTally {
+    pub count: u64,
+    bytes: u64,
     first: Option<Duration>,
-    count: u64,
-    elapsed: Duration,
-) -> serde_json::Map<String, serde_json::Value> {
-    let mut m = serde_json::Map::new();
-    if let Some(f) = first {
-        m.insert("first_record_ms".into(), (f.as_secs_f64() * 1000.0).into());
-        m.insert("fetch_records_per_s".into(), (count as f64 / (elapsed - f).as_secs_f64().max(1e-9)).into());
+    start: Instant,
+    cpu0: f64,
+    idle_timeout: Duration,
+    idle_until: Instant,
+}
+
+impl ConsumeTally {
+    /// Starts the clock and the CPU count: call before connecting, so the group
+    /// join is part of the figures.
+    pub fn start(o: &Opts) -> Self {
+        let now = Instant::now();
+        Self {
+            count: 0,
+            bytes: 0,
+            first: None,
+            start: now,
+            cpu0: cpu_seconds(),
+            idle_timeout: o.idle_timeout,
+            idle_until: now + o.idle_timeout,
+        }
     }
-    m
+
+    /// Counts one poll's `records` of `bytes` (key + value). False when the poll
+    /// brought none and nothing came for the idle timeout: the loop should stop.
+    pub fn add(&mut self, records: u64, bytes: u64, o: &Opts) -> bool {
+        let now = Instant::now();
+        if records == 0 {
+            if now > self.idle_until {
+                eprintln!("{}: stalled after {} of {} records", o.mode, self.count, o.n);
+                return false;
+            }
+            return true;
+        }
+        self.first.get_or_insert_with(|| self.start.elapsed());
+        self.count += records;
+        self.bytes += bytes;
+        self.idle_until = now + self.idle_timeout;
+        true
+    }
+
+    /// Stops the clock and the CPU count (before the consumer's close).
+    pub fn stop(&self) -> (Duration, f64) {
+        (self.start.elapsed(), cpu_seconds() - self.cpu0)
+    }
+
+    /// Prints the consume report; the process's exit code (1: fewer than asked).
+    pub fn report(&self, client: &str, version: &str, o: &Opts, (elapsed, cpu): (Duration, f64)) -> i32 {
+        let mut m = serde_json::Map::new();
+        if let Some(f) = self.first {
+            m.insert("first_record_ms".into(), (f.as_secs_f64() * 1000.0).into());
+            let rate = self.count as f64 / (elapsed - f).as_secs_f64().max(1e-9);
+            m.insert("fetch_records_per_s".into(), rate.into());
+        }
+        report(client, version, o, self.count, self.bytes, elapsed, cpu, m);
+        i32::from(self.count < o.n)
+    }
+}
+
+/// Ends the process with a driver's outcome: its exit code, or 1 and the error.
+pub fn exit(name: &str, result: Result<i32, Box<dyn std::error::Error>>) -> ! {
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::exit(1)
+        }
+    }
 }

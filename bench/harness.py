@@ -202,7 +202,7 @@ class Bench:
             cmd += ["--throughput", str(rate)] if rate else []
             out, t = self.run_timed(label, cmd)
             rep = json.loads(out.strip().splitlines()[-1])
-        elif client.startswith("librdkafka"):
+        elif client in ("librdkafka", "librdkafka-best"):
             cmd = self.peer_cmd("produce", "-t", topic, "-n", str(n), "--acks", PRODUCER["acks"],
                                 "--batch-size", PRODUCER["batch.size"], "--linger-ms", PRODUCER["linger.ms"],
                                 "--compression", PRODUCER["compression.type"])
@@ -254,7 +254,7 @@ class Bench:
             out, t = self.run_timed(label, self.cafe_cmd("bench", "consume", "-t", topic, "-n", str(n),
                                                         "-g", group, "--json", "--quiet", binary=binary))
             rep = json.loads(out.strip().splitlines()[-1])
-        elif client.startswith("librdkafka"):
+        elif client in ("librdkafka", "librdkafka-best"):
             extra = RDK_BEST_CONSUME if client == "librdkafka-best" else []
             out, t = self.run_timed(label, self.peer_cmd("consume", "-t", topic, "-n", str(n),
                                                         "-g", group, *extra))

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cafe_bench_rust_peers::{ConsumeTally, Opts, cpu_seconds, exit, latency_fields, report};
+use cafe_bench_rust_peers::{ConsumeTally, Opts, Totals, cpu_seconds, exit, latency_fields, report};
 use confluent_kafka::common::serialization::{ByteArrayDeserializer, ByteArraySerializer};
 use confluent_kafka::consumer::{Consumer, ConsumerConfig, KafkaConsumer};
 use confluent_kafka::producer::{KafkaProducer, Producer, ProducerConfig, ProducerRecord};
@@ -76,7 +76,8 @@ async fn produce(o: &Opts) -> Result<i32, Box<dyn std::error::Error>> {
     let lat = std::mem::take(&mut *LATENCIES.lock().map_err(|_| "poisoned")?);
     let mut extra = latency_fields(lat);
     extra.insert("failed".into(), failed.into());
-    report(CLIENT, VERSION, o, delivered, delivered * o.record_size as u64, elapsed, cpu, extra);
+    let totals = Totals { records: delivered, bytes: delivered * o.record_size as u64, elapsed, cpu };
+    report(CLIENT, VERSION, o, totals, extra);
     Ok(if failed > 0 { 5 } else { 0 })
 }
 

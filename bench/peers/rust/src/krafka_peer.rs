@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use cafe_bench_rust_peers::{ConsumeTally, Opts, cpu_seconds, exit, latency_fields, report};
+use cafe_bench_rust_peers::{ConsumeTally, Opts, Totals, cpu_seconds, exit, latency_fields, report};
 use krafka::consumer::{AutoOffsetReset, PartitionAssignmentStrategy};
 use krafka::producer::Acks;
 use krafka::{Compression, Kafka, Record};
@@ -79,7 +79,8 @@ async fn produce(o: &Opts) -> Result<i32, Box<dyn std::error::Error>> {
     // Only the sampled records' outcomes are seen; the harness checks the topic's
     // end offsets for all of them.
     extra.insert("failed_sampled".into(), failed.into());
-    report(CLIENT, VERSION, o, o.n, o.n * o.record_size as u64, elapsed, cpu, extra);
+    let totals = Totals { records: o.n, bytes: o.n * o.record_size as u64, elapsed, cpu };
+    report(CLIENT, VERSION, o, totals, extra);
     Ok(if failed > 0 { 5 } else { 0 })
 }
 

@@ -125,22 +125,21 @@ pub fn latency_fields(mut lat: Vec<Duration>) -> serde_json::Map<String, serde_j
     m
 }
 
+/// The counts of one run: records, their bytes, wall time and CPU seconds.
+pub struct Totals {
+    pub records: u64,
+    pub bytes: u64,
+    pub elapsed: Duration,
+    pub cpu: f64,
+}
+
 /// Prints the JSON line the harness reads: the shared figures plus `extra`.
-pub fn report(
-    client: &str,
-    version: &str,
-    o: &Opts,
-    records: u64,
-    bytes: u64,
-    elapsed: Duration,
-    cpu: f64,
-    extra: serde_json::Map<String, serde_json::Value>,
-) {
-    let s = elapsed.as_secs_f64().max(1e-9);
+pub fn report(client: &str, version: &str, o: &Opts, t: Totals, extra: serde_json::Map<String, serde_json::Value>) {
+    let s = t.elapsed.as_secs_f64().max(1e-9);
     let mut v = serde_json::json!({
         "client": client, "version": version, "mode": o.mode, "topic": o.topic,
-        "records": records, "bytes": bytes, "elapsed_s": s, "records_per_s": records as f64 / s,
-        "mib_per_s": bytes as f64 / s / 1048576.0, "cpu_s": cpu,
+        "records": t.records, "bytes": t.bytes, "elapsed_s": s, "records_per_s": t.records as f64 / s,
+        "mib_per_s": t.bytes as f64 / s / 1048576.0, "cpu_s": t.cpu,
     });
     if let Some(obj) = v.as_object_mut() {
         obj.extend(extra);
@@ -207,7 +206,8 @@ impl ConsumeTally {
             let rate = self.count as f64 / (elapsed - f).as_secs_f64().max(1e-9);
             m.insert("fetch_records_per_s".into(), rate.into());
         }
-        report(client, version, o, self.count, self.bytes, elapsed, cpu, m);
+        let totals = Totals { records: self.count, bytes: self.bytes, elapsed, cpu };
+        report(client, version, o, totals, m);
         i32::from(self.count < o.n)
     }
 }

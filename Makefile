@@ -18,7 +18,7 @@ KAFKA := scripts/kafka.sh
 CARGO_TARGET_DIR ?= target
 MUSL := x86_64-unknown-linux-musl
 
-.PHONY: help kafka-fetch kafka-up kafka-down kafka-wipe kafka-restart kafka-logs kafka-status \
+.PHONY: help kafka-fetch kafka-up kafka-down kafka-secure-up kafka-secure-down kafka-wipe kafka-restart kafka-logs kafka-status \
         cluster-up cluster-down down registry-up registry-down registry-logs peers static test \
         build produce consume topic demo bench bench-publish fuzz faults
 
@@ -50,6 +50,12 @@ kafka-logs: ## last lines of the broker logs (single node and cluster)
 kafka-status: ## which Kafka nodes run
 	@$(KAFKA) status || true
 
+kafka-secure-up: ## start the secured broker (TLS, SASL, ACLs) on 127.0.0.1:9392-9396 (see scripts/kafka.sh)
+	$(KAFKA) up --secure
+
+kafka-secure-down: ## stop the secured broker (data and certificates kept)
+	$(KAFKA) down --secure
+
 cluster-up: ## start the 3-node KRaft cluster on 127.0.0.1:19092-19094
 	$(KAFKA) up --nodes 3
 
@@ -59,8 +65,9 @@ cluster-down: ## stop the 3-node cluster (data kept; scripts/kafka.sh down --nod
 # Each stop is a no-op when that service is not running. The benchmark broker's data
 # is wiped as bench.sh itself does on exit (it is only benchmark topics).
 BENCH_BROKER := .run/bench/broker/scripts/kafka.sh
-down: ## stop everything the project can start: broker, 3-node cluster, registry, bench broker
+down: ## stop everything the project can start: broker, secured broker, 3-node cluster, registry, bench broker
 	$(KAFKA) down
+	$(KAFKA) down --secure
 	$(KAFKA) down --nodes 3
 	scripts/registry.sh down
 	@if [[ -x $(BENCH_BROKER) ]]; then echo "$(BENCH_BROKER) down --wipe"; $(BENCH_BROKER) down --wipe; fi

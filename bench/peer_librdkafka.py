@@ -209,29 +209,47 @@ def consume(args):
 
 
 def member(args):
-    """A group member that prints `assigned [...]` on every assignment and leaves
-    the group cleanly (close) on SIGTERM: the harness times rebalances from it."""
+    """A group member that reports every assignment change and leaves the group
+    cleanly (close) on SIGTERM: the harness times rebalances from it. Text lines
+    (`assigned [...]`, `revoked [...]`) by default; with --json the lines
+    bench/rebalance.py reads: {"event": "assigned"|"revoked", "partitions": [...]}
+    and, per poll that returned records, {"records": {"<partition>": count}}."""
     stop = [False]
     signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__(0, True))
 
-    def on_assign(_c, parts):
-        print(f"assigned {[p.partition for p in parts]}", flush=True)
+    def say(kind, parts):
+        ps = sorted(p.partition for p in parts)
+        if not args.json:
+            print(f"{kind} {ps}", flush=True)
+        elif ps:
+            print(json.dumps({"event": kind, "partitions": ps}), flush=True)
 
-    def on_revoke(_c, parts):
-        print(f"revoked {[p.partition for p in parts]}", flush=True)
-
-    c = Consumer({
+    config = {
         "bootstrap.servers": args.bootstrap,
         "group.id": args.group,
-        "auto.offset.reset": "earliest",
-        "partition.assignment.strategy": "range",
-        "heartbeat.interval.ms": args.heartbeat_interval_ms,
-    })
-    c.subscribe([args.topic], on_assign=on_assign, on_revoke=on_revoke)
+        "auto.offset.reset": args.offset_reset,
+    }
+    if args.group_protocol == "consumer":
+        # librdkafka refuses the classic-only settings with the consumer protocol.
+        config["group.protocol"] = "consumer"
+    else:
+        config.update({"partition.assignment.strategy": "range",
+                       "heartbeat.interval.ms": args.heartbeat_interval_ms})
+    c = Consumer(config)
+    c.subscribe([args.topic], on_assign=lambda _c, ps: say("assigned", ps),
+                on_revoke=lambda _c, ps: say("revoked", ps), on_lost=lambda _c, ps: say("revoked", ps))
     while not stop[0]:
-        c.poll(0.05)
+        msgs = c.consume(num_messages=1000, timeout=0.05)
+        if args.json and msgs:
+            counts = {}
+            for m in msgs:
+                if not m.error():
+                    counts[str(m.partition())] = counts.get(str(m.partition()), 0) + 1
+            if counts:
+                print(json.dumps({"records": counts}), flush=True)
     c.close()  # LeaveGroup
-    print("left", flush=True)
+    if not args.json:
+        print("left", flush=True)
     return 0
 
 
@@ -251,6 +269,9 @@ def main():
     ap.add_argument("--throughput", type=float, default=0, help="records/s cap (0: none)")
     ap.add_argument("--group", "-g")
     ap.add_argument("--heartbeat-interval-ms", type=int, default=3000)
+    ap.add_argument("--group-protocol", choices=["classic", "consumer"], default="classic")
+    ap.add_argument("--offset-reset", default="earliest", help="member: auto.offset.reset")
+    ap.add_argument("--json", action="store_true", help="member: JSON lines with per-poll record counts")
     ap.add_argument("--idle-timeout", type=float, default=30)
     ap.add_argument("-X", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                     help="extra librdkafka setting (repeatable)")

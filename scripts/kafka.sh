@@ -7,7 +7,8 @@
 #   up      [--nodes 1|3] [--wipe]
 #                              start a single node (default) or a 3-node cluster;
 #                              keeps the existing data unless --wipe; no-op if already up
-#   down    [--nodes 1|3] [--wipe]
+#   up      --secure [--wipe]  start the secured broker (TLS, SASL, ACLs; see below)
+#   down    [--nodes 1|3 | --secure] [--wipe]
 #                              SIGTERM, wait up to 30 s, then SIGKILL; --wipe deletes data
 #   restart                    down + up of the single node (data kept)
 #   kill    <node-id>|single   kill -9 one node (cluster node 1..3, or the single node)
@@ -24,6 +25,19 @@
 # Layout (single node):  client 127.0.0.1:9092, controller 127.0.0.1:9093 (see CAFE_KAFKA_PORT)
 # Layout (3 nodes):      node N (1..3): client 127.0.0.1:1909(N+1), controller 127.0.0.1:2909(N+1)
 #                        i.e. clients 19092,19093,19094 and controllers 29092,29093,29094
+# Layout (--secure):     one more broker from the same jars, ACLs on (StandardAuthorizer):
+#                        127.0.0.1:9392 SSL, 9393 SASL_SSL, 9394 SASL_PLAINTEXT,
+#                        9396 SSL with a required client certificate (mTLS), controller 9395.
+#                        SASL mechanisms PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER
+#                        (Kafka's unsecured JWT validator); SASL_PLAINTEXT lacks SCRAM-SHA-512
+#                        and ends SASL sessions after 10 s (KIP-368 re-authentication). Users (password = <name>-secret):
+#                        admin (super user), bob (no ACLs until a test adds them). TLS
+#                        clients without a certificate are User:ANONYMOUS and the mTLS
+#                        client is User:cafe-client, both super users. A throwaway CA,
+#                        the broker's certificate (for IP 127.0.0.1 only, so `localhost`
+#                        is a wrong host name), a client certificate, an unrelated CA
+#                        and admin.properties for the Java tools are made at first start
+#                        under .run/kafka/secure/tls/ (see secure_files).
 #
 # Files:  jars     ${CAFE_CACHE:-$HOME/.cache/cafe}/kafka-<version>/libs
 #         runtime  <repo>/.run/kafka/single/   and  <repo>/.run/kafka/node{1,2,3}/
@@ -144,14 +158,29 @@ cmd_tool() {
 # A "node" is a name: "single" (the default broker on 9092) or "1".."3" (the
 # 3-node cluster). Everything about a node is derived from its name.
 
-node_dir() { echo "$RUN/$([[ $1 == single ]] && echo single || echo "node$1")"; }
-node_id() { [[ $1 == single ]] && echo 1 || echo "$1"; }
-client_port() { [[ $1 == single ]] && echo "$SINGLE_PORT" || echo $((19091 + $1)); }
-controller_port() { [[ $1 == single ]] && echo "$SINGLE_CONTROLLER_PORT" || echo $((29091 + $1)); }
-nodes_for() { [[ $1 == 1 ]] && echo single || echo "1 2 3"; }
+node_dir() {
+    case $1 in single | secure) echo "$RUN/$1" ;; *) echo "$RUN/node$1" ;; esac
+}
+node_id() { [[ $1 == single || $1 == secure ]] && echo 1 || echo "$1"; }
+# The secure node's "client port" (the one probed for liveness) is its
+# SASL_PLAINTEXT listener, which the admin tools use.
+SECURE_SSL_PORT=9392 SECURE_SASL_SSL_PORT=9393 SECURE_SASL_PORT=9394 SECURE_CONTROLLER_PORT=9395 SECURE_MTLS_PORT=9396
+client_port() {
+    case $1 in single) echo "$SINGLE_PORT" ;; secure) echo "$SECURE_SASL_PORT" ;; *) echo $((19091 + $1)) ;; esac
+}
+controller_port() {
+    case $1 in
+        single) echo "$SINGLE_CONTROLLER_PORT" ;;
+        secure) echo "$SECURE_CONTROLLER_PORT" ;;
+        *) echo $((29091 + $1)) ;;
+    esac
+}
+nodes_for() {
+    case $1 in 1) echo single ;; secure) echo secure ;; *) echo "1 2 3" ;; esac
+}
 
 check_node() {
-    case "$1" in single | 1 | 2 | 3) ;; *) die "unknown node '$1' (expected single, 1, 2 or 3)" ;; esac
+    case "$1" in single | secure | 1 | 2 | 3) ;; *) die "unknown node '$1' (expected single, secure, 1, 2 or 3)" ;; esac
 }
 
 # The pid of a running node, or nothing. Checks the command line too, so a
@@ -176,6 +205,10 @@ node_pid() {
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
 write_props() { # write_props <node>
+    if [[ $1 == secure ]]; then
+        write_secure_props
+        return
+    fi
     local node=$1 dir id cport kport
     dir="$(node_dir "$node")"
     id="$(node_id "$node")"
@@ -242,13 +275,129 @@ $liveness
 EOF
 }
 
+# ---------------------------------------------------------------------------
+# the secured node (up --secure)
+
+# Throwaway TLS material and the Java tools' client properties, made once (kept
+# with the data; --wipe makes new ones). Everything is PEM, which rustls,
+# librdkafka and Kafka itself (ssl.keystore.type=PEM) all read.
+secure_files() {
+    local tls
+    tls="$(node_dir secure)/tls"
+    [[ -f $tls/.complete ]] && return 0
+    command -v openssl >/dev/null || die "openssl not found (needed to make the secure broker's certificates)"
+    rm -rf "$tls"
+    mkdir -p "$tls"
+    say "making a throwaway CA and certificates in $tls"
+    (
+        cd "$tls"
+        local ca=(-CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 3650)
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=cafe test CA" \
+            -keyout ca-key.pem -out ca.pem 2>/dev/null
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=some other CA" \
+            -keyout other-ca-key.pem -out other-ca.pem 2>/dev/null
+        # The broker's certificate names IP 127.0.0.1 only: `localhost` is then
+        # the "wrong host name" case.
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout broker-key.pem -out broker.csr 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >broker.ext
+        openssl x509 -req -in broker.csr "${ca[@]}" -extfile broker.ext -out broker.pem 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=cafe-client" -keyout client-key.pem -out client.csr 2>/dev/null
+        printf 'extendedKeyUsage=clientAuth\n' >client.ext
+        openssl x509 -req -in client.csr "${ca[@]}" -extfile client.ext -out client.pem 2>/dev/null
+        # Kafka's PEM keystore: the PKCS#8 key and the chain in one file.
+        openssl pkcs8 -topk8 -nocrypt -in broker-key.pem -out broker-key.p8
+        cat broker-key.p8 broker.pem >broker-keystore.pem
+        # For the Java tools (kafka-acls, the readiness probe): SASL_PLAINTEXT as admin.
+        {
+            echo "security.protocol=SASL_PLAINTEXT"
+            echo "sasl.mechanism=PLAIN"
+            echo 'sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret";'
+        } >admin.properties
+    ) || die "making the certificates failed"
+    touch "$tls/.complete"
+}
+
+write_secure_props() {
+    local dir tls jaas_plain listener per_listener=""
+    dir="$(node_dir secure)"
+    tls="$dir/tls"
+    mkdir -p "$dir/data"
+    # PLAIN users are the user_<name> options; the broker itself logs in as admin.
+    jaas_plain='org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_bob="bob-secret";'
+    for listener in sasl_ssl sasl_plaintext; do
+        per_listener+="listener.name.$listener.plain.sasl.jaas.config=$jaas_plain
+listener.name.$listener.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.$listener.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.$listener.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub=\"admin\";
+listener.name.$listener.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler
+"
+    done
+    cat >"$dir/server.properties" <<EOF
+# Generated by scripts/kafka.sh (up --secure) -- edit the script, not this file.
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=$HOST:$SECURE_CONTROLLER_PORT
+listeners=SSL://$HOST:$SECURE_SSL_PORT,SASL_SSL://$HOST:$SECURE_SASL_SSL_PORT,SASL_PLAINTEXT://$HOST:$SECURE_SASL_PORT,MTLS://$HOST:$SECURE_MTLS_PORT,CONTROLLER://$HOST:$SECURE_CONTROLLER_PORT
+advertised.listeners=SSL://$HOST:$SECURE_SSL_PORT,SASL_SSL://$HOST:$SECURE_SASL_SSL_PORT,SASL_PLAINTEXT://$HOST:$SECURE_SASL_PORT,MTLS://$HOST:$SECURE_MTLS_PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=SSL:SSL,SASL_SSL:SASL_SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,MTLS:SSL,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=SASL_PLAINTEXT
+sasl.mechanism.inter.broker.protocol=PLAIN
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER
+# One mechanism less on SASL_PLAINTEXT: the "mechanism not enabled" case.
+listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,OAUTHBEARER
+# KIP-368: sessions on SASL_PLAINTEXT end after 10 s, so clients must re-authenticate
+# (tests/security.rs checks cafe does); the other listeners keep Kafka's default (none).
+listener.name.sasl_plaintext.connections.max.reauth.ms=10000
+log.dirs=$dir/data
+
+# TLS: PEM files made by secure_files.
+ssl.keystore.type=PEM
+ssl.keystore.location=$tls/broker-keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$tls/ca.pem
+ssl.client.auth=none
+listener.name.mtls.ssl.client.auth=required
+# The mTLS client's principal is its certificate's CN (User:cafe-client).
+ssl.principal.mapping.rules=RULE:^CN=([^,]*).*\$/\$1/,DEFAULT
+
+# SASL: PLAIN users in the JAAS line, SCRAM users made at format time.
+$per_listener
+# ACLs. ANONYMOUS: the controller listener and TLS clients without a certificate.
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:admin;User:ANONYMOUS;User:cafe-client
+allow.everyone.if.no.acl.found=false
+
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+default.replication.factor=1
+min.insync.replicas=1
+num.partitions=3
+auto.create.topics.enable=false
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=4
+EOF
+}
+
 # Format the storage once; later starts reuse it (and its data).
 format_storage() { # format_storage <node> [initial-controllers]
     local node=$1 dir
     dir="$(node_dir "$node")"
     [[ -f "$dir/data/meta.properties" ]] && return 0
     local cid
-    if [[ $node == single ]]; then
+    if [[ $node == secure ]]; then
+        cid="$(java_tool kafka.tools.StorageTool random-uuid)"
+        say "formatting $dir/data (cluster id $cid, SCRAM users admin and bob)"
+        local scram=() mech user
+        for mech in SCRAM-SHA-256 SCRAM-SHA-512; do
+            for user in admin bob; do scram+=(--add-scram "$mech=[name=$user,password=$user-secret]"); done
+        done
+        java_tool kafka.tools.StorageTool format --standalone -t "$cid" -c "$dir/server.properties" "${scram[@]}" >&2
+    elif [[ $node == single ]]; then
         cid="$(java_tool kafka.tools.StorageTool random-uuid)"
         say "formatting $dir/data (cluster id $cid, standalone KRaft quorum)"
         java_tool kafka.tools.StorageTool format --standalone -t "$cid" -c "$dir/server.properties" >&2
@@ -300,8 +449,11 @@ wait_ready() { # wait_ready <node>...
             local ok=1
             for node in "$@"; do
                 # (timeout needs a program, not a shell function: call java directly.)
+                local auth=()
+                [[ $node == secure ]] && auth=(--command-config "$(node_dir secure)/tls/admin.properties")
                 timeout 30 java "${TOOL_JVM[@]}" -cp "$LIBS/*" org.apache.kafka.tools.TopicCommand \
-                    --bootstrap-server "$HOST:$(client_port "$node")" --list >/dev/null 2>&1 || { ok=0; break; }
+                    --bootstrap-server "$HOST:$(client_port "$node")" "${auth[@]}" --list >/dev/null 2>&1 ||
+                    { ok=0; break; }
             done
             ((ok)) && return 0
         fi
@@ -328,8 +480,9 @@ tail_logs() { # tail_logs <lines> <node>...
 # Refuse to start on a port somebody else holds: the tests would talk to the
 # wrong broker and fail in confusing ways.
 check_ports_free() { # check_ports_free <node>
-    local p
-    for p in "$(client_port "$1")" "$(controller_port "$1")"; do
+    local p ports=("$(client_port "$1")" "$(controller_port "$1")")
+    [[ $1 == secure ]] && ports+=("$SECURE_SSL_PORT" "$SECURE_SASL_SSL_PORT" "$SECURE_MTLS_PORT")
+    for p in "${ports[@]}"; do
         if port_open "$p"; then
             die "port $p is in use by another process (not our node $1); stop it first (ss -ltnp | grep :$p)"
         fi
@@ -365,17 +518,25 @@ parse_nodes() { # sets NODES (1|3), WIPE, FOLLOW, LINES from the remaining args
         case "$1" in
             --nodes) NODES="${2:-}"; shift 2 ;;
             --nodes=*) NODES="${1#*=}"; shift ;;
+            --secure) NODES=secure; shift ;;
             --wipe) WIPE=1; shift ;;
             -f | --follow) FOLLOW=1; shift ;;
             -n) LINES="${2:-50}"; shift 2 ;;
             *) die "unknown option '$1'" ;;
         esac
     done
-    [[ $NODES == 1 || $NODES == 3 ]] || die "--nodes must be 1 or 3"
+    [[ $NODES == 1 || $NODES == 3 || $NODES == secure ]] || die "--nodes must be 1 or 3"
 }
 
-bootstrap_of() { # bootstrap_of 1|3
-    if [[ $1 == 1 ]]; then echo "$HOST:$SINGLE_PORT"; else echo "$HOST:19092,$HOST:19093,$HOST:19094"; fi
+bootstrap_of() { # bootstrap_of 1|3|secure
+    case $1 in
+        1) echo "$HOST:$SINGLE_PORT" ;;
+        secure)
+            echo "$HOST:$SECURE_SSL_PORT (SSL), $SECURE_SASL_SSL_PORT (SASL_SSL)," \
+                "$SECURE_SASL_PORT (SASL_PLAINTEXT), $SECURE_MTLS_PORT (mTLS)"
+            ;;
+        *) echo "$HOST:19092,$HOST:19093,$HOST:19094" ;;
+    esac
 }
 
 # ---------------------------------------------------------------------------
@@ -387,6 +548,7 @@ cmd_up() {
     read -ra nodes <<<"$(nodes_for "$NODES")"
     local what="Kafka $KAFKA_VERSION"
     [[ $NODES == 3 ]] && what="Kafka $KAFKA_VERSION 3-node cluster"
+    [[ $NODES == secure ]] && what="Kafka $KAFKA_VERSION secured broker"
 
     ensure_libs
     command -v java >/dev/null || die "java not found (Kafka $KAFKA_VERSION needs Java 17+)"
@@ -426,6 +588,7 @@ cmd_up() {
     for node in "${nodes[@]}"; do
         [[ -n "$(node_pid "$node")" ]] && continue # a node of a half-up cluster
         check_ports_free "$node"
+        [[ $node == secure ]] && secure_files
         write_props "$node"
         format_storage "$node" "$initial"
         launch "$node"
@@ -488,7 +651,7 @@ cmd_start() { # start one stopped node again on its existing storage
 
 cmd_status() {
     local node pid state rc=1
-    for node in single 1 2 3; do
+    for node in single secure 1 2 3; do
         [[ -d "$(node_dir "$node")" ]] || continue
         pid="$(node_pid "$node")"
         if [[ -z "$pid" ]]; then

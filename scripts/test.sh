@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: everything the tests need, started if it is not up (the single
-# broker on 127.0.0.1:9092, the Python peers' venv, the schema registry), then
+# broker on 127.0.0.1:9092, the secured broker of tests/security.rs on
+# 127.0.0.1:9392-9396, the Python peers' venv, the schema registry), then
 # `cargo build --examples`, `cargo test --all-targets --no-fail-fast` and the doctests
 # (or `cargo test ARGS...` when given arguments, e.g.
 # scripts/test.sh --test faults).
@@ -26,7 +27,7 @@ kafka_running() { # kafka_running single|cluster
     status="$(scripts/kafka.sh status 2>/dev/null)" || true
     while read -r node addr state; do
         [[ $state == running* ]] || continue
-        case "$1:$node" in single:single | cluster:[123]) return 0 ;; esac
+        case "$1:$node" in single:single | secure:secure | cluster:[123]) return 0 ;; esac
     done <<<"$status"
     return 1
 }
@@ -36,8 +37,9 @@ registry_running() {
     [[ -n $status && $status != stopped ]]
 }
 
-single_before=0 cluster_before=0 registry_before=0
+single_before=0 cluster_before=0 registry_before=0 secure_before=0
 kafka_running single && single_before=1
+kafka_running secure && secure_before=1
 kafka_running cluster && cluster_before=1
 registry_running && registry_before=1
 
@@ -47,6 +49,10 @@ cleanup() {
     if ((!cluster_before)) && kafka_running cluster; then
         say "stopping the 3-node cluster this run started"
         scripts/kafka.sh down --nodes 3 >&2 || rc=1
+    fi
+    if ((!secure_before)) && kafka_running secure; then
+        say "stopping the secured broker this run started"
+        scripts/kafka.sh down --secure >&2 || rc=1
     fi
     if ((!registry_before)) && registry_running; then
         say "stopping the schema registry this run started"
@@ -64,6 +70,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 scripts/kafka.sh up
+scripts/kafka.sh up --secure
 CAFE_PEER_PYTHON="$(scripts/py-peers.sh)"
 export CAFE_PEER_PYTHON
 scripts/registry.sh up

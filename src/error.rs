@@ -7,6 +7,8 @@
 //! flags, make targets and subcommands, so the advice that names them is added
 //! here (`advise_*`), and the exit codes are decided here too.
 
+use std::sync::OnceLock;
+
 use kafka_protocol::error::ResponseError;
 
 use cafe_kafka::GroupError;
@@ -37,6 +39,17 @@ pub mod exit {
     /// A record batch on the topic cannot be read (corrupt CRC, unknown codec or
     /// magic, truncated record); everything before it was delivered.
     pub const UNREADABLE: u8 = 10;
+    /// The cluster did not let us in: the TLS handshake failed (untrusted or
+    /// wrong-host certificate, plaintext port, client certificate refused) or
+    /// SASL authentication failed (wrong password, mechanism not enabled, bad token).
+    pub const AUTHENTICATION: u8 = 11;
+    /// The broker's ACLs refuse this principal an operation on a topic, group,
+    /// the cluster or a transactional id.
+    pub const NOT_AUTHORIZED: u8 = 12;
+    /// A transaction could not commit (a record was not delivered, a coordinator
+    /// call failed) and was aborted, or the producer was fenced by another with the
+    /// same `transactional.id`.
+    pub const TRANSACTION: u8 = 13;
     /// Interrupted (Ctrl+C or SIGTERM) during `produce` or `send`, after every record
     /// sent before was delivered and reported; 128 + SIGINT, as a shell reports it.
     pub const INTERRUPTED: u8 = 130;
@@ -60,8 +73,16 @@ pub enum Error {
     /// A setting from `--config` or `-X` refused (the message says where from).
     #[error("{}", advise_config(.0))]
     Config(#[from] config::Error),
+    #[error("{0}")]
+    Transaction(#[from] cafe_kafka::TransactionError),
     #[error("{failed} of {total} records were not delivered (see the reports above)")]
     DeliveryFailed { failed: u64, total: u64 },
+    /// Every record that failed was refused by the topic's ACLs.
+    #[error(
+        "{failed} of {total} records were not delivered: {}",
+        denial(ResponseError::TopicAuthorizationFailed, "Write", "topic", topic)
+    )]
+    WriteDenied { topic: String, failed: u64, total: u64 },
     #[error(
         "interrupted after sending {sent}{} records; each one sent was reported above",
         .of.map(|n| format!(" of {n}")).unwrap_or_default()
@@ -75,6 +96,58 @@ pub enum Error {
     Other(String),
 }
 
+/// Who the broker sees, for the ACL messages ("User:bob"); set once the
+/// settings are resolved, before anything connects.
+static PRINCIPAL: OnceLock<String> = OnceLock::new();
+
+pub fn set_principal(principal: String) {
+    let _ = PRINCIPAL.set(principal);
+}
+
+fn principal() -> &'static str {
+    PRINCIPAL.get().map_or("this client", String::as_str)
+}
+
+/// The ACL operation and resource a denial is about, and the line saying so.
+fn denial(error: ResponseError, operation: &str, resource_type: &str, resource: &str) -> String {
+    let flag = match resource_type {
+        "topic" => format!("--topic {resource}"),
+        "group" => format!("--group {resource}"),
+        "transactional id" => format!("--transactional-id {resource}"),
+        _ => "--cluster".into(),
+    };
+    format!(
+        "not authorized: {} may not {operation} {resource_type} `{resource}` ({}); an admin can grant it with \
+         kafka-acls --add --allow-principal {} --operation {operation} {flag}",
+        principal(),
+        error_name(error),
+        principal(),
+    )
+}
+
+/// Kafka's name of an error code (TOPIC_AUTHORIZATION_FAILED).
+fn error_name(error: ResponseError) -> String {
+    let camel = format!("{error:?}");
+    let mut out = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+fn is_acl(error: ResponseError) -> bool {
+    matches!(
+        error,
+        ResponseError::TopicAuthorizationFailed
+            | ResponseError::GroupAuthorizationFailed
+            | ResponseError::ClusterAuthorizationFailed
+            | ResponseError::TransactionalIdAuthorizationFailed
+    )
+}
+
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -82,17 +155,21 @@ impl Error {
             Error::Producer(producer::Error::Cluster(e)) => cluster_code(e),
             Error::Producer(producer::Error::Config(_)) => exit::USAGE,
             Error::Producer(_) => exit::FAILURE,
+            Error::Transaction(_) => exit::TRANSACTION,
             Error::Send(e) => match &e.kind {
                 producer::SendErrorKind::Metadata(c) => cluster_code(c),
+                producer::SendErrorKind::Transaction(_) => exit::TRANSACTION,
                 _ => exit::FAILURE,
             },
             Error::Admin(admin::Error::Cluster(e)) => cluster_code(e),
+            Error::Admin(admin::Error::NotAuthorized { .. }) => exit::NOT_AUTHORIZED,
             Error::Admin(_) => exit::ADMIN,
             Error::Consumer(e) => consumer_code(e),
             Error::Registry(registry::Error::BadUrl(_)) => exit::USAGE,
             Error::Registry(_) => exit::REGISTRY,
             Error::Config(_) => exit::USAGE,
             Error::DeliveryFailed { .. } => exit::DELIVERY_FAILED,
+            Error::WriteDenied { .. } => exit::NOT_AUTHORIZED,
             Error::Usage(_) => exit::USAGE,
             Error::Input(_) => exit::INPUT,
             Error::Other(_) => exit::FAILURE,
@@ -106,8 +183,9 @@ impl Error {
 fn consumer_code(e: &consumer::Error) -> u8 {
     use consumer::Error as C;
     match e {
-        C::Config(_) | C::NoGroupId | C::NoTopics => exit::USAGE,
+        C::Config(_) | C::NoGroupId | C::NoTopics | C::ClassicOnly { .. } => exit::USAGE,
         C::Cluster(e) => cluster_code(e),
+        C::Group(g) if is_acl(g.error) => exit::NOT_AUTHORIZED,
         C::Group(_) => exit::GROUP,
         C::UnknownTopic(_) => exit::UNKNOWN_TOPIC,
         C::Partition(PartitionError::Corrupt { .. }) => exit::UNREADABLE,
@@ -121,6 +199,8 @@ fn cluster_code(e: &cluster::Error) -> u8 {
     match e {
         cluster::Error::UnknownTopic(_) => exit::UNKNOWN_TOPIC,
         cluster::Error::NoBootstrap => exit::USAGE,
+        cluster::Error::TopicAuthorization(_) => exit::NOT_AUTHORIZED,
+        cluster::Error::Topic { error, .. } if is_acl(*error) => exit::NOT_AUTHORIZED,
         cluster::Error::Wire(w) => wire_code(w),
         _ => exit::FAILURE,
     }
@@ -133,6 +213,11 @@ fn wire_code(e: &wire::Error) -> u8 {
         | wire::Error::NotKafka { .. }
         | wire::Error::Closed { .. }
         | wire::Error::Timeout { .. } => exit::UNREACHABLE,
+        wire::Error::TlsConfig { .. } | wire::Error::SaslConfig { .. } => exit::USAGE,
+        wire::Error::Tls { .. }
+        | wire::Error::SaslMechanism { .. }
+        | wire::Error::SaslAuthentication { .. }
+        | wire::Error::Sasl { .. } => exit::AUTHENTICATION,
         _ => exit::FAILURE,
     }
 }
@@ -144,6 +229,28 @@ fn advise_wire(e: &wire::Error) -> String {
     match e {
         wire::Error::Connect { .. } => format!("{e}; start one with `make kafka-up` or pass --bootstrap-server"),
         wire::Error::NotKafka { .. } => format!("{e}; check the port of --bootstrap-server"),
+        wire::Error::Tls { failure, .. } => {
+            let advice = match failure {
+                wire::TlsFailure::Untrusted => "; give the CA that signed it with -X ssl.ca.location=FILE",
+                wire::TlsFailure::WrongHost => {
+                    "; connect by a name the certificate has, or (tests only) \
+                     -X ssl.endpoint.identification.algorithm="
+                }
+                wire::TlsFailure::NotTls => "; check --security-protocol and the port",
+                wire::TlsFailure::Refused => {
+                    "; if the listener requires client certificates, give ssl.certificate.location and ssl.key.location"
+                }
+                _ => "",
+            };
+            format!("{e}{advice}")
+        }
+        wire::Error::SaslAuthentication { mechanism: "OAUTHBEARER", .. } => {
+            format!("{e}; the token is invalid or has expired (sasl.oauthbearer.token, sasl.jaas.config)")
+        }
+        wire::Error::SaslAuthentication { .. } => {
+            format!("{e}; check the user name and the password (CAFE_SASL_PASSWORD or the --config file)")
+        }
+        wire::Error::SaslMechanism { .. } => format!("{e}; pick one of those with --sasl-mechanism"),
         _ => e.to_string(),
     }
 }
@@ -153,6 +260,10 @@ fn advise_cluster(e: &cluster::Error) -> String {
         cluster::Error::Wire(w) => advise_wire(w),
         cluster::Error::UnknownTopic(t) => format!("{e}; create it with `cafe topic create {t}` (or `make topic`)"),
         cluster::Error::NoBootstrap => format!("{e}; pass --bootstrap-server host:port"),
+        cluster::Error::TopicAuthorization(t) => {
+            denial(ResponseError::TopicAuthorizationFailed, "Describe", "topic", t)
+        }
+        cluster::Error::Topic { topic, error } if is_acl(*error) => denial(*error, "Describe", "topic", topic),
         _ => e.to_string(),
     }
 }
@@ -182,6 +293,14 @@ fn advise_admin(e: &admin::Error) -> String {
     match e {
         admin::Error::Cluster(c) => advise_cluster(c),
         admin::Error::AlreadyExists(t) => format!("{e}; use `cafe topic recreate {t}` to start it afresh"),
+        admin::Error::NotAuthorized { topic, operation, error } => {
+            let (op, kind, name) = match (error, *operation) {
+                (ResponseError::ClusterAuthorizationFailed, _) => ("Create", "cluster", "kafka-cluster"),
+                (_, "create") => ("Create", "topic", topic.as_str()),
+                _ => ("Delete", "topic", topic.as_str()),
+            };
+            denial(*error, op, kind, name)
+        }
         admin::Error::NotReady { .. } => format!("{e}; check the broker log (`make kafka-logs`)"),
         _ => e.to_string(),
     }
@@ -195,6 +314,10 @@ fn advise_consumer(e: &consumer::Error) -> String {
         consumer::Error::NoGroupId => format!("{e}; pass --group NAME"),
         // The flag is the subject here: said instead of the library's "topic".
         consumer::Error::NoTopics => "invalid consumer setting: give at least one non-empty --topic".into(),
+        consumer::Error::ClassicOnly { key, .. } => {
+            let flag = format!("--{}", key.replace('.', "-"));
+            format!("{e}; drop {flag} (or -X {key}), or use --group-protocol classic")
+        }
         _ => e.to_string(),
     }
 }
@@ -202,6 +325,13 @@ fn advise_consumer(e: &consumer::Error) -> String {
 /// A fatal group error: the library's `group G: CODE — explanation`, with the
 /// explanation phrased as the flag to change where one fits.
 fn advise_group(g: &GroupError) -> String {
+    match g.error {
+        ResponseError::GroupAuthorizationFailed => return denial(g.error, "Read", "group", &g.group),
+        ResponseError::TopicAuthorizationFailed => {
+            return denial(g.error, "Read", "topic", "(a subscribed topic)");
+        }
+        _ => {}
+    }
     let advice = match g.error {
         ResponseError::FencedInstanceId => {
             "another consumer runs with the same --group-instance-id; stop it or pick another id"
@@ -309,6 +439,15 @@ mod tests {
         assert_eq!(invalid(|c| c.group.topics = vec![" ".into()]), (want.into(), exit::USAGE));
         let want = "invalid consumer setting: heartbeat.interval.ms must be lower than session.timeout.ms";
         assert_eq!(invalid(|c| c.group.heartbeat_interval = Duration::from_secs(50)), (want.into(), exit::USAGE));
+        let (text, code) = invalid(|c| {
+            c.group.protocol = cafe_kafka::GroupProtocol::Consumer;
+            c.group.session_timeout = Duration::from_secs(10);
+        });
+        assert!(
+            text.ends_with("drop --session-timeout-ms (or -X session.timeout.ms), or use --group-protocol classic"),
+            "{text}"
+        );
+        assert_eq!(code, exit::USAGE);
     }
 
     #[test]

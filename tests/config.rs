@@ -156,13 +156,13 @@ fn unknown_or_invalid_settings_are_usage_errors_saying_where_they_came_from() {
         "cafe: -X fetch.max.wait=100: unknown setting `fetch.max.wait`; did you mean `fetch.max.wait.ms`?"
     );
 
-    let file = PropertiesFile::new("bootstrap.servers=127.0.0.1:9092\n\n# TLS\nsecurity.protocol=SSL\n");
+    let file = PropertiesFile::new("bootstrap.servers=127.0.0.1:9092\n\n# TLS\nsecurity.protocol=TLS\n");
     let out = run_cafe(&["--config", file.path(), "topic", "describe", "demo"], b"");
     assert_eq!(
         usage_error(&out),
         format!(
-            "cafe: {}:4: invalid value `SSL` for `security.protocol`: expected PLAINTEXT (SSL, SASL_PLAINTEXT and \
-             SASL_SSL are not supported yet)",
+            "cafe: {}:4: invalid value `TLS` for `security.protocol`: expected PLAINTEXT, SSL, SASL_PLAINTEXT or \
+             SASL_SSL",
             file.path()
         )
     );
@@ -174,10 +174,17 @@ fn unknown_or_invalid_settings_are_usage_errors_saying_where_they_came_from() {
         format!("cafe: {}:1: invalid value `maybe` for `enable.idempotence`: expected true or false", file.path())
     );
 
+    let out = run_cafe(&["-b", &broker, "-X", "transaction.two.phase.commit.enable=true", "send"], b"x\n");
+    assert_eq!(
+        usage_error(&out),
+        "cafe: -X transaction.two.phase.commit.enable=true: `transaction.two.phase.commit.enable` is a Kafka client \
+         setting that cafe-kafka does not support yet"
+    );
+
     let out = run_cafe(&["-b", &broker, "-X", "transactional.id=t", "send"], b"x\n");
     assert_eq!(
         usage_error(&out),
-        "cafe: -X transactional.id=t: `transactional.id` is a Kafka client setting that cafe-kafka does not support yet"
+        "cafe: `transactional.id` is for `cafe produce --transactional-id`; `cafe send` runs no transactions"
     );
 
     let out = run_cafe(&["--config", "/nonexistent/client.properties", "produce"], b"");

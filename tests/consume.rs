@@ -13,25 +13,16 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::consume_json::{ConsumeLine, parse_lines, partitions_of, records_in};
+use common::member::{self, Mode, peer_owned};
+use common::records::{OffsetMonitor, Pos, assert_exactly_once, assert_never_back, wait_until};
 use common::{
-    Background, BackgroundEnd, assert_success, bootstrap, consumed_count, json_lines, kafka_tool, peer_python,
-    repo_root, run_cafe, stderr, unique_topic,
+    Background, BackgroundEnd, assert_success, bootstrap, consumed_count, json_lines, kafka_tool, run_cafe, stderr,
+    unique_topic,
 };
 use serde_json::Value;
-
-/// Short group timings so rebalances and session expiry take seconds, not minutes.
-const SESSION_MS: &str = "6000";
-const HEARTBEAT_MS: &str = "1000";
-const AUTO_COMMIT_MS: &str = "1000";
-
-/// A (partition, offset) pair: the identity of one record within a topic.
-type Pos = (i32, i64);
 
 // ---------------------------------------------------------------------------
 // helpers
@@ -88,14 +79,6 @@ fn consumed(v: &Value, topic: &str) -> Consumed {
     }
 }
 
-/// Creates `topic` afresh with `partitions` partitions (`cafe topic recreate`).
-fn recreate_topic(topic: &str, partitions: i32) {
-    let b = bootstrap();
-    let parts = partitions.to_string();
-    let out = run_cafe(&["-b", &b, "topic", "recreate", topic, "--partitions", &parts], b"");
-    assert_success(&out, &format!("recreating topic {topic}"));
-}
-
 /// `cafe produce -t topic -n count --json`: the delivery reports, all successful.
 fn produce(topic: &str, count: usize) -> Vec<Delivery> {
     let b = bootstrap();
@@ -111,29 +94,9 @@ fn positions(reports: &[Delivery]) -> BTreeSet<Pos> {
     reports.iter().map(|d| (d.partition, d.offset)).collect()
 }
 
-/// The arguments of a `cafe consume` member with the short test timings.
+/// The arguments of an eager `cafe consume` member with the short test timings.
 fn consume_args(topic: &str, group: &str, idle_exit: &str) -> Vec<String> {
-    [
-        "-b",
-        &bootstrap(),
-        "consume",
-        "-t",
-        topic,
-        "-g",
-        group,
-        "--json",
-        "--idle-exit",
-        idle_exit,
-        "--session-timeout-ms",
-        SESSION_MS,
-        "--heartbeat-interval-ms",
-        HEARTBEAT_MS,
-        "--auto-commit-interval-ms",
-        AUTO_COMMIT_MS,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    member::consume_args(topic, group, Mode::Eager, &["--idle-exit", idle_exit])
 }
 
 /// Runs one `cafe consume` to its end (idle exit) and returns its records and stderr.
@@ -144,47 +107,6 @@ fn consume_once(topic: &str, group: &str, idle_exit: &str) -> (Vec<Consumed>, St
     assert_success(&out, &format!("consuming {topic} as {group}"));
     let records = records_in(&out).iter().map(|v| consumed(v, topic)).collect();
     (records, stderr(&out))
-}
-
-/// Polls `check` every 200 ms until it returns Some, or panics after `limit`
-/// with `what` and the diagnostics `explain` gives.
-fn wait_until<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>, explain: impl Fn() -> String) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(t) = check() {
-            return t;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out after {limit:?} waiting for {what}\n{}", explain());
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// A `cafe consume --json` group member in the background, with info logs on
-/// stderr for the failure messages.
-fn member(name: &str, args: &[String]) -> Background {
-    Background::cafe_logging(name, args, "info")
-}
-
-/// The confluent-kafka peer `tests/peers/group_consume.py` in the background.
-fn peer_member(name: &str, args: &[&str]) -> Background {
-    let mut cmd = Command::new(peer_python());
-    cmd.arg(repo_root().join("tests/peers/group_consume.py")).args(args);
-    Background::spawn(name, cmd)
-}
-
-/// The partitions of `topic` in a member's latest assignment, None before the first.
-fn owned(m: &Background, topic: &str) -> Option<BTreeSet<i32>> {
-    Some(m.assignment()?.of(topic))
-}
-
-/// The latest assignment the peer script reported (`{"assigned": [...]}` on stderr).
-fn peer_assignment(peer: &Background) -> Option<BTreeSet<i32>> {
-    peer.stderr_lines().iter().rev().find_map(|l| {
-        let v: Value = serde_json::from_str(l).ok()?;
-        Some(v.get("assigned")?.as_array()?.iter().filter_map(|p| p.as_i64().map(|p| p as i32)).collect())
-    })
 }
 
 /// The records of `topic` a member printed, running or finished.
@@ -244,17 +166,6 @@ fn tally<'a>(records: impl IntoIterator<Item = &'a Consumed>) -> BTreeMap<Pos, u
     seen
 }
 
-/// Panics unless every produced position was printed exactly once and nothing else was.
-fn assert_exactly_once(seen: &BTreeMap<Pos, usize>, produced: &BTreeSet<Pos>) {
-    let dups: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    let missing: Vec<_> = produced.iter().filter(|p| !seen.contains_key(p)).collect();
-    let extra: Vec<_> = seen.keys().filter(|p| !produced.contains(p)).collect();
-    assert!(
-        dups.is_empty() && missing.is_empty() && extra.is_empty(),
-        "not exactly once: duplicates (pos -> times) {dups:?}, missing {missing:?}, not produced {extra:?}"
-    );
-}
-
 fn union_positions(members: &[&Background], topic: &str) -> BTreeSet<Pos> {
     members.iter().flat_map(|m| m.consumed(topic)).map(|r| r.pos()).collect()
 }
@@ -269,11 +180,11 @@ fn seed_scenario_consumer_first_then_resume_from_commits() {
     let b = bootstrap();
     let topic = unique_topic("cafe-consume-seed");
     let group = unique_topic("cafe-group-seed");
-    recreate_topic(&topic, 3);
+    common::recreate_topic(&topic, 3);
 
-    let member = member("consumer", &consume_args(&topic, &group, "6s"));
-    wait_until(Duration::from_secs(30), "the consumer to be assigned", || owned(&member, &topic), || member.describe());
-    assert_eq!(owned(&member, &topic), Some(BTreeSet::from([0, 1, 2])), "a lone member owns all 3 partitions");
+    let member = member::cafe_member("consumer", &consume_args(&topic, &group, "6s"));
+    wait_until(Duration::from_secs(30), "the consumer to be assigned", || member.owned(&topic), || member.describe());
+    assert_eq!(member.owned(&topic), Some(BTreeSet::from([0, 1, 2])), "a lone member owns all 3 partitions");
 
     let first = produce(&topic, 5);
     let done = member.finish(Duration::from_secs(60));
@@ -320,7 +231,7 @@ fn seed_scenario_consumer_first_then_resume_from_commits() {
 fn assert_matches_reports(got: &[Consumed], reports: &[Delivery]) {
     let by_pos: BTreeMap<Pos, &Delivery> = reports.iter().map(|d| ((d.partition, d.offset), d)).collect();
     assert_eq!(got.len(), reports.len(), "printed {got:?}\nproduced {reports:?}");
-    assert_exactly_once(&tally(got), &positions(reports));
+    assert_exactly_once(got.iter().map(Consumed::pos), &positions(reports));
     for r in got {
         let d = by_pos[&r.pos()];
         assert!(r.valid, "a produced event printed as invalid: {r:?}");
@@ -346,7 +257,7 @@ fn same_event(a: &Value, b: &Value) -> bool {
 fn new_group_after_the_producer_reads_from_earliest() {
     bootstrap();
     let topic = unique_topic("cafe-consume-earliest");
-    recreate_topic(&topic, 3);
+    common::recreate_topic(&topic, 3);
     let reports = produce(&topic, 12);
 
     let group = unique_topic("cafe-group-earliest");
@@ -365,12 +276,12 @@ fn three_members_share_and_take_over_after_sigterm() {
     bootstrap();
     let topic = unique_topic("cafe-consume-three");
     let group = unique_topic("cafe-group-three");
-    recreate_topic(&topic, 6);
+    common::recreate_topic(&topic, 6);
     let mut produced = positions(&produce(&topic, 12));
 
     // Idle exit only as a safety net: the test stops the members itself.
     let args = consume_args(&topic, &group, "60s");
-    let members: Vec<Background> = (0..3).map(|i| member(&format!("member{i}"), &args)).collect();
+    let members: Vec<Background> = (0..3).map(|i| member::cafe_member(&format!("member{i}"), &args)).collect();
     let explain = || members.iter().map(Background::describe).collect::<Vec<_>>().join("\n");
 
     let all6: BTreeSet<i32> = (0..6).collect();
@@ -378,13 +289,13 @@ fn three_members_share_and_take_over_after_sigterm() {
         Duration::from_secs(40),
         "2 partitions for each of 3 members",
         || {
-            let a: Vec<BTreeSet<i32>> = members.iter().map(|m| owned(m, &topic)).collect::<Option<_>>()?;
+            let a: Vec<BTreeSet<i32>> = members.iter().map(|m| m.owned(&topic)).collect::<Option<_>>()?;
             let union: BTreeSet<i32> = a.iter().flatten().copied().collect();
             (a.iter().all(|s| s.len() == 2) && union == all6).then_some(())
         },
         explain,
     );
-    let split: Vec<BTreeSet<i32>> = members.iter().map(|m| owned(m, &topic).expect("assigned")).collect();
+    let split: Vec<BTreeSet<i32>> = members.iter().map(|m| m.owned(&topic).expect("assigned")).collect();
     let before_batch: Vec<usize> = members.iter().map(|m| m.consumed(&topic).len()).collect();
 
     let between = produce(&topic, 18);
@@ -431,7 +342,7 @@ fn three_members_share_and_take_over_after_sigterm() {
         Duration::from_secs(40),
         "the two survivors to own all 6 partitions",
         || {
-            let a: Vec<BTreeSet<i32>> = members.iter().map(|m| owned(m, &topic)).collect::<Option<_>>()?;
+            let a: Vec<BTreeSet<i32>> = members.iter().map(|m| m.owned(&topic)).collect::<Option<_>>()?;
             let union: BTreeSet<i32> = a.iter().flatten().copied().collect();
             (a.iter().all(|s| s.len() == 3) && union == all6).then_some(())
         },
@@ -449,7 +360,7 @@ fn three_members_share_and_take_over_after_sigterm() {
         explain,
     );
     let taken_over: BTreeSet<i32> =
-        members.iter().flat_map(|m| owned(m, &topic).expect("assigned")).filter(|p| victim_parts.contains(p)).collect();
+        members.iter().flat_map(|m| m.owned(&topic).expect("assigned")).filter(|p| victim_parts.contains(p)).collect();
     assert_eq!(taken_over, victim_parts, "member2's partitions move to the survivors");
 
     let mut finished = Vec::new();
@@ -463,7 +374,7 @@ fn three_members_share_and_take_over_after_sigterm() {
     for f in &finished {
         all.extend(f.consumed(&topic));
     }
-    assert_exactly_once(&tally(&all), &produced);
+    assert_exactly_once(all.iter().map(Consumed::pos), &produced);
     let printed: u64 = finished.iter().map(BackgroundEnd::consumed_count).sum::<u64>() + victim.consumed_count();
     assert_eq!(printed, produced.len() as u64, "the `consumed N` lines add up");
 
@@ -479,39 +390,26 @@ fn kill_9_member_partitions_move_after_session_timeout() {
     bootstrap();
     let topic = unique_topic("cafe-consume-kill9");
     let group = unique_topic("cafe-group-kill9");
-    recreate_topic(&topic, 4);
+    common::recreate_topic(&topic, 4);
     let mut produced = positions(&produce(&topic, 20));
 
     let args = consume_args(&topic, &group, "60s");
-    let survivor = member("survivor", &args);
-    let victim = member("victim", &args);
+    let survivor = member::cafe_member("survivor", &args);
+    let victim = member::cafe_member("victim", &args);
     let explain = || format!("{}\n{}", survivor.describe(), victim.describe());
     wait_until(
         Duration::from_secs(40),
         "2 partitions each",
         || {
-            let (a, b) = (owned(&survivor, &topic)?, owned(&victim, &topic)?);
+            let (a, b) = (survivor.owned(&topic)?, victim.owned(&topic)?);
             (a.len() == 2 && b.len() == 2 && a.union(&b).count() == 4).then_some(())
         },
         explain,
     );
-    let victim_parts = owned(&victim, &topic).expect("assigned");
+    let victim_parts = victim.owned(&topic).expect("assigned");
 
     // Sample committed offsets in the background from now on.
-    let stop = Arc::new(AtomicBool::new(false));
-    let monitor = {
-        let (stop, group, topic) = (Arc::clone(&stop), group.clone(), topic.clone());
-        std::thread::spawn(move || {
-            let mut samples: Vec<BTreeMap<i32, i64>> = Vec::new();
-            while !stop.load(Ordering::SeqCst) {
-                if let Ok(rows) = describe_group(&group, &topic) {
-                    samples.push(rows.into_iter().filter_map(|(p, r)| Some((p, r.current?))).collect());
-                }
-                std::thread::sleep(Duration::from_millis(300));
-            }
-            samples
-        })
-    };
+    let monitor = OffsetMonitor::start(&group, &topic);
 
     produced.extend(positions(&produce(&topic, 20)));
     let refs = [&survivor, &victim];
@@ -548,7 +446,7 @@ fn kill_9_member_partitions_move_after_session_timeout() {
     wait_until(
         Duration::from_secs(45),
         "the survivor to own all 4 partitions",
-        || (owned(&survivor, &topic)?.len() == 4).then_some(()),
+        || (survivor.owned(&topic)?.len() == 4).then_some(()),
         explain,
     );
     let moved_after = killed_at.elapsed();
@@ -567,25 +465,13 @@ fn kill_9_member_partitions_move_after_session_timeout() {
     survivor.signal("TERM");
     let survivor = survivor.finish(Duration::from_secs(30));
     survivor.assert_success("survivor");
-    stop.store(true, Ordering::SeqCst);
-    let mut samples = monitor.join().expect("monitor thread");
+    let mut samples = monitor.stop();
     let last = describe_group(&group, &topic).expect("describe the group after the run");
     samples.push(last.iter().filter_map(|(p, r)| Some((*p, r.current?))).collect());
 
     eprintln!("victim's partitions {victim_parts:?} moved {moved_after:?} after SIGKILL; offset samples: {samples:?}");
     assert!(samples.len() >= 3, "too few offset samples to judge: {samples:?}");
-    let mut high: BTreeMap<i32, i64> = BTreeMap::new();
-    for (i, s) in samples.iter().enumerate() {
-        for (p, o) in s {
-            if let Some(h) = high.get(p) {
-                assert!(
-                    o >= h,
-                    "committed offset of partition {p} went back from {h} to {o} (sample {i} of {samples:?})"
-                );
-            }
-            high.insert(*p, *o);
-        }
-    }
+    assert_never_back(&samples);
     for (p, row) in &last {
         assert_eq!(row.current, row.log_end, "partition {p} fully committed at the end: {last:?}");
     }
@@ -618,42 +504,24 @@ fn mixed_group_confluent_kafka_peer_leads_cafe() {
 }
 
 fn mixed_group(peer_first: bool) {
-    let b = bootstrap();
+    bootstrap();
     let topic = unique_topic("cafe-consume-mixed");
     let group = unique_topic("cafe-group-mixed");
-    recreate_topic(&topic, 4);
+    common::recreate_topic(&topic, 4);
 
     let start_peer = || {
-        peer_member(
-            "confluent-kafka",
-            &[
-                "--bootstrap",
-                &b,
-                "--topic",
-                &topic,
-                "--group",
-                &group,
-                "--strategy",
-                "range",
-                "--idle",
-                "8",
-                "--timeout",
-                "90",
-                "--session-timeout-ms",
-                SESSION_MS,
-                "--heartbeat-interval-ms",
-                HEARTBEAT_MS,
-            ],
-        )
+        let mut args = member::librdkafka_classic("range").to_vec();
+        args.extend(["--idle", "8", "--timeout", "90"]);
+        member::librdkafka("confluent-kafka", &topic, &group, &args)
     };
-    let start_cafe = || member("cafe", &consume_args(&topic, &group, "60s"));
+    let start_cafe = || member::cafe_member("cafe", &consume_args(&topic, &group, "60s"));
     let (cafe, peer) = if peer_first {
         let peer = start_peer();
-        wait_until(Duration::from_secs(30), "the peer to be assigned", || peer_assignment(&peer), || peer.describe());
+        wait_until(Duration::from_secs(30), "the peer to be assigned", || peer_owned(&peer), || peer.describe());
         (start_cafe(), peer)
     } else {
         let cafe = start_cafe();
-        wait_until(Duration::from_secs(30), "cafe to be assigned", || owned(&cafe, &topic), || cafe.describe());
+        wait_until(Duration::from_secs(30), "cafe to be assigned", || cafe.owned(&topic), || cafe.describe());
         (cafe, start_peer())
     };
     let explain = || format!("{}\n{}", cafe.describe(), peer.describe());
@@ -661,12 +529,12 @@ fn mixed_group(peer_first: bool) {
         Duration::from_secs(40),
         "2 partitions each",
         || {
-            let (a, b) = (owned(&cafe, &topic)?, peer_assignment(&peer)?);
+            let (a, b) = (cafe.owned(&topic)?, peer_owned(&peer)?);
             (a.len() == 2 && b.len() == 2 && a.union(&b).count() == 4).then_some(())
         },
         explain,
     );
-    let (cafe_parts, peer_parts) = (owned(&cafe, &topic).expect("assigned"), peer_assignment(&peer).expect("assigned"));
+    let (cafe_parts, peer_parts) = (cafe.owned(&topic).expect("assigned"), peer_owned(&peer).expect("assigned"));
 
     let reports = produce(&topic, 40);
     let produced = positions(&reports);
@@ -732,7 +600,7 @@ fn committed_offsets_match_kafka_consumer_groups() {
     bootstrap();
     let topic = unique_topic("cafe-consume-offsets");
     let group = unique_topic("cafe-group-offsets");
-    recreate_topic(&topic, 3);
+    common::recreate_topic(&topic, 3);
     let reports = produce(&topic, 30);
     let (got, err) = consume_once(&topic, &group, "4s");
     assert_matches_reports(&got, &reports);
@@ -768,7 +636,7 @@ fn malformed_values_are_warned_about_skipped_and_committed() {
     let b = bootstrap();
     let topic = unique_topic("cafe-consume-malformed");
     let group = unique_topic("cafe-group-malformed");
-    recreate_topic(&topic, 2);
+    common::recreate_topic(&topic, 2);
 
     let good_before = produce(&topic, 3);
     let lines = "k1\t{not json at all\nk2\t{\"order\": 1}\nk3\t\n";
@@ -783,7 +651,7 @@ fn malformed_values_are_warned_about_skipped_and_committed() {
     let mut all = good_before.clone();
     all.extend(good_after.iter().cloned());
     all.extend(bad.iter().cloned());
-    assert_exactly_once(&tally(&got), &positions(&all));
+    assert_exactly_once(got.iter().map(Consumed::pos), &positions(&all));
     let bad_pos = positions(&bad);
     for r in &got {
         assert_eq!(r.valid, !bad_pos.contains(&r.pos()), "valid flag of {r:?}");
@@ -810,7 +678,7 @@ fn max_messages_commits_only_what_was_printed() {
     bootstrap();
     let topic = unique_topic("cafe-consume-max");
     let group = unique_topic("cafe-group-max");
-    recreate_topic(&topic, 1);
+    common::recreate_topic(&topic, 1);
     let reports = produce(&topic, 10);
 
     let mut args = consume_args(&topic, &group, "4s");
@@ -847,12 +715,12 @@ fn static_member_restart_keeps_generation_and_offsets() {
     let b = bootstrap();
     let topic = unique_topic("cafe-consume-static");
     let group = unique_topic("cafe-group-static");
-    recreate_topic(&topic, 2);
+    common::recreate_topic(&topic, 2);
     let first = produce(&topic, 6);
 
     let mut args = consume_args(&topic, &group, "3s");
     args.extend(["--group-instance-id".to_owned(), "cafe-static-1".to_owned()]);
-    let run = member("static member", &args).finish(Duration::from_secs(60));
+    let run = member::cafe_member("static member", &args).finish(Duration::from_secs(60));
     run.assert_success("static member, first run");
     assert_matches_reports(&run.consumed(&topic), &first);
     let generation = last_generation(&run).unwrap_or_else(|| panic!("no `assigned` line:\n{}", run.stdout.join("\n")));
@@ -869,7 +737,7 @@ fn static_member_restart_keeps_generation_and_offsets() {
     );
 
     let second = produce(&topic, 4);
-    let again = member("static member", &args).finish(Duration::from_secs(60));
+    let again = member::cafe_member("static member", &args).finish(Duration::from_secs(60));
     again.assert_success("static member, second run");
     assert_matches_reports(&again.consumed(&topic), &second);
     assert_eq!(

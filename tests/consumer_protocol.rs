@@ -13,118 +13,23 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::consume_json::{ConsumeLine, parse_lines, partitions_of};
-use common::{Background, assert_success, bootstrap, json_lines, kafka_tool, run_cafe, stderr, unique_topic};
+use common::member::{self, Mode, cafe_positions as positions, peer_owned, peer_positions};
+use common::records::{OffsetMonitor, Pos, assert_exactly_once, committed, group_state, produce};
+use common::{Background, bootstrap, unique_topic};
 
-/// A (partition, offset) pair: the identity of one record within a topic.
-type Pos = (i32, i64);
-
-fn produce(topic: &str, count: usize) -> BTreeSet<Pos> {
-    let b = bootstrap();
-    let n = count.to_string();
-    let out = run_cafe(&["-b", &b, "produce", "-t", topic, "-n", &n, "--json"], b"");
-    assert_success(&out, &format!("producing {count} events to {topic}"));
-    let reports: BTreeSet<Pos> = json_lines(&out)
-        .iter()
-        .map(|v| {
-            assert!(v.get("error").is_none(), "delivery failed: {v}");
-            (v["partition"].as_i64().expect("partition") as i32, v["offset"].as_i64().expect("offset"))
-        })
-        .collect();
-    assert_eq!(reports.len(), count, "one delivery report per event");
-    reports
-}
-
+/// A KIP-848 `cafe consume --json` member, then `extra`.
 fn member(name: &str, topic: &str, group: &str, extra: &[&str]) -> Background {
-    let b = bootstrap();
-    let mut args = vec![
-        "-b",
-        &b,
-        "consume",
-        "-t",
-        topic,
-        "-g",
-        group,
-        "--json",
-        "--group-protocol",
-        "consumer",
-        "--auto-commit-interval-ms",
-        "1000",
-        // A safety net only: the tests stop the members themselves.
-        "--idle-exit",
-        "50s",
-    ];
+    // A safety net only: the tests stop the members themselves.
+    let mut args = vec!["--idle-exit", "50s"];
     args.extend_from_slice(extra);
-    // Group debug lines (heartbeat errors, recoveries) for the failure messages.
-    Background::cafe_logging(name, &args, "info,cafe_kafka::group=debug")
-}
-
-fn positions(m: &[String], topic: &str) -> Vec<Pos> {
-    common::consume_json::records(m)
-        .iter()
-        .map(|v| {
-            assert_eq!(v["topic"], topic, "record of another topic: {v}");
-            (v["partition"].as_i64().expect("partition") as i32, v["offset"].as_i64().expect("offset"))
-        })
-        .collect()
-}
-
-/// What a member owns now, None before its first assignment. KIP-848 is
-/// incremental: a `revoked` line names only what was taken away, so the lines
-/// are folded (an `assigned` line lists the whole assignment after the change).
-fn owned(m: &Background, topic: &str) -> Option<BTreeSet<i32>> {
-    let mut owned: Option<BTreeSet<i32>> = None;
-    for line in parse_lines(&m.stdout_lines()) {
-        match line {
-            ConsumeLine::Assigned(a) => owned.get_or_insert_default().extend(a.of(topic)),
-            ConsumeLine::Revoked(p) => {
-                let gone = partitions_of(&p, topic);
-                owned.get_or_insert_default().retain(|q| !gone.contains(q));
-            }
-            ConsumeLine::Record(_) => {}
-        }
-    }
-    owned
+    member::cafe(name, topic, group, Mode::Consumer, &args)
 }
 
 fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool, explain: impl Fn() -> String) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        if Instant::now() > deadline {
-            panic!("timed out after {limit:?} waiting for {what}\n{}", explain());
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// Committed offsets of `group` on `topic` by partition, from Kafka's own tool.
-fn committed(group: &str, topic: &str) -> Result<BTreeMap<i32, i64>, String> {
-    let b = bootstrap();
-    let out = kafka_tool("consumer-groups", &["--bootstrap-server", &b, "--describe", "--group", group]);
-    if !out.status.success() {
-        return Err(format!("consumer-groups failed: {}{}", common::stdout(&out), stderr(&out)));
-    }
-    Ok(common::stdout(&out)
-        .lines()
-        .filter_map(|l| {
-            let cols: Vec<&str> = l.split_whitespace().collect();
-            if cols.len() < 4 || cols[0] != group || cols[1] != topic {
-                return None;
-            }
-            Some((cols[2].parse().ok()?, cols[3].parse().ok()?))
-        })
-        .collect())
-}
-
-/// The group's type and assignor as `kafka-consumer-groups --describe --state` shows them.
-fn group_state(group: &str) -> String {
-    let b = bootstrap();
-    let out = kafka_tool("consumer-groups", &["--bootstrap-server", &b, "--describe", "--group", group, "--state"]);
-    common::stdout(&out)
+    common::records::wait_until(limit, what, || check().then_some(()), explain)
 }
 
 #[test]
@@ -138,7 +43,7 @@ fn one_consumer_protocol_member_gets_every_partition_and_reads_every_record() {
     m.wait_for(Duration::from_secs(30), "every record", |lines| {
         positions(lines, &topic).into_iter().collect::<BTreeSet<_>>() == produced
     });
-    assert_eq!(owned(&m, &topic), Some((0..3).collect()));
+    assert_eq!(m.owned(&topic), Some((0..3).collect()));
     let state = group_state(&group);
     assert!(state.contains("range") && state.contains("Stable"), "a consumer-protocol group with range:\n{state}");
     m.signal("TERM");
@@ -167,7 +72,7 @@ fn three_consumer_protocol_members_split_six_partitions_and_take_over_after_sigt
     let explain = |ms: &[Background]| ms.iter().map(Background::describe).collect::<Vec<_>>().join("\n");
     let all6: BTreeSet<i32> = (0..6).collect();
     let split = |ms: &[Background], each: usize| {
-        let Some(a) = ms.iter().map(|m| owned(m, &topic)).collect::<Option<Vec<_>>>() else { return false };
+        let Some(a) = ms.iter().map(|m| m.owned(&topic)).collect::<Option<Vec<_>>>() else { return false };
         let union: BTreeSet<i32> = a.iter().flatten().copied().collect();
         a.iter().all(|s| s.len() == each) && union == all6
     };
@@ -179,24 +84,12 @@ fn three_consumer_protocol_members_split_six_partitions_and_take_over_after_sigt
     );
 
     // Committed offsets, sampled while members come and go, must never move back.
-    let stop = Arc::new(AtomicBool::new(false));
-    let samples: Arc<Mutex<Vec<BTreeMap<i32, i64>>>> = Arc::default();
-    let monitor = {
-        let (stop, samples, group, topic) = (Arc::clone(&stop), Arc::clone(&samples), group.clone(), topic.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                if let Ok(c) = committed(&group, &topic) {
-                    samples.lock().unwrap_or_else(|p| p.into_inner()).push(c);
-                }
-                std::thread::sleep(Duration::from_millis(300));
-            }
-        })
-    };
+    let monitor = OffsetMonitor::start(&group, &topic);
 
     produced.extend(produce(&topic, 18));
     let mut members = members;
     let victim = members.pop().expect("three members");
-    let victim_parts = owned(&victim, &topic).expect("assigned");
+    let victim_parts = victim.owned(&topic).expect("assigned");
     victim.signal("TERM");
     produced.extend(produce(&topic, 18));
     let victim = victim.finish(Duration::from_secs(20));
@@ -228,53 +121,11 @@ fn three_consumer_protocol_members_split_six_partitions_and_take_over_after_sigt
         end.assert_success(&format!("member{i}"));
         all.extend(positions(&end.stdout, &topic));
     }
-    stop.store(true, Ordering::Relaxed);
-    let _ = monitor.join();
 
-    let mut tally: BTreeMap<Pos, usize> = BTreeMap::new();
-    for p in &all {
-        *tally.entry(*p).or_default() += 1;
-    }
-    let dups: Vec<_> = tally.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(dups.is_empty(), "printed more than once: {dups:?}");
-    assert_eq!(tally.keys().copied().collect::<BTreeSet<_>>(), produced, "every record, nothing else");
+    assert_exactly_once(all, &produced);
 
-    let samples = samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    assert!(!samples.is_empty(), "the monitor saw the group");
-    for w in samples.windows(2) {
-        for (p, before) in &w[0] {
-            if let Some(after) = w[1].get(p) {
-                assert!(after >= before, "partition {p}'s committed offset went back: {before} -> {after}");
-            }
-        }
-    }
+    monitor.assert_never_back(1);
     common::delete_topic(&topic);
-}
-
-/// What the confluent-kafka peer owns now, folded from its incremental
-/// `{"assigned": [...]}` / `{"revoked": [...]}` lines on stderr.
-fn peer_owned(peer: &Background) -> Option<BTreeSet<i32>> {
-    let mut owned: Option<BTreeSet<i32>> = None;
-    for l in peer.stderr_lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&l) else { continue };
-        let list = |k: &str| -> Option<BTreeSet<i32>> {
-            Some(v.get(k)?.as_array()?.iter().filter_map(|p| p.as_i64().map(|p| p as i32)).collect())
-        };
-        if let Some(a) = list("assigned") {
-            owned.get_or_insert_default().extend(a);
-        } else if let Some(r) = list("revoked") {
-            owned.get_or_insert_default().retain(|p| !r.contains(p));
-        }
-    }
-    owned
-}
-
-fn peer_positions(lines: &[String]) -> Vec<Pos> {
-    lines
-        .iter()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| Some((v.get("partition")?.as_i64()? as i32, v.get("offset")?.as_i64()?)))
-        .collect()
 }
 
 /// A mixed KIP-848 group: `cafe` and librdkafka (confluent-kafka,
@@ -288,28 +139,14 @@ fn a_mixed_group_with_a_librdkafka_consumer_protocol_member() {
     common::create_topic(&topic, 4);
     let mut produced = produce(&topic, 16);
     let cafe = member("cafe", &topic, &group, &[]);
-    let mut cmd = std::process::Command::new(common::peer_python());
-    cmd.arg(common::repo_root().join("tests/peers/group_consume.py")).args([
-        "--bootstrap",
-        &bootstrap(),
-        "--topic",
-        &topic,
-        "--group",
-        &group,
-        "--group-protocol",
-        "consumer",
-        "--idle",
-        "40",
-        "--timeout",
-        "55",
-    ]);
-    let peer = Background::spawn("peer", cmd);
+    let peer_args = ["--group-protocol", "consumer", "--idle", "40", "--timeout", "55"];
+    let peer = member::librdkafka("peer", &topic, &group, &peer_args);
     let explain = || format!("{}\n{}", cafe.describe(), peer.describe());
     let all4: BTreeSet<i32> = (0..4).collect();
     wait_until(
         Duration::from_secs(40),
         "2 partitions each for cafe and the librdkafka member",
-        || match (owned(&cafe, &topic), peer_owned(&peer)) {
+        || match (cafe.owned(&topic), peer_owned(&peer)) {
             (Some(a), Some(b)) => a.len() == 2 && b.len() == 2 && a.union(&b).copied().collect::<BTreeSet<_>>() == all4,
             _ => false,
         },
@@ -332,7 +169,7 @@ fn a_mixed_group_with_a_librdkafka_consumer_protocol_member() {
     wait_until(
         Duration::from_secs(30),
         "cafe to own all 4",
-        || owned(&cafe, &topic) == Some(all4.clone()),
+        || cafe.owned(&topic) == Some(all4.clone()),
         || cafe.describe(),
     );
     produced.extend(produce(&topic, 8));
@@ -351,13 +188,7 @@ fn a_mixed_group_with_a_librdkafka_consumer_protocol_member() {
     end.assert_success("cafe after SIGTERM");
     let mut all = positions(&end.stdout, &topic);
     all.extend(peer_positions(&peer.stdout));
-    let mut tally: BTreeMap<Pos, usize> = BTreeMap::new();
-    for p in &all {
-        *tally.entry(*p).or_default() += 1;
-    }
-    let dups: Vec<_> = tally.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(dups.is_empty(), "printed more than once: {dups:?}\n--- peer stderr\n{}", peer.stderr_text());
-    assert_eq!(tally.keys().copied().collect::<BTreeSet<_>>(), produced, "every record, nothing else");
+    assert_exactly_once(all, &produced);
     common::delete_topic(&topic);
 }
 
@@ -378,15 +209,12 @@ fn a_classic_cafe_member_in_a_consumer_protocol_group() {
     modern.wait_for(Duration::from_secs(20), "the consumer-protocol member to own all 4", |lines| {
         parse_lines(lines).iter().any(|l| matches!(l, ConsumeLine::Assigned(a) if a.of(&topic) == all4))
     });
-    let mut args: Vec<String> =
-        ["-b", &bootstrap(), "consume", "-t", &topic, "-g", &group, "--json"].iter().map(|s| s.to_string()).collect();
-    args.extend(["--idle-exit", "50s", "--auto-commit-interval-ms", "1000"].map(String::from));
-    let classic = Background::cafe_logging("classic", &args, "info,cafe_kafka::group=debug");
+    let classic = member::cafe("classic", &topic, &group, Mode::Eager, &["--idle-exit", "50s"]);
     let explain = || format!("{}\n{}", modern.describe(), classic.describe());
     wait_until(
         Duration::from_secs(40),
         "2 partitions each for the two members",
-        || match (owned(&modern, &topic), owned(&classic, &topic)) {
+        || match (modern.owned(&topic), classic.owned(&topic)) {
             (Some(a), Some(b)) => a.len() == 2 && b.len() == 2 && a.union(&b).copied().collect::<BTreeSet<_>>() == all4,
             _ => false,
         },
@@ -399,7 +227,7 @@ fn a_classic_cafe_member_in_a_consumer_protocol_group() {
     wait_until(
         Duration::from_secs(30),
         "the consumer-protocol member to own all 4",
-        || owned(&modern, &topic) == Some(all4.clone()),
+        || modern.owned(&topic) == Some(all4.clone()),
         || modern.describe(),
     );
     wait_until(
@@ -417,13 +245,38 @@ fn a_classic_cafe_member_in_a_consumer_protocol_group() {
     end.assert_success("the consumer-protocol member");
     let mut all = positions(&end.stdout, &topic);
     all.extend(positions(&classic.stdout, &topic));
-    let mut tally: BTreeMap<Pos, usize> = BTreeMap::new();
-    for p in &all {
-        *tally.entry(*p).or_default() += 1;
-    }
-    let dups: Vec<_> = tally.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(dups.is_empty(), "printed more than once: {dups:?}");
-    assert_eq!(tally.keys().copied().collect::<BTreeSet<_>>(), produced, "every record, nothing else");
+    assert_exactly_once(all, &produced);
+    common::delete_topic(&topic);
+}
+
+/// A member slower than `max.poll.interval.ms` between polls (each record
+/// takes 3 s, the interval is 2 s): it leaves the group, its partition lost
+/// (a `revoked` line), and rejoins at its next poll (assigned again), as the
+/// Java client does.
+#[test]
+fn a_member_that_does_not_poll_within_max_poll_interval_leaves_and_rejoins_at_its_next_poll() {
+    bootstrap();
+    let topic = unique_topic("cafe-848-slow");
+    let group = unique_topic("cafe-848-group-slow");
+    common::create_topic(&topic, 1);
+    produce(&topic, 3);
+    let slow = ["--max-poll-interval-ms", "2000", "--process-delay", "3s", "--max-poll-records", "1"];
+    let mut m = member("slow", &topic, &group, &slow);
+    m.wait_for(Duration::from_secs(40), "assigned, revoked, assigned again", |lines| {
+        let changes: Vec<&str> = parse_lines(lines)
+            .iter()
+            .filter_map(|l| match l {
+                ConsumeLine::Assigned(_) => Some("assigned"),
+                ConsumeLine::Revoked(_) => Some("revoked"),
+                ConsumeLine::Record(_) => None,
+            })
+            .collect();
+        changes.starts_with(&["assigned", "revoked", "assigned"])
+    });
+    let warned = m.stderr_lines().iter().any(|l| l.contains("no poll within max.poll.interval.ms"));
+    assert!(warned, "the leave is logged\n{}", m.describe());
+    m.signal("TERM");
+    m.finish(Duration::from_secs(30)).assert_success("the slow member after SIGTERM");
     common::delete_topic(&topic);
 }
 

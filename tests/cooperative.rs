@@ -11,69 +11,17 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::collections::BTreeSet;
+use std::time::Duration;
 
 use common::consume_json::{ConsumeLine, parse_lines, partitions_of};
-use common::{Background, assert_success, bootstrap, json_lines, peer_python, repo_root, run_cafe, unique_topic};
-use serde_json::Value;
+use common::member::{self, Mode, cafe_positions, java_positions, peer_positions};
+use common::records::{Pos, assert_exactly_once, produce, wait_until};
+use common::{Background, unique_topic};
 
-const SESSION_MS: &str = "6000";
-const HEARTBEAT_MS: &str = "500";
-const AUTO_COMMIT_MS: &str = "1000";
-
-/// A (partition, offset) pair: one record of the topic.
-type Pos = (i32, i64);
-
-fn recreate_topic(topic: &str, partitions: i32) {
-    let b = bootstrap();
-    let out = run_cafe(&["-b", &b, "topic", "recreate", topic, "--partitions", &partitions.to_string()], b"");
-    assert_success(&out, &format!("recreating topic {topic}"));
-}
-
-/// `cafe produce -n count --json`: the positions the records landed at.
-fn produce(topic: &str, count: usize) -> BTreeSet<Pos> {
-    let b = bootstrap();
-    let out = run_cafe(&["-b", &b, "produce", "-t", topic, "-n", &count.to_string(), "--json"], b"");
-    assert_success(&out, &format!("producing {count} events to {topic}"));
-    let positions: BTreeSet<Pos> = json_lines(&out)
-        .iter()
-        .map(|v| (v["partition"].as_i64().expect("partition") as i32, v["offset"].as_i64().expect("offset")))
-        .collect();
-    assert_eq!(positions.len(), count, "one delivery report per event");
-    positions
-}
-
-/// A cooperative-sticky `cafe consume --json` member with short group timings.
+/// A cooperative-sticky `cafe consume --json` member with the short test timings.
 fn cafe_member(name: &str, topic: &str, group: &str) -> Background {
-    let b = bootstrap();
-    let args = [
-        "-b",
-        &b,
-        "consume",
-        "-t",
-        topic,
-        "-g",
-        group,
-        "--json",
-        "--idle-exit",
-        "60s",
-        "--partition-assignment-strategy",
-        "cooperative-sticky",
-        "--session-timeout-ms",
-        SESSION_MS,
-        "--heartbeat-interval-ms",
-        HEARTBEAT_MS,
-        "--auto-commit-interval-ms",
-        AUTO_COMMIT_MS,
-    ];
-    Background::cafe_logging(name, &args, "info")
-}
-
-/// What a cafe member owns now, from its change lines (None before the first).
-fn owned(m: &Background, topic: &str) -> Option<BTreeSet<i32>> {
-    Some(m.assignment()?.of(topic))
+    member::cafe(name, topic, group, Mode::Cooperative, &["--idle-exit", "60s"])
 }
 
 /// The partitions a cafe member revoked, one entry per `revoked` line, so far.
@@ -87,43 +35,6 @@ fn revoked(m: &Background, topic: &str) -> Vec<BTreeSet<i32>> {
         .collect()
 }
 
-/// The record positions a cafe member printed.
-fn cafe_positions(lines: &[String]) -> Vec<Pos> {
-    parse_lines(lines)
-        .into_iter()
-        .filter_map(|l| match l {
-            ConsumeLine::Record(v) => Some((v["partition"].as_i64()? as i32, v["offset"].as_i64()?)),
-            _ => None,
-        })
-        .collect()
-}
-
-fn wait_until<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Option<T>, explain: impl Fn() -> String) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(t) = check() {
-            return t;
-        }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}\n{}", explain());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Panics unless every position in `produced` was printed exactly once, and nothing else.
-fn assert_exactly_once(printed: impl IntoIterator<Item = Pos>, produced: &BTreeSet<Pos>) {
-    let mut seen: BTreeMap<Pos, usize> = BTreeMap::new();
-    for p in printed {
-        *seen.entry(p).or_insert(0) += 1;
-    }
-    let dups: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    let missing: Vec<_> = produced.iter().filter(|p| !seen.contains_key(p)).collect();
-    let extra: Vec<_> = seen.keys().filter(|p| !produced.contains(p)).collect();
-    assert!(
-        dups.is_empty() && missing.is_empty() && extra.is_empty(),
-        "not exactly once: duplicates {dups:?}, missing {missing:?}, not produced {extra:?}"
-    );
-}
-
 fn describe_all(members: &[&Background]) -> String {
     members.iter().map(|m| m.describe()).collect::<Vec<_>>().join("\n")
 }
@@ -135,7 +46,7 @@ fn describe_all(members: &[&Background]) -> String {
 fn a_joining_member_takes_partitions_without_revoking_the_ones_that_stay() {
     let topic = unique_topic("cafe-coop-join");
     let group = unique_topic("cafe-group-coop-join");
-    recreate_topic(&topic, 6);
+    common::recreate_topic(&topic, 6);
 
     let first: Vec<Background> = (1..=3).map(|i| cafe_member(&format!("cafe-{i}"), &topic, &group)).collect();
     let explain = || describe_all(&first.iter().collect::<Vec<_>>());
@@ -143,15 +54,16 @@ fn a_joining_member_takes_partitions_without_revoking_the_ones_that_stay() {
         Duration::from_secs(30),
         "3 members with 2 partitions each",
         || {
-            let owned: Vec<BTreeSet<i32>> = first.iter().map(|m| owned(m, &topic)).collect::<Option<_>>()?;
+            let owned: Vec<BTreeSet<i32>> = first.iter().map(|m| m.owned(&topic)).collect::<Option<_>>()?;
             let all: BTreeSet<i32> = owned.iter().flatten().copied().collect();
             (owned.iter().all(|o| o.len() == 2) && all.len() == 6).then_some(owned)
         },
         explain,
     );
     let mut produced = produce(&topic, 30);
-    let printed_by =
-        |ms: &[&Background]| -> BTreeSet<Pos> { ms.iter().flat_map(|m| cafe_positions(&m.stdout_lines())).collect() };
+    let printed_by = |ms: &[&Background]| -> BTreeSet<Pos> {
+        ms.iter().flat_map(|m| cafe_positions(&m.stdout_lines(), &topic)).collect()
+    };
     wait_until(
         Duration::from_secs(30),
         "the first 30 records",
@@ -167,7 +79,7 @@ fn a_joining_member_takes_partitions_without_revoking_the_ones_that_stay() {
         Duration::from_secs(30),
         "4 members sharing the 6 partitions 2/2/1/1",
         || {
-            let owned: Vec<BTreeSet<i32>> = everyone().iter().map(|m| owned(m, &topic)).collect::<Option<_>>()?;
+            let owned: Vec<BTreeSet<i32>> = everyone().iter().map(|m| m.owned(&topic)).collect::<Option<_>>()?;
             let all: BTreeSet<i32> = owned.iter().flatten().copied().collect();
             let total: usize = owned.iter().map(BTreeSet::len).sum();
             let mut sizes: Vec<usize> = owned.iter().map(BTreeSet::len).collect();
@@ -203,83 +115,25 @@ fn a_joining_member_takes_partitions_without_revoking_the_ones_that_stay() {
         m.signal("TERM");
         let end = m.finish(Duration::from_secs(30));
         end.assert_success("cafe");
-        printed.extend(cafe_positions(&end.stdout));
+        printed.extend(cafe_positions(&end.stdout, &topic));
     }
     assert_exactly_once(printed, &produced);
     common::delete_topic(&topic);
 }
 
-/// Kafka's console consumer (the Java client) in `group`, cooperative-sticky,
-/// printing `Partition:p\tOffset:o\tvalue` lines; exits after `idle_ms` without records.
+/// Kafka's console consumer (the Java client) in `group`, cooperative-sticky;
+/// exits after `idle_ms` without records.
 fn java_member(topic: &str, group: &str, idle_ms: &str) -> Background {
-    let b = bootstrap();
-    let mut cmd = Command::new("bash");
-    cmd.arg(repo_root().join("scripts/kafka.sh")).args(["tool", "console-consumer"]).args([
-        "--bootstrap-server",
-        &b,
-        "--topic",
-        topic,
-        "--group",
-        group,
-        "--from-beginning",
-        "--timeout-ms",
-        idle_ms,
-        "--property",
-        "print.partition=true",
-        "--property",
-        "print.offset=true",
-        "--consumer-property",
-        "partition.assignment.strategy=org.apache.kafka.clients.consumer.CooperativeStickyAssignor",
-        "--consumer-property",
-        &format!("session.timeout.ms={SESSION_MS}"),
-        "--consumer-property",
-        &format!("heartbeat.interval.ms={HEARTBEAT_MS}"),
-    ]);
-    Background::spawn("java-console-consumer", cmd)
-}
-
-/// Positions the console consumer printed.
-fn java_positions(lines: &[String]) -> Vec<Pos> {
-    lines
-        .iter()
-        .filter_map(|l| {
-            let field = |name: &str| l.split('\t').find_map(|f| f.strip_prefix(name)?.trim().parse::<i64>().ok());
-            Some((field("Partition:")? as i32, field("Offset:")?))
-        })
-        .collect()
+    let [session, heartbeat] = member::java_classic_timings();
+    let strategy = "partition.assignment.strategy=org.apache.kafka.clients.consumer.CooperativeStickyAssignor";
+    member::java("java-console-consumer", topic, group, idle_ms, &[strategy, &session, &heartbeat])
 }
 
 /// The confluent-kafka peer (librdkafka), cooperative-sticky.
 fn librdkafka_member(topic: &str, group: &str) -> Background {
-    let b = bootstrap();
-    let mut cmd = Command::new(peer_python());
-    cmd.arg(repo_root().join("tests/peers/group_consume.py")).args([
-        "--bootstrap",
-        &b,
-        "--topic",
-        topic,
-        "--group",
-        group,
-        "--strategy",
-        "cooperative-sticky",
-        "--idle",
-        "8",
-        "--timeout",
-        "60",
-        "--session-timeout-ms",
-        SESSION_MS,
-        "--heartbeat-interval-ms",
-        HEARTBEAT_MS,
-    ]);
-    Background::spawn("confluent-kafka", cmd)
-}
-
-fn peer_positions(lines: &[String]) -> Vec<Pos> {
-    lines
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| Some((v["partition"].as_i64()? as i32, v["offset"].as_i64()?)))
-        .collect()
+    let mut args = member::librdkafka_classic("cooperative-sticky").to_vec();
+    args.extend(["--idle", "8", "--timeout", "60"]);
+    member::librdkafka("confluent-kafka", topic, group, &args)
 }
 
 /// cafe (leading), the Java consumer and librdkafka, all cooperative-sticky, on
@@ -288,13 +142,13 @@ fn peer_positions(lines: &[String]) -> Vec<Pos> {
 fn mixed_cooperative_group_with_java_and_librdkafka() {
     let topic = unique_topic("cafe-coop-mixed");
     let group = unique_topic("cafe-group-coop-mixed");
-    recreate_topic(&topic, 6);
+    common::recreate_topic(&topic, 6);
 
     let cafe = cafe_member("cafe", &topic, &group);
     wait_until(
         Duration::from_secs(30),
         "cafe to lead with all 6",
-        || (owned(&cafe, &topic)?.len() == 6).then_some(()),
+        || (cafe.owned(&topic)?.len() == 6).then_some(()),
         || cafe.describe(),
     );
     let java = java_member(&topic, &group, "12000");
@@ -306,12 +160,12 @@ fn mixed_cooperative_group_with_java_and_librdkafka() {
     wait_until(
         Duration::from_secs(40),
         "cafe down to 2 partitions and the peer assigned",
-        || (owned(&cafe, &topic)?.len() == 2 && peer_assigned(&peer)).then_some(()),
+        || (cafe.owned(&topic)?.len() == 2 && peer_assigned(&peer)).then_some(()),
         explain,
     );
     let produced = produce(&topic, 60);
     let all_printed = || -> BTreeSet<Pos> {
-        let mut s: BTreeSet<Pos> = cafe_positions(&cafe.stdout_lines()).into_iter().collect();
+        let mut s: BTreeSet<Pos> = cafe_positions(&cafe.stdout_lines(), &topic).into_iter().collect();
         s.extend(java_positions(&java.stdout_lines()));
         s.extend(peer_positions(&peer.stdout_lines()));
         s
@@ -322,7 +176,7 @@ fn mixed_cooperative_group_with_java_and_librdkafka() {
         || all_printed().is_superset(&produced).then_some(()),
         explain,
     );
-    let cafe_parts: BTreeSet<i32> = owned(&cafe, &topic).expect("assigned");
+    let cafe_parts: BTreeSet<i32> = cafe.owned(&topic).expect("assigned");
 
     // The others exit once idle; cafe after them, so nothing moves while records flow.
     let peer = peer.finish(Duration::from_secs(30));
@@ -332,7 +186,7 @@ fn mixed_cooperative_group_with_java_and_librdkafka() {
     let cafe = cafe.finish(Duration::from_secs(30));
     cafe.assert_success("cafe");
 
-    let (c, j, p) = (cafe_positions(&cafe.stdout), java_positions(&java.stdout), peer_positions(&peer.stdout));
+    let (c, j, p) = (cafe_positions(&cafe.stdout, &topic), java_positions(&java.stdout), peer_positions(&peer.stdout));
     let parts = |ps: &[Pos]| ps.iter().map(|(p, _)| *p).collect::<BTreeSet<i32>>();
     let (cp, jp, pp) = (parts(&c), parts(&j), parts(&p));
     let report = format!("cafe {cp:?} (owned {cafe_parts:?}), java {jp:?}, librdkafka {pp:?}");
@@ -351,31 +205,12 @@ fn mixed_cooperative_group_with_java_and_librdkafka() {
 fn java_default_assignors_lead_a_cooperative_cafe_member() {
     let topic = unique_topic("cafe-coop-java-default");
     let group = unique_topic("cafe-group-coop-java-default");
-    recreate_topic(&topic, 6);
+    common::recreate_topic(&topic, 6);
     let mut produced = produce(&topic, 30);
 
-    let b = bootstrap();
-    let mut cmd = Command::new("bash");
-    cmd.arg(repo_root().join("scripts/kafka.sh")).args(["tool", "console-consumer"]).args([
-        "--bootstrap-server",
-        &b,
-        "--topic",
-        &topic,
-        "--group",
-        &group,
-        "--from-beginning",
-        "--timeout-ms",
-        "10000",
-        "--property",
-        "print.partition=true",
-        "--property",
-        "print.offset=true",
-        "--consumer-property",
-        &format!("session.timeout.ms={SESSION_MS}"),
-        "--consumer-property",
-        &format!("heartbeat.interval.ms={HEARTBEAT_MS}"),
-    ]);
-    let java = Background::spawn("java-console-consumer (default assignors)", cmd);
+    let [session, heartbeat] = member::java_classic_timings();
+    let java =
+        member::java("java-console-consumer (default assignors)", &topic, &group, "10000", &[&session, &heartbeat]);
     // Java alone has read everything: it is the group's leader.
     wait_until(
         Duration::from_secs(30),
@@ -394,7 +229,7 @@ fn java_default_assignors_lead_a_cooperative_cafe_member() {
     let cafe_parts = wait_until(
         Duration::from_secs(30),
         "cafe to get 3 of the 6",
-        || owned(&cafe, &topic).filter(|o| o.len() == 3),
+        || cafe.owned(&topic).filter(|o| o.len() == 3),
         explain,
     );
     produced.extend(produce(&topic, 30));
@@ -402,7 +237,7 @@ fn java_default_assignors_lead_a_cooperative_cafe_member() {
         Duration::from_secs(30),
         "all 60 printed",
         || {
-            let mut s: BTreeSet<Pos> = cafe_positions(&cafe.stdout_lines()).into_iter().collect();
+            let mut s: BTreeSet<Pos> = cafe_positions(&cafe.stdout_lines(), &topic).into_iter().collect();
             s.extend(java_positions(&java.stdout_lines()));
             s.is_superset(&produced).then_some(())
         },
@@ -412,7 +247,7 @@ fn java_default_assignors_lead_a_cooperative_cafe_member() {
     cafe.signal("TERM");
     let cafe = cafe.finish(Duration::from_secs(30));
     cafe.assert_success("cafe");
-    let c = cafe_positions(&cafe.stdout);
+    let c = cafe_positions(&cafe.stdout, &topic);
     assert!(c.iter().all(|(p, _)| cafe_parts.contains(p)), "cafe printed only its own {cafe_parts:?}: {c:?}");
     assert!(!c.is_empty(), "cafe consumed records of its partitions");
     assert_exactly_once(c.into_iter().chain(java_positions(&java.stdout)), &produced);

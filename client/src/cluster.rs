@@ -10,10 +10,10 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::Mutex;
 
 use crate::backoff::{BackoffPolicy, Failure, StopRule, retry};
-use crate::wire::{self, Connection, ConnectionConfig};
+use crate::wire::{self, Connection, ConnectionConfig, Security};
 
 /// Errors learning about the cluster.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +34,10 @@ pub enum Error {
         /// The broker's error code.
         error: ResponseError,
     },
+    /// The broker's ACLs do not let this client see the topic
+    /// (TOPIC_AUTHORIZATION_FAILED in Metadata).
+    #[error("not authorized to describe topic `{0}` (TOPIC_AUTHORIZATION_FAILED)")]
+    TopicAuthorization(String),
     /// A node id (from FindCoordinator or a partition's leader) that no
     /// metadata response has listed yet; refresh and retry.
     #[error("broker {0} is not in the cluster metadata")]
@@ -52,7 +56,7 @@ impl Error {
             Error::Wire(e) => e.is_retriable(),
             Error::Topic { error, .. } => error.is_retriable(),
             Error::UnknownBroker(_) => true,
-            Error::UnknownTopic(_) | Error::NoBootstrap => false,
+            Error::UnknownTopic(_) | Error::NoBootstrap | Error::TopicAuthorization(_) => false,
         }
     }
 }
@@ -120,8 +124,9 @@ pub struct Cluster {
     /// would hold back heartbeats and commits queued behind it. The Java consumer
     /// keeps its coordinator on a socket of its own for the same reason.
     fetch_connections: Mutex<HashMap<String, Arc<Connection>>>,
-    /// The rskafka client for topic admin, built on first use (see [`Cluster::rskafka`]).
-    rskafka: OnceCell<rskafka::client::Client>,
+    /// TLS and SASL for every connection of this cluster (bootstrap, metadata,
+    /// produce, fetch, coordinator, admin), prepared once.
+    security: Security,
     /// Bumped whenever `topics` changes, so a cache of it (the producer's partition
     /// counts) can tell it is stale without taking the lock.
     topics_generation: std::sync::atomic::AtomicU64,
@@ -130,11 +135,14 @@ pub struct Cluster {
 impl Cluster {
     /// Connects to the first reachable of `bootstrap` (`bootstrap.servers`, each
     /// `host:port`). Fails with [`Error::NoBootstrap`] for an empty list, else
-    /// with the first server's [`wire::Error`] when none answers.
+    /// with the first server's [`wire::Error`] when none answers. Unusable
+    /// security settings (a missing CA file, no password) fail before any
+    /// socket is opened.
     pub async fn connect(bootstrap: Vec<String>, config: ConnectionConfig) -> Result<Arc<Self>, Error> {
         if bootstrap.is_empty() {
             return Err(Error::NoBootstrap);
         }
+        let security = Security::new(&config.security)?;
         let cluster = Arc::new(Self {
             bootstrap,
             config,
@@ -142,7 +150,7 @@ impl Cluster {
             topics: Default::default(),
             connections: Mutex::new(HashMap::new()),
             fetch_connections: Mutex::new(HashMap::new()),
-            rskafka: OnceCell::new(),
+            security,
             topics_generation: std::sync::atomic::AtomicU64::new(0),
         });
         cluster.any_connection().await?;
@@ -179,7 +187,7 @@ impl Cluster {
         if let Some(c) = conns.get(addr).filter(|c| !c.is_closed()) {
             return Ok(Arc::clone(c));
         }
-        let c = Arc::new(Connection::connect(addr, self.config.clone()).await?);
+        let c = Arc::new(Connection::open(addr, self.config.clone(), &self.security).await?);
         conns.insert(addr.to_owned(), Arc::clone(&c));
         Ok(c)
     }
@@ -213,26 +221,10 @@ impl Cluster {
         self.fetch_connections.lock().await.remove(addr);
     }
 
-    /// The one rskafka client, for what rskafka does well (topic admin), built on
-    /// first use from the same bootstrap servers and `client.id`. Its own retries
-    /// (with the default backoff policy) end after `request.timeout.ms`, so an
-    /// unreachable cluster is an error rather than an endless wait.
-    pub(crate) async fn rskafka(&self) -> Result<&rskafka::client::Client, rskafka::client::error::Error> {
-        self.rskafka
-            .get_or_try_init(|| {
-                let policy = BackoffPolicy::default();
-                let backoff = rskafka::BackoffConfig {
-                    init_backoff: policy.initial,
-                    max_backoff: policy.max,
-                    base: 2.0,
-                    deadline: Some(self.config.request_timeout),
-                };
-                rskafka::client::ClientBuilder::new(self.bootstrap.clone())
-                    .client_id(self.config.client_id.clone())
-                    .backoff_config(backoff)
-                    .build()
-            })
-            .await
+    /// The user name this client authenticates as with SASL PLAIN or SCRAM
+    /// (Kafka's principal is then `User:<name>`), for messages about ACLs.
+    pub fn sasl_username(&self) -> Option<&str> {
+        self.security.sasl.as_ref()?.username()
     }
 
     /// Metadata of every topic in the cluster (for pattern subscriptions).
@@ -327,6 +319,7 @@ impl Cluster {
                     self.topics_changed();
                     return Err(Error::UnknownTopic(name));
                 }
+                Some(ResponseError::TopicAuthorizationFailed) => return Err(Error::TopicAuthorization(name)),
                 Some(error) => return Err(Error::Topic { topic: name, error }),
             }
             let mut partitions: Vec<PartitionInfo> = t

@@ -72,6 +72,7 @@ impl Codec {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn to_records(self) -> kafka_protocol::records::Compression {
         use kafka_protocol::records::Compression as C;
         match self {

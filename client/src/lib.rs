@@ -15,7 +15,10 @@
 //! with one Fetch per broker in KIP-227 sessions, decodes batches as the records are
 //! taken, and commits what was handed out. Settings have Kafka's names and Java's
 //! defaults, as struct fields or as strings ([`ProducerConfig::set`],
-//! [`Properties`] for a `client.properties` file).
+//! [`Properties`] for a `client.properties` file). Every connection can be
+//! secured with TLS (rustls with graviola's crypto: still no C) and SASL
+//! (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER) through `security.protocol` and the
+//! `ssl.*`/`sasl.*` settings of [`ClientConfig`] ([`config::SecurityConfig`]).
 //!
 //! ```no_run
 //! use cafe_kafka::{ClientConfig, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord};
@@ -68,8 +71,8 @@ pub use group::assign::{Assignor, RebalanceProtocol};
 pub use group::{GroupConfig, GroupError, GroupProtocol};
 pub use partitioner::Partitioner;
 pub use producer::{
-    Acks, Delivery, DeliveryError, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata, SendError,
-    SendErrorKind,
+    Acks, Delivery, DeliveryError, DeliveryFuture, GroupMetadata, Producer, ProducerConfig, ProducerRecord,
+    RecordMetadata, SendError, SendErrorKind, TransactionError,
 };
 pub use registry::SchemaRegistry;
 pub use types::TopicPartition;

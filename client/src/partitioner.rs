@@ -107,6 +107,18 @@ impl Partitioner {
     /// assert_eq!(second, (first + 1) % 3);
     /// ```
     pub fn partition(&self, key: Option<&[u8]>, num_partitions: i32, null_keys: &mut NullKeyPicker) -> i32 {
+        self.partition_sized(key, num_partitions, 1, null_keys)
+    }
+
+    /// [`partition`](Self::partition) for a record of `size` bytes, which a
+    /// [sticky](NullKeyPicker::sticky) `null_keys` counts.
+    pub fn partition_sized(
+        &self,
+        key: Option<&[u8]>,
+        num_partitions: i32,
+        size: usize,
+        null_keys: &mut NullKeyPicker,
+    ) -> i32 {
         let n = num_partitions.max(1);
         match (self, key) {
             // Java hashes any non-null key, the empty one included.
@@ -115,7 +127,7 @@ impl Partitioner {
             // `keylen != 0`, then `rd_crc32(key) % partition_cnt` in unsigned
             // arithmetic (uint32 % int32 converts the count to unsigned).
             (Partitioner::Crc32, Some(key)) if !key.is_empty() => crc32_partition(key, n),
-            _ => null_keys.next_partition(n),
+            _ => null_keys.next_partition_sized(n, size),
         }
     }
 }
@@ -147,40 +159,68 @@ impl FromStr for Partitioner {
     }
 }
 
-/// Spreads records without a key over the partitions, round-robin from a
-/// seeded starting point.
+/// Spreads records without a key over the partitions, from a seeded starting
+/// point: round-robin per record ([`new`](Self::new)), or sticky
+/// ([`sticky`](Self::sticky)): every record to one partition until about a batch
+/// of bytes went there, then on to the next, as the Java client does (KIP-480,
+/// KIP-794's byte count; without its load-adaptive choice of the next partition).
 ///
-/// Java sticks to one partition per batch (KIP-480, KIP-794) and librdkafka
-/// picks uniformly at random; both need to know batch boundaries or accept
-/// uneven counts. Round-robin needs neither and gives every partition the
-/// same share within one, which is what the pipeline's demos check. The
-/// random start keeps many producers from all beginning at partition 0.
+/// The producer is sticky: at a moderate rate round-robin spreads records over
+/// every partition's batch, so none fills and each waits out `linger.ms`, where a
+/// sticky batch fills and goes. Round-robin gives every partition the same share
+/// within one record. The random start keeps many producers from all beginning at
+/// partition 0.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NullKeyPicker {
     // u64 so the counter never wraps in practice; wrapping at 2^32 would
     // skew the rotation whenever the partition count does not divide it.
     next: u64,
+    /// Bytes after which a sticky picker moves on; 0 for round-robin.
+    stick_bytes: usize,
+    /// The sticky partition and the bytes sent to it.
+    current: Option<(i32, usize)>,
 }
 
 impl NullKeyPicker {
-    /// `Some(seed)` gives the same sequence on every run; `None` starts at a
-    /// random partition.
+    /// Round-robin per record. `Some(seed)` gives the same sequence on every run;
+    /// `None` starts at a random partition.
     pub fn new(seed: Option<u64>) -> Self {
         let next = match seed {
             Some(seed) => StdRng::seed_from_u64(seed).random(),
             None => rand::random(),
         };
-        NullKeyPicker { next }
+        NullKeyPicker { next, stick_bytes: 0, current: None }
+    }
+
+    /// Sticky: records go to one partition until `stick_bytes` (the producer's
+    /// `batch.size`) went there.
+    pub fn sticky(seed: Option<u64>, stick_bytes: usize) -> Self {
+        NullKeyPicker { stick_bytes, ..Self::new(seed) }
     }
 
     /// The partition for the next null-keyed record. `num_partitions` below 1
     /// is treated as 1.
     pub fn next_partition(&mut self, num_partitions: i32) -> i32 {
-        let n = u64::from(num_partitions.max(1).unsigned_abs());
-        let partition = self.next % n;
+        self.next_partition_sized(num_partitions, 1)
+    }
+
+    /// The partition for the next null-keyed record, of `size` bytes.
+    pub fn next_partition_sized(&mut self, num_partitions: i32, size: usize) -> i32 {
+        let n = num_partitions.max(1);
+        if self.stick_bytes > 0 {
+            if let Some((p, sent)) = &mut self.current {
+                if *p < n && *sent < self.stick_bytes {
+                    *sent += size;
+                    return *p;
+                }
+            }
+        }
+        let partition = (self.next % u64::from(n.unsigned_abs())) as i32; // below n, an i32
         self.next = self.next.wrapping_add(1);
-        // Below `n`, which came from an i32, so it fits.
-        partition as i32
+        if self.stick_bytes > 0 {
+            self.current = Some((partition, size));
+        }
+        partition
     }
 }
 
@@ -276,6 +316,21 @@ mod tests {
         let first = Partitioner::Crc32.partition(Some(b""), 5, &mut nulls);
         let second = Partitioner::Crc32.partition(Some(b""), 5, &mut nulls);
         assert_eq!((first + 1) % 5, second);
+    }
+
+    #[test]
+    fn a_sticky_picker_moves_on_after_a_batch_of_bytes() {
+        let mut nulls = NullKeyPicker::sticky(Some(4), 1000);
+        let first = nulls.next_partition_sized(3, 400);
+        assert_eq!(nulls.next_partition_sized(3, 400), first);
+        assert_eq!(nulls.next_partition_sized(3, 400), first, "800 bytes sent there: still below 1000");
+        let second = nulls.next_partition_sized(3, 400);
+        assert_eq!(second, (first + 1) % 3, "1200 bytes: the next partition");
+        assert_eq!(nulls.next_partition_sized(3, 10), second);
+        // Fewer partitions than the sticky one's number (another topic): move on.
+        let mut nulls = NullKeyPicker::sticky(Some(4), 1000);
+        while nulls.next_partition_sized(100, 1) < 2 {}
+        assert!((0..2).contains(&nulls.next_partition_sized(2, 1)));
     }
 
     #[test]

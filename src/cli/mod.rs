@@ -9,6 +9,7 @@ mod produce;
 mod send;
 mod settings;
 mod topic;
+mod totals;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -49,6 +50,17 @@ pub struct Common {
     #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..),
         help = defaults::library::<ClientConfig>("`request.timeout.ms`", "request.timeout.ms"))]
     pub request_timeout_ms: Option<u64>,
+    /// `security.protocol`: PLAINTEXT (the default), SSL, SASL_PLAINTEXT or SASL_SSL.
+    #[arg(long, global = true, value_name = "PROTOCOL")]
+    pub security_protocol: Option<String>,
+    /// `sasl.mechanism`: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER.
+    #[arg(long, global = true, value_name = "MECHANISM")]
+    pub sasl_mechanism: Option<String>,
+    /// `sasl.username`. The password is never a flag: it comes from the
+    /// CAFE_SASL_PASSWORD environment variable, or sasl.password /
+    /// sasl.jaas.config in the --config file.
+    #[arg(long, global = true, value_name = "USER")]
+    pub sasl_username: Option<String>,
     /// A Java client.properties file of Kafka settings (bootstrap.servers=...,
     /// acks=..., group.id=...); each command takes the settings of its role.
     /// -X and the dedicated flags override it.
@@ -80,6 +92,9 @@ pub enum Command {
     /// Create, recreate or describe a topic.
     #[command(subcommand)]
     Topic(topic::TopicCommand),
+    /// Exactly once: read the cafe events and write each customer's running total
+    /// to another topic, input offsets committed in the same transaction.
+    Totals(totals::TotalsArgs),
 }
 
 impl Common {
@@ -109,6 +124,7 @@ pub async fn run(mut cli: Cli) -> Result<(), Error> {
         Command::Produce(args) => produce::run(&cli.common, args).await,
         Command::Send(args) => send::run(&cli.common, args).await,
         Command::Topic(cmd) => topic::run(&cli.common, cmd).await,
+        Command::Totals(args) => totals::run(&cli.common, args).await,
     }
 }
 
@@ -127,11 +143,22 @@ pub fn host_name() -> String {
 pub(crate) struct Reports {
     json: bool,
     failed: Arc<AtomicU64>,
+    /// Of those, the records the broker's ACLs refused (TOPIC_AUTHORIZATION_FAILED).
+    denied: Arc<AtomicU64>,
 }
 
 impl Reports {
     pub(crate) fn new(json: bool) -> Self {
-        Self { json, failed: Arc::new(AtomicU64::new(0)) }
+        Self { json, failed: Arc::new(AtomicU64::new(0)), denied: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// The error for `failed` of `total` records not delivered to `topic`: an
+    /// ACL denial when the ACLs refused every one of them.
+    pub(crate) fn failure(&self, failed: u64, total: u64, topic: &str) -> Error {
+        if self.denied.load(Ordering::Relaxed) == failed {
+            return Error::WriteDenied { topic: topic.to_owned(), failed, total };
+        }
+        Error::DeliveryFailed { failed, total }
     }
 
     /// Sends `record`; its report will name it `label` and show `key`.
@@ -142,10 +169,17 @@ impl Reports {
         label: String,
         key: Option<String>,
     ) -> Result<(), Error> {
-        let (json, failed) = (self.json, Arc::clone(&self.failed));
+        let (json, failed, denied) = (self.json, Arc::clone(&self.failed), Arc::clone(&self.denied));
         let on_delivery = move |d: Delivery| {
-            if d.result.is_err() {
+            if let Err(e) = &d.result {
                 failed.fetch_add(1, Ordering::Relaxed);
+                if let cafe_kafka::producer::DeliveryError::Rejected {
+                    error: kafka_protocol::error::ResponseError::TopicAuthorizationFailed,
+                    ..
+                } = e
+                {
+                    denied.fetch_add(1, Ordering::Relaxed);
+                }
             }
             print_delivery(&d, &label, key.as_deref(), json);
         };

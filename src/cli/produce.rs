@@ -46,6 +46,13 @@ pub struct ProduceArgs {
     /// values framed as magic byte 0 + schema id + JSON. Without it, plain JSON.
     #[arg(long, value_name = "URL")]
     pub schema_registry: Option<String>,
+    /// `transactional.id`: send the events in one transaction, committed at the end
+    /// (needs --acks all); read_committed consumers see them only then.
+    #[arg(long, value_name = "ID")]
+    pub transactional_id: Option<String>,
+    /// With --transactional-id: abort the transaction instead of committing it.
+    #[arg(long, requires = "transactional_id")]
+    pub abort: bool,
 }
 
 /// Producer settings shared by `produce`, `send` and `bench produce`, with
@@ -76,6 +83,18 @@ pub struct ProducerArgs {
 }
 
 impl ProducerArgs {
+    /// [`config`](Self::config) for a command that runs no transactions (`send`,
+    /// `bench produce`): a `transactional.id` from --config or -X is refused there.
+    pub fn config_without_transactions(&self, common: &Common, command: &str) -> Result<ProducerConfig, Error> {
+        let config = self.config(common)?;
+        if config.transactional_id.is_some() {
+            return Err(Error::Usage(format!(
+                "`transactional.id` is for `cafe produce --transactional-id`; `cafe {command}` runs no transactions"
+            )));
+        }
+        Ok(config)
+    }
+
     /// The producer's settings: the library's defaults, the application's
     /// acks, --config and -X, then these flags where given.
     pub fn config(&self, common: &Common) -> Result<ProducerConfig, Error> {
@@ -93,7 +112,7 @@ impl ProducerArgs {
             config.linger = Duration::from_millis(ms);
         }
         if self.enable_idempotence {
-            config.enable_idempotence = true;
+            config.enable_idempotence = Some(true);
         }
         // The connection's request.timeout.ms: set from the same -X/--config and flag.
         config.request_timeout = common.request_timeout();
@@ -110,7 +129,14 @@ fn key_of(ev: &CafeEvent, field: KeyField) -> Option<String> {
 }
 
 pub async fn run(common: &Common, args: ProduceArgs) -> Result<(), Error> {
-    let config = args.producer.config(common)?;
+    let mut config = args.producer.config(common)?;
+    if args.transactional_id.is_some() {
+        config.transactional_id = args.transactional_id.clone();
+    }
+    // Transactions need acks=all; the seed's acks=1 gives way unless --acks says otherwise.
+    if config.transactional_id.is_some() && args.producer.acks.is_none() {
+        config.acks = cafe_kafka::Acks::All;
+    }
     config.validate().map_err(|e| Error::Usage(e.to_string()))?;
     // The registry first: a registry problem fails before any Kafka work.
     let schema_id = match &args.schema_registry {
@@ -120,7 +146,12 @@ pub async fn run(common: &Common, args: ProduceArgs) -> Result<(), Error> {
     let cluster = common.cluster().await?;
     // An unknown topic fails here, before any event is made.
     cluster.topic_or_fetch(&args.topic).await?;
+    let transactional = config.transactional_id.is_some();
     let producer = Producer::new(cluster, config).await?;
+    if transactional {
+        producer.init_transactions().await?;
+        producer.begin_transaction()?;
+    }
     let reports = Reports::new(args.json);
 
     tracing::info!(count = args.count, topic = %args.topic, "producing");
@@ -161,13 +192,38 @@ pub async fn run(common: &Common, args: ProduceArgs) -> Result<(), Error> {
         }
         sent += 1;
     }
+    if transactional {
+        // Interrupted, or asked to: abort. A failed record also leaves only the abort.
+        let outcome = match args.abort || interrupt.fired() {
+            true => producer.abort_transaction().await,
+            false => match producer.commit_transaction().await {
+                Err(e @ cafe_kafka::TransactionError::Abortable(_)) => {
+                    producer.abort_transaction().await?;
+                    Err(e)
+                }
+                other => other,
+            },
+        };
+        if let Err(e) = outcome {
+            producer.close().await;
+            return Err(e.into());
+        }
+        let verb = if args.abort || interrupt.fired() { "aborted" } else { "committed" };
+        tracing::info!(sent, "transaction {verb}");
+        if !args.json {
+            eprintln!("transaction {verb}: {sent} records");
+        }
+    }
     producer.close().await;
     if interrupt.fired() {
         return Err(Error::Interrupted { sent, of: Some(args.count) });
     }
     let failed = reports.failed() + invalid;
     if failed > 0 {
-        return Err(Error::DeliveryFailed { failed, total: args.count });
+        if invalid > 0 {
+            return Err(Error::DeliveryFailed { failed, total: args.count });
+        }
+        return Err(reports.failure(failed, args.count, &args.topic));
     }
     Ok(())
 }

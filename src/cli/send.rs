@@ -26,7 +26,7 @@ pub struct SendArgs {
 }
 
 pub async fn run(common: &Common, args: SendArgs) -> Result<(), Error> {
-    let config = args.producer.config(common)?;
+    let config = args.producer.config_without_transactions(common, "send")?;
     config.validate().map_err(|e| Error::Usage(e.to_string()))?;
     let cluster = common.cluster().await?;
     // An unknown topic fails here, before any input is read.
@@ -84,7 +84,7 @@ pub async fn run(common: &Common, args: SendArgs) -> Result<(), Error> {
     }
     let failed = reports.failed();
     if failed > 0 {
-        return Err(Error::DeliveryFailed { failed, total });
+        return Err(reports.failure(failed, total, &args.topic));
     }
     Ok(())
 }

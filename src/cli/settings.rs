@@ -24,7 +24,9 @@ impl Common {
             None => Properties::new(),
         };
         for (key, value) in &self.properties_given {
-            props.insert(key.as_str(), value.as_str(), Origin::Given(format!("-X {key}={value}")));
+            // The label shows up in error messages: never with a secret in it.
+            let shown = if cafe_kafka::config::is_secret_key(key) { "[hidden]" } else { value.as_str() };
+            props.insert(key.as_str(), value.as_str(), Origin::Given(format!("-X {key}={shown}")));
         }
         let mut client =
             ClientConfig { bootstrap_servers: vec![defaults::BOOTSTRAP.to_owned()], ..ClientConfig::default() };
@@ -38,6 +40,24 @@ impl Common {
         if let Some(ms) = self.request_timeout_ms {
             client.connection.request_timeout = Duration::from_millis(ms);
         }
+        // The security flags go through the keys' own parsing, so a bad value
+        // reads as any other bad setting does.
+        let flags = [
+            ("security.protocol", "--security-protocol", &self.security_protocol),
+            ("sasl.mechanism", "--sasl-mechanism", &self.sasl_mechanism),
+            ("sasl.username", "--sasl-username", &self.sasl_username),
+        ];
+        for (key, flag, value) in flags {
+            if let Some(v) = value {
+                client.set(key, v).map_err(|e| Error::Usage(format!("{flag} {v}: {e}")))?;
+            }
+        }
+        // A password on the command line would sit in the shell history and in
+        // `ps`: it comes from the environment (or the config file) only.
+        if let Ok(password) = std::env::var(SASL_PASSWORD_ENV) {
+            client.set("sasl.password", &password)?;
+        }
+        crate::error::set_principal(principal(&client));
         self.properties = props;
         self.client = client;
         Ok(())
@@ -69,6 +89,32 @@ impl Common {
     pub async fn cluster(&self) -> Result<Arc<Cluster>, Error> {
         let client = ClientConfig { bootstrap_servers: self.bootstrap_servers()?, ..self.client.clone() };
         Ok(client.connect().await?)
+    }
+}
+
+/// The environment variable that gives `sasl.password`.
+pub const SASL_PASSWORD_ENV: &str = "CAFE_SASL_PASSWORD";
+
+/// The principal the broker most likely sees for `client`, as Kafka's default
+/// principal builder names it, for messages about ACL denials.
+fn principal(client: &ClientConfig) -> String {
+    use cafe_kafka::config::{SaslMechanism, SecurityProtocol};
+    let security = &client.connection.security;
+    let sasl = &security.sasl;
+    match security.protocol {
+        SecurityProtocol::SaslSsl | SecurityProtocol::SaslPlaintext => {
+            let user = match sasl.mechanism {
+                SaslMechanism::OAuthBearer => {
+                    sasl.jaas_config.as_ref().and_then(|j| j.option("unsecuredLoginStringClaim_sub")).map(str::to_owned)
+                }
+                _ => sasl.effective_username().map(str::to_owned),
+            };
+            format!("User:{}", user.unwrap_or_else(|| "?".into()))
+        }
+        SecurityProtocol::Ssl if security.ssl.certificate_location.is_some() => {
+            "the principal of the client certificate".into()
+        }
+        _ => "User:ANONYMOUS".into(),
     }
 }
 
@@ -230,12 +276,12 @@ mod tests {
             usage(&["-X", "bootstrap.server=h:1", "send"]),
             "-X bootstrap.server=h:1: unknown setting `bootstrap.server`; did you mean `bootstrap.servers`?"
         );
-        let file = properties_file("# ok\nclient.id=x\nsasl.mechanism=PLAIN\n");
+        let file = properties_file("# ok\nclient.id=x\nsasl.kerberos.service.name=kafka\n");
         let text = usage(&["--config", file.path(), "send"]);
         assert_eq!(
             text,
             format!(
-                "{}:3: `sasl.mechanism` is a Kafka client setting that cafe-kafka does not support yet",
+                "{}:3: `sasl.kerberos.service.name` is a Kafka client setting that cafe-kafka does not support yet",
                 file.path()
             )
         );

@@ -10,7 +10,10 @@
 
 pub mod background;
 pub mod consume_json;
+pub mod member;
 pub mod proxy;
+pub mod records;
+pub mod totals;
 
 #[allow(unused_imports)] // not every test crate runs background processes
 pub use background::{Background, BackgroundEnd};
@@ -96,6 +99,14 @@ pub fn create_topic(name: &str, partitions: i32) {
     let parts = partitions.to_string();
     let out = run_cafe(&["-b", &bootstrap, "topic", "create", name, "--partitions", &parts], b"");
     assert_success(&out, &format!("creating topic {name}"));
+}
+
+/// Creates `name` afresh with `partitions` partitions (`cafe topic recreate`).
+pub fn recreate_topic(name: &str, partitions: i32) {
+    let bootstrap = bootstrap();
+    let parts = partitions.to_string();
+    let out = run_cafe(&["-b", &bootstrap, "topic", "recreate", name, "--partitions", &parts], b"");
+    assert_success(&out, &format!("recreating topic {name}"));
 }
 
 /// Deletes `name`, best effort: tests call it at the end of a passing run, so a

@@ -6,7 +6,10 @@ text, key null when absent). Assignment changes go to stderr as JSON lines
 can wait for them.
 
 Exits (closing the consumer: final commit, LeaveGroup) once it has been assigned
-and no record arrived for --idle seconds, or after --timeout seconds in all.
+and no record arrived for --idle seconds, on SIGTERM or SIGINT, or after
+--timeout seconds in all. A signal only sets a flag the loop checks between
+records, so a record handed out by poll is always printed before the close
+commits past it.
 
     group_consume.py --bootstrap 127.0.0.1:9092 --topic t --group g
                      [--strategy range] [--idle 6] [--timeout 120]
@@ -19,6 +22,7 @@ timings, so the strategy and timing options are not sent.
 
 import argparse
 import json
+import signal
 import sys
 import time
 
@@ -66,7 +70,13 @@ def main():
         })
     c = Consumer(config)
 
-    state = {"assigned": False, "last": time.monotonic()}
+    state = {"assigned": False, "last": time.monotonic(), "stop": False}
+
+    def stop(signum, frame):
+        state["stop"] = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 
     def on_assign(consumer, partitions):
         state["assigned"] = True
@@ -85,7 +95,7 @@ def main():
             if now - start > args.timeout:
                 note({"error": "timed out after %.0f s" % args.timeout})
                 return 1
-            if state["assigned"] and now - state["last"] > args.idle:
+            if state["stop"] or (state["assigned"] and now - state["last"] > args.idle):
                 break
             m = c.poll(0.2)
             if m is None:

@@ -9,6 +9,8 @@ what the topic holds. With --expect N it exits 1 when the count differs.
 
     read_all.py --bootstrap 127.0.0.1:9092 --topic t [--expect N]
                 [--client confluent|kafka-python] [--timeout 30]
+                [-X key=value ...]   (librdkafka settings, confluent only:
+                                      security.protocol, sasl.*, ssl.ca.location)
 """
 
 import argparse
@@ -24,14 +26,16 @@ def text(b):
 def read_confluent(args):
     from confluent_kafka import Consumer, TopicPartition, KafkaException
 
-    c = Consumer({
+    conf = {
         "bootstrap.servers": args.bootstrap,
         # No group is joined (assign, not subscribe), but librdkafka wants an id.
         "group.id": "cafe-read-all-unused",
         "enable.auto.commit": False,
         "enable.partition.eof": False,
         "client.id": "cafe-peer-read-all",
-    })
+    }
+    conf.update(kv.split("=", 1) for kv in args.X)
+    c = Consumer(conf)
     try:
         md = c.list_topics(args.topic, timeout=args.timeout)
         t = md.topics.get(args.topic)
@@ -49,6 +53,11 @@ def read_confluent(args):
             if time.monotonic() > deadline:
                 raise SystemExit("timed out: read up to %s, ends %s" % (next_offset, ends))
             m = c.poll(0.5)
+            # Transaction markers (and, read_committed, aborted records) are never
+            # handed out; the position moves past them.
+            for tp in c.position([TopicPartition(args.topic, p) for p in ends]):
+                if tp.offset >= 0:
+                    next_offset[tp.partition] = max(next_offset[tp.partition], tp.offset)
             if m is None:
                 continue
             if m.error():
@@ -110,6 +119,7 @@ def main():
     ap.add_argument("--expect", type=int)
     ap.add_argument("--client", choices=["confluent", "kafka-python"], default="confluent")
     ap.add_argument("--timeout", type=float, default=30.0)
+    ap.add_argument("-X", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
 
     read = read_confluent if args.client == "confluent" else read_kafka_python

@@ -10,7 +10,6 @@ use super::{Error, Role};
 const UNSUPPORTED: &[&str] = &[
     // common
     "client.dns.lookup",
-    "client.rack",
     "config.providers",
     "connections.max.idle.ms",
     "default.api.timeout.ms",
@@ -35,9 +34,7 @@ const UNSUPPORTED: &[&str] = &[
     "partitioner.availability.timeout.ms",
     "partitioner.ignore.keys",
     "retries",
-    "transaction.timeout.ms",
     "transaction.two.phase.commit.enable",
-    "transactional.id",
     "value.serializer",
     // consumer
     "allow.auto.create.topics",
@@ -46,11 +43,12 @@ const UNSUPPORTED: &[&str] = &[
     "value.deserializer",
 ];
 
-/// Whole families not implemented: TLS, SASL, metrics, share groups.
+/// Whole families not implemented: the TLS and SASL keys without a row
+/// (JKS keystores, Kerberos, OAuth token endpoints...), metrics, share groups.
 const UNSUPPORTED_PREFIXES: &[&str] = &["ssl.", "sasl.", "metrics.", "share.", "internal."];
 
 pub(crate) fn is_unsupported(key: &str) -> bool {
-    UNSUPPORTED.contains(&key) || UNSUPPORTED_PREFIXES.iter().any(|p| key.starts_with(p))
+    UNSUPPORTED.contains(&key) || (UNSUPPORTED_PREFIXES.iter().any(|p| key.starts_with(p)) && !Role::Client.knows(key))
 }
 
 /// The error for `key` set on `role`, whose table has no row for it.

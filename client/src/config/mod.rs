@@ -12,6 +12,7 @@
 mod client;
 mod known;
 mod properties;
+mod security;
 pub(crate) mod value;
 
 use std::fmt;
@@ -19,6 +20,10 @@ use std::path::PathBuf;
 
 pub use client::ClientConfig;
 pub use properties::{Properties, Property};
+pub(crate) use security::{ENDPOINT_IDENTIFICATION, JAAS, PATH, SECRET};
+pub use security::{
+    JaasConfig, SaslConfig, SaslMechanism, Secret, SecurityConfig, SecurityProtocol, SslConfig, is_secret_key,
+};
 
 /// Which config a setting belongs to. A `client.properties` file is usually
 /// shared: applied onto one role, the keys of the others are skipped.
@@ -109,8 +114,8 @@ pub enum Error {
         /// The closest known key, when one is close.
         suggestion: Option<&'static str>,
     },
-    /// A Kafka client setting this library does not implement yet (TLS, SASL,
-    /// transactions, serializer classes, ...): refused rather than ignored.
+    /// A Kafka client setting this library does not implement yet (keystores,
+    /// Kerberos, two-phase commit, serializer classes, ...): refused rather than ignored.
     #[error("`{key}` is a Kafka client setting that cafe-kafka does not support yet")]
     Unsupported {
         /// The key as given.
@@ -222,8 +227,7 @@ pub(crate) struct Setting<C> {
 
 /// A row of a table: `setting!("linger.ms" => linger: value::MS_LONG)` maps the
 /// key to the field (a path such as `group.group_id` reaches into a member)
-/// through a [`value::Kind`]; `setting!("security.protocol" => fixed "PLAINTEXT", "...")`
-/// accepts one value only (case-insensitively) and stores nothing.
+/// through a [`value::Kind`].
 macro_rules! setting {
     ($key:literal => $($field:ident).+ : $kind:expr) => {
         $crate::config::Setting {
@@ -233,13 +237,6 @@ macro_rules! setting {
                 Ok(())
             },
             get: |c| $crate::config::value::Kind::show(&$kind, &c.$($field).+),
-        }
-    };
-    ($key:literal => fixed $only:literal, $expected:literal) => {
-        $crate::config::Setting {
-            key: $key,
-            set: |_, v| if v.eq_ignore_ascii_case($only) { Ok(()) } else { Err($expected.to_owned()) },
-            get: |_| $only.to_owned(),
         }
     };
 }
@@ -296,7 +293,8 @@ pub(crate) fn set_in<C>(table: &[Setting<C>], role: Role, config: &mut C, key: &
     match table.iter().find(|s| s.key == key) {
         Some(s) => (s.set)(config, value.trim()).map_err(|expected| Error::Invalid {
             key: key.to_owned(),
-            value: value.to_owned(),
+            // A malformed JAAS line still holds the password.
+            value: if is_secret_key(key) { "[hidden]".to_owned() } else { value.to_owned() },
             expected,
         }),
         None => Err(known::not_for(role, key)),
@@ -359,7 +357,13 @@ mod tests {
 
     #[test]
     fn kafka_settings_not_implemented_are_refused_as_not_supported_yet() {
-        for key in ["ssl.truststore.location", "sasl.mechanism", "transactional.id", "key.serializer", "retries"] {
+        for key in [
+            "ssl.truststore.location",
+            "sasl.kerberos.service.name",
+            "transaction.two.phase.commit.enable",
+            "key.serializer",
+            "retries",
+        ] {
             let e = ProducerConfig::default().set(key, "x").unwrap_err();
             assert!(matches!(e, Error::Unsupported { .. }), "{key}: {e:?}");
             assert_eq!(
@@ -367,11 +371,10 @@ mod tests {
                 format!("`{key}` is a Kafka client setting that cafe-kafka does not support yet")
             );
         }
-        let e = ClientConfig::default().set("security.protocol", "SASL_SSL").unwrap_err();
+        let e = ClientConfig::default().set("security.protocol", "TLS").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid value `SASL_SSL` for `security.protocol`: expected PLAINTEXT \
-             (SSL, SASL_PLAINTEXT and SASL_SSL are not supported yet)"
+            "invalid value `TLS` for `security.protocol`: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
         );
     }
 }

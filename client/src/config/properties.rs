@@ -30,8 +30,9 @@ pub struct Properties {
     entries: Vec<Property>,
 }
 
-/// One setting of a [`Properties`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One setting of a [`Properties`]. `Debug` hides the values of secret keys
+/// ([`is_secret_key`](super::is_secret_key)).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Property {
     /// The key, escapes resolved.
     pub key: String,
@@ -41,6 +42,13 @@ pub struct Property {
     pub value: String,
     /// Where it came from.
     pub origin: Origin,
+}
+
+impl std::fmt::Debug for Property {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = if super::is_secret_key(&self.key) { "[hidden]" } else { self.value.as_str() };
+        f.debug_struct("Property").field("key", &self.key).field("value", &value).field("origin", &self.origin).finish()
+    }
 }
 
 impl Properties {
@@ -378,7 +386,11 @@ mod tests {
         ProducerConfig::from_properties(&props).unwrap();
         // A key no role knows fails for every role.
         let mut props = Properties::new();
-        props.insert("sasl.mechanism", "PLAIN", Origin::Given("-X sasl.mechanism=PLAIN".into()));
+        props.insert(
+            "sasl.kerberos.service.name",
+            "kafka",
+            Origin::Given("-X sasl.kerberos.service.name=kafka".into()),
+        );
         for e in [
             ClientConfig::from_properties(&props).unwrap_err(),
             ProducerConfig::from_properties(&props).unwrap_err(),
@@ -386,7 +398,8 @@ mod tests {
         ] {
             assert_eq!(
                 e.to_string(),
-                "-X sasl.mechanism=PLAIN: `sasl.mechanism` is a Kafka client setting that cafe-kafka does not support yet"
+                "-X sasl.kerberos.service.name=kafka: `sasl.kerberos.service.name` is a Kafka client setting \
+                 that cafe-kafka does not support yet"
             );
         }
     }

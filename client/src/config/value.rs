@@ -89,6 +89,19 @@ impl Kind<bool> for Bool {
     }
 }
 
+/// A boolean that may be left to its default (`enable.idempotence`: on unless
+/// other settings conflict, as Java decides when it was not set).
+impl Kind<Option<bool>> for Bool {
+    fn parse(&self, value: &str) -> Result<Option<bool>, String> {
+        Kind::<bool>::parse(self, value).map(Some)
+    }
+
+    /// Unset shows as `true`, Java's documented default (on unless a setting conflicts).
+    fn show(&self, value: &Option<bool>) -> String {
+        value.unwrap_or(true).to_string()
+    }
+}
+
 /// Any text (Java's `STRING`).
 pub(crate) const TEXT: Text = Text;
 pub(crate) struct Text;
@@ -211,8 +224,8 @@ mod tests {
     fn booleans_are_true_or_false_in_any_case() {
         assert_eq!(BOOL.parse("TRUE"), Ok(true));
         assert_eq!(BOOL.parse("false"), Ok(false));
-        assert_eq!(BOOL.parse("yes"), Err("true or false".into()));
-        assert_eq!(BOOL.parse("1"), Err("true or false".into()));
+        assert_eq!(Kind::<bool>::parse(&BOOL, "yes"), Err("true or false".into()));
+        assert_eq!(Kind::<bool>::parse(&BOOL, "1"), Err("true or false".into()));
     }
 
     #[test]

@@ -81,6 +81,9 @@ impl ConsumerConfig {
         if g.metadata_max_age.is_zero() {
             return bad("metadata.max.age.ms must be positive");
         }
+        if let Some((key, instead)) = classic_only_setting(g) {
+            return Err(Error::ClassicOnly { key, instead });
+        }
         if g.remote_assignor.is_some() && g.protocol == crate::GroupProtocol::Classic {
             // As Java: it would be ignored, and the user meant the consumer protocol.
             return bad("group.remote.assignor needs group.protocol=consumer");
@@ -92,12 +95,43 @@ impl ConsumerConfig {
     }
 }
 
+/// The first classic-protocol setting given with `group.protocol=consumer`, and
+/// what decides it there. Java refuses these when set at all; a struct cannot
+/// tell an explicit default from none, so here a value other than Java's
+/// default counts as set.
+fn classic_only_setting(g: &GroupConfig) -> Option<(&'static str, &'static str)> {
+    if g.protocol != crate::GroupProtocol::Consumer {
+        return None;
+    }
+    let java = GroupConfig::default();
+    [
+        (
+            g.assignors != java.assignors,
+            "partition.assignment.strategy",
+            "the broker assigns; pick its assignor with group.remote.assignor",
+        ),
+        (
+            g.session_timeout != java.session_timeout,
+            "session.timeout.ms",
+            "the broker's group.consumer.session.timeout.ms applies",
+        ),
+        (
+            g.heartbeat_interval != java.heartbeat_interval,
+            "heartbeat.interval.ms",
+            "the broker's group.consumer.heartbeat.interval.ms applies",
+        ),
+    ]
+    .into_iter()
+    .find_map(|(set, key, instead)| set.then_some((key, instead)))
+}
+
 /// The consumer's settings. `request.timeout.ms` is the connection's
 /// ([`ClientConfig`](crate::ClientConfig)); `topics` and the topic pattern are
 /// what `subscribe` takes in Java, not settings.
 pub(crate) static SETTINGS: &[Setting<ConsumerConfig>] = &[
     setting!("group.id" => group.group_id: TEXT),
     setting!("group.instance.id" => group.group_instance_id: TEXT),
+    setting!("client.rack" => group.client_rack: TEXT),
     setting!("group.protocol" => group.protocol: Choice("classic or consumer")),
     setting!("group.remote.assignor" => group.remote_assignor: TEXT),
     setting!("partition.assignment.strategy" => group.assignors: ASSIGNORS),
@@ -135,6 +169,7 @@ mod tests {
         let cases: &[(&str, &str, Check)] = &[
             ("group.id", "g", |c| c.group.group_id == "g"),
             ("group.instance.id", "member-1", |c| c.group.group_instance_id.as_deref() == Some("member-1")),
+            ("client.rack", "rack-a", |c| c.group.client_rack.as_deref() == Some("rack-a")),
             ("group.protocol", "CONSUMER", |c| c.group.protocol == crate::GroupProtocol::Consumer),
             ("group.remote.assignor", "range", |c| c.group.remote_assignor.as_deref() == Some("range")),
             ("partition.assignment.strategy", "roundrobin", |c| c.group.assignors == [Assignor::RoundRobin]),
@@ -205,6 +240,36 @@ mod tests {
         assert_eq!(e.to_string(), "invalid consumer setting: group.remote.assignor needs group.protocol=consumer");
         c.set("group.protocol", "consumer").unwrap();
         c.validate().expect("valid with the consumer protocol");
+    }
+
+    #[test]
+    fn classic_only_settings_are_refused_with_the_consumer_protocol() {
+        for (key, value) in [
+            ("partition.assignment.strategy", "cooperative-sticky"),
+            ("session.timeout.ms", "10000"),
+            ("heartbeat.interval.ms", "1000"),
+        ] {
+            let mut c = ConsumerConfig::default();
+            c.group.group_id = "g".into();
+            c.group.topics = vec!["t".into()];
+            c.set(key, value).unwrap();
+            c.validate().unwrap_or_else(|e| panic!("{key} is a classic setting: {e}"));
+            c.set("group.protocol", "consumer").unwrap();
+            let e = c.validate().unwrap_err();
+            assert!(matches!(e, Error::ClassicOnly { key: k, .. } if k == key), "{key}: {e:?}");
+            assert!(
+                e.to_string().starts_with(&format!(
+                    "invalid consumer setting: `{key}` is not supported with group.protocol=consumer ("
+                )),
+                "{e}"
+            );
+        }
+        let mut c = ConsumerConfig::default();
+        c.group.group_id = "g".into();
+        c.group.topics = vec!["t".into()];
+        c.set("group.protocol", "consumer").unwrap();
+        c.set("max.poll.interval.ms", "60000").unwrap();
+        c.validate().expect("max.poll.interval.ms is the consumer protocol's rebalance timeout too");
     }
 
     #[test]

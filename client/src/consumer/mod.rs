@@ -9,6 +9,7 @@
 
 mod config;
 mod pending_commit;
+mod poll_notice;
 mod stream;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -47,6 +48,17 @@ pub enum Error {
     /// No topic (and no pattern) to subscribe to, or an empty topic name.
     #[error("invalid consumer setting: give at least one non-empty topic")]
     NoTopics,
+    /// A classic-protocol setting given with `group.protocol=consumer`, where the
+    /// broker decides it: refused, as the Java client refuses it, rather than
+    /// silently ignored.
+    #[error("invalid consumer setting: `{key}` is not supported with group.protocol=consumer ({instead})")]
+    ClassicOnly {
+        /// The setting (`session.timeout.ms`, `heartbeat.interval.ms`,
+        /// `partition.assignment.strategy`).
+        key: &'static str,
+        /// What sets it with the consumer protocol.
+        instead: &'static str,
+    },
     #[error(transparent)]
     /// The cluster could not be reached, or metadata failed.
     Cluster(#[from] cluster::Error),
@@ -123,6 +135,8 @@ pub struct Consumer {
     /// A revocation returned by `next_event`: the member waits for the answer
     /// (`Event::Revoked`) until the user calls the consumer again.
     revocation_open: bool,
+    /// When to tell the member the user is polling (`max.poll.interval.ms`).
+    poll_notice: poll_notice::PollNotice,
     closed: bool,
 }
 
@@ -140,6 +154,7 @@ impl Consumer {
             GroupProtocol::Classic => driver::spawn(cluster, config.group.clone()).map_err(Error::Config)?,
             GroupProtocol::Consumer => consumer_driver::spawn(cluster, config.group.clone()),
         };
+        let poll_notice = poll_notice::PollNotice::new(config.group.rebalance_timeout);
         Ok(Self {
             group,
             fetcher,
@@ -152,6 +167,7 @@ impl Consumer {
             paused: Default::default(),
             rebalance_events: VecDeque::new(),
             revocation_open: false,
+            poll_notice,
             closed: false,
         })
     }
@@ -282,6 +298,11 @@ impl Consumer {
         self.finish_revocation();
         let max = max.clamp(1, self.config.max_poll_records.max(1));
         loop {
+            // Waiting here for records is polling too (Java's poll timer runs
+            // between calls only).
+            if self.poll_notice.due(std::time::Instant::now()) {
+                self.group.send(Event::Polled);
+            }
             // Group decisions first, even with records buffered: a revocation must
             // not wait until a backlog is handed out (the rebalance would stall
             // every other member until then), and revoked records are never returned.
@@ -309,6 +330,8 @@ impl Consumer {
                     self.on_control(c, events)?;
                 }
                 ready = self.fetcher.next() => self.accept(ready),
+                // Only to renew the poll notice at the top of the loop.
+                _ = tokio::time::sleep(self.poll_notice.every()) => {}
             }
         }
     }

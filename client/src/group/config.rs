@@ -47,6 +47,9 @@ pub struct GroupConfig {
     pub group_id: String,
     /// `group.instance.id` (KIP-345 static membership).
     pub group_instance_id: Option<String>,
+    /// `client.rack`: the member's rack, for rack-aware assignors (the
+    /// subscription's `rack_id`, KIP-881; the heartbeat's `RackId`, KIP-848).
+    pub client_rack: Option<String>,
     /// The subscribed topics; with `topic_pattern`, the topics it matched at the
     /// last metadata refresh (the member keeps this up to date).
     pub topics: Vec<String>,
@@ -81,6 +84,7 @@ impl Default for GroupConfig {
             remote_assignor: None,
             group_id: String::new(),
             group_instance_id: None,
+            client_rack: None,
             topics: Vec::new(),
             topic_pattern: None,
             metadata_max_age: Duration::from_millis(300_000),

@@ -134,6 +134,7 @@ fn from_consumer(e: io::Event) -> Option<Event> {
     Some(match e {
         io::Event::Consumed { tp, next_offset } => Event::Consumed { tp, next_offset },
         io::Event::Revoked => Event::Revoked,
+        io::Event::Polled => Event::Polled,
         io::Event::Close => Event::Close,
         io::Event::CommitRequested { id, offsets } => Event::CommitRequested { id, offsets },
         _ => return None,
@@ -184,6 +185,7 @@ fn heartbeat_request(hb: &Heartbeat) -> ConsumerGroupHeartbeatRequest {
         .with_member_id(s(&hb.member_id))
         .with_member_epoch(hb.member_epoch)
         .with_instance_id(hb.instance_id.as_deref().map(s))
+        .with_rack_id(hb.rack_id.as_deref().map(s))
         // -1: unchanged.
         .with_rebalance_timeout_ms(hb.rebalance_timeout.map_or(-1, ms))
         .with_subscribed_topic_names(
@@ -252,6 +254,7 @@ mod tests {
             member_id: "m".into(),
             member_epoch: 3,
             instance_id: None,
+            rack_id: None,
             rebalance_timeout: None,
             subscribed_topic_names: None,
             subscribed_topic_regex: None,
@@ -260,9 +263,10 @@ mod tests {
         };
         let req = heartbeat_request(&hb);
         assert_eq!((req.member_epoch, req.rebalance_timeout_ms), (3, -1));
-        assert!(req.subscribed_topic_names.is_none() && req.topic_partitions.is_none());
+        assert!(req.subscribed_topic_names.is_none() && req.topic_partitions.is_none() && req.rack_id.is_none());
         let id = Uuid::from_u128(7);
         let full = Heartbeat {
+            rack_id: Some("rack-a".into()),
             rebalance_timeout: Some(Duration::from_secs(300)),
             subscribed_topic_names: Some(vec!["t".into()]),
             server_assignor: Some("range".into()),
@@ -272,6 +276,7 @@ mod tests {
         let req = heartbeat_request(&full);
         assert_eq!(req.rebalance_timeout_ms, 300_000);
         assert_eq!(req.server_assignor.as_deref(), Some("range"));
+        assert_eq!(req.rack_id.as_deref(), Some("rack-a"));
         let tps = req.topic_partitions.expect("owned partitions sent");
         assert_eq!((tps[0].topic_id, tps[0].partitions.clone()), (id, vec![0, 2]));
     }

@@ -30,6 +30,8 @@ pub struct Heartbeat {
     pub member_id: String,
     pub member_epoch: i32,
     pub instance_id: Option<String>,
+    /// `client.rack`.
+    pub rack_id: Option<String>,
     /// `max.poll.interval.ms`.
     pub rebalance_timeout: Option<Duration>,
     pub subscribed_topic_names: Option<Vec<String>>,
@@ -102,6 +104,9 @@ pub enum Event {
     },
     /// The consumer stopped fetching what [`Action::Revoke`] named.
     Revoked,
+    /// The user is polling (see `consumer::poll_notice`): restarts the
+    /// `max.poll.interval.ms` timer, and rejoins a member that it expired.
+    Polled,
     Close,
     /// The user asks to commit `offsets` (`None`: what was consumed).
     CommitRequested {
@@ -211,6 +216,7 @@ pub fn new_member_id(uuid: Uuid) -> String {
 /// The heartbeat fields last sent, for partial requests.
 #[derive(Debug, Clone, PartialEq)]
 struct Sent {
+    rack: Option<String>,
     rebalance_timeout: Duration,
     topics: Vec<String>,
     regex: Option<String>,
@@ -245,6 +251,10 @@ enum Phase {
     Active,
     /// Closing: the leave heartbeat is sent (or will be once none is in flight).
     Leaving,
+    /// `max.poll.interval.ms` passed without a poll: the member leaves (as
+    /// closing does, but its partitions are lost, not committed) and rejoins at
+    /// epoch 0 at the next poll, as Java's "stale" member does.
+    Stale,
     Closed,
     Failed,
 }
@@ -284,6 +294,10 @@ pub struct ConsumerMember {
     next_auto_commit: Option<Instant>,
     /// Commits refused with STALE_MEMBER_EPOCH, sent again after the next heartbeat.
     stale_commits: Vec<(Option<u64>, BTreeMap<TopicPartition, i64>)>,
+    /// When the user last polled, for `max.poll.interval.ms` (None before start).
+    last_poll: Option<Instant>,
+    /// Stale, and the user polled since: rejoin once the leave is done.
+    polled_while_stale: bool,
 }
 
 impl ConsumerMember {
@@ -318,12 +332,15 @@ impl ConsumerMember {
             committed: BTreeMap::new(),
             next_auto_commit: None,
             stale_commits: Vec::new(),
+            last_poll: None,
+            polled_while_stale: false,
         }
     }
 
     /// Starts the member: find the coordinator.
     pub fn start(&mut self, now: Instant) -> Vec<Action> {
         self.find_at = Some(now);
+        self.last_poll = Some(now);
         let mut out = Vec::new();
         self.drive(now, &mut out);
         out
@@ -361,8 +378,16 @@ impl ConsumerMember {
             if self.epoch > 0 && self.config.enable_auto_commit {
                 d = earliest(d, self.next_auto_commit);
             }
+            if self.epoch > 0 {
+                d = earliest(d, self.poll_deadline());
+            }
         }
         d
+    }
+
+    /// When `max.poll.interval.ms` runs out without a poll.
+    fn poll_deadline(&self) -> Option<Instant> {
+        self.last_poll.map(|t| t + self.config.rebalance_timeout)
     }
 
     /// Feeds one event in; the actions to perform come out.
@@ -390,6 +415,10 @@ impl ConsumerMember {
                 }
             }
             Event::Revoked => self.on_revoked(now, &mut out),
+            Event::Polled => {
+                self.last_poll = Some(now);
+                self.polled_while_stale = self.phase == Phase::Stale;
+            }
             Event::Close => {
                 self.closing = true;
                 if self.step == Step::Idle {
@@ -422,9 +451,15 @@ impl ConsumerMember {
             }
             return;
         }
+        if self.phase == Phase::Stale && self.polled_while_stale && self.left() {
+            self.rejoin(now);
+        }
+        if self.phase == Phase::Active && self.epoch > 0 && due(self.poll_deadline()) {
+            self.go_stale(now, out);
+        }
         match self.phase {
             Phase::Active if !self.heartbeat_in_flight && due(self.next_heartbeat) => self.send_heartbeat(out),
-            Phase::Leaving if !self.heartbeat_in_flight && !self.leave_sent => self.send_leave(out),
+            Phase::Leaving | Phase::Stale if !self.heartbeat_in_flight && !self.leave_sent => self.send_leave(out),
             _ => {}
         }
         if self.phase == Phase::Active && self.config.enable_auto_commit && self.epoch > 0 && due(self.next_auto_commit)
@@ -478,6 +513,7 @@ impl ConsumerMember {
             None => (self.config.topics.clone(), None),
         };
         Sent {
+            rack: self.config.client_rack.clone(),
             rebalance_timeout: self.config.rebalance_timeout,
             topics,
             regex,
@@ -510,6 +546,7 @@ impl ConsumerMember {
             member_id: self.member_id.clone(),
             member_epoch: self.epoch,
             instance_id: self.config.group_instance_id.clone(),
+            rack_id: now_sent.rack.clone().filter(|r| changed(&|l| l.rack.as_ref() == Some(r))),
             rebalance_timeout: changed(&|l| l.rebalance_timeout == now_sent.rebalance_timeout)
                 .then_some(now_sent.rebalance_timeout),
             subscribed_topic_names: (now_sent.regex.is_none() && changed(&|l| l.topics == now_sent.topics))
@@ -532,6 +569,14 @@ impl ConsumerMember {
     fn on_heartbeat(&mut self, r: Result<HeartbeatAnswer, Failure>, now: Instant, out: &mut Vec<Action>) {
         self.heartbeat_in_flight = false;
         let sent = self.in_flight.take();
+        if self.phase == Phase::Stale {
+            // The leave's answer, or that of a heartbeat sent before the timer
+            // expired: the member is out of the group until the next poll.
+            if let Err(f) = &r {
+                tracing::debug!(failure = ?f, "heartbeat failed while stale");
+            }
+            return;
+        }
         if self.phase == Phase::Leaving && self.leave_sent {
             if let Err(f) = &r {
                 tracing::warn!(failure = ?f, "the leave heartbeat failed; the coordinator will expire the member");
@@ -603,13 +648,19 @@ impl ConsumerMember {
     /// the same member id, without backoff.
     fn fenced(&mut self, now: Instant, out: &mut Vec<Action>) {
         self.epoch = JOIN_EPOCH;
+        self.expedite(now);
+        self.lose_assignment(now, out);
+    }
+
+    /// Fenced or stale: the target and the commits waiting for an epoch are
+    /// gone, and what is owned is lost (once the step under way ends).
+    fn lose_assignment(&mut self, now: Instant, out: &mut Vec<Action>) {
         self.target.clear();
         for (reply, _) in std::mem::take(&mut self.stale_commits) {
             if let Some(id) = reply {
                 out.push(Action::AnswerCommit { id, result: Err(CommitError::RebalanceInProgress) });
             }
         }
-        self.expedite(now);
         // A revocation's last commit waiting to be sent again will not be: the
         // partitions are lost instead.
         if let Step::CommittingRevoked { partitions, .. } = &self.step {
@@ -624,6 +675,39 @@ impl ConsumerMember {
             // Lose what is owned, then close if that was asked for.
             self.idle(now, out);
         }
+    }
+
+    /// `max.poll.interval.ms` passed without a poll (Java: "consumer poll
+    /// timeout has expired"): leave with the leave epoch, lose the partitions
+    /// without committing (the user may still be working on records handed out,
+    /// and their next owner starts from the last commit), rejoin at the next poll.
+    fn go_stale(&mut self, now: Instant, out: &mut Vec<Action>) {
+        tracing::warn!(
+            max_poll_interval = ?self.config.rebalance_timeout,
+            "no poll within max.poll.interval.ms: leaving the group (partitions lost, not committed); \
+             rejoining at the next poll"
+        );
+        self.phase = Phase::Stale;
+        self.epoch = LEAVE_EPOCH;
+        self.leave_sent = false;
+        self.polled_while_stale = false;
+        self.lose_assignment(now, out);
+    }
+
+    /// Stale, the leave sent and answered, nothing owned any more.
+    fn left(&self) -> bool {
+        self.leave_sent && !self.heartbeat_in_flight && self.step == Step::Idle && !self.lost_pending
+    }
+
+    /// Back from stale: join again at epoch 0 with the same member id, in full.
+    fn rejoin(&mut self, now: Instant) {
+        tracing::info!("polled again after max.poll.interval.ms expired: rejoining the group");
+        self.phase = Phase::Active;
+        self.epoch = JOIN_EPOCH;
+        self.leave_sent = false;
+        self.polled_while_stale = false;
+        self.last_sent = None;
+        self.expedite(now);
     }
 
     fn lose_all(&mut self, out: &mut Vec<Action>) {
@@ -815,7 +899,9 @@ impl ConsumerMember {
     }
 
     fn on_commit_requested(&mut self, id: u64, offsets: Option<BTreeMap<TopicPartition, i64>>, out: &mut Vec<Action>) {
-        let refuse = if self.phase != Phase::Active {
+        let refuse = if self.phase == Phase::Stale {
+            Some(CommitError::RebalanceInProgress)
+        } else if self.phase != Phase::Active {
             Some(CommitError::Closed)
         } else if self.coordinator.is_none() {
             Some(CommitError::CoordinatorUnavailable)
@@ -904,6 +990,17 @@ impl ConsumerMember {
 
     /// With nothing under way: revoke what is owned (committing it), then leave.
     fn close_now(&mut self, out: &mut Vec<Action>) {
+        if self.phase == Phase::Stale {
+            // Out of the group already, or about to be: leave (again) and close.
+            self.phase = Phase::Leaving;
+            if self.leave_sent && !self.heartbeat_in_flight {
+                return self.finish_close(out);
+            }
+            if !self.heartbeat_in_flight {
+                self.send_leave(out);
+            }
+            return;
+        }
         if self.phase != Phase::Active {
             return;
         }
@@ -933,6 +1030,7 @@ impl ConsumerMember {
             member_id: self.member_id.clone(),
             member_epoch: epoch,
             instance_id: self.config.group_instance_id.clone(),
+            rack_id: None,
             rebalance_timeout: None,
             subscribed_topic_names: None,
             subscribed_topic_regex: None,

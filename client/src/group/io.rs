@@ -64,6 +64,9 @@ pub enum Event {
     },
     /// The consumer stopped fetching the revoked partitions and reported positions.
     Revoked,
+    /// The user is polling (`consumer::poll_notice`): the KIP-848 member's
+    /// `max.poll.interval.ms` timer starts again.
+    Polled,
     Close,
     /// The user asks to commit `offsets`, or with `None` every consumed position
     /// ahead of the last commit; answered by [`Action::AnswerCommit`] with `id`.

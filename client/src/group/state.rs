@@ -190,6 +190,9 @@ impl GroupMember {
                 }
             }
             Event::Revoked => self.on_revoked(&mut out),
+            // The classic member sends max.poll.interval.ms as the rebalance
+            // timeout only; leaving when it passes is the KIP-848 member's.
+            Event::Polled => {}
             Event::Close => self.on_close(&mut out),
             Event::CommitRequested { id, offsets } => self.on_commit_requested(id, offsets, &mut out),
             Event::CommitAnswered { id, offsets, result } => {
@@ -390,6 +393,7 @@ impl GroupMember {
                 .map(|(topic, partitions)| TopicPartitions { topic: topic.to_owned(), partitions })
                 .collect(),
             generation_id: self.generation_id,
+            rack_id: self.config.client_rack.clone(),
             ..Subscription::default()
         };
         self.config

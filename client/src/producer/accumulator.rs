@@ -1,12 +1,12 @@
 //! The producer's core, sans-IO: records in, batches per topic-partition (sealed by
 //! `batch.size` and `linger.ms`), requests out (one batch per partition, grouped by
 //! leader, within `max.request.size` and `max.in.flight`), responses in, one
-//! [`Report`] per record out. Retries, `delivery.timeout.ms` and idempotence
+//! an [`Outcome`] per batch out. Retries, `delivery.timeout.ms` and idempotence
 //! (sequences, DUPLICATE_SEQUENCE_NUMBER, moving to a new producer id after a gap)
 //! are decided here; time is passed in, and the driver (`sender`) does the I/O
 //! the core asks for in [`Settled`]: a metadata refresh, a new producer id.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -67,20 +67,29 @@ pub enum DeliveryError {
     Stopped,
 }
 
-/// The outcome of record `id`, as the core decides it; the driver hands it on as a
-/// [`Delivery`] to whoever waits for that record.
+/// The outcome the core decided for some records, all alike: every record of a
+/// batch, or one refused alone. One per batch, not per record: the driver matches
+/// them to their waiters and builds each record's [`Delivery`] outside the lock.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Report {
-    pub id: u64,
+pub(crate) struct Outcome {
+    /// The records' ids, in offset order.
+    pub ids: Vec<u64>,
     pub topic: Arc<str>,
     /// -1 for a record refused before partitioning (too large).
     pub partition: i32,
+    /// `Ok(Some(base))`: record `i` is at offset `base + i`; `Ok(None)`: delivered
+    /// with no offset known (acks=0, or a duplicate the broker already had).
     pub result: Result<Option<i64>, DeliveryError>,
 }
 
-impl Report {
-    pub(crate) fn into_delivery(self) -> Delivery {
-        Delivery { topic: self.topic, partition: self.partition, result: self.result }
+impl Outcome {
+    /// The delivery of `ids[i]`.
+    pub(crate) fn delivery(&self, i: usize) -> Delivery {
+        let result = match &self.result {
+            Ok(base) => Ok(base.map(|b| b + i as i64)),
+            Err(e) => Err(e.clone()),
+        };
+        Delivery { topic: self.topic.clone(), partition: self.partition, result }
     }
 }
 
@@ -126,9 +135,70 @@ pub(crate) struct Settled {
 #[derive(Debug)]
 struct TopicBatches {
     topic: Arc<str>,
-    open: HashMap<i32, OpenBatch>,
+    open: OpenBatches,
     /// Partitions of this topic records went to, ever (for [`Accumulator::backlog_full`]).
-    seen: HashSet<i32>,
+    seen: Vec<bool>,
+}
+
+/// One topic's open batches, indexed by partition: a record finds its batch without
+/// hashing (partitions are dense, 0..count, and checked before they get here).
+#[derive(Debug, Default)]
+struct OpenBatches {
+    by_partition: Vec<Option<OpenBatch>>,
+    len: usize,
+}
+
+impl OpenBatches {
+    fn slot(&mut self, p: i32) -> &mut Option<OpenBatch> {
+        let i = usize::try_from(p).expect("partitions are checked before append");
+        if i >= self.by_partition.len() {
+            self.by_partition.resize_with(i + 1, || None);
+        }
+        &mut self.by_partition[i]
+    }
+
+    /// The open batch of `p`, opened with `open` if it has none.
+    fn get_or_open(&mut self, p: i32, open: impl FnOnce() -> OpenBatch) -> &mut OpenBatch {
+        if self.slot(p).is_none() {
+            self.len += 1;
+        }
+        self.slot(p).get_or_insert_with(open)
+    }
+
+    fn remove(&mut self, p: i32) -> Option<OpenBatch> {
+        let b = self.slot(p).take();
+        self.len -= usize::from(b.is_some());
+        b
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn values(&self) -> impl Iterator<Item = &OpenBatch> {
+        self.by_partition.iter().flatten()
+    }
+
+    /// Takes out the batches `take` picks, in partition order.
+    fn take_if(&mut self, mut take: impl FnMut(&OpenBatch) -> bool) -> Vec<OpenBatch> {
+        let mut out = Vec::new();
+        for slot in &mut self.by_partition {
+            if slot.as_ref().is_some_and(&mut take) {
+                out.extend(slot.take());
+            }
+        }
+        self.len -= out.len();
+        out
+    }
+}
+
+/// One partition's batches in flight (idempotence): where, how many, and whether
+/// they are a retry (which goes alone).
+#[derive(Debug)]
+struct PartitionInFlight {
+    leader: i32,
+    batches: usize,
+    retrying: bool,
 }
 
 /// The pure producer: accumulates, seals, chooses requests, settles responses.
@@ -138,12 +208,12 @@ pub(crate) struct Accumulator {
     ids: ProducerIds,
     topics: Vec<TopicBatches>,
     ready: VecDeque<SealedBatch>,
-    /// Partitions with a batch in flight (tracked with idempotence only).
-    busy: HashSet<PartitionKey>,
+    /// Partitions with batches in flight (tracked with idempotence only).
+    partitions_in_flight: HashMap<PartitionKey, PartitionInFlight>,
     in_flight: usize,
     /// Distinct topic-partitions records went to.
     partitions_seen: usize,
-    deliveries: Vec<Report>,
+    deliveries: Vec<Outcome>,
     summary: ProduceSummary,
 }
 
@@ -155,7 +225,7 @@ impl Accumulator {
             ids: ProducerIds::new(producer_id),
             topics: Vec::new(),
             ready: VecDeque::new(),
-            busy: HashSet::new(),
+            partitions_in_flight: HashMap::new(),
             in_flight: 0,
             partitions_seen: 0,
             deliveries: Vec::new(),
@@ -181,7 +251,7 @@ impl Accumulator {
         let max = self.config.max_request_size;
         if size > max {
             let err = DeliveryError::RecordTooLarge { size, max, setting: "max.request.size" };
-            self.report(r.id, topic.clone(), -1, Err(err));
+            self.report(vec![r.id], topic.clone(), -1, Err(err));
             return false;
         }
         let p = partition(&r);
@@ -194,57 +264,73 @@ impl Accumulator {
                 // bounce its count between the two threads on every record.
                 self.topics.push(TopicBatches {
                     topic: Arc::from(&**topic),
-                    open: HashMap::new(),
-                    seen: HashSet::new(),
+                    open: OpenBatches::default(),
+                    seen: Vec::new(),
                 });
                 self.topics.len() - 1
             }
         };
         let first_open = self.topics.iter().all(|t| t.open.is_empty());
         let TopicBatches { topic, open, seen } = &mut self.topics[t];
-        if !open.contains_key(&p) && seen.insert(p) {
+        let i = p as usize; // checked by `OpenBatches`
+        if i >= seen.len() {
+            seen.resize(i + 1, false);
+        }
+        if !seen[i] {
+            seen[i] = true;
             self.partitions_seen += 1;
         }
         // The clock is read only for a new batch: that is all `now` is for (a clock
         // read per record costs more than the rest of `append`).
-        let batch = open.entry(p).or_insert_with(|| OpenBatch::new(topic.clone(), p, now()));
+        let batch = open.get_or_open(p, || OpenBatch::new(topic.clone(), p, now()));
         let mut sealed = Vec::new();
         if !batch.is_empty() && batch.size() + r.approx_size() > batch_size {
             sealed.push(std::mem::replace(batch, OpenBatch::new(topic.clone(), p, now())));
         }
+        if batch.is_empty() {
+            batch.reserve_for(batch_size, r.approx_size());
+        }
         batch.push(r);
         if batch.size() >= batch_size {
-            sealed.push(open.remove(&p).expect("present"));
+            sealed.extend(open.remove(p));
         }
-        let news = first_open || (!sealed.is_empty() && self.has_free_slot() && self.request_worth_sealed());
+        let news = first_open || (!sealed.is_empty() && self.has_free_slot() && self.worth_sending());
         for b in sealed {
             self.seal(b);
         }
         news
     }
 
-    /// When the driver must look again: the oldest open batch will be `linger.ms` old
-    /// (due for sealing), or the oldest sealed one (due for sending, see
-    /// [`request_due`](Self::request_due)).
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+    /// When the driver must look again after `now`: the oldest open batch will be
+    /// `linger.ms` old (due for sealing), or the oldest sealed one (due for sending,
+    /// see [`request_due`](Self::request_due)). Never `now` or earlier: a sealed batch
+    /// already due that is still here waits for a free slot (or, with idempotence,
+    /// for its partition's batch in flight), so for a response, which wakes the
+    /// driver anyway; a timer in the past would spin it until then.
+    pub(crate) fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let linger = self.config.linger;
         let open = self.topics.iter().flat_map(|t| t.open.values()).map(|b| b.created() + linger);
-        open.chain(self.ready.front().map(|b| b.created + linger)).min()
+        open.chain(self.ready.front().map(|b| b.created + linger)).filter(|&at| at > now).min()
     }
 
     /// True when a request should go now: a slot is free, and a request's worth is
-    /// sealed (a batch per partition written to, what one request can carry) or the
-    /// oldest sealed batch has waited `linger.ms` (a retry has always waited). Sending
-    /// at every sealed batch instead fills the `max.in.flight` slots with requests of
-    /// one batch each, and the broker's per-request cost caps the rate.
+    /// sealed (a batch per partition written to, what one request can carry), or
+    /// nothing is in flight, or the oldest sealed batch has waited `linger.ms` (a
+    /// retry has always waited). Sending at every sealed batch while requests are in
+    /// flight fills the `max.in.flight` slots with requests of one batch each, and the
+    /// broker's per-request cost caps the rate; but an idle pipeline gains nothing by
+    /// waiting, and at a moderate rate (the sticky partitioner fills one partition at
+    /// a time) waiting for a batch of every partition added up to `linger.ms` to
+    /// every record's latency.
     pub(crate) fn request_due(&self, now: Instant) -> bool {
         let Some(oldest) = self.ready.front() else { return false };
         self.has_free_slot()
-            && (self.request_worth_sealed() || now.saturating_duration_since(oldest.created) >= self.config.linger)
+            && (self.worth_sending() || now.saturating_duration_since(oldest.created) >= self.config.linger)
     }
 
-    fn request_worth_sealed(&self) -> bool {
-        self.ready.len() >= self.partitions_seen.max(1)
+    /// A request's worth is sealed, or nothing is in flight (see [`request_due`](Self::request_due)).
+    fn worth_sending(&self) -> bool {
+        self.in_flight == 0 || self.ready.len() >= self.partitions_seen.max(1)
     }
 
     /// The topics records were appended to, so far.
@@ -257,13 +343,7 @@ impl Accumulator {
         let linger = self.config.linger;
         let mut aged = Vec::new();
         for t in &mut self.topics {
-            let ps: Vec<i32> = t
-                .open
-                .iter()
-                .filter(|(_, b)| !b.is_empty() && now.duration_since(b.created()) >= linger)
-                .map(|(p, _)| *p)
-                .collect();
-            aged.extend(ps.into_iter().filter_map(|p| t.open.remove(&p)));
+            aged.extend(t.open.take_if(|b| !b.is_empty() && now.duration_since(b.created()) >= linger));
         }
         for b in aged {
             self.seal(b);
@@ -274,9 +354,7 @@ impl Accumulator {
     pub(crate) fn seal_all(&mut self) {
         let mut open = Vec::new();
         for t in &mut self.topics {
-            let start = open.len();
-            open.extend(t.open.drain().map(|(_, b)| b));
-            open[start..].sort_by_key(|b: &OpenBatch| b.partition);
+            open.extend(t.open.take_if(|_| true));
         }
         for b in open {
             self.seal(b);
@@ -289,15 +367,11 @@ impl Accumulator {
         }
         let (topic, partition) = (batch.topic.clone(), batch.partition);
         let idem = self.ids.next(&topic, partition, batch.len());
-        match batch.seal(self.config.compression, idem) {
+        match batch.seal(self.config.compression, idem, self.config.transactional_id.is_some()) {
             Ok(sealed) => self.ready.push_back(sealed),
-            // Not expected (kafka-protocol encodes any batch we build), but if it
+            // Not expected (only a codec can fail), but if it
             // happens every record in it is reported, never dropped.
-            Err((ids, reason)) => {
-                for id in ids {
-                    self.report(id, topic.clone(), partition, Err(DeliveryError::Encode(reason.clone())));
-                }
-            }
+            Err((ids, reason)) => self.report(ids, topic, partition, Err(DeliveryError::Encode(reason))),
         }
     }
 
@@ -335,39 +409,86 @@ impl Accumulator {
 
     /// The next request, if a slot is free and a batch may go: the first ready batch
     /// plus others for the same leader, one batch per partition, within
-    /// `max.request.size`. With idempotence a partition that has a batch in flight
-    /// waits: requests on one connection are written by separate tasks in no fixed
-    /// order, and a broker that has no state for a producer accepts whatever sequence
-    /// comes first (seq 75 before seq 0 would leave seq 0 refused for ever). One batch
-    /// per partition in flight keeps each partition's sequences in order, retries
-    /// included. `leader_of` gives a partition's leader (-1 when unknown).
+    /// `max.request.size`; retries and first sends never share a request. With
+    /// idempotence each partition's sequences must reach the broker in order: a
+    /// broker with no state for a producer accepts whatever sequence comes first (seq
+    /// 75 before seq 0 would leave seq 0 refused for ever). The driver writes each
+    /// leader's requests in the order they are taken here, so several batches of a
+    /// partition may be in flight (up to `max.in.flight`, as Java does), provided
+    /// they all went to the same leader and none of them is a retry. A partition's
+    /// retry goes only when nothing of it is in flight, and alone: then it is the
+    /// lowest sequence not yet written, and nothing of its partition can overtake it
+    /// while it waits out its backoff. `leader_of` gives a partition's leader (-1
+    /// when unknown).
     pub(crate) fn next_request(&mut self, leader_of: impl Fn(&str, i32) -> i32) -> Option<Request> {
         if !self.has_free_slot() {
             return None;
         }
         let ordered = self.ids.enabled();
-        let busy = &mut self.busy;
-        let eligible =
-            |b: &SealedBatch, busy: &HashSet<PartitionKey>| !ordered || !busy.contains(&(b.topic.clone(), b.partition));
-        let at = self.ready.iter().position(|b| eligible(b, busy))?;
-        let first = self.ready.remove(at).expect("index in range");
+        let in_flight = &mut self.partitions_in_flight;
+        let eligible = |b: &SealedBatch, leader: i32, in_flight: &HashMap<PartitionKey, PartitionInFlight>| {
+            if !ordered {
+                return true;
+            }
+            match in_flight.get(&(b.topic.clone(), b.partition)) {
+                None => true,
+                Some(f) => b.attempts == 0 && !f.retrying && f.leader == leader,
+            }
+        };
+        // Only a partition's first batch in the queue may go (the lowest sequence):
+        // partitions whose first one was passed over are skipped after it.
+        let mut passed: Vec<(Arc<str>, i32)> = Vec::new();
+        let was_passed = |passed: &[(Arc<str>, i32)], b: &SealedBatch| {
+            passed.iter().any(|(t, p)| *p == b.partition && **t == *b.topic)
+        };
+        let mut at = None;
+        for (i, b) in self.ready.iter().enumerate() {
+            if was_passed(&passed, b) {
+                continue;
+            }
+            if eligible(b, leader_of(&b.topic, b.partition), in_flight) {
+                at = Some(i);
+                break;
+            }
+            passed.push((b.topic.clone(), b.partition));
+        }
+        let first = self.ready.remove(at?).expect("index in range");
         let leader = leader_of(&first.topic, first.partition);
+        let retries = first.attempts > 0;
         let mut size = first.bytes.len();
         let mut batches = vec![first];
         let mut i = 0;
         while i < self.ready.len() {
             let b = &self.ready[i];
+            let key_passed = was_passed(&passed, b);
             let fits = size + b.bytes.len() <= self.config.max_request_size;
             let new_partition = batches.iter().all(|x| x.partition != b.partition || x.topic != b.topic);
-            if fits && new_partition && eligible(b, busy) && leader_of(&b.topic, b.partition) == leader {
+            if !key_passed
+                && fits
+                && new_partition
+                && (b.attempts > 0) == retries
+                && leader_of(&b.topic, b.partition) == leader
+                && eligible(b, leader, in_flight)
+            {
                 size += b.bytes.len();
                 batches.push(self.ready.remove(i).expect("index in range"));
             } else {
+                if !key_passed {
+                    passed.push((b.topic.clone(), b.partition));
+                }
                 i += 1;
             }
         }
         if ordered {
-            busy.extend(batches.iter().map(|b| (b.topic.clone(), b.partition)));
+            for b in &batches {
+                let f = in_flight.entry((b.topic.clone(), b.partition)).or_insert(PartitionInFlight {
+                    leader,
+                    batches: 0,
+                    retrying: false,
+                });
+                f.batches += 1;
+                f.retrying |= retries;
+            }
         }
         self.in_flight += 1;
         Some(Request { leader, batches })
@@ -380,7 +501,13 @@ impl Accumulator {
         self.in_flight -= 1;
         if self.ids.enabled() {
             for b in &batches {
-                self.busy.remove(&(b.topic.clone(), b.partition));
+                let key = (b.topic.clone(), b.partition);
+                if let Some(f) = self.partitions_in_flight.get_mut(&key) {
+                    f.batches -= 1;
+                    if f.batches == 0 {
+                        self.partitions_in_flight.remove(&key);
+                    }
+                }
             }
         }
         let mut retry: Vec<(SealedBatch, String)> = Vec::new();
@@ -389,7 +516,7 @@ impl Accumulator {
         match response {
             Response::Sent => {
                 for b in batches {
-                    self.deliver_all(&b, Ok(None));
+                    self.settle_batch(b, Ok(None));
                 }
             }
             Response::Produced(resp) => {
@@ -410,33 +537,23 @@ impl Accumulator {
                         continue;
                     };
                     match ResponseError::try_from_code(p.error_code) {
-                        None => self.deliver_offsets(&b, p.base_offset),
+                        None => self.settle_batch(b, Ok(Some(p.base_offset))),
                         // The broker already has this batch: a retry of something that landed.
-                        Some(ResponseError::DuplicateSequenceNumber) => self.deliver_all(&b, Ok(None)),
+                        Some(ResponseError::DuplicateSequenceNumber) => self.settle_batch(b, Ok(None)),
                         Some(ResponseError::MessageTooLarge) | Some(ResponseError::RecordListTooLarge) => {
-                            self.fail(&b, DeliveryError::BrokerTooLarge, &mut failed)
+                            self.fail(b, DeliveryError::BrokerTooLarge, &mut failed)
                         }
                         // Refused, so certainly not written. Either an earlier batch is still
                         // being retried (resend the same bytes after it), or an earlier one
                         // failed for good and this one must move to a new producer id.
                         Some(ResponseError::OutOfOrderSequenceNumber) => {
-                            let b = if self.ids.is_gapped(&b) {
-                                match self.ids.move_to_current(b) {
-                                    Ok(b) => b,
-                                    Err((ids, reason)) => {
-                                        tracing::error!(?ids, %reason, "re-encoding a batch failed");
-                                        continue;
-                                    }
-                                }
-                            } else {
-                                b
-                            };
+                            let b = if self.ids.is_gapped(&b) { self.ids.move_to_current(b) } else { b };
                             retry.push((b, ResponseError::OutOfOrderSequenceNumber.to_string()))
                         }
                         Some(e) if e.is_retriable() => retry.push((b, e.to_string())),
                         Some(error) => {
                             let message = rejection_message(p);
-                            self.fail(&b, DeliveryError::Rejected { error, message }, &mut failed)
+                            self.fail(b, DeliveryError::Rejected { error, message }, &mut failed)
                         }
                     }
                 }
@@ -466,7 +583,7 @@ impl Accumulator {
                     attempts: b.attempts + 1,
                     last,
                 };
-                self.fail(&b, err, &mut failed);
+                self.fail(b, err, &mut failed);
                 continue;
             }
             let seq = b.idem.map(|i| i.base_sequence);
@@ -475,13 +592,48 @@ impl Accumulator {
             b.attempts += 1;
             requeue.push(b);
         }
-        for b in requeue.into_iter().rev() {
-            self.ready.push_front(b);
-        }
-        if !failed.is_empty() {
+        self.requeue(requeue);
+        // A transactional producer keeps its id: the failure fails the transaction,
+        // and aborting it re-initializes the id (InitProducerId with its transactional.id).
+        if !failed.is_empty() && self.config.transactional_id.is_none() {
             settled.new_producer_id = self.ids.record_gaps(&failed);
         }
         settled
+    }
+
+    /// Puts retried batches back (sorted by partition, then sequence): ahead of
+    /// everything of other partitions (they are the oldest), but among their own
+    /// partition's batches in the order they were sent (by first record id: the
+    /// responses of a partition's batches in flight come back in any order), so
+    /// sequences go out in order again.
+    fn requeue(&mut self, batches: Vec<SealedBatch>) {
+        let mut front = 0;
+        for b in batches {
+            let same = |x: &SealedBatch| x.partition == b.partition && x.topic == b.topic;
+            let first_id = |x: &SealedBatch| x.ids.first().copied().unwrap_or(0);
+            let later = self.ready.iter().position(|x| same(x) && first_id(x) > first_id(&b));
+            let last_earlier = self.ready.iter().rposition(|x| same(x) && first_id(x) < first_id(&b));
+            let at = match (later, last_earlier) {
+                (Some(at), _) => at,
+                (None, Some(at)) => at + 1,
+                (None, None) => front,
+            };
+            self.ready.insert(at, b);
+            if at <= front {
+                front += 1;
+            }
+        }
+    }
+
+    /// The producer id of a transactional producer, from `init_transactions` (or
+    /// again after an abort): later batches go under it, sequences from 0.
+    pub(crate) fn set_producer_id(&mut self, id: (i64, i16)) {
+        self.ids.renew(id);
+    }
+
+    /// The producer id and epoch batches are sealed under, if any.
+    pub(crate) fn producer_id(&self) -> Option<(i64, i16)> {
+        self.ids.current()
     }
 
     /// The driver's answer to [`Settled::new_producer_id`]: on success, later batches
@@ -505,17 +657,13 @@ impl Accumulator {
                 kept.push_back(b);
                 continue;
             }
-            match self.ids.move_to_current(b) {
-                Ok(b) => kept.push_back(b),
-                // Not expected: the same records encoded fine before.
-                Err((ids, reason)) => tracing::error!(?ids, %reason, "re-encoding a batch failed"),
-            }
+            kept.push_back(self.ids.move_to_current(b));
         }
         self.ready = kept;
     }
 
-    /// Delivery reports since the last call, in the order they were decided.
-    pub(crate) fn deliveries(&mut self) -> std::vec::Drain<'_, Report> {
+    /// Outcomes since the last call, in the order they were decided.
+    pub(crate) fn deliveries(&mut self) -> std::vec::Drain<'_, Outcome> {
         self.deliveries.drain(..)
     }
 
@@ -524,36 +672,25 @@ impl Accumulator {
         self.summary
     }
 
-    fn report(&mut self, id: u64, topic: Arc<str>, partition: i32, result: Result<Option<i64>, DeliveryError>) {
-        if result.is_ok() {
-            self.summary.delivered += 1
-        } else {
-            self.summary.failed += 1
+    fn report(&mut self, ids: Vec<u64>, topic: Arc<str>, partition: i32, result: Result<Option<i64>, DeliveryError>) {
+        let n = ids.len() as u64;
+        match result {
+            Ok(_) => self.summary.delivered += n,
+            Err(_) => self.summary.failed += n,
         }
-        self.deliveries.push(Report { id, topic, partition, result });
+        self.deliveries.push(Outcome { ids, topic, partition, result });
     }
 
-    fn fail(&mut self, b: &SealedBatch, err: DeliveryError, failed: &mut Vec<(i64, Arc<str>, i32)>) {
+    fn fail(&mut self, b: SealedBatch, err: DeliveryError, failed: &mut Vec<(i64, Arc<str>, i32)>) {
         if let Some(i) = b.idem {
             failed.push((i.producer_id, b.topic.clone(), b.partition));
         }
-        self.deliver_all(b, Err(err));
+        self.settle_batch(b, Err(err));
     }
 
-    fn deliver_offsets(&mut self, b: &SealedBatch, base_offset: i64) {
-        self.summary.delivered += b.ids.len() as u64;
-        self.deliveries.extend(b.ids.iter().enumerate().map(|(i, id)| Report {
-            id: *id,
-            topic: b.topic.clone(),
-            partition: b.partition,
-            result: Ok(Some(base_offset + i as i64)),
-        }));
-    }
-
-    fn deliver_all(&mut self, b: &SealedBatch, result: Result<Option<i64>, DeliveryError>) {
-        for id in &b.ids {
-            self.report(*id, b.topic.clone(), b.partition, result.clone());
-        }
+    /// Reports every record of `b`: at `Ok(Some(base))` + its index, or all alike.
+    fn settle_batch(&mut self, b: SealedBatch, result: Result<Option<i64>, DeliveryError>) {
+        self.report(b.ids, b.topic, b.partition, result);
     }
 }
 

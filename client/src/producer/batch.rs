@@ -5,15 +5,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::encode;
 use super::record::ProducerRecord;
 use crate::compression::Codec;
-use bytes::{Bytes, BytesMut};
-use indexmap::IndexMap;
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, Record, RecordBatchEncoder,
-    RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+#[cfg(test)]
+use bytes::BytesMut;
 
 /// A record inside the producer: the user's [`ProducerRecord`] fields the batch
 /// needs, its timestamp settled, and the id its delivery report is matched by.
@@ -70,6 +67,12 @@ impl OpenBatch {
         Self { topic, partition, records: Vec::new(), size: 61 /* batch header */, created: now }
     }
 
+    /// Room for about a batch of records like the first (at most 4096): growing the
+    /// list by doubling copied every record several times over.
+    pub fn reserve_for(&mut self, batch_size: usize, record_size: usize) {
+        self.records.reserve((batch_size / record_size.max(1)).clamp(1, 4096));
+    }
+
     pub fn push(&mut self, r: OutRecord) {
         self.size += r.approx_size();
         self.records.push(r);
@@ -91,63 +94,40 @@ impl OpenBatch {
         self.records.is_empty()
     }
 
-    /// Encodes the batch. Fails only if kafka-protocol cannot encode it (a bug or an
-    /// impossible size), reported per record by the caller.
-    pub fn seal(self, compression: Codec, idem: Option<Idempotence>) -> Result<SealedBatch, (Vec<u64>, String)> {
-        let (pid, epoch, seq) = match idem {
-            Some(i) => (i.producer_id, i.producer_epoch, i.base_sequence),
-            None => (NO_PRODUCER_ID, NO_PRODUCER_EPOCH, NO_SEQUENCE),
-        };
-        let records: Vec<Record> = self
-            .records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
-                producer_id: pid,
-                producer_epoch: epoch,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // kafka-protocol starts a new batch wherever `offset - sequence` changes,
-                // so sequences must advance with offsets even without idempotence
-                // (base sequence stays -1, as the broker expects then); one batch per
-                // partition is all a v3+ Produce request may carry.
-                sequence: seq.wrapping_add(i as i32),
-                timestamp: r.timestamp_ms,
-                key: r.key.clone(),
-                value: r.value.clone(),
-                headers: r
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (StrBytes::from_string(k.clone()), v.clone()))
-                    .collect::<IndexMap<_, _>>(),
-            })
-            .collect();
-        let mut buf = BytesMut::with_capacity(self.size);
-        let ids = self.records.iter().map(|r| r.id).collect();
-        if let Err(e) = encode_batch(&mut buf, &records, compression) {
-            return Err((ids, format!("encoding the record batch failed: {e}")));
+    /// Encodes the batch (its records are dropped here, in the task that made them,
+    /// once they are bytes). Fails only if the codec does (not expected), reported
+    /// per record by the caller.
+    pub fn seal(
+        self,
+        compression: Codec,
+        idem: Option<Idempotence>,
+        transactional: bool,
+    ) -> Result<SealedBatch, (Vec<u64>, String)> {
+        let ids: Vec<u64> = self.records.iter().map(|r| r.id).collect();
+        match encode::encode(&self.records, self.size, compression, idem, transactional) {
+            Ok(bytes) => Ok(SealedBatch {
+                topic: self.topic,
+                partition: self.partition,
+                ids,
+                bytes,
+                created: self.created,
+                attempts: 0,
+                idem,
+            }),
+            Err(e) => Err((ids, format!("encoding the record batch failed: {e}"))),
         }
-        Ok(SealedBatch {
-            topic: self.topic,
-            partition: self.partition,
-            ids,
-            bytes: buf.freeze(),
-            created: self.created,
-            attempts: 0,
-            idem,
-            compression,
-            records: self.records,
-        })
     }
 }
 
-/// Encodes v2 record batches with this crate's codecs (kafka-protocol's own need C
-/// for lz4 and zstd); the CRC it computes covers the compressed bytes, as Kafka's does.
-pub(crate) fn encode_batch(buf: &mut BytesMut, records: &[Record], compression: Codec) -> anyhow::Result<()> {
+/// Encodes v2 record batches of kafka-protocol `Record`s (control and transactional
+/// batches too) with this crate's codecs: test input for the fetch path.
+#[cfg(test)]
+pub(crate) fn encode_batch(
+    buf: &mut BytesMut,
+    records: &[kafka_protocol::records::Record],
+    compression: Codec,
+) -> anyhow::Result<()> {
+    use kafka_protocol::records::{RecordBatchEncoder, RecordEncodeOptions};
     let compress = |raw: &mut BytesMut, out: &mut BytesMut, _: kafka_protocol::records::Compression| {
         if compression == Codec::None {
             out.extend_from_slice(raw);
@@ -166,36 +146,27 @@ pub(crate) fn encode_batch(buf: &mut BytesMut, records: &[Record], compression: 
 pub struct SealedBatch {
     pub topic: Arc<str>,
     pub partition: i32,
+    /// The records' ids, in offset order.
     pub ids: Vec<u64>,
     pub bytes: Bytes,
     pub created: Instant,
     pub attempts: u32,
     /// Producer id, epoch and base sequence the bytes carry (idempotence only).
     pub idem: Option<Idempotence>,
-    compression: Codec,
-    /// The records themselves (cheap `Bytes` clones), kept so that a batch the broker
-    /// provably did not write can be sealed again under a new producer id.
-    records: Vec<OutRecord>,
 }
 
 impl SealedBatch {
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.ids.len()
     }
 
-    /// The same records under new idempotence fields; keeps age and attempt count
-    /// so `delivery.timeout.ms` still counts from the first time they were batched.
-    /// Only for batches the broker did not write (never sent, or refused with
-    /// OUT_OF_ORDER_SEQUENCE_NUMBER): anything else would be written twice.
-    pub fn reseal(self, idem: Idempotence) -> Result<SealedBatch, (Vec<u64>, String)> {
-        let (created, attempts, compression) = (self.created, self.attempts, self.compression);
-        let mut open = OpenBatch::new(self.topic, self.partition, created);
-        for r in self.records {
-            open.push(r);
-        }
-        let mut sealed = open.seal(compression, Some(idem))?;
-        sealed.attempts = attempts;
-        Ok(sealed)
+    /// The same records under new idempotence fields (only the batch header
+    /// changes); keeps age and attempt count so `delivery.timeout.ms` still counts
+    /// from the first time they were batched. Only for batches the broker did not
+    /// write (never sent, or refused with OUT_OF_ORDER_SEQUENCE_NUMBER): anything
+    /// else would be written twice.
+    pub fn reseal(self, idem: Idempotence) -> SealedBatch {
+        SealedBatch { bytes: encode::with_producer_state(&self.bytes, idem), idem: Some(idem), ..self }
     }
 }
 
@@ -217,7 +188,7 @@ mod tests {
         let mut b = OpenBatch::new("t".into(), 2, Instant::now());
         b.push(rec(7, "ana", "{\"a\":1}"));
         b.push(rec(8, "bo", "{\"a\":2}"));
-        let sealed = b.seal(Codec::None, None).unwrap();
+        let sealed = b.seal(Codec::None, None, false).unwrap();
         let infos = RecordBatchDecoder::decode_batch_info(&mut sealed.bytes.clone()).unwrap();
         assert_eq!(infos.len(), 1, "one batch, not one per record");
         assert_eq!(infos[0].base_sequence, -1);
@@ -228,7 +199,7 @@ mod tests {
         assert_eq!(set.records[1].key.as_deref(), Some(&b"bo"[..]));
         assert_eq!(set.records[1].value.as_deref(), Some(&b"{\"a\":2}"[..]));
         assert_eq!(set.records[0].timestamp, 1_700_000_000_007);
-        assert_eq!(set.records[0].producer_id, NO_PRODUCER_ID);
+        assert_eq!(set.records[0].producer_id, -1);
     }
 
     #[test]
@@ -237,7 +208,7 @@ mod tests {
         b.push(rec(0, "k", "v"));
         b.push(rec(1, "k", "v"));
         let idem = Idempotence { producer_id: 42, producer_epoch: 3, base_sequence: 10 };
-        let mut bytes = b.seal(Codec::Gzip, Some(idem)).unwrap().bytes;
+        let mut bytes = b.seal(Codec::Gzip, Some(idem), false).unwrap().bytes;
         let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
         assert_eq!(set.records[0].producer_id, 42);
         assert_eq!(set.records[0].producer_epoch, 3);
@@ -250,11 +221,11 @@ mod tests {
         b.push(rec(0, "k", "v0"));
         b.push(rec(1, "k", "v1"));
         let old = Idempotence { producer_id: 1, producer_epoch: 0, base_sequence: 7 };
-        let mut sealed = b.seal(Codec::None, Some(old)).unwrap();
+        let mut sealed = b.seal(Codec::None, Some(old), false).unwrap();
         sealed.attempts = 3;
         let created = sealed.created;
         let new = Idempotence { producer_id: 2, producer_epoch: 0, base_sequence: 0 };
-        let again = sealed.reseal(new).unwrap();
+        let again = sealed.reseal(new);
         assert_eq!((again.attempts, again.created, again.idem), (3, created, Some(new)));
         assert_eq!(again.ids, vec![0, 1]);
         let set = RecordBatchDecoder::decode(&mut again.bytes.clone()).unwrap();
@@ -269,7 +240,7 @@ mod tests {
         let mut r = record("k", "v").with_header("trace", "abc");
         r.headers.push(("empty".into(), None));
         b.push(OutRecord::new(0, r, || 0).2);
-        let mut bytes = b.seal(Codec::None, None).unwrap().bytes;
+        let mut bytes = b.seal(Codec::None, None, false).unwrap().bytes;
         let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
         let headers: Vec<(&str, Option<&[u8]>)> =
             set.records[0].headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
@@ -280,7 +251,7 @@ mod tests {
     fn a_tombstone_has_a_null_value_and_its_own_timestamp_wins() {
         let mut b = OpenBatch::new("t".into(), 0, Instant::now());
         b.push(OutRecord::new(0, ProducerRecord::tombstone("t", "gone").with_timestamp_ms(5), || 99).2);
-        let set = RecordBatchDecoder::decode(&mut b.seal(Codec::None, None).unwrap().bytes).unwrap();
+        let set = RecordBatchDecoder::decode(&mut b.seal(Codec::None, None, false).unwrap().bytes).unwrap();
         assert_eq!(set.records[0].key.as_deref(), Some(&b"gone"[..]));
         assert_eq!(set.records[0].value, None, "a tombstone, not an empty value");
         assert_eq!(set.records[0].timestamp, 5);

@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::backoff::BackoffPolicy;
-use crate::config::value::{BOOL, Choice, INT_AT_LEAST_0, INT_AT_LEAST_1, LONG_AT_LEAST_0, MS_INT, MS_LONG};
+use crate::config::value::{BOOL, Choice, INT_AT_LEAST_0, INT_AT_LEAST_1, LONG_AT_LEAST_0, MS_INT, MS_LONG, TEXT};
 use crate::config::{Role, Setting, role_config, setting};
 use crate::partitioner::Partitioner;
 
@@ -57,7 +57,9 @@ impl std::fmt::Display for Acks {
 pub use crate::compression::Codec as Compression;
 
 /// Producer settings, named and defaulted as in the Java client, except
-/// `enable.idempotence` (false here; Java turns it on by default since 3.0).
+/// `enable.idempotence` (on, as in Java since 3.0: unless set, it is on when `acks=all`
+/// and `max.in.flight.requests.per.connection` <= 5, and quietly off otherwise, as
+/// Java 3.2+ decides).
 /// Each can also be set by its Kafka name ([`set`](Self::set)) or from a
 /// properties file ([`from_properties`](Self::from_properties)).
 ///
@@ -93,8 +95,10 @@ pub struct ProducerConfig {
     pub request_timeout: Duration,
     /// `max.in.flight.requests.per.connection`.
     pub max_in_flight: usize,
-    /// `enable.idempotence`: producer id + sequence numbers, so retries never duplicate.
-    pub enable_idempotence: bool,
+    /// `enable.idempotence`: producer id + sequence numbers, so retries never
+    /// duplicate and order holds with several batches in flight. `None` (the
+    /// default) is on unless other settings conflict; see [`idempotent`](Self::idempotent).
+    pub enable_idempotence: Option<bool>,
     /// `retry.backoff.ms` / `retry.backoff.max.ms`.
     pub backoff: BackoffPolicy,
     /// `buffer.memory`: bytes of records accepted but not yet delivered, at most;
@@ -103,6 +107,12 @@ pub struct ProducerConfig {
     /// `max.block.ms`: how long `send` may wait for room in the buffer (or for the
     /// topic's metadata) before it gives up.
     pub max_block: Duration,
+    /// `transactional.id`: makes the producer transactional ([`Producer::init_transactions`](crate::Producer::init_transactions));
+    /// none by default.
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms`: how long the coordinator lets a transaction stay
+    /// open before it aborts it. Default 60 s.
+    pub transaction_timeout: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -117,10 +127,12 @@ impl Default for ProducerConfig {
             delivery_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(30),
             max_in_flight: 5,
-            enable_idempotence: false,
+            enable_idempotence: None,
             backoff: BackoffPolicy::default(),
             buffer_memory: 32 * 1024 * 1024,
             max_block: Duration::from_secs(60),
+            transactional_id: None,
+            transaction_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -142,6 +154,8 @@ pub(crate) static SETTINGS: &[Setting<ProducerConfig>] = &[
     setting!("retry.backoff.max.ms" => backoff.max: MS_LONG),
     setting!("buffer.memory" => buffer_memory: LONG_AT_LEAST_0),
     setting!("max.block.ms" => max_block: MS_LONG),
+    setting!("transactional.id" => transactional_id: TEXT),
+    setting!("transaction.timeout.ms" => transaction_timeout: MS_INT),
 ];
 
 role_config!(ProducerConfig, Role::Producer, SETTINGS);
@@ -175,13 +189,26 @@ impl ProducerConfig {
         if self.request_timeout.is_zero() || self.delivery_timeout < self.request_timeout {
             return bad("delivery.timeout.ms", "must be at least request.timeout.ms (and non-zero)");
         }
-        if self.enable_idempotence && self.acks != Acks::All {
+        if self.enable_idempotence == Some(true) && self.acks != Acks::All {
             return bad("enable.idempotence", "requires acks=all, as in the Java client");
         }
-        if self.enable_idempotence && self.max_in_flight > 5 {
+        if self.enable_idempotence == Some(true) && self.max_in_flight > 5 {
             return bad("enable.idempotence", "requires max.in.flight.requests.per.connection <= 5");
         }
+        if self.transactional_id.is_some() && !self.idempotent() {
+            return bad(
+                "transactional.id",
+                "requires idempotence (acks=all, max.in.flight.requests.per.connection <= 5, enable.idempotence not false)",
+            );
+        }
         Ok(())
+    }
+
+    /// Whether the producer is idempotent: `enable.idempotence` when set, else on
+    /// exactly when nothing conflicts (`acks=all`, at most 5 requests in flight), as
+    /// the Java client decides when the user did not set it.
+    pub fn idempotent(&self) -> bool {
+        self.enable_idempotence.unwrap_or(self.acks == Acks::All && self.max_in_flight <= 5)
     }
 }
 
@@ -195,6 +222,18 @@ mod tests {
     }
 
     #[test]
+    fn idempotence_is_on_by_default_unless_a_setting_conflicts() {
+        assert!(ProducerConfig::default().idempotent());
+        let leader_acks = ProducerConfig { acks: Acks::Leader, ..Default::default() };
+        assert!(!leader_acks.idempotent(), "not asked for, so quietly off with acks=1");
+        leader_acks.validate().unwrap();
+        let many = ProducerConfig { max_in_flight: 6, ..Default::default() };
+        assert!(!many.idempotent());
+        let off = ProducerConfig { enable_idempotence: Some(false), ..Default::default() };
+        assert!(!off.idempotent());
+    }
+
+    #[test]
     fn acks_parse_like_kafka() {
         assert_eq!("all".parse::<Acks>().unwrap().wire_value(), -1);
         assert_eq!("1".parse::<Acks>().unwrap().wire_value(), 1);
@@ -203,9 +242,9 @@ mod tests {
 
     #[test]
     fn idempotence_needs_acks_all() {
-        let c = ProducerConfig { enable_idempotence: true, acks: Acks::Leader, ..Default::default() };
+        let c = ProducerConfig { enable_idempotence: Some(true), acks: Acks::Leader, ..Default::default() };
         assert_eq!(c.validate().unwrap_err().setting, "enable.idempotence");
-        let c = ProducerConfig { enable_idempotence: true, acks: Acks::All, ..Default::default() };
+        let c = ProducerConfig { enable_idempotence: Some(true), acks: Acks::All, ..Default::default() };
         c.validate().unwrap();
     }
 
@@ -222,11 +261,13 @@ mod tests {
             ("delivery.timeout.ms", "60000", |c| c.delivery_timeout == Duration::from_secs(60)),
             ("request.timeout.ms", "15000", |c| c.request_timeout == Duration::from_secs(15)),
             ("max.in.flight.requests.per.connection", "1", |c| c.max_in_flight == 1),
-            ("enable.idempotence", "true", |c| c.enable_idempotence),
+            ("enable.idempotence", "true", |c| c.enable_idempotence == Some(true)),
             ("retry.backoff.ms", "250", |c| c.backoff.initial == Duration::from_millis(250)),
             ("retry.backoff.max.ms", "5000", |c| c.backoff.max == Duration::from_secs(5)),
             ("buffer.memory", "1048576", |c| c.buffer_memory == 1 << 20),
             ("max.block.ms", "10", |c| c.max_block == Duration::from_millis(10)),
+            ("transactional.id", "orders-1", |c| c.transactional_id.as_deref() == Some("orders-1")),
+            ("transaction.timeout.ms", "30000", |c| c.transaction_timeout == Duration::from_secs(30)),
         ];
         let tested: Vec<&str> = cases.iter().map(|(k, _, _)| *k).collect();
         assert_eq!(tested, Role::Producer.keys(), "one case per key of the table, in its order");

@@ -72,14 +72,14 @@ impl ProducerIds {
 
     /// `b` under the current producer id with fresh sequences, if it carries an older
     /// one (see [`SealedBatch::reseal`] for when that is safe).
-    pub(crate) fn move_to_current(&mut self, b: SealedBatch) -> Result<SealedBatch, (Vec<u64>, String)> {
+    pub(crate) fn move_to_current(&mut self, b: SealedBatch) -> SealedBatch {
         let current = self.current.map(|(id, _)| id);
         if b.idem.map(|i| i.producer_id) == current {
-            return Ok(b);
+            return b;
         }
         match self.next(&b.topic.clone(), b.partition, b.len()) {
             Some(idem) => b.reseal(idem),
-            None => Ok(b),
+            None => b,
         }
     }
 }

@@ -14,10 +14,13 @@
 mod accumulator;
 mod batch;
 mod config;
+mod encode;
 mod idempotence;
 mod pending;
 mod record;
 mod sender;
+mod transaction;
+mod txn;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,6 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use kafka_protocol::error::ResponseError;
 use tokio::sync::{Notify, oneshot};
 
 pub use accumulator::{DeliveryError, ProduceSummary};
@@ -32,10 +36,14 @@ pub use accumulator::{DeliveryError, ProduceSummary};
 pub(crate) use batch::encode_batch;
 pub use config::{Acks, Compression, ConfigError, ProducerConfig};
 pub use record::{Delivery, ProducerRecord, RecordMetadata};
+use transaction::Transaction;
+pub use transaction::TransactionError;
+pub use txn::GroupMetadata;
 
 use crate::cluster::{self, Cluster};
 use crate::partitioner::NullKeyPicker;
-use accumulator::{Accumulator, BATCH_OVERHEAD, Report};
+use crate::types::TopicPartition;
+use accumulator::{Accumulator, BATCH_OVERHEAD, Outcome};
 use batch::OutRecord;
 use pending::Pending;
 
@@ -84,6 +92,10 @@ pub enum SendErrorKind {
         /// How many it has.
         partitions: i32,
     },
+    /// The producer is transactional and no transaction is open, or the open one
+    /// failed (it can only be aborted), or the producer was fenced.
+    #[error(transparent)]
+    Transaction(TransactionError),
     /// `buffer.memory` stayed full (the brokers take records slower than they come)
     /// for `max.block.ms`, or the topic's metadata took that long.
     #[error("no room for the record within max.block.ms={max_block_ms} (buffer.memory={buffer_memory} bytes)")]
@@ -158,10 +170,13 @@ pub(crate) struct Shared {
 pub(crate) struct State {
     core: Accumulator,
     pending: Pending<Completion, oneshot::Sender<()>>,
-    null_keys: NullKeyPicker,
+    /// Each topic's sticky partition for records without a key (as Java keeps one per topic).
+    null_keys: Vec<(Arc<str>, NullKeyPicker)>,
     /// Partition counts of the topics sent to, valid for one `Cluster::topics_generation`:
     /// a short list to scan, where the cluster's map costs a lock and a hash per record.
     partition_counts: (u64, Vec<(Arc<str>, i32)>),
+    /// The transaction state of a producer with a `transactional.id`.
+    txn: Option<Transaction>,
     closing: bool,
     /// The background task has finished; `close` returns at once.
     stopped: bool,
@@ -184,20 +199,27 @@ impl Completion {
     }
 }
 
-/// Delivery reports taken from the core under the lock, handed out after it.
+/// Delivery reports taken from the core under the lock, handed out after it: each
+/// outcome with the waiters of its records (`completions`, in the same order, as
+/// (index in the outcome, waiter)), so a record's `Delivery` is built only outside
+/// the lock, and only for a record someone waits for.
 #[derive(Default)]
 #[must_use]
 pub(crate) struct Reports {
-    records: Vec<(Completion, Delivery)>,
+    outcomes: Vec<(Outcome, usize)>,
+    completions: Vec<(usize, Completion)>,
     flushed: Vec<oneshot::Sender<()>>,
 }
 
 impl Reports {
     /// Tells every waiter; wakes `send`s waiting for the room their records freed.
     fn hand_out(self, shared: &Shared) {
-        let freed = !self.records.is_empty();
-        for (c, d) in self.records {
-            c.complete(d);
+        let freed = !self.completions.is_empty();
+        let mut completions = self.completions.into_iter();
+        for (outcome, n) in &self.outcomes {
+            for (i, c) in completions.by_ref().take(*n) {
+                c.complete(outcome.delivery(i));
+            }
         }
         for f in self.flushed {
             let _ = f.send(());
@@ -226,16 +248,45 @@ impl State {
         Some(n)
     }
 
+    /// The null-key picker of `topic` among `pickers` (`State::null_keys`).
+    fn null_keys_of<'a>(
+        pickers: &'a mut Vec<(Arc<str>, NullKeyPicker)>,
+        topic: &Arc<str>,
+        batch_size: usize,
+    ) -> &'a mut NullKeyPicker {
+        let at = match pickers.iter().position(|(t, _)| **t == **topic) {
+            Some(at) => at,
+            None => {
+                pickers.push((Arc::from(&**topic), NullKeyPicker::sticky(None, batch_size)));
+                pickers.len() - 1
+            }
+        };
+        &mut pickers[at].1
+    }
+
     /// The core's reports matched to their waiters.
     fn reports(&mut self) -> Reports {
         let mut out = Reports::default();
-        let reports = self.core.deliveries();
-        out.records.reserve(reports.len());
-        for r in reports {
-            let id = r.id;
-            if let Some(c) = self.pending.settle(id, &mut out.flushed) {
-                out.records.push((c, Report::into_delivery(r)));
+        for outcome in self.core.deliveries() {
+            if let (Some(txn), Err(e)) = (&mut self.txn, &outcome.result) {
+                let reason = format!("records to {}[{}] were not delivered: {e}", outcome.topic, outcome.partition);
+                match e {
+                    // Another producer took over the transactional.id.
+                    DeliveryError::Rejected {
+                        error: ResponseError::ProducerFenced | ResponseError::InvalidProducerEpoch,
+                        ..
+                    } => txn.fatal(reason),
+                    _ => txn.failed(reason),
+                }
             }
+            let before = out.completions.len();
+            for (i, &id) in outcome.ids.iter().enumerate() {
+                if let Some(c) = self.pending.settle(id, &mut out.flushed) {
+                    out.completions.push((i, c));
+                }
+            }
+            let n = out.completions.len() - before;
+            out.outcomes.push((outcome, n));
         }
         out
     }
@@ -278,18 +329,20 @@ impl Producer {
     /// Starts the background task, so it must be called inside a Tokio runtime.
     pub async fn new(cluster: Arc<Cluster>, config: ProducerConfig) -> Result<Self, Error> {
         config.validate()?;
-        let producer_id = match config.enable_idempotence {
+        // A transactional producer gets its id from init_transactions.
+        let producer_id = match config.idempotent() && config.transactional_id.is_none() {
             true => Some(sender::init_producer_id(&cluster, &config).await?),
             false => None,
         };
         let state = State {
             core: Accumulator::new(config.clone(), producer_id),
             pending: Pending::new(config.buffer_memory),
-            null_keys: NullKeyPicker::new(None),
+            null_keys: Vec::new(),
             partition_counts: (u64::MAX, Vec::new()),
             closing: false,
             stopped: false,
             closers: Vec::new(),
+            txn: config.transactional_id.is_some().then(Transaction::new),
         };
         let shared =
             Arc::new(Shared { cluster, config, state: Mutex::new(state), wake: Notify::new(), room: Notify::new() });
@@ -320,7 +373,7 @@ impl Producer {
         self.enqueue(record, Completion::Callback(Box::new(on_delivery))).await
     }
 
-    async fn enqueue(&self, record: ProducerRecord, completion: Completion) -> Result<(), SendError> {
+    async fn enqueue(&self, mut record: ProducerRecord, completion: Completion) -> Result<(), SendError> {
         let shared = &self.handle.shared;
         let config = &shared.config;
         let fail = |kind, record| Err(SendError { kind, record: Box::new(record) });
@@ -339,7 +392,8 @@ impl Producer {
         loop {
             // The lock is held only in this block, never across an await (a held
             // guard would also make the future !Send).
-            let partitions_known = {
+            let mut add_partition = None;
+            let partitions_known = 'locked: {
                 let mut st = shared.lock();
                 if st.closing {
                     return fail(SendErrorKind::Closed, record);
@@ -361,13 +415,33 @@ impl Producer {
                         }
                         if st.pending.has_room(size) && !st.core.backlog_full() {
                             let state = &mut *st;
+                            if let Some(txn) = &state.txn {
+                                if let Err(e) = txn.check_send() {
+                                    drop(st);
+                                    return fail(SendErrorKind::Transaction(e), record);
+                                }
+                                // A partition joins the transaction before a record of it is batched.
+                                let p = record.partition.unwrap_or_else(|| {
+                                    let null_keys =
+                                        State::null_keys_of(&mut state.null_keys, &record.topic, config.batch_size);
+                                    let key = record.key.as_deref();
+                                    config.partitioner.partition_sized(key, partitions, size, null_keys)
+                                });
+                                record.partition = Some(p);
+                                if txn.needs_partition(&record.topic, p) {
+                                    add_partition = Some(p);
+                                    break 'locked true;
+                                }
+                            }
                             let id = state.pending.admit(size, completion);
                             let (topic, partition, r) = OutRecord::new(id, record, now_ms);
                             let partitioner = config.partitioner;
-                            let null_keys = &mut state.null_keys;
+                            let null_keys = State::null_keys_of(&mut state.null_keys, &topic, config.batch_size);
                             let news = state.core.append(&topic, r, Instant::now, |r| {
-                                partition
-                                    .unwrap_or_else(|| partitioner.partition(r.key.as_deref(), partitions, null_keys))
+                                partition.unwrap_or_else(|| {
+                                    let key = r.key.as_deref();
+                                    partitioner.partition_sized(key, partitions, r.approx_size(), null_keys)
+                                })
                             });
                             // Only a record refused by the core (over max.request.size) is settled here.
                             let reports = state.reports();
@@ -382,6 +456,13 @@ impl Producer {
                     }
                 }
             };
+            if let Some(p) = add_partition {
+                let tp = TopicPartition::new(Arc::clone(&record.topic), p);
+                if let Err(e) = self.add_to_transaction(&tp).await {
+                    return fail(SendErrorKind::Transaction(e), record);
+                }
+                continue;
+            }
             if !partitions_known {
                 // A topic not seen yet: its metadata first (bounded by max.block.ms too).
                 match tokio::time::timeout_at(deadline(), shared.cluster.topic_or_fetch(&record.topic)).await {
@@ -441,6 +522,132 @@ impl Producer {
         }
         shared.wake.notify_one();
         let _ = rx.await;
+    }
+
+    /// The `transactional.id` and the producer's id and epoch, or why no
+    /// transaction call is possible.
+    fn transactional(&self) -> Result<(&str, (i64, i16)), TransactionError> {
+        let shared = &self.handle.shared;
+        let not = |state| TransactionError::InvalidState { call: "a transaction call", state };
+        let id = shared.config.transactional_id.as_deref().ok_or(not("the producer has no transactional.id"))?;
+        let pid = shared.lock().core.producer_id().ok_or(not("init_transactions has not been called"))?;
+        Ok((id, pid))
+    }
+
+    /// Runs `f` on the transaction state (a producer without `transactional.id` has none).
+    fn with_txn<T>(
+        &self,
+        f: impl FnOnce(&mut Transaction) -> Result<T, TransactionError>,
+    ) -> Result<T, TransactionError> {
+        let mut st = self.handle.shared.lock();
+        let txn = st.txn.as_mut().ok_or(TransactionError::InvalidState {
+            call: "a transaction call",
+            state: "the producer has no transactional.id",
+        })?;
+        f(txn)
+    }
+
+    /// Remembers a coordinator call's failure in the transaction state.
+    fn note(&self, result: Result<(), TransactionError>) -> Result<(), TransactionError> {
+        if let Err(e) = &result {
+            let _ = self.with_txn(|t| {
+                match e {
+                    TransactionError::Fatal(reason) => t.fatal(reason.clone()),
+                    other => t.failed(other.to_string()),
+                }
+                Ok(())
+            });
+        }
+        result
+    }
+
+    /// Gets the producer id for `transactional.id` from its coordinator (Java's
+    /// `initTransactions`): fences any older producer with the same id, and has the
+    /// coordinator finish (abort) what that one left open. Once per producer.
+    pub async fn init_transactions(&self) -> Result<(), TransactionError> {
+        let shared = &self.handle.shared;
+        self.with_txn(|t| t.check_init())?;
+        let txn_id = shared.config.transactional_id.as_deref().expect("checked by with_txn");
+        let id = txn::init_producer_id(&shared.cluster, &shared.config, txn_id).await?;
+        let mut st = shared.lock();
+        st.core.set_producer_id(id);
+        st.txn.as_mut().expect("transactional").initialized();
+        Ok(())
+    }
+
+    /// Opens a transaction: records sent from now on commit or abort together.
+    pub fn begin_transaction(&self) -> Result<(), TransactionError> {
+        self.with_txn(|t| t.begin())
+    }
+
+    /// Adds `tp` to the open transaction (AddPartitionsToTxn), once.
+    async fn add_to_transaction(&self, tp: &TopicPartition) -> Result<(), TransactionError> {
+        let shared = &self.handle.shared;
+        let (txn_id, pid) = self.transactional()?;
+        self.note(txn::add_partitions(&shared.cluster, &shared.config, txn_id, pid, std::slice::from_ref(tp)).await)?;
+        self.with_txn(|t| {
+            t.partition_added(Arc::clone(&tp.topic), tp.partition);
+            Ok(())
+        })
+    }
+
+    /// Commits `offsets` (the next offset to read, per partition) for `group` as
+    /// part of the open transaction (KIP-98 consume-transform-produce): they count
+    /// only if the transaction commits.
+    pub async fn send_offsets_to_transaction(
+        &self,
+        offsets: &[(TopicPartition, i64)],
+        group: &GroupMetadata,
+    ) -> Result<(), TransactionError> {
+        let shared = &self.handle.shared;
+        let needs_group = self.with_txn(|t| t.check_send().map(|()| t.needs_group(&group.group_id)))?;
+        let (txn_id, pid) = self.transactional()?;
+        if needs_group {
+            self.note(txn::add_offsets(&shared.cluster, &shared.config, txn_id, pid, &group.group_id).await)?;
+            self.with_txn(|t| {
+                t.group_added(&group.group_id);
+                Ok(())
+            })?;
+        }
+        self.note(txn::commit_offsets(&shared.cluster, &shared.config, txn_id, pid, group, offsets).await)
+    }
+
+    /// Delivers every record of the open transaction, then commits it (EndTxn).
+    /// If a record was not delivered the transaction cannot commit: the error says
+    /// so, and [`abort_transaction`](Self::abort_transaction) is what is left.
+    pub async fn commit_transaction(&self) -> Result<(), TransactionError> {
+        self.end_transaction(true).await
+    }
+
+    /// Delivers (or fails) what was sent in the open transaction, then aborts it:
+    /// read_committed consumers never see its records. After a failed record, the
+    /// producer id is initialized again (the failed batch left a gap in its sequences).
+    pub async fn abort_transaction(&self) -> Result<(), TransactionError> {
+        self.end_transaction(false).await
+    }
+
+    async fn end_transaction(&self, commit: bool) -> Result<(), TransactionError> {
+        let shared = &self.handle.shared;
+        let check = |t: &mut Transaction| if commit { t.check_commit() } else { t.check_abort() };
+        self.with_txn(check)?;
+        self.flush().await;
+        // A record that failed meanwhile leaves only the abort.
+        self.with_txn(check)?;
+        let (txn_id, pid) = self.transactional()?;
+        let (started, failed) = self.with_txn(|t| Ok((t.started_at_coordinator(), t.check_commit().is_err())))?;
+        if started {
+            self.note(txn::end(&shared.cluster, &shared.config, txn_id, pid, commit).await)?;
+        }
+        self.with_txn(|t| {
+            t.ended();
+            Ok(())
+        })?;
+        if !commit && failed {
+            let id = txn::init_producer_id(&shared.cluster, &shared.config, txn_id).await;
+            let id = self.note(id.map(|id| shared.lock().core.set_producer_id(id)));
+            id?;
+        }
+        Ok(())
     }
 
     /// Counts of delivered, failed and retried so far.

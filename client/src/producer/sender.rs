@@ -1,17 +1,25 @@
 //! The producer's background task, the only part of the producer that does I/O:
 //! seals batches as `linger.ms` passes (or at once for a flush or a close), sends
-//! the Produce requests the core chooses when one is due (at most `max.in.flight` at a time, each on
-//! its own task), feeds the responses back, hands the delivery reports out, and
-//! performs what settling asks for: a metadata refresh, a new producer id.
+//! the Produce requests the core chooses when one is due (at most `max.in.flight` at
+//! a time), feeds the responses back, hands the delivery reports out, and performs
+//! what settling asks for: a metadata refresh, a new producer id.
+//!
+//! Each leader's requests go through its own lane, a task that writes them in the
+//! order the core chose them and then awaits their responses together: with
+//! idempotence a partition may have several batches in flight, and their sequences
+//! must reach the broker in order (TCP keeps the order of what is written on one
+//! connection, and the broker handles a connection's requests one at a time).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProducerId, TopicName};
+use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProducerId, TopicName, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
-use tokio::task::JoinSet;
+use tokio::sync::mpsc;
 
 use super::accumulator::{DeliveryError, Request, Response};
 use super::config::{Acks, ProducerConfig};
@@ -23,11 +31,14 @@ use crate::wire;
 
 /// Produce v13 addresses topics by id (KIP-516); names are all we track.
 const MAX_PRODUCE_VERSION: i16 = 12;
+/// The last Produce version of transaction protocol 1.
+const MAX_PRODUCE_VERSION_TXN_V1: i16 = 11;
 
 /// Runs until the producer is closing and every record is settled.
 pub(super) async fn run(shared: Arc<Shared>) {
     let _stop = Stopped(Arc::clone(&shared));
-    let mut inflight: JoinSet<(Request, Response)> = JoinSet::new();
+    let (results_tx, mut results) = mpsc::unbounded_channel();
+    let mut lanes = Lanes { lanes: HashMap::new(), results: results_tx, outstanding: 0 };
     loop {
         // Taken before looking at the state: a wake-up sent meanwhile is kept.
         let woken = shared.wake.notified();
@@ -47,7 +58,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 };
                 let mut sent = false;
                 while let Some(req) = st.core.next_request(leader_of) {
-                    inflight.spawn(send(Arc::clone(&shared), req));
+                    lanes.dispatch(&shared, req);
                     sent = true;
                 }
                 if sent && st.core.backlog_drained() {
@@ -55,8 +66,8 @@ pub(super) async fn run(shared: Arc<Shared>) {
                     shared.room.notify_waiters();
                 }
             }
-            let done = st.closing && inflight.is_empty() && st.core.is_idle();
-            (st.core.next_deadline(), done, st.reports())
+            let done = st.closing && lanes.outstanding == 0 && st.core.is_idle();
+            (st.core.next_deadline(now), done, st.reports())
         };
         // Reports of batches that failed to seal (not expected), if any.
         settled.hand_out(&shared);
@@ -72,12 +83,119 @@ pub(super) async fn run(shared: Arc<Shared>) {
         tokio::select! {
             _ = woken => {}
             _ = linger => {}
-            Some(joined) = inflight.join_next(), if !inflight.is_empty() => {
-                // Only a panic in `send` (a bug) is an error here; keep its message.
-                let (req, resp) = joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            Some((req, resp)) = results.recv() => {
+                lanes.returned(&req, &resp);
                 settle(&shared, req, resp).await;
             }
         }
+    }
+}
+
+/// The lanes of the leaders requests went to, and how many requests are out.
+struct Lanes {
+    lanes: HashMap<i32, Lane>,
+    results: mpsc::UnboundedSender<(Request, Response)>,
+    outstanding: usize,
+}
+
+/// One leader's lane: its queue, and its generation, which moves on each time a
+/// request to that leader fails on the way (see [`lane`]).
+struct Lane {
+    queue: mpsc::UnboundedSender<(Request, u64)>,
+    generation: u64,
+}
+
+impl Lanes {
+    /// Queues `req` on its leader's lane; a retry first waits out its backoff (the
+    /// core sends retries alone, so nothing of their partitions overtakes them).
+    fn dispatch(&mut self, shared: &Arc<Shared>, req: Request) {
+        self.outstanding += 1;
+        let results = &self.results;
+        let lane = self.lanes.entry(req.leader).or_insert_with(|| {
+            let (queue, requests) = mpsc::unbounded_channel();
+            tokio::spawn(lane(Arc::clone(shared), requests, results.clone()));
+            Lane { queue, generation: 0 }
+        });
+        let attempts = req.batches.iter().map(|b| b.attempts).max().unwrap_or(0);
+        let (queue, generation, results) = (lane.queue.clone(), lane.generation, results.clone());
+        let enqueue = move |req| {
+            if let Err(mpsc::error::SendError((req, _))) = queue.send((req, generation)) {
+                // Not expected (a lane ends only with the producer): settle it as not sent.
+                let _ = results.send((req, Response::Failed("the producer's lane stopped".into())));
+            }
+        };
+        if attempts == 0 {
+            enqueue(req);
+        } else {
+            let delay = shared.config.backoff.delay_random(attempts - 1);
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                enqueue(req);
+            });
+        }
+    }
+
+    /// A request came back: a failure on the way starts a new generation of its lane.
+    fn returned(&mut self, req: &Request, resp: &Response) {
+        self.outstanding -= 1;
+        if let (Response::Failed(_), Some(lane)) = (resp, self.lanes.get_mut(&req.leader)) {
+            lane.generation += 1;
+        }
+    }
+}
+
+/// Writes one leader's requests in the order they come, and hands each back with
+/// its response. Once a request fails on the way (not written, no answer), every
+/// request queued before the driver learned of it is handed back unsent: written on
+/// a new connection it could reach the broker before the retry of the failed one
+/// (a higher sequence first). Those carry the same generation as the failed one or
+/// an older one; requests queued afterwards carry a newer one and go.
+async fn lane(
+    shared: Arc<Shared>,
+    mut requests: mpsc::UnboundedReceiver<(Request, u64)>,
+    results: mpsc::UnboundedSender<(Request, Response)>,
+) {
+    let mut waiting = FuturesUnordered::new();
+    let mut failed_up_to: Option<u64> = None;
+    let hand_back = |req, resp| {
+        let _ = results.send((req, resp));
+    };
+    loop {
+        tokio::select! {
+            next = requests.recv() => {
+                let Some((req, generation)) = next else { break };
+                if failed_up_to.is_some_and(|g| generation <= g) {
+                    let reason = "not sent: an earlier request to this broker failed, and this one must follow its retry";
+                    hand_back(req, Response::Failed(reason.into()));
+                    continue;
+                }
+                match write(&shared, &req).await {
+                    Ok(Written::NoResponse) => hand_back(req, Response::Sent),
+                    Ok(Written::Awaiting(conn, sent)) => waiting.push(async move {
+                        let resp = sent.response(&conn).await;
+                        (req, generation, conn, resp)
+                    }),
+                    Err(e) => {
+                        failed_up_to = failed_up_to.max(Some(generation));
+                        hand_back(req, Response::Failed(e.to_string()));
+                    }
+                }
+            }
+            Some((req, generation, conn, resp)) = waiting.next(), if !waiting.is_empty() => match resp {
+                Ok(resp) => hand_back(req, Response::Produced(resp)),
+                Err(e) => {
+                    failed_up_to = failed_up_to.max(Some(generation));
+                    if e.is_retriable() {
+                        shared.cluster.forget_connection(conn.addr()).await;
+                    }
+                    hand_back(req, Response::Failed(e.to_string()));
+                }
+            },
+        }
+    }
+    // The producer is done with this leader: answer what is still on the wire.
+    while let Some((req, _, _, resp)) = waiting.next().await {
+        hand_back(req, resp.map_or_else(|e| Response::Failed(e.to_string()), Response::Produced));
     }
 }
 
@@ -177,56 +295,58 @@ fn idempotent_init_request() -> InitProducerIdRequest {
         .with_producer_epoch(-1)
 }
 
-/// Sends one Produce request (after the backoff its batches earned); the batches of
-/// several topics go as one `TopicProduceData` each.
-async fn send(shared: Arc<Shared>, req: Request) -> (Request, Response) {
+/// A Produce request on the wire: with acks=0 nothing comes back.
+enum Written {
+    NoResponse,
+    Awaiting(Arc<wire::Connection>, wire::Sent<ProduceRequest>),
+}
+
+/// Writes one Produce request to its leader; the batches of several topics go as
+/// one `TopicProduceData` each.
+async fn write(shared: &Shared, req: &Request) -> Result<Written, wire::Error> {
     let (cluster, config) = (&shared.cluster, &shared.config);
-    let attempts = req.batches.iter().map(|b| b.attempts).max().unwrap_or(0);
-    if attempts > 0 {
-        tokio::time::sleep(config.backoff.delay_random(attempts - 1)).await;
-    }
     let leader = req.leader;
-    let result = async {
-        let conn = cluster.broker(leader).await.map_err(|e| match e {
-            crate::cluster::Error::Wire(w) => w,
-            other => wire::Error::Closed { addr: format!("broker {leader}"), reason: other.to_string() },
-        })?;
-        let mut topic_data: Vec<TopicProduceData> = Vec::with_capacity(1);
-        for b in &req.batches {
-            let data = PartitionProduceData::default().with_index(b.partition).with_records(Some(b.bytes.clone()));
-            match topic_data.iter_mut().find(|t| *t.name.0 == *b.topic) {
-                Some(t) => t.partition_data.push(data),
-                None => topic_data.push(
-                    TopicProduceData::default()
-                        .with_name(TopicName(StrBytes::from_string(b.topic.to_string())))
-                        .with_partition_data(vec![data]),
-                ),
-            }
+    let conn = cluster.broker(leader).await.map_err(|e| match e {
+        crate::cluster::Error::Wire(w) => w,
+        other => wire::Error::Closed { addr: format!("broker {leader}"), reason: other.to_string() },
+    })?;
+    let mut topic_data: Vec<TopicProduceData> = Vec::with_capacity(1);
+    for b in &req.batches {
+        let data = PartitionProduceData::default().with_index(b.partition).with_records(Some(b.bytes.clone()));
+        match topic_data.iter_mut().find(|t| *t.name.0 == *b.topic) {
+            Some(t) => t.partition_data.push(data),
+            None => topic_data.push(
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_string(b.topic.to_string())))
+                    .with_partition_data(vec![data]),
+            ),
         }
-        let produce = ProduceRequest::default()
-            .with_acks(config.acks.wire_value())
-            .with_timeout_ms(config.request_timeout.as_millis().min(i32::MAX as u128) as i32)
-            .with_topic_data(topic_data);
-        let version = conn.version::<ProduceRequest>()?.min(MAX_PRODUCE_VERSION);
-        if config.acks == Acks::None {
-            conn.send_only_at(&produce, version).await?;
-            return Ok(None);
-        }
-        let resp = conn.request_at(&produce, version).await;
-        if let Err(e) = &resp {
+    }
+    let produce = ProduceRequest::default()
+        // A transactional batch is only accepted with its transactional.id here.
+        .with_transactional_id(
+            config.transactional_id.as_deref().map(|id| TransactionalId(StrBytes::from_string(id.to_owned()))),
+        )
+        .with_acks(config.acks.wire_value())
+        .with_timeout_ms(config.request_timeout.as_millis().min(i32::MAX as u128) as i32)
+        .with_topic_data(topic_data);
+    // Produce v12 tells a Kafka 4 broker the producer speaks transaction protocol 2,
+    // which a transactional producer here does not (see `transaction`).
+    let max = if config.transactional_id.is_some() { MAX_PRODUCE_VERSION_TXN_V1 } else { MAX_PRODUCE_VERSION };
+    let version = conn.version::<ProduceRequest>()?.min(max);
+    if config.acks == Acks::None {
+        conn.send_only_at(&produce, version).await?;
+        return Ok(Written::NoResponse);
+    }
+    match conn.send_request(&produce, version).await {
+        Ok(sent) => Ok(Written::Awaiting(conn, sent)),
+        Err(e) => {
             if e.is_retriable() {
                 cluster.forget_connection(conn.addr()).await;
             }
+            Err(e)
         }
-        resp.map(Some)
     }
-    .await;
-    let response = match result {
-        Ok(None) => Response::Sent,
-        Ok(Some(r)) => Response::Produced(r),
-        Err::<_, wire::Error>(e) => Response::Failed(e.to_string()),
-    };
-    (req, response)
 }
 
 #[cfg(test)]

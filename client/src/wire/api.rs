@@ -41,7 +41,15 @@ api_requests! {
     OffsetFetchRequest => OffsetFetchResponse, OffsetFetch;
     OffsetCommitRequest => OffsetCommitResponse, OffsetCommit;
     InitProducerIdRequest => InitProducerIdResponse, InitProducerId;
+    AddPartitionsToTxnRequest => AddPartitionsToTxnResponse, AddPartitionsToTxn;
+    AddOffsetsToTxnRequest => AddOffsetsToTxnResponse, AddOffsetsToTxn;
+    TxnOffsetCommitRequest => TxnOffsetCommitResponse, TxnOffsetCommit;
+    EndTxnRequest => EndTxnResponse, EndTxn;
     ConsumerGroupHeartbeatRequest => ConsumerGroupHeartbeatResponse, ConsumerGroupHeartbeat;
+    SaslHandshakeRequest => SaslHandshakeResponse, SaslHandshake;
+    SaslAuthenticateRequest => SaslAuthenticateResponse, SaslAuthenticate;
+    CreateTopicsRequest => CreateTopicsResponse, CreateTopics;
+    DeleteTopicsRequest => DeleteTopicsResponse, DeleteTopics;
 }
 
 /// The version range each API has on the broker, from its ApiVersions response.

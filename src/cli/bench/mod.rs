@@ -58,6 +58,14 @@ pub struct ProduceBenchArgs {
     /// Time one record in this many from send to acknowledgement.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
     pub sample_every: u64,
+    /// Send in transactions with this `transactional.id` (acks=all unless --acks),
+    /// each committed after --transaction-ms, like the Java tool's --transactional-id.
+    #[arg(long, value_name = "ID")]
+    pub transactional_id: Option<String>,
+    /// How long each transaction runs before it is committed (the Java tool's
+    /// --transaction-duration-ms).
+    #[arg(long, default_value_t = 100, requires = "transactional_id")]
+    pub transaction_ms: u64,
     #[command(flatten)]
     pub producer: ProducerArgs,
     #[command(flatten)]
@@ -126,7 +134,13 @@ fn event_pool(count: usize) -> Vec<(Bytes, Bytes)> {
 }
 
 async fn produce(common: &Common, args: ProduceBenchArgs) -> Result<(), Error> {
-    let config = args.producer.config(common)?;
+    let mut config = args.producer.config_without_transactions(common, "bench produce")?;
+    if let Some(id) = &args.transactional_id {
+        config.transactional_id = Some(id.clone());
+        if args.producer.acks.is_none() {
+            config.acks = cafe_kafka::Acks::All;
+        }
+    }
     config.validate().map_err(|e| Error::Usage(e.to_string()))?;
     let n = args.num_records;
     let pool: Vec<(Option<Bytes>, Bytes)> = if args.cafe_events {
@@ -140,6 +154,12 @@ async fn produce(common: &Common, args: ProduceBenchArgs) -> Result<(), Error> {
     cluster.topic_or_fetch(&args.topic).await?;
     let producer = Producer::new(cluster, config).await?;
     let topic: Arc<str> = Arc::from(args.topic.as_str());
+    let transactions = args.transactional_id.is_some().then(|| Duration::from_millis(args.transaction_ms));
+    if transactions.is_some() {
+        producer.init_transactions().await?;
+        producer.begin_transaction()?;
+    }
+    let mut txn_started = Instant::now();
 
     let every = args.sample_every;
     // One run per process, so leaking the counters costs nothing; sharing them by
@@ -166,6 +186,14 @@ async fn produce(common: &Common, args: ProduceBenchArgs) -> Result<(), Error> {
         let sent = (i % every == 0).then(|| micros_since(start));
         let on_delivery = move |d: cafe_kafka::Delivery| stats.record(&d, size, sent.map(|t| (t, start)));
         producer.send_with_callback(record, on_delivery).await?;
+        if transactions.is_some_and(|d| txn_started.elapsed() >= d) {
+            producer.commit_transaction().await?;
+            producer.begin_transaction()?;
+            txn_started = Instant::now();
+        }
+    }
+    if transactions.is_some() {
+        producer.commit_transaction().await?;
     }
     producer.close().await;
     let (bytes, failed, first_error) = stats.totals();

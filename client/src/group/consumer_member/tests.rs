@@ -74,7 +74,12 @@ impl Sim {
 
     /// Joined and owning `ps` of TOPIC (no committed offsets).
     fn owning(ps: &[i32]) -> Self {
-        let (mut s, _) = Sim::new(config());
+        Self::owning_with(config(), ps)
+    }
+
+    /// [`owning`](Self::owning) with `config`.
+    fn owning_with(config: GroupConfig, ps: &[i32]) -> Self {
+        let (mut s, _) = Sim::new(config);
         s.on(Event::CoordinatorFound(Ok(COORDINATOR)));
         s.on(Event::Heartbeat(Ok(answer(1, Some(ps)))));
         s.on(Event::TopicsResolved(Ok([(topic_id(), TOPIC.to_string())].into())));
@@ -545,6 +550,7 @@ mod random {
         Advance(u64),
         Consumed(i32, i64),
         Revoked,
+        Polled,
         Commit,
         Close,
         /// After the random part: answer what is pending (successfully), answer
@@ -559,6 +565,7 @@ mod random {
             3 => (1u64..6_000).prop_map(Step::Advance),
             2 => (0i32..4, 0i64..100).prop_map(|(p, o)| Step::Consumed(p, o)),
             2 => Just(Step::Revoked),
+            2 => Just(Step::Polled),
             1 => Just(Step::Commit),
             1 => Just(Step::Close),
         ]
@@ -647,6 +654,7 @@ mod random {
                         Event::Revoked
                     }
                     Step::Revoked => Event::Tick,
+                    Step::Polled => Event::Polled,
                     Step::Commit => {
                         asked.insert(i as u64);
                         Event::CommitRequested { id: i as u64, offsets: None }
@@ -670,9 +678,10 @@ mod random {
                         answered_revocation = true;
                         Event::Revoked
                     }
+                    // The user goes on polling while the member settles.
                     Step::Drain => {
                         s.now += Duration::from_millis(6_000);
-                        Event::Tick
+                        Event::Polled
                     }
                     Step::Close => Event::Close,
                     Step::Answer { .. } if pending.is_empty() => Event::Tick,
@@ -739,4 +748,84 @@ fn fenced_while_the_user_holds_a_revocation_commits_nothing_even_after_rejoining
     let out = s.on(Event::Revoked);
     assert!(commits(&out).is_empty(), "partition 1 may be someone else's now: {out:?}");
     assert_eq!(revoked(&out), Some(vec![tp(0)]), "then the rest is lost too");
+}
+
+// ---- max.poll.interval.ms, client.rack ------------------------------------------------
+
+fn poll_interval_config() -> GroupConfig {
+    GroupConfig { rebalance_timeout: Duration::from_secs(12), ..config() }
+}
+
+#[test]
+fn no_poll_within_max_poll_interval_leaves_loses_the_partitions_and_rejoins_at_the_next_poll() {
+    let mut s = Sim::owning_with(poll_interval_config(), &[0, 1]);
+    // Heartbeats every 5 s; a poll at 6 s restarts the 12 s timer.
+    for (at, poll) in [(5_000, false), (6_000, true), (10_000, false), (15_000, false)] {
+        let out = s.advance(at - s.at_ms() as u64);
+        if poll {
+            s.on(Event::Polled);
+        } else {
+            one_heartbeat(&out);
+            s.on(Event::Heartbeat(Ok(answer(2, None))));
+        }
+    }
+    s.on(Event::Consumed { tp: tp(0), next_offset: 9 });
+    assert_eq!(s.m.next_deadline(), Some(s.t0 + Duration::from_secs(18)), "6 s + max.poll.interval.ms");
+    let out = s.advance(2_999);
+    assert_eq!(revoked(&out), None, "{out:?}");
+    let out = s.advance(1);
+    assert_eq!(revoked(&out), Some(vec![tp(0), tp(1)]), "the partitions are lost: {out:?}");
+    assert!(commits(&out).is_empty(), "lost, not committed: {out:?}");
+    assert_eq!(one_heartbeat(&out).member_epoch, LEAVE_EPOCH);
+    let out = s.on(Event::CommitRequested { id: 7, offsets: None });
+    assert_eq!(out, vec![Action::AnswerCommit { id: 7, result: Err(CommitError::RebalanceInProgress) }]);
+    assert!(commits(&s.on(Event::Revoked)).is_empty());
+    assert!(s.on(Event::Heartbeat(Ok(answer(LEAVE_EPOCH, None)))).is_empty());
+    // Out of the group until the user polls: no heartbeats, no timers.
+    assert!(heartbeats(&s.advance(60_000)).is_empty());
+    assert_eq!(s.m.next_deadline(), None);
+    let out = s.on(Event::Polled);
+    let h = one_heartbeat(&out);
+    assert_eq!((h.member_id.as_str(), h.member_epoch), (MEMBER, JOIN_EPOCH), "the same member id, at epoch 0");
+    assert_eq!(owned_ack(h), Some(vec![]));
+    assert_eq!(h.subscribed_topic_names, Some(vec![TOPIC.to_string()]), "a full heartbeat");
+}
+
+#[test]
+fn the_poll_timer_leave_waits_for_the_heartbeat_in_flight_and_ignores_its_answer() {
+    let mut s = Sim::owning_with(poll_interval_config(), &[0]);
+    one_heartbeat(&s.advance(5_000));
+    s.on(Event::Heartbeat(Ok(answer(2, None))));
+    one_heartbeat(&s.advance(5_000)); // in flight from 10 s
+    let out = s.advance(2_000);
+    assert_eq!(revoked(&out), Some(vec![tp(0)]));
+    assert!(heartbeats(&out).is_empty(), "one heartbeat in flight at most: {out:?}");
+    let out = s.on(Event::Heartbeat(Ok(answer(3, Some(&[0, 1])))));
+    assert_eq!(one_heartbeat(&out).member_epoch, LEAVE_EPOCH);
+    let acted = out.iter().any(|a| matches!(a, Action::Send(Request::FetchOffsets { .. }) | Action::Assign { .. }));
+    assert!(!acted, "a stale member takes no assignment: {out:?}");
+}
+
+#[test]
+fn close_while_stale_closes_once_the_leave_is_answered() {
+    let mut s = Sim::owning_with(poll_interval_config(), &[0]);
+    let out = s.advance(12_000);
+    assert_eq!(one_heartbeat(&out).member_epoch, LEAVE_EPOCH, "the leave, not the heartbeat also due");
+    s.on(Event::Revoked);
+    assert!(s.on(Event::Close).is_empty(), "the leave is in flight");
+    assert_eq!(s.on(Event::Heartbeat(Ok(answer(LEAVE_EPOCH, None)))), vec![Action::Closed]);
+}
+
+#[test]
+fn client_rack_goes_in_full_heartbeats_as_the_rack_id() {
+    let (mut s, _) = Sim::new(GroupConfig { client_rack: Some("rack-a".into()), ..config() });
+    let out = s.on(Event::CoordinatorFound(Ok(COORDINATOR)));
+    assert_eq!(one_heartbeat(&out).rack_id.as_deref(), Some("rack-a"));
+    s.on(Event::Heartbeat(Ok(answer(1, Some(&[0])))));
+    s.on(Event::TopicsResolved(Ok([(topic_id(), TOPIC.to_string())].into())));
+    s.on(Event::OffsetsFetched(Ok(BTreeMap::new())));
+    let out = s.on(Event::Heartbeat(Ok(answer(2, None))));
+    assert!(heartbeats(&out).is_empty());
+    let out = s.advance(HB_MS as u64);
+    assert_eq!(one_heartbeat(&out).rack_id, None, "unchanged: null in a partial heartbeat");
 }

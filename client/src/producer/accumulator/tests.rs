@@ -17,11 +17,11 @@ use crate::producer::record::ProducerRecord;
 const PID: (i64, i16) = (1000, 0);
 
 fn config() -> ProducerConfig {
-    ProducerConfig { linger: Duration::from_millis(5), ..ProducerConfig::default() }
+    ProducerConfig { linger: Duration::from_millis(5), enable_idempotence: Some(false), ..ProducerConfig::default() }
 }
 
 fn idempotent() -> ProducerConfig {
-    ProducerConfig { enable_idempotence: true, acks: Acks::All, ..config() }
+    ProducerConfig { enable_idempotence: Some(true), acks: Acks::All, ..config() }
 }
 
 struct Sim {
@@ -33,7 +33,7 @@ struct Sim {
 
 impl Sim {
     fn new(config: ProducerConfig) -> Self {
-        let pid = config.enable_idempotence.then_some(PID);
+        let pid = config.idempotent().then_some(PID);
         Self { core: Accumulator::new(config, pid), base: Instant::now(), now_ms: 0, next_id: 0 }
     }
 
@@ -66,9 +66,28 @@ impl Sim {
         self.core.on_response(req, resp, now)
     }
 
+    /// The outcomes since the last call, one per record.
     fn deliveries(&mut self) -> Vec<Report> {
-        self.core.deliveries().collect()
+        let outcomes: Vec<Outcome> = self.core.deliveries().collect();
+        outcomes
+            .iter()
+            .flat_map(|o| {
+                o.ids.iter().enumerate().map(|(i, &id)| {
+                    let Delivery { topic, partition, result } = o.delivery(i);
+                    Report { id, topic, partition, result }
+                })
+            })
+            .collect()
     }
+}
+
+/// One record's outcome, as the tests look at it.
+#[derive(Debug, Clone, PartialEq)]
+struct Report {
+    id: u64,
+    topic: Arc<str>,
+    partition: i32,
+    result: Result<Option<i64>, DeliveryError>,
 }
 
 fn by_parity(_: &str, p: i32) -> i32 {
@@ -125,11 +144,11 @@ fn a_batch_seals_at_batch_size() {
 #[test]
 fn a_batch_seals_after_linger() {
     let mut sim = Sim::new(config());
-    assert_eq!(sim.core.next_deadline(), None, "nothing open, no timer");
+    assert_eq!(sim.core.next_deadline(sim.now()), None, "nothing open, no timer");
     sim.send("t", 0, 10);
     sim.advance(2);
     sim.send("t", 1, 10);
-    assert_eq!(sim.core.next_deadline(), Some(sim.base + Duration::from_millis(5)), "the oldest batch's");
+    assert_eq!(sim.core.next_deadline(sim.now()), Some(sim.base + Duration::from_millis(5)), "the oldest batch's");
     sim.advance(2);
     let now = sim.now();
     sim.core.seal_aged(now);
@@ -139,26 +158,53 @@ fn a_batch_seals_after_linger() {
     sim.core.seal_aged(now);
     assert_eq!(sim.core.ready_len(), 1, "partition 0's batch, 5 ms old; partition 1's is 3 ms old");
     assert!(sim.core.request_due(sim.now()), "half a request's worth, but it has waited linger.ms");
-    assert_eq!(sim.core.next_deadline(), Some(sim.base + Duration::from_millis(5)), "until it goes");
+    let seven = Some(sim.base + Duration::from_millis(7));
+    assert_eq!(sim.core.next_deadline(sim.now()), seven, "partition 1's linger: the sealed one is due now");
     let _ = sim.core.next_request(by_parity).expect("the sealed batch");
-    assert_eq!(sim.core.next_deadline(), Some(sim.base + Duration::from_millis(7)), "partition 1's linger");
+    assert_eq!(sim.core.next_deadline(sim.now()), seven, "partition 1's linger");
+}
+
+#[test]
+fn a_sealed_batch_waiting_for_a_slot_sets_no_timer() {
+    let mut sim = Sim::new(ProducerConfig { batch_size: 100, max_in_flight: 1, ..config() });
+    sim.send("t", 0, 100);
+    let _in_flight = sim.core.next_request(by_parity).unwrap();
+    sim.send("t", 1, 100);
+    assert_eq!(sim.core.next_deadline(sim.now()), Some(sim.base + Duration::from_millis(5)));
+    sim.advance(6);
+    assert!(!sim.core.request_due(sim.now()), "no free slot");
+    assert_eq!(sim.core.next_deadline(sim.now()), None, "only a response can let it go: no timer in the past");
 }
 
 #[test]
 fn a_request_is_due_once_a_batch_per_partition_is_sealed_or_the_oldest_waited_linger() {
-    let mut sim = Sim::new(ProducerConfig { batch_size: 100, ..config() });
+    // With a request in flight already (partition 2's); each 100-byte record fills its batch at once.
+    let busy = || {
+        let mut sim = Sim::new(ProducerConfig { batch_size: 100, ..config() });
+        sim.send("t", 2, 100);
+        let _in_flight = sim.core.next_request(by_parity).unwrap();
+        sim
+    };
+    let mut sim = busy();
     assert!(!sim.core.request_due(sim.now()), "nothing sealed");
-    // Each 100-byte record fills its batch at once.
     sim.send("t", 0, 100);
     sim.send("t", 1, 10);
-    assert!(!sim.core.request_due(sim.now()), "one of two partitions sealed, and it is young");
+    assert!(!sim.core.request_due(sim.now()), "one of three partitions sealed, and it is young");
     sim.send("t", 1, 100);
+    sim.send("t", 2, 100);
     assert!(sim.core.request_due(sim.now()), "a batch for each partition: a full request");
-    let mut sim = Sim::new(ProducerConfig { batch_size: 100, ..config() });
+    let mut sim = busy();
     sim.send("t", 0, 100);
-    sim.send("t", 1, 10);
     sim.advance(5);
     assert!(sim.core.request_due(sim.now()), "the sealed one waited linger.ms");
+}
+
+#[test]
+fn with_nothing_in_flight_one_sealed_batch_goes_at_once() {
+    let mut sim = Sim::new(ProducerConfig { batch_size: 100, ..config() });
+    sim.send("t", 1, 10);
+    sim.send("t", 0, 100);
+    assert!(sim.core.request_due(sim.now()), "waiting for partition 1 would only add latency");
 }
 
 #[test]
@@ -172,12 +218,12 @@ fn append_says_when_the_driver_has_something_new() {
     assert!(append(&mut sim, 0), "the first open batch: a linger timer to set");
     assert!(!append(&mut sim, 0), "added to an open batch");
     assert!(!append(&mut sim, 1), "another batch opened, but an earlier timer is set");
-    assert!(!append(&mut sim, 0), "partition 0's batch sealed: half a request, its linger timer is set");
+    assert!(append(&mut sim, 0), "partition 0's batch sealed and nothing in flight: it can go");
+    let req = sim.core.next_request(by_parity).expect("partition 0's batch");
     for _ in 0..2 {
         append(&mut sim, 1);
     }
-    assert_eq!(sim.core.ready_len(), 2);
-    let req = sim.core.next_request(by_parity).expect("partition 0's batch");
+    assert_eq!(sim.core.ready_len(), 1);
     assert!(!sim.core.has_free_slot());
     for _ in 0..3 {
         append(&mut sim, 0);
@@ -389,11 +435,62 @@ fn sequences_advance_per_partition() {
     assert_eq!(seqs(&first), vec![(0, 1000, 0)]);
     let second = sim.core.next_request(by_parity).unwrap();
     assert_eq!(seqs(&second), vec![(1, 1000, 0)]);
-    assert!(sim.core.next_request(by_parity).is_none(), "partition 0 has a batch in flight");
+    let third = sim.core.next_request(by_parity).expect("a second batch of partition 0 in flight, same leader");
+    assert_eq!(seqs(&third), vec![(0, 1000, 2)]);
+    for req in [first, second, third] {
+        let resp = ok(&req);
+        sim.respond(req, resp);
+    }
+    assert!(sim.core.is_idle());
+}
+
+#[test]
+fn a_partition_in_flight_to_one_leader_sends_nothing_to_another() {
+    let mut sim = Sim::new(idempotent());
+    sim.send("t", 0, 10);
+    sim.core.seal_all();
+    let first = sim.core.next_request(by_parity).unwrap();
+    sim.send("t", 0, 10);
+    sim.core.seal_all();
+    // Partition 0's leader moved (to 7) meanwhile: seq 1 would reach a broker that may
+    // have no state for this producer before seq 0 is settled.
+    assert!(sim.core.next_request(|_, _| 7).is_none());
     let resp = ok(&first);
     sim.respond(first, resp);
-    let third = sim.core.next_request(by_parity).unwrap();
-    assert_eq!(seqs(&third), vec![(0, 1000, 2)]);
+    let next = sim.core.next_request(|_, _| 7).expect("nothing in flight any more");
+    assert_eq!((next.leader, seqs(&next)), (7, vec![(0, 1000, 1)]));
+}
+
+#[test]
+fn a_retry_waits_for_its_partition_in_flight_and_goes_alone() {
+    let mut sim = Sim::new(ProducerConfig { batch_size: 100, ..idempotent() });
+    for _ in 0..3 {
+        sim.send("t", 0, 60);
+    }
+    let reqs: Vec<Request> = (0..3).map(|_| sim.core.next_request(by_parity).unwrap()).collect();
+    assert_eq!(reqs.iter().map(seqs).collect::<Vec<_>>(), [[(0, 1000, 0)], [(0, 1000, 1)], [(0, 1000, 2)]]);
+    let mut reqs = reqs.into_iter();
+    let (a, b, c) = (reqs.next().unwrap(), reqs.next().unwrap(), reqs.next().unwrap());
+    // Answers come back in any order: seq 1 refused first, then seq 0, then seq 2 is fine.
+    let resp = answer(&b, |_| Some(E::NotEnoughReplicas));
+    sim.respond(b, resp);
+    sim.send("t", 0, 60);
+    assert!(sim.core.next_request(by_parity).is_none(), "seq 1 waits for seq 0 and 2; seq 3 waits behind it");
+    let resp = answer(&a, |_| Some(E::NotEnoughReplicas));
+    sim.respond(a, resp);
+    let resp = ok(&c);
+    sim.respond(c, resp);
+    let retry = sim.core.next_request(by_parity).unwrap();
+    assert_eq!(seqs(&retry), vec![(0, 1000, 0)], "the lowest sequence first");
+    assert!(sim.core.next_request(by_parity).is_none(), "a retry goes alone");
+    let resp = ok(&retry);
+    sim.respond(retry, resp);
+    let retry = sim.core.next_request(by_parity).unwrap();
+    assert_eq!(seqs(&retry), vec![(0, 1000, 1)]);
+    let resp = ok(&retry);
+    sim.respond(retry, resp);
+    let next = sim.core.next_request(by_parity).unwrap();
+    assert_eq!(seqs(&next), vec![(0, 1000, 3)]);
 }
 
 #[test]
@@ -454,9 +551,9 @@ fn duplicate_sequence_number_counts_as_delivered() {
 #[test]
 fn a_failed_batch_moves_later_ones_to_a_new_producer_id() {
     let mut sim = Sim::new(ProducerConfig { batch_size: 100, ..idempotent() });
-    // Partition 0: seq 0 (fails for good), then seq 1 and 2, not sent yet (one batch per
-    // partition in flight). Partition 1: seq 0, in flight meanwhile.
-    for p in [0, 0, 0, 1] {
+    // Partition 0: seq 0 (fails for good), then seq 1 and 2, not sent yet. Partition 1:
+    // seq 0, in flight meanwhile.
+    for p in [0, 1, 0, 0] {
         sim.send("t", p, 60);
     }
     let first = sim.request();
@@ -470,11 +567,11 @@ fn a_failed_batch_moves_later_ones_to_a_new_producer_id() {
     // The never-sent batches of partition 0 moved, in order, with sequences from 0.
     let next = sim.core.next_request(by_parity).unwrap();
     assert_eq!(seqs(&next), vec![(0, 2000, 0)]);
-    assert_eq!(next.batches[0].ids, vec![1]);
+    assert_eq!(next.batches[0].ids, vec![2]);
     let resp = ok(&next);
     sim.respond(next, resp);
     let last = sim.core.next_request(by_parity).unwrap();
-    assert_eq!((seqs(&last), last.batches[0].ids.clone()), (vec![(0, 2000, 1)], vec![2]));
+    assert_eq!((seqs(&last), last.batches[0].ids.clone()), (vec![(0, 2000, 1)], vec![3]));
     // Partition 1's batch was sealed under the old id and sent: it settles as it is.
     let resp = ok(&other);
     sim.respond(other, resp);
@@ -505,7 +602,7 @@ fn out_of_order_after_a_gap_moves_the_refused_batch_to_the_new_producer_id() {
     // answers OUT_OF_ORDER: certainly not written, so it moves rather than retrying in vain.
     let mut old = next;
     old.batches[0] =
-        old.batches[0].clone().reseal(Idempotence { producer_id: 1000, producer_epoch: 0, base_sequence: 1 }).unwrap();
+        old.batches[0].clone().reseal(Idempotence { producer_id: 1000, producer_epoch: 0, base_sequence: 1 });
     let resp = answer(&old, |_| Some(E::OutOfOrderSequenceNumber));
     sim.respond(old, resp);
     let moved = sim.core.next_request(by_parity).unwrap();

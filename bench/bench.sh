@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# `make bench`: cafe against the Java perf tools and librdkafka on one broker.
+# `make bench`: cafe against the Java perf tools, librdkafka (from Python and from C),
+# franz-go, confluent-kafka (Rust) and krafka on one broker.
 #
-# Builds cafe (release), fetches the Kafka jars and the Python peers, starts a
+# Builds cafe (release), fetches the Kafka jars and the Python peers, builds the
+# native peers (bench/peers/build.sh, cached in .run/bench/peers/), starts a
 # dedicated single-node broker for the benchmark (so other work on the shared
 # 127.0.0.1:9092 broker neither disturbs the figures nor fills with 2 GB of
 # benchmark data), runs bench/harness.py, and stops that broker again.
@@ -13,7 +15,14 @@
 #   CAFE_BENCH_BOOTSTRAP   use this running broker instead of starting one
 #   CAFE_BENCH_RUNS        repetitions of the throughput workloads (default 5; at least 3
 #                          always, more only while the harness stays within
-#                          CAFE_BENCH_BUDGET_S, default 540 s)
+#                          CAFE_BENCH_BUDGET_S)
+#   CAFE_BENCH_TOTAL_S     what the whole `make bench` may take, builds included (default
+#                          1440 s): the harness's budget is what the builds and the broker
+#                          start left of it, so a fresh clone (long builds) runs fewer
+#                          rounds and a cached one all of them
+#   CAFE_BENCH_BUDGET_S    the harness's own budget instead (seconds)
+#   CAFE_BENCH_BROKER_PID_FILE  with CAFE_BENCH_BOOTSTRAP: that broker's pid file, for the
+#                          broker CPU columns (they stay empty without it)
 #   CAFE_BENCH_REBALANCE_RUNS  repetitions of the rebalance measurement (default 3)
 #   CAFE_BENCH_HEARTBEATS  heartbeat.interval.ms values for the rebalance runs (default 3000,500)
 #   CAFE_BENCH_SCALE       fraction of the record counts, for trying the harness (default 1)
@@ -23,8 +32,11 @@
 #                          uncompressed consume workload
 #   CAFE_BENCH_ONLY=consume  only the consume workloads (uncompressed, zstd, lz4): no
 #                          produce workloads, no rebalance (default: all)
+#   CAFE_BENCH_ONLY=latency  only the fixed-rate latency workloads (1k, 50k, 200k rec/s)
 #   CAFE_BENCH_ONLY=rebalance  only bench/rebalance.py (3 members, 12 partitions, every
 #                          rebalance mode; repetitions: CAFE_BENCH_REBALANCE_RUNS)
+#   CAFE_BENCH_REBALANCE_S what to keep of CAFE_BENCH_TOTAL_S for bench/rebalance.py after
+#                          the harness (default 560 s: it took 543 s on 2026-12-01)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,6 +50,8 @@ say "building cafe (release)"
 cargo build --release --quiet
 scripts/kafka.sh fetch >/dev/null 2>&1 || scripts/kafka.sh fetch
 PY="$(scripts/py-peers.sh)"
+say "building the native peers (cached in .run/bench/peers)"
+bench/peers/build.sh "$PY"
 VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' kafka/pom.xml)"
 LIBS="${CAFE_CACHE:-$HOME/.cache/cafe}/kafka-$VERSION/libs"
 
@@ -49,12 +63,14 @@ broker() { CAFE_KAFKA_PORT="$PORT" "$BROKER_HOME/scripts/kafka.sh" "$@"; }
 
 if [[ -n "${CAFE_BENCH_BOOTSTRAP:-}" ]]; then
     BOOTSTRAP="$CAFE_BENCH_BOOTSTRAP"
+    BROKER_PID_FILE="${CAFE_BENCH_BROKER_PID_FILE:-}"
     say "using the broker at $BOOTSTRAP"
 else
     mkdir -p "$BROKER_HOME/scripts"
     ln -sfn "$REPO/scripts/kafka.sh" "$BROKER_HOME/scripts/kafka.sh"
     ln -sfn "$REPO/kafka" "$BROKER_HOME/kafka"
     BOOTSTRAP="127.0.0.1:$PORT"
+    BROKER_PID_FILE="$BROKER_HOME/.run/kafka/single/pid"
     say "starting a fresh benchmark broker on $BOOTSTRAP"
     broker up --wipe >&2
     if [[ "${CAFE_BENCH_KEEP_BROKER:-0}" != 1 ]]; then
@@ -63,10 +79,17 @@ else
 fi
 
 ONLY="${CAFE_BENCH_ONLY:-all}"
+# The builds above take minutes in a fresh clone and seconds once cached; 30 s are
+# kept for stopping the broker, and CAFE_BENCH_REBALANCE_S for bench/rebalance.py.
+RESERVE=30
+[[ $ONLY != all ]] || RESERVE=$(( RESERVE + ${CAFE_BENCH_REBALANCE_S:-560} ))
+BUDGET="${CAFE_BENCH_BUDGET_S:-$(( ${CAFE_BENCH_TOTAL_S:-1440} - SECONDS - RESERVE ))}"
+[[ $ONLY == rebalance ]] || say "$SECONDS s spent on builds and the broker; the harness's budget is $BUDGET s"
 [[ $ONLY == rebalance ]] || "$PY" bench/harness.py --bootstrap "$BOOTSTRAP" --kafka-libs "$LIBS" --target-dir "$TARGET" \
-    --runs "${CAFE_BENCH_RUNS:-5}" --budget-s "${CAFE_BENCH_BUDGET_S:-540}" --rebalance-runs "${CAFE_BENCH_REBALANCE_RUNS:-3}" \
+    --runs "${CAFE_BENCH_RUNS:-5}" --budget-s "$BUDGET" --rebalance-runs "${CAFE_BENCH_REBALANCE_RUNS:-3}" \
     --heartbeats "${CAFE_BENCH_HEARTBEATS:-3000,500}" --scale "${CAFE_BENCH_SCALE:-1}" \
-    --only "$ONLY" ${CAFE_BENCH_BASELINE:+--baseline "$CAFE_BENCH_BASELINE"}
+    --only "$ONLY" ${CAFE_BENCH_BASELINE:+--baseline "$CAFE_BENCH_BASELINE"} \
+    --peers-dir "$REPO/.run/bench/peers" ${BROKER_PID_FILE:+--broker-pid-file "$BROKER_PID_FILE"}
 if [[ $ONLY == all || $ONLY == rebalance ]]; then
     "$PY" bench/rebalance.py --bootstrap "$BOOTSTRAP" --kafka-libs "$LIBS" --target-dir "$TARGET" \
         --runs "${CAFE_BENCH_REBALANCE_RUNS:-3}"

@@ -30,7 +30,11 @@ from confluent_kafka import Consumer, TopicPartition
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-CLIENTS = ["cafe", "java", "librdkafka", "librdkafka-best"]
+# Native peers (bench/peers/, built and cached by bench/peers/build.sh in .run/bench/peers/):
+# client name -> executable. They take the same flags and print the same JSON line.
+NATIVE = {"librdkafka-c": "rdkafka_peer", "franz-go": "franz_peer",
+          "confluent-rust": "confluent_peer", "krafka": "krafka_peer"}
+CLIENTS = ["cafe", "java", "librdkafka", "librdkafka-best"] + list(NATIVE)
 # librdkafka-best: a reference row outside the same-settings rule, with the
 # settings that make librdkafka fastest here: its own default batch.size
 # (1,000,000; it sends one partition per Produce request, so 16 KB batches cost
@@ -44,9 +48,15 @@ PRODUCE_WORKLOADS = [
     ("produce-1KB", 200_000, 1024, "200k x 1 KB, acks=1", 0),
     ("produce-events", 1_000_000, None, "1M keyed cafe events (JSON), acks=1", 0),
     # Latency at full speed mostly measures how deep each client lets its queue
-    # grow; at a fixed, easy rate it measures batching and round trips.
+    # grow; at a fixed, easy rate it measures batching and round trips. Each runs
+    # a few seconds: long enough for thousands of samples, short enough for 5 rounds.
+    ("latency-1k/s", 4_000, 100, "4k x 100 B offered at 1k records/s, acks=1", 1_000),
     ("latency-50k/s", 150_000, 100, "150k x 100 B offered at 50k records/s, acks=1", 50_000),
+    ("latency-200k/s", 400_000, 100, "400k x 100 B offered at 200k records/s, acks=1", 200_000),
 ]
+# Records timed from hand-over to acknowledgement: one in 8 (cafe's default), every
+# one at 1k/s so its p99.9 rests on 4,000 samples rather than 500.
+SAMPLE_EVERY = {"latency-1k/s": 1}
 CONSUME = ("consume", 1_000_000, 100, "consume 1M x 100 B from earliest, new group")
 # The same records (cafe's printable A-Z filler, so they compress well) on topics
 # written once with these codecs: the consume-<codec> workloads.
@@ -79,6 +89,13 @@ class Bench:
         os.makedirs(self.logdir, exist_ok=True)
         self.rows = []  # one dict per client run
         self.scale = args.scale
+        self.peers, self.skipped = find_native_peers(args.peers_dir)
+        for client, why in self.skipped.items():
+            log(f"NOTE: {client} is left out of this run: {why}")
+        self.failures = []  # (label, error) of client runs that failed; the rest go on
+        self.broker_pid = read_pid(args.broker_pid_file)
+        if not self.broker_pid:
+            log("NOTE: no broker pid (--broker-pid-file): the broker CPU columns stay empty")
 
     # ---------------------------------------------------------------- helpers
 
@@ -86,13 +103,18 @@ class Bench:
         return max(1000, int(records * self.scale))
 
     def run_timed(self, name, cmd, env=None, timeout=600):
-        """Runs cmd under /usr/bin/time; returns (stdout, figures from time)."""
+        """Runs cmd under /usr/bin/time; returns (stdout, figures from time, the broker's
+        CPU seconds meanwhile, the machine's busy CPU seconds meanwhile, and the
+        1-minute load average just before)."""
         tfile = os.path.join(self.tmp, "time.txt")
         full = ["/usr/bin/time", "-o", tfile, "-f", "%e %U %S %M"] + cmd
         errlog = open(os.path.join(self.logdir, f"{name}.stderr"), "w")
+        load = os.getloadavg()[0]
+        broker0, busy0 = proc_cpu_s(self.broker_pid), machine_busy_s()
         t0 = time.monotonic()
         p = subprocess.run(full, stdout=subprocess.PIPE, stderr=errlog, text=True, timeout=timeout,
                            env={**os.environ, **(env or {})})
+        broker1, busy1 = proc_cpu_s(self.broker_pid), machine_busy_s()
         errlog.close()
         with open(os.path.join(self.logdir, f"{name}.stdout"), "w") as f:
             f.write(p.stdout)
@@ -103,6 +125,8 @@ class Bench:
         return p.stdout, {
             "wall_s": float(wall), "harness_wall_s": time.monotonic() - t0,
             "proc_cpu_s": float(user) + float(sys_), "peak_rss_mib": int(rss_kb) / 1024,
+            "broker_cpu_s": None if broker0 is None or broker1 is None else broker1 - broker0,
+            "machine_busy_s": busy1 - busy0, "load_1m": load,
         }
 
     def cafe_cmd(self, *args, binary=None):
@@ -116,6 +140,28 @@ class Bench:
                 "-XX:MaxInlineLevel=15", "-Djava.awt.headless=true",
                 f"-Dlog4j2.configurationFile={REPO}/kafka/log4j2-tools.properties",
                 "-cp", os.path.join(self.a.kafka_libs, "*"), main_class] + list(args)
+
+    def native_cmd(self, client, *args):
+        return [self.peers[client], args[0], "-b", self.a.bootstrap] + list(args[1:])
+
+    def clients_for(self, workload, clients):
+        """Who runs a workload: the native drivers send only unkeyed filler (no
+        produce-events), and librdkafka-best (1 MB batches) is a throughput reference."""
+        out = [c for c in clients if c not in NATIVE or c in self.peers]
+        if workload == "produce-events":
+            out = [c for c in out if c not in NATIVE]
+        if workload.startswith("latency"):
+            out = [c for c in out if c != "librdkafka-best"]
+        return out
+
+    def attempt(self, label, fn, *args):
+        """One client run; a failure is logged and listed in the results, and the
+        benchmark goes on (one broken peer must not cost the other rows)."""
+        try:
+            fn(*args)
+        except (RuntimeError, OSError, ValueError, KeyError, subprocess.TimeoutExpired) as e:
+            log(f"  FAILED {label}: {e}")
+            self.failures.append((label, str(e)[:300]))
 
     def peer_cmd(self, *args):
         return [self.py, os.path.join(HERE, "peer_librdkafka.py"), "-b", self.a.bootstrap] + list(args)
@@ -145,21 +191,32 @@ class Bench:
         topic = f"bench-{name.replace('/', '')}-{client}-r{run}-{self.tag}"
         self.create_topic(topic)
         label = f"r{run}-{name.replace('/', '')}-{client}"
+        every = str(SAMPLE_EVERY.get(name, 8))
         if client in ("cafe", BASELINE):
             binary = self.baseline if client == BASELINE else None
             cmd = self.cafe_cmd("bench", "produce", "-t", topic, "-n", str(n), "--json", "--quiet",
                                 "--acks", PRODUCER["acks"], "--batch-size", PRODUCER["batch.size"],
-                                "--compression", PRODUCER["compression.type"], binary=binary)
+                                "--compression", PRODUCER["compression.type"], "--sample-every", every,
+                                binary=binary)
             cmd += ["--cafe-events"] if size is None else ["--record-size", str(size)]
             cmd += ["--throughput", str(rate)] if rate else []
             out, t = self.run_timed(label, cmd)
             rep = json.loads(out.strip().splitlines()[-1])
-        elif client.startswith("librdkafka"):
+        elif client in ("librdkafka", "librdkafka-best"):
             cmd = self.peer_cmd("produce", "-t", topic, "-n", str(n), "--acks", PRODUCER["acks"],
                                 "--batch-size", PRODUCER["batch.size"], "--linger-ms", PRODUCER["linger.ms"],
                                 "--compression", PRODUCER["compression.type"])
             cmd += ["--events", self.pool_tsv] if size is None else ["--record-size", str(size)]
             cmd += RDK_BEST_PRODUCE if client == "librdkafka-best" else []
+            cmd += ["--throughput", str(rate)] if rate else []
+            cmd += ["--sample-every", every]
+            out, t = self.run_timed(label, cmd)
+            rep = json.loads(out.strip().splitlines()[-1])
+        elif client in NATIVE:
+            cmd = self.native_cmd(client, "produce", "-t", topic, "-n", str(n), "--record-size", str(size),
+                                  "--acks", PRODUCER["acks"], "--batch-size", PRODUCER["batch.size"],
+                                  "--linger-ms", PRODUCER["linger.ms"],
+                                  "--compression", PRODUCER["compression.type"], "--sample-every", every)
             cmd += ["--throughput", str(rate)] if rate else []
             out, t = self.run_timed(label, cmd)
             rep = json.loads(out.strip().splitlines()[-1])
@@ -177,11 +234,12 @@ class Bench:
         if landed != n:
             raise RuntimeError(f"{label}: {landed} records on the topic, expected {n}")
         row = throughput_row(run, name, client, n, rep, t,
-                             p50_ms=rep.get("p50_ms"), p99_ms=rep.get("p99_ms"))
+                             p50_ms=rep.get("p50_ms"), p99_ms=rep.get("p99_ms"), p999_ms=rep.get("p999_ms"))
         self.rows.append(row)
-        log(f"  {client:10} {row['records_per_s']:>10.0f} rec/s {row['mib_per_s']:7.1f} MiB/s "
-            f"p50 {fmt(row['p50_ms'])} p99 {fmt(row['p99_ms'])} ms, "
-            f"cpu {row['cpu_s_per_1m']:.2f} s/1M, rss {row['peak_rss_mib']:.0f} MiB")
+        log(f"  {client:14} {row['records_per_s']:>10.0f} rec/s {row['mib_per_s']:7.1f} MiB/s "
+            f"p50 {fmt(row['p50_ms'])} p99 {fmt(row['p99_ms'])} p99.9 {fmt(row['p999_ms'])} ms, "
+            f"cpu {row['cpu_s_per_1m']:.2f} s/1M, broker {fmt(row['broker_cpu_s_per_1m'], 2)} s/1M, "
+            f"rss {row['peak_rss_mib']:.0f} MiB")
 
     # ---------------------------------------------------------------- consume
 
@@ -196,10 +254,14 @@ class Bench:
             out, t = self.run_timed(label, self.cafe_cmd("bench", "consume", "-t", topic, "-n", str(n),
                                                         "-g", group, "--json", "--quiet", binary=binary))
             rep = json.loads(out.strip().splitlines()[-1])
-        elif client.startswith("librdkafka"):
+        elif client in ("librdkafka", "librdkafka-best"):
             extra = RDK_BEST_CONSUME if client == "librdkafka-best" else []
             out, t = self.run_timed(label, self.peer_cmd("consume", "-t", topic, "-n", str(n),
                                                         "-g", group, *extra))
+            rep = json.loads(out.strip().splitlines()[-1])
+        elif client in NATIVE:
+            out, t = self.run_timed(label, self.native_cmd(client, "consume", "-t", topic, "-n", str(n),
+                                                           "-g", group))
             rep = json.loads(out.strip().splitlines()[-1])
         else:
             out, t = self.run_timed(label, self.java_cmd(
@@ -213,9 +275,9 @@ class Bench:
                              first_record_ms=rep.get("first_record_ms"),
                              java_join_ms=rep.get("join_ms"))
         self.rows.append(row)
-        log(f"  {client:11} {row['records_per_s']:>10.0f} rec/s {row['mib_per_s']:7.1f} MiB/s "
+        log(f"  {client:14} {row['records_per_s']:>10.0f} rec/s {row['mib_per_s']:7.1f} MiB/s "
             f"first record {fmt(row['first_record_ms'])} ms, cpu {row['cpu_s_per_1m']:.2f} s/1M, "
-            f"rss {row['peak_rss_mib']:.0f} MiB")
+            f"broker {fmt(row['broker_cpu_s_per_1m'], 2)} s/1M, rss {row['peak_rss_mib']:.0f} MiB")
 
     # ---------------------------------------------------------------- rebalance
 
@@ -296,7 +358,7 @@ class Bench:
         # consume: uncompressed; consume-zstd, consume-lz4: the same records, compressed.
         self.consume_topics = {}
         n = self.n(CONSUME[1])
-        for codec in ["none"] + CONSUME_CODECS:
+        for codec in ["none"] + CONSUME_CODECS if self.a.only != "latency" else []:
             name = CONSUME[0] if codec == "none" else f"{CONSUME[0]}-{codec}"
             topic = self.consume_topics[name] = f"bench-{name}-src-{self.tag}"
             self.create_topic(topic)
@@ -329,18 +391,20 @@ class Bench:
             producers = CLIENTS + ([BASELINE] if self.baseline else [])
             k = run % len(producers)
             order = producers[k:] + producers[:k]
-            for wl in PRODUCE_WORKLOADS if self.a.only != "consume" else []:
+            for wl in PRODUCE_WORKLOADS if self.a.only in ("all", "latency") else []:
+                if self.a.only == "latency" and not wl[4]:
+                    continue
                 log(f"run {run}/{runs} {wl[0]} ({wl[3]}, scale {self.scale})")
-                for client in order:
-                    self.produce_once(run, wl, client)
+                for client in self.clients_for(wl[0], order):
+                    self.attempt(f"r{run} {wl[0]} {client}", self.produce_once, run, wl, client)
             consumers = CLIENTS + ([BASELINE] if self.baseline else [])
             k = run % len(consumers)
-            for name in self.consume_topics:
+            for name in self.consume_topics if self.a.only != "latency" else []:
                 log(f"run {run}/{runs} {name}")
-                for client in consumers[k:] + consumers[:k]:
+                for client in self.clients_for(name, consumers[k:] + consumers[:k]):
                     if client == BASELINE and name != CONSUME[0]:
                         continue
-                    self.consume_once(run, name, client)
+                    self.attempt(f"r{run} {name} {client}", self.consume_once, run, name, client)
             self.runs_done = run
             # The benchmark itself keeps about 2 runnable (broker + client): more is other work.
             self.machine.setdefault("load_after_each_run", []).append(round(os.getloadavg()[0], 2))
@@ -358,6 +422,9 @@ class Bench:
         self.write()
 
     def write(self):
+        self.machine["skipped_peers"], self.machine["failures"] = self.skipped, self.failures
+        self.machine["native_peers"] = {r["client"]: r["peer_version"] for r in self.rows
+                                        if r.get("client") in NATIVE and r.get("peer_version")}
         summary = summarize(self.rows)
         table = render(summary, self.machine, self.a, self.runs_done)
         print(table)
@@ -367,6 +434,7 @@ class Bench:
             json.dump({"machine": self.machine, "settings": {"producer": PRODUCER, "runs": self.runs_done,
                        "rebalance_runs": self.a.rebalance_runs, "scale": self.scale,
                        "only": self.a.only, "baseline": self.baseline},
+                       "skipped_peers": self.skipped, "failures": self.failures,
                        "summary": summary, "runs": self.rows}, f, indent=1)
         with open(os.path.join(out, "latest.csv"), "w") as f:
             cols = ["workload", "client", "runs"] + [f"{k}_{s}" for k in METRICS for s in ("median", "min", "max")]
@@ -385,9 +453,9 @@ class Bench:
             f"took {self.machine['duration_s']:.0f} s")
 
 
-METRICS = ["records_per_s", "mib_per_s", "p50_ms", "p99_ms", "cpu_s_per_1m", "phase_cpu_s_per_1m",
-           "rdk_threads_cpu_s_per_1m", "peak_rss_mib", "first_record_ms", "fetch_records_per_s",
-           "java_join_ms", "rebalance_ms"]
+METRICS = ["records_per_s", "mib_per_s", "p50_ms", "p99_ms", "p999_ms", "cpu_s_per_1m", "phase_cpu_s_per_1m",
+           "rdk_threads_cpu_s_per_1m", "broker_cpu_s_per_1m", "client_cores", "broker_cores", "others_cores",
+           "load_1m", "peak_rss_mib", "first_record_ms", "fetch_records_per_s", "java_join_ms", "rebalance_ms"]
 
 
 def read_member(stream, m):
@@ -436,11 +504,11 @@ def assigned_after(m, t0):
 
 def parse_java_produce(out):
     m = re.search(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
-                  r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th", out)
+                  r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th(?:, (\d+) ms 99.9th)?", out)
     if not m:
         raise RuntimeError(f"unexpected ProducerPerformance output: {out[-500:]}")
     return {"records": int(m[1]), "records_per_s": float(m[2]), "mib_per_s": float(m[3]),
-            "p50_ms": float(m[6]), "p99_ms": float(m[8])}
+            "p50_ms": float(m[6]), "p99_ms": float(m[8]), "p999_ms": m[9] and float(m[9])}
 
 
 def parse_java_consume(out):
@@ -466,8 +534,71 @@ def throughput_row(run, name, client, n, rep, t, **extra):
         "cpu_s_per_1m": t["proc_cpu_s"] * 1e6 / n, "peak_rss_mib": t["peak_rss_mib"],
         "phase_cpu_s_per_1m": scale_1m(rep.get("cpu_s"), n),
         "rdk_threads_cpu_s_per_1m": scale_1m(rep.get("cpu_rdk_threads_s"), n),
+        "broker_cpu_s_per_1m": scale_1m(t.get("broker_cpu_s"), n),
+        **cores(t), "load_1m": t.get("load_1m"),
+        "peer_version": rep.get("librdkafka") or rep.get("franz_go") or rep.get("version"),
         "wall_s": t["wall_s"],
     }
+
+
+def cores(t):
+    """CPU-seconds per wall-second of the client, the broker and everything else on
+    the machine during one client run: what shows whether a row is limited by the
+    client, the broker, both sharing the 2 cores, or by other people's work."""
+    wall = max(t["wall_s"], 1e-3)
+    broker = t.get("broker_cpu_s")
+    others = None if broker is None else max(0.0, t["machine_busy_s"] - t["proc_cpu_s"] - broker)
+    return {"client_cores": t["proc_cpu_s"] / wall,
+            "broker_cores": None if broker is None else broker / wall,
+            "others_cores": None if others is None else others / wall}
+
+
+def find_native_peers(peers_dir):
+    """The native drivers bench/peers/build.sh left in peers_dir: ({client: path},
+    {client: why it is missing}). A missing one is named, never dropped silently."""
+    found, skipped = {}, {}
+    for client, exe in NATIVE.items():
+        path = os.path.join(peers_dir or "", exe)
+        note = path + ".skip"
+        if peers_dir and os.access(path, os.X_OK):
+            found[client] = path
+        elif peers_dir and os.path.exists(note):
+            with open(note) as f:
+                skipped[client] = f.read().strip()
+        else:
+            skipped[client] = f"not built (no {path}; bench/peers/build.sh builds it)"
+    return found, skipped
+
+
+def read_pid(path):
+    try:
+        with open(path) as f:
+            pid = int(f.read().strip())
+        return pid if os.path.exists(f"/proc/{pid}/stat") else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+USER_HZ = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_s(pid):
+    """user+sys CPU seconds of a process (all its threads) from /proc/<pid>/stat."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / USER_HZ
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def machine_busy_s():
+    """CPU seconds all cores spent on anything but idle and iowait, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / USER_HZ
 
 
 def scale_1m(v, n):
@@ -511,6 +642,42 @@ def spread(s, k):
     return f"±{(m['max'] - m['min']) / 2 / m['median'] * 100:.0f}%"
 
 
+def notes(machine):
+    """Lines naming every peer left out of the run and every client run that failed."""
+    out = [f"NOTE: {c} left out: {why}" for c, why in machine.get("skipped_peers", {}).items()]
+    out += [f"NOTE: failed: {label}: {err}" for label, err in machine.get("failures", [])]
+    return out + [""] if out else []
+
+
+def core_split(s):
+    """Client / broker / other cores busy during the client's run (medians)."""
+    return "/".join(fmt(med(s, k), 2) for k in ("client_cores", "broker_cores", "others_cores"))
+
+
+def limit(s):
+    """A reading of the core split: what held this row back on a 2-core machine. A
+    fixed-rate row is paced by its offered rate, so it is not read this way. One
+    core is what a single busy thread can use; the client and broker share 2."""
+    if s["workload"].startswith("latency"):
+        return "offered rate (latency row)"
+    c, b, o = (med(s, k) for k in ("client_cores", "broker_cores", "others_cores"))
+    if c is None or b is None:
+        return "n/a"
+    o = o or 0
+    if c + b + o >= 1.7 and o >= 0.4:
+        # The 2 cores full with other people's work: client and broker got what was
+        # left, and the row says as much about the machine as about the client.
+        side = "client-heavy" if c >= 1.5 * b else "broker-heavy" if b >= 1.5 * c else "even"
+        return f"machine full: client + broker in the {max(0.0, 2 - o):.1f} cores others left ({side})"
+    if c >= 1.2 * b and c >= 0.85:
+        return "client CPU"
+    if b >= 1.2 * c and b >= 0.85:
+        return "broker CPU"
+    if c + b >= 1.3:
+        return "client + broker sharing the cores"
+    return "neither CPU-bound (round trips)"
+
+
 def first_record(s):
     # The Java tool reports only its group join time; its first record comes later.
     if med(s, "first_record_ms") is None and med(s, "java_join_ms") is not None:
@@ -524,18 +691,21 @@ def render(summary, machine, a, runs_done):
              f"{runs_done} runs{'' if runs_done == a.runs else f' of {a.runs} (time budget)'} "
              f"(rebalance: {a.rebalance_runs}), scale {a.scale}; medians, ± half the min–max range",
              ""]
+    lines += notes(machine)
     hdr = (f"{'workload':16} {'client':15} {'rec/s':>16} {'MiB/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
-           f"{'CPU s/1M':>9} {'(phase)':>8} {'(rdk)':>6} {'RSS MiB':>8} {'1st rec ms':>10}")
+           f"{'p99.9':>7} {'CPU s/1M':>9} {'(phase)':>8} {'(rdk)':>6} {'brk s/1M':>8} "
+           f"{'cores c/b/o':>14} {'RSS MiB':>8} {'1st rec ms':>10}  limit")
     lines += [hdr, "-" * len(hdr)]
     for s in summary:
         if s["workload"].startswith("rebalance"):
             continue
         rate = f"{med(s, 'records_per_s'):,.0f} {spread(s, 'records_per_s'):>5}"
         lines.append(f"{s['workload']:16} {s['client']:15} {rate:>16} {fmt(med(s, 'mib_per_s')):>7} "
-                     f"{fmt(med(s, 'p50_ms')):>7} {fmt(med(s, 'p99_ms')):>7} "
+                     f"{fmt(med(s, 'p50_ms')):>7} {fmt(med(s, 'p99_ms')):>7} {fmt(med(s, 'p999_ms')):>7} "
                      f"{fmt(med(s, 'cpu_s_per_1m'), 2):>9} {fmt(med(s, 'phase_cpu_s_per_1m'), 2):>8} "
                      f"{fmt(med(s, 'rdk_threads_cpu_s_per_1m'), 2):>6} "
-                     f"{fmt(med(s, 'peak_rss_mib'), 0):>8} {first_record(s):>10}")
+                     f"{fmt(med(s, 'broker_cpu_s_per_1m'), 2):>8} {core_split(s):>14} "
+                     f"{fmt(med(s, 'peak_rss_mib'), 0):>8} {first_record(s):>10}  {limit(s)}")
     reb = [s for s in summary if s["workload"].startswith("rebalance")]
     if reb:
         lines += ["", "clean-leave rebalance, 3 -> 2 members (SIGTERM of one member -> both others assigned):"]
@@ -614,15 +784,22 @@ def render_markdown(summary, machine, runs, rebalance_runs):
            f"load average {machine['load_start'][0]:.2f} at the start, {machine['load_end'][0]:.2f} at the end; "
            f"1-minute load after each run {machine.get('load_after_each_run', [])} (the benchmark alone "
            f"keeps about 2 busy on 2 cores); took {machine.get('duration_s', 0):.0f} s. "
-           f"Medians, (min–max) over the runs.", "",
-           "| workload | client | records/s | MiB/s | p50 ms | p99 ms | CPU s/1M | RSS MiB | 1st record ms |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+           f"Medians, (min–max) over the runs.", ""]
+    out += [f"- {line.removeprefix('NOTE: ')}" for line in notes(machine) if line]
+    out += ([""] if notes(machine) else []) + ["| workload | client | records/s | MiB/s | p50 ms | p99 ms | p99.9 ms | CPU s/1M | broker CPU s/1M "
+            "| cores client/broker/other | RSS MiB | 1st record ms | limit (from the cores) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for s in summary:
         if s["workload"].startswith("rebalance"):
             continue
         out.append(f"| {s['workload']} | {s['client']} | {rng(s, 'records_per_s')} | {fmt(med(s, 'mib_per_s'))} | "
-                   f"{fmt(med(s, 'p50_ms'))} | {fmt(med(s, 'p99_ms'))} | {fmt(med(s, 'cpu_s_per_1m'), 2)} | "
-                   f"{fmt(med(s, 'peak_rss_mib'), 0)} | {first_record(s)} |")
+                   f"{fmt(med(s, 'p50_ms'))} | {fmt(med(s, 'p99_ms'))} | {fmt(med(s, 'p999_ms'))} | "
+                   f"{fmt(med(s, 'cpu_s_per_1m'), 2)} | {fmt(med(s, 'broker_cpu_s_per_1m'), 2)} | {core_split(s)} | "
+                   f"{fmt(med(s, 'peak_rss_mib'), 0)} | {first_record(s)} | {limit(s)} |")
+    out += ["", "cafe against the best peer of each row (same settings: librdkafka-best and "
+            f"{BASELINE} are not candidates):", "",
+            "| workload | figure | cafe | best peer | ratio cafe / best |", "|---|---|---:|---|---:|"]
+    out += best_peer_rows(summary)
     out += ["", "| rebalance (clean leave, 3 → 2 members) | client | ms |", "|---|---|---:|"]
     for s in summary:
         if s["workload"].startswith("rebalance"):
@@ -710,6 +887,32 @@ def render_markdown(summary, machine, runs, rebalance_runs):
     return "\n".join(out) + "\n"
 
 
+def best_peer_rows(summary):
+    """Markdown rows: cafe's median against the best peer's, per workload and figure.
+    Rates: the highest peer; latencies and CPU: the lowest."""
+    by = {}
+    for s in summary:
+        by.setdefault(s["workload"], {})[s["client"]] = s
+    rows = []
+    for wl, clients in by.items():
+        if wl.startswith("rebalance") or "cafe" not in clients:
+            continue
+        figures = [("p50_ms", "p50 ms", min), ("p99_ms", "p99 ms", min), ("p999_ms", "p99.9 ms", min)] \
+            if wl.startswith("latency") else [("records_per_s", "records/s", max)]
+        figures += [("cpu_s_per_1m", "client CPU s/1M", min), ("broker_cpu_s_per_1m", "broker CPU s/1M", min)]
+        for key, label, pick in figures:
+            c = med(clients["cafe"], key)
+            peers = [(med(s, key), name) for name, s in clients.items()
+                     if name not in ("cafe", BASELINE, "librdkafka-best") and med(s, key) is not None]
+            if c is None or not peers:
+                continue
+            best, name = pick(peers)
+            digits = 0 if key == "records_per_s" else 2
+            rows.append(f"| {wl} | {label} | {c:,.{digits}f} | {name} {best:,.{digits}f} | "
+                        f"{'n/a' if not best else f'{c / best:.2f}×'} |")
+    return rows
+
+
 def machine_info(b):
     def cmd(*c):
         try:
@@ -747,11 +950,14 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--rebalance-runs", type=int, default=3)
     ap.add_argument("--heartbeats", type=lambda s: [int(x) for x in s.split(",")], default=[3000])
-    ap.add_argument("--budget-s", type=float, default=540,
+    ap.add_argument("--budget-s", type=float, default=1080,
                     help="stop adding runs past 3 when the next would end after this many seconds")
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the record counts (develop with 0.05)")
-    ap.add_argument("--only", choices=["all", "consume"], default="all",
-                    help="consume: only the consume workloads (no produce, no rebalance)")
+    ap.add_argument("--only", choices=["all", "consume", "latency"], default="all",
+                    help="consume: only the consume workloads; latency: only the fixed-rate ones "
+                    "(either: no rebalance)")
+    ap.add_argument("--peers-dir", help="where bench/peers/build.sh put the native drivers")
+    ap.add_argument("--broker-pid-file", help="pid file of the broker JVM, for its CPU time per run")
     ap.add_argument("--baseline", metavar="CAFE", help=f"another cafe binary, as client {BASELINE} "
                     "of the uncompressed consume workload")
     # Untracked (git-ignored): a run must not dirty the checkout. `make bench-publish`
@@ -766,7 +972,7 @@ def main():
         return
     if not (a.bootstrap and a.kafka_libs):
         ap.error("--bootstrap and --kafka-libs are required")
-    if a.only == "consume":
+    if a.only != "all":
         a.rebalance_runs = 0
     Bench(a).run()
 

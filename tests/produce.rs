@@ -453,3 +453,37 @@ fn ctrl_c_while_send_waits_for_input_delivers_the_lines_read_and_exits_130() {
     assert_eq!(records_on(&topic), 3);
     delete_topic(&topic);
 }
+
+// ---------------------------------------------------------------------------
+// `cafe bench produce`: the figures `make bench` reads
+
+#[test]
+fn bench_produce_reports_every_record_and_ordered_percentiles() {
+    let topic = unique_topic("bench-json");
+    create_topic(&topic, 3);
+    let out = run_cafe(
+        &[
+            "-b",
+            &bootstrap(),
+            "bench",
+            "produce",
+            "-t",
+            &topic,
+            "-n",
+            "2000",
+            "--sample-every",
+            "1",
+            "--json",
+            "--quiet",
+        ],
+        b"",
+    );
+    assert_success(&out, "cafe bench produce");
+    let report = json_lines(&out).pop().unwrap_or_else(|| panic!("no JSON line: {}", stdout(&out)));
+    assert_eq!(report["records"], 2000, "{report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    let ms = |k: &str| report[k].as_f64().unwrap_or_else(|| panic!("{k} missing: {report}"));
+    // The harness's p50/p99/p99.9 columns come from these; nearest rank keeps them ordered.
+    assert!(ms("p50_ms") <= ms("p99_ms") && ms("p99_ms") <= ms("p999_ms") && ms("p999_ms") <= ms("max_ms"), "{report}");
+    delete_topic(&topic);
+}

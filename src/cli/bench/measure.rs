@@ -24,6 +24,7 @@ pub(super) struct Report {
     pub(super) fetch_records_per_s: Option<f64>,
     pub(super) p50_ms: Option<f64>,
     pub(super) p99_ms: Option<f64>,
+    pub(super) p999_ms: Option<f64>,
     pub(super) max_ms: Option<f64>,
     pub(super) first_record_ms: Option<f64>,
     /// user+sys seconds of this process while the workload ran.
@@ -55,6 +56,7 @@ impl Report {
             fetch_records_per_s: None,
             p50_ms: None,
             p99_ms: None,
+            p999_ms: None,
             max_ms: None,
             first_record_ms: None,
             cpu_s: cpu,
@@ -80,9 +82,10 @@ impl Report {
         );
         if self.mode == "produce" {
             s += &format!(
-                "  latency send->ack p50 {} p99 {} max {}\n",
+                "  latency send->ack p50 {} p99 {} p99.9 {} max {}\n",
                 opt(self.p50_ms, " ms"),
                 opt(self.p99_ms, " ms"),
+                opt(self.p999_ms, " ms"),
                 opt(self.max_ms, " ms")
             );
         } else {

@@ -206,6 +206,7 @@ async fn produce(common: &Common, args: ProduceBenchArgs) -> Result<(), Error> {
     latencies.sort_unstable();
     report.p50_ms = percentile_ms(&latencies, 0.50);
     report.p99_ms = percentile_ms(&latencies, 0.99);
+    report.p999_ms = percentile_ms(&latencies, 0.999);
     report.max_ms = latencies.last().map(|&us| f64::from(us) / 1000.0);
     report.print(args.output.json);
     if let Some(e) = first_error {

@@ -35,6 +35,7 @@
 #   CAFE_BENCH_ONLY=latency  only the fixed-rate latency workloads (1k, 50k, 200k rec/s)
 #   CAFE_BENCH_ONLY=rebalance  only bench/rebalance.py (3 members, 12 partitions, every
 #                          rebalance mode; repetitions: CAFE_BENCH_REBALANCE_RUNS)
+#   CAFE_BENCH_NO_REBALANCE=1  every workload but bench/rebalance.py (saves its ~9 min)
 #   CAFE_BENCH_REBALANCE_S what to keep of CAFE_BENCH_TOTAL_S for bench/rebalance.py after
 #                          the harness (default 560 s: it took 543 s on 2026-12-01)
 set -euo pipefail
@@ -82,7 +83,9 @@ ONLY="${CAFE_BENCH_ONLY:-all}"
 # The builds above take minutes in a fresh clone and seconds once cached; 30 s are
 # kept for stopping the broker, and CAFE_BENCH_REBALANCE_S for bench/rebalance.py.
 RESERVE=30
-[[ $ONLY != all ]] || RESERVE=$(( RESERVE + ${CAFE_BENCH_REBALANCE_S:-560} ))
+REBALANCE=0
+[[ $ONLY == rebalance || ( $ONLY == all && ${CAFE_BENCH_NO_REBALANCE:-0} != 1 ) ]] && REBALANCE=1
+((!REBALANCE)) || [[ $ONLY == rebalance ]] || RESERVE=$(( RESERVE + ${CAFE_BENCH_REBALANCE_S:-560} ))
 BUDGET="${CAFE_BENCH_BUDGET_S:-$(( ${CAFE_BENCH_TOTAL_S:-1440} - SECONDS - RESERVE ))}"
 [[ $ONLY == rebalance ]] || say "$SECONDS s spent on builds and the broker; the harness's budget is $BUDGET s"
 [[ $ONLY == rebalance ]] || "$PY" bench/harness.py --bootstrap "$BOOTSTRAP" --kafka-libs "$LIBS" --target-dir "$TARGET" \
@@ -90,7 +93,7 @@ BUDGET="${CAFE_BENCH_BUDGET_S:-$(( ${CAFE_BENCH_TOTAL_S:-1440} - SECONDS - RESER
     --heartbeats "${CAFE_BENCH_HEARTBEATS:-3000,500}" --scale "${CAFE_BENCH_SCALE:-1}" \
     --only "$ONLY" ${CAFE_BENCH_BASELINE:+--baseline "$CAFE_BENCH_BASELINE"} \
     --peers-dir "$REPO/.run/bench/peers" ${BROKER_PID_FILE:+--broker-pid-file "$BROKER_PID_FILE"}
-if [[ $ONLY == all || $ONLY == rebalance ]]; then
+if ((REBALANCE)); then
     "$PY" bench/rebalance.py --bootstrap "$BOOTSTRAP" --kafka-libs "$LIBS" --target-dir "$TARGET" \
         --runs "${CAFE_BENCH_REBALANCE_RUNS:-3}"
 fi

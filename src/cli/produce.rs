@@ -83,6 +83,18 @@ pub struct ProducerArgs {
 }
 
 impl ProducerArgs {
+    /// Sets `transactional.id` to `id` (a command's --transactional-id) when given;
+    /// a transactional config gets acks=all (transactions need it), the seed's acks=1
+    /// giving way unless --acks says otherwise.
+    pub fn make_transactional(&self, config: &mut ProducerConfig, id: Option<&str>) {
+        if let Some(id) = id {
+            config.transactional_id = Some(id.to_owned());
+        }
+        if config.transactional_id.is_some() && self.acks.is_none() {
+            config.acks = Acks::All;
+        }
+    }
+
     /// [`config`](Self::config) for a command that runs no transactions (`send`,
     /// `bench produce`): a `transactional.id` from --config or -X is refused there.
     pub fn config_without_transactions(&self, common: &Common, command: &str) -> Result<ProducerConfig, Error> {
@@ -130,13 +142,7 @@ fn key_of(ev: &CafeEvent, field: KeyField) -> Option<String> {
 
 pub async fn run(common: &Common, args: ProduceArgs) -> Result<(), Error> {
     let mut config = args.producer.config(common)?;
-    if args.transactional_id.is_some() {
-        config.transactional_id = args.transactional_id.clone();
-    }
-    // Transactions need acks=all; the seed's acks=1 gives way unless --acks says otherwise.
-    if config.transactional_id.is_some() && args.producer.acks.is_none() {
-        config.acks = cafe_kafka::Acks::All;
-    }
+    args.producer.make_transactional(&mut config, args.transactional_id.as_deref());
     config.validate().map_err(|e| Error::Usage(e.to_string()))?;
     // The registry first: a registry problem fails before any Kafka work.
     let schema_id = match &args.schema_registry {

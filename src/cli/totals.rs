@@ -44,7 +44,7 @@ pub struct TotalsArgs {
 }
 
 /// A customer's running total, as written to --to.
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Debug, Default, PartialEq)]
 struct Total {
     orders: u64,
     /// In cents, so sums stay exact.
@@ -126,14 +126,15 @@ pub async fn run(common: &Common, args: TotalsArgs) -> Result<(), Error> {
         idle_since = tokio::time::Instant::now();
         producer.begin_transaction()?;
         let mut offsets: BTreeMap<TopicPartition, i64> = BTreeMap::new();
-        let mut updated = totals.clone();
+        // Updated in place: a transaction that fails to commit ends the run, and the
+        // next one restores the totals from --to.
         for r in &batch {
             offsets.insert(TopicPartition::new(r.topic.as_str(), r.partition), r.record.offset + 1);
             let Some(ev) = r.record.value.as_deref().and_then(|v| CafeEvent::from_json(v).ok()) else {
                 tracing::warn!(topic = %r.topic, partition = r.partition, offset = r.record.offset, "not a cafe event; skipped");
                 continue;
             };
-            let t = updated.entry(ev.customer_name.clone()).or_default();
+            let t = totals.entry(ev.customer_name.clone()).or_default();
             t.orders += 1;
             t.cents += cents(ev.amount);
             let record = ProducerRecord::new(to.clone(), t.to_json(&ev.customer_name)).with_key(ev.customer_name);
@@ -147,7 +148,6 @@ pub async fn run(common: &Common, args: TotalsArgs) -> Result<(), Error> {
             let _ = producer.abort_transaction().await;
             break Err(e.into());
         }
-        totals = updated;
         events += batch.len() as u64;
         transactions += 1;
     };

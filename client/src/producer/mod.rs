@@ -248,20 +248,24 @@ impl State {
         Some(n)
     }
 
-    /// The null-key picker of `topic` among `pickers` (`State::null_keys`).
-    fn null_keys_of<'a>(
-        pickers: &'a mut Vec<(Arc<str>, NullKeyPicker)>,
+    /// The partition of a record of `size` bytes with `key` for `topic`: by key, or
+    /// from the topic's sticky null-key picker in `pickers` (`State::null_keys`).
+    fn partition_of(
+        pickers: &mut Vec<(Arc<str>, NullKeyPicker)>,
+        config: &ProducerConfig,
         topic: &Arc<str>,
-        batch_size: usize,
-    ) -> &'a mut NullKeyPicker {
+        key: Option<&[u8]>,
+        partitions: i32,
+        size: usize,
+    ) -> i32 {
         let at = match pickers.iter().position(|(t, _)| **t == **topic) {
             Some(at) => at,
             None => {
-                pickers.push((Arc::from(&**topic), NullKeyPicker::sticky(None, batch_size)));
+                pickers.push((Arc::from(&**topic), NullKeyPicker::sticky(None, config.batch_size)));
                 pickers.len() - 1
             }
         };
-        &mut pickers[at].1
+        config.partitioner.partition_sized(key, partitions, size, &mut pickers[at].1)
     }
 
     /// The core's reports matched to their waiters.
@@ -422,10 +426,8 @@ impl Producer {
                                 }
                                 // A partition joins the transaction before a record of it is batched.
                                 let p = record.partition.unwrap_or_else(|| {
-                                    let null_keys =
-                                        State::null_keys_of(&mut state.null_keys, &record.topic, config.batch_size);
-                                    let key = record.key.as_deref();
-                                    config.partitioner.partition_sized(key, partitions, size, null_keys)
+                                    let (topic, key) = (&record.topic, record.key.as_deref());
+                                    State::partition_of(&mut state.null_keys, config, topic, key, partitions, size)
                                 });
                                 record.partition = Some(p);
                                 if txn.needs_partition(&record.topic, p) {
@@ -435,12 +437,11 @@ impl Producer {
                             }
                             let id = state.pending.admit(size, completion);
                             let (topic, partition, r) = OutRecord::new(id, record, now_ms);
-                            let partitioner = config.partitioner;
-                            let null_keys = State::null_keys_of(&mut state.null_keys, &topic, config.batch_size);
-                            let news = state.core.append(&topic, r, Instant::now, |r| {
+                            let State { core, null_keys, .. } = state;
+                            let news = core.append(&topic, r, Instant::now, |r| {
                                 partition.unwrap_or_else(|| {
                                     let key = r.key.as_deref();
-                                    partitioner.partition_sized(key, partitions, r.approx_size(), null_keys)
+                                    State::partition_of(null_keys, config, &topic, key, partitions, r.approx_size())
                                 })
                             });
                             // Only a record refused by the core (over max.request.size) is settled here.

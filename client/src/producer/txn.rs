@@ -68,8 +68,13 @@ fn transport(e: impl std::fmt::Display) -> Failure<TransactionError> {
 
 /// The coordinator of `key` (a transactional id or a group).
 async fn coordinator(cluster: &Cluster, key: &str, key_type: i8) -> Result<Arc<Connection>, Failure<TransactionError>> {
-    let node = cluster.find_coordinator(key, key_type).await.map_err(transport)?;
-    let node = node.or_else(|code| classify(code).map(|()| -1))?;
+    let node = match cluster.find_coordinator(key, key_type).await.map_err(transport)? {
+        Ok(node) => node,
+        // An error code Kafka does not define is retried like a transport failure.
+        Err(code) => {
+            return Err(classify(code).err().unwrap_or_else(|| transport(format!("FindCoordinator error {code}"))));
+        }
+    };
     cluster.broker(node).await.map_err(transport)
 }
 

@@ -135,12 +135,7 @@ fn event_pool(count: usize) -> Vec<(Bytes, Bytes)> {
 
 async fn produce(common: &Common, args: ProduceBenchArgs) -> Result<(), Error> {
     let mut config = args.producer.config_without_transactions(common, "bench produce")?;
-    if let Some(id) = &args.transactional_id {
-        config.transactional_id = Some(id.clone());
-        if args.producer.acks.is_none() {
-            config.acks = cafe_kafka::Acks::All;
-        }
-    }
+    args.producer.make_transactional(&mut config, args.transactional_id.as_deref());
     config.validate().map_err(|e| Error::Usage(e.to_string()))?;
     let n = args.num_records;
     let pool: Vec<(Option<Bytes>, Bytes)> = if args.cafe_events {

@@ -430,6 +430,54 @@ mod producer_api {
     }
 
     #[tokio::test(flavor = "multi_thread")]
+    async fn tagged_records_report_to_the_handler_by_tag_with_their_offsets() {
+        let topic = unique_topic("lib-produce-tagged");
+        create_topic(&topic, 2);
+        let cluster = Cluster::connect(vec![bootstrap()], ConnectionConfig::default()).await.expect("connect");
+        let reports = Arc::new(std::sync::Mutex::new(Vec::<(u64, Delivery)>::new()));
+        let seen = Arc::clone(&reports);
+        let handler = Box::new(move |tag: u64, d: &Delivery| seen.lock().unwrap().push((tag, d.clone())));
+        let producer =
+            Producer::with_delivery_handler(cluster, ProducerConfig::default(), handler).await.expect("producer");
+        for tag in 0..300u64 {
+            // Tags need not be dense or ordered: the handler gets back what was given.
+            let mut r = ProducerRecord::new(topic.as_str(), format!("v{tag}"));
+            r.partition = Some((tag % 2) as i32);
+            producer.send_tagged(r, tag * 7).await.expect("send");
+        }
+        producer.close().await;
+        let reports = std::mem::take(&mut *reports.lock().unwrap());
+        let tags: BTreeSet<u64> = reports.iter().map(|(t, _)| *t).collect();
+        assert_eq!(reports.len(), 300, "one report per record");
+        assert_eq!(tags, (0..300u64).map(|t| t * 7).collect(), "every tag once");
+        // Each partition's offsets are 0..150, in the order its records were sent.
+        for p in 0..2 {
+            let mut sent: Vec<(u64, i64)> = Vec::new();
+            for (tag, d) in reports.iter().filter(|(t, _)| (t / 7 % 2) as i32 == p) {
+                assert_eq!((d.topic.as_ref(), d.partition), (topic.as_str(), p), "record {}", tag / 7);
+                sent.push((*tag, d.result.clone().expect("delivered").expect("an offset with acks=all")));
+            }
+            sent.sort();
+            assert_eq!(
+                sent.into_iter().map(|(_, o)| o).collect::<Vec<_>>(),
+                (0..150).collect::<Vec<i64>>(),
+                "partition {p}"
+            );
+        }
+        delete_topic(&topic);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn send_tagged_without_a_handler_gives_the_record_back() {
+        let (topic, producer) = topic_and_producer("lib-produce-untagged", 1, ProducerConfig::default()).await;
+        let refused = producer.send_tagged(ProducerRecord::new(topic.as_str(), "v"), 1).await.expect_err("refused");
+        assert!(matches!(refused.kind, SendErrorKind::NoDeliveryHandler), "{refused}");
+        assert_eq!(refused.record.value.as_deref(), Some(&b"v"[..]));
+        producer.close().await;
+        delete_topic(&topic);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
     async fn dropping_every_handle_still_delivers_what_was_sent() {
         let (topic, producer) = topic_and_producer("lib-produce-drop", 1, ProducerConfig::default()).await;
         let mut pending = Vec::new();

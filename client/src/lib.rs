@@ -71,8 +71,8 @@ pub use group::assign::{Assignor, RebalanceProtocol};
 pub use group::{GroupConfig, GroupError, GroupProtocol};
 pub use partitioner::Partitioner;
 pub use producer::{
-    Acks, Delivery, DeliveryError, DeliveryFuture, GroupMetadata, Producer, ProducerConfig, ProducerRecord,
-    RecordMetadata, SendError, SendErrorKind, TransactionError,
+    Acks, Delivery, DeliveryError, DeliveryFuture, DeliveryHandler, GroupMetadata, Producer, ProducerConfig,
+    ProducerRecord, RecordMetadata, SendError, SendErrorKind, TransactionError,
 };
 pub use registry::SchemaRegistry;
 pub use types::TopicPartition;

@@ -91,6 +91,13 @@ impl Outcome {
         };
         Delivery { topic: self.topic.clone(), partition: self.partition, result }
     }
+
+    /// Makes `d`, a delivery of this outcome, the one of `ids[i]`: only the offset differs.
+    pub(crate) fn move_to(&self, d: &mut Delivery, i: usize) {
+        if let Ok(base) = &self.result {
+            d.result = Ok(base.map(|b| b + i as i64));
+        }
+    }
 }
 
 /// Counts of one produce run.

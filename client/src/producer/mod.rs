@@ -14,6 +14,7 @@
 mod accumulator;
 mod batch;
 mod config;
+mod delivery;
 mod encode;
 mod idempotence;
 mod pending;
@@ -22,10 +23,7 @@ mod sender;
 mod transaction;
 mod txn;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use kafka_protocol::error::ResponseError;
@@ -35,6 +33,8 @@ pub use accumulator::{DeliveryError, ProduceSummary};
 #[cfg(test)]
 pub(crate) use batch::encode_batch;
 pub use config::{Acks, Compression, ConfigError, ProducerConfig};
+pub(crate) use delivery::{Completion, Reports};
+pub use delivery::{DeliveryFuture, DeliveryHandler};
 pub use record::{Delivery, ProducerRecord, RecordMetadata};
 use transaction::Transaction;
 pub use transaction::TransactionError;
@@ -43,7 +43,7 @@ pub use txn::GroupMetadata;
 use crate::cluster::{self, Cluster};
 use crate::partitioner::NullKeyPicker;
 use crate::types::TopicPartition;
-use accumulator::{Accumulator, BATCH_OVERHEAD, Outcome};
+use accumulator::{Accumulator, BATCH_OVERHEAD};
 use batch::OutRecord;
 use pending::Pending;
 
@@ -96,6 +96,10 @@ pub enum SendErrorKind {
     /// failed (it can only be aborted), or the producer was fenced.
     #[error(transparent)]
     Transaction(TransactionError),
+    /// [`send_tagged`](Producer::send_tagged) on a producer made without a
+    /// delivery handler: there would be no one to tell of the record's delivery.
+    #[error("send_tagged needs a producer made with Producer::with_delivery_handler")]
+    NoDeliveryHandler,
     /// `buffer.memory` stayed full (the brokers take records slower than they come)
     /// for `max.block.ms`, or the topic's metadata took that long.
     #[error("no room for the record within max.block.ms={max_block_ms} (buffer.memory={buffer_memory} bytes)")]
@@ -163,6 +167,8 @@ pub(crate) struct Shared {
     /// Wakes `send`s waiting for room in `buffer.memory` or behind a full backlog
     /// (`Accumulator::backlog_full`).
     room: Notify,
+    /// Told of every record sent with `send_tagged`.
+    on_delivery: Option<DeliveryHandler>,
 }
 
 /// Everything behind the lock: the pure core and who waits for what. Held only for
@@ -181,53 +187,6 @@ pub(crate) struct State {
     /// The background task has finished; `close` returns at once.
     stopped: bool,
     closers: Vec<oneshot::Sender<()>>,
-}
-
-/// How a record's caller hears of its delivery.
-pub(crate) enum Completion {
-    Future(oneshot::Sender<Delivery>),
-    Callback(Box<dyn FnOnce(Delivery) + Send>),
-}
-
-impl Completion {
-    fn complete(self, d: Delivery) {
-        match self {
-            // The caller may have dropped its future: it did not want to know.
-            Completion::Future(tx) => drop(tx.send(d)),
-            Completion::Callback(f) => f(d),
-        }
-    }
-}
-
-/// Delivery reports taken from the core under the lock, handed out after it: each
-/// outcome with the waiters of its records (`completions`, in the same order, as
-/// (index in the outcome, waiter)), so a record's `Delivery` is built only outside
-/// the lock, and only for a record someone waits for.
-#[derive(Default)]
-#[must_use]
-pub(crate) struct Reports {
-    outcomes: Vec<(Outcome, usize)>,
-    completions: Vec<(usize, Completion)>,
-    flushed: Vec<oneshot::Sender<()>>,
-}
-
-impl Reports {
-    /// Tells every waiter; wakes `send`s waiting for the room their records freed.
-    fn hand_out(self, shared: &Shared) {
-        let freed = !self.completions.is_empty();
-        let mut completions = self.completions.into_iter();
-        for (outcome, n) in &self.outcomes {
-            for (i, c) in completions.by_ref().take(*n) {
-                c.complete(outcome.delivery(i));
-            }
-        }
-        for f in self.flushed {
-            let _ = f.send(());
-        }
-        if freed {
-            shared.room.notify_waiters();
-        }
-    }
 }
 
 impl State {
@@ -304,25 +263,6 @@ impl Shared {
     }
 }
 
-/// The delivery of one record: resolves to where it landed, or why it was not
-/// delivered. Dropping it does not cancel the send.
-#[must_use = "the record is sent either way; await this to learn its offset or error"]
-pub struct DeliveryFuture {
-    rx: oneshot::Receiver<Delivery>,
-}
-
-impl Future for DeliveryFuture {
-    type Output = Result<RecordMetadata, DeliveryError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx).poll(cx).map(|r| match r {
-            Ok(d) => d.into_result(),
-            // The background task went away without settling it (runtime shut down).
-            Err(_) => Err(DeliveryError::Stopped),
-        })
-    }
-}
-
 /// The time now in milliseconds since the Unix epoch: a record's default timestamp.
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
@@ -332,6 +272,41 @@ impl Producer {
     /// A producer on `cluster`; with idempotence it gets its producer id first.
     /// Starts the background task, so it must be called inside a Tokio runtime.
     pub async fn new(cluster: Arc<Cluster>, config: ProducerConfig) -> Result<Self, Error> {
+        Self::start(cluster, config, None).await
+    }
+
+    /// Like [`new`](Self::new), with a handler that hears of the delivery of every
+    /// record sent with [`send_tagged`](Self::send_tagged), by its tag.
+    ///
+    /// ```no_run
+    /// # async fn demo(cluster: std::sync::Arc<cafe_kafka::Cluster>) -> Result<(), Box<dyn std::error::Error>> {
+    /// use cafe_kafka::{Producer, ProducerConfig, ProducerRecord};
+    /// let on_delivery = |tag: u64, d: &cafe_kafka::Delivery| {
+    ///     if let Err(e) = &d.result {
+    ///         eprintln!("order {tag} not delivered: {e}");
+    ///     }
+    /// };
+    /// let producer =
+    ///     Producer::with_delivery_handler(cluster, ProducerConfig::default(), Box::new(on_delivery)).await?;
+    /// for order in 0..1000u64 {
+    ///     producer.send_tagged(ProducerRecord::new("orders", order.to_string()), order).await?;
+    /// }
+    /// producer.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn with_delivery_handler(
+        cluster: Arc<Cluster>,
+        config: ProducerConfig,
+        handler: DeliveryHandler,
+    ) -> Result<Self, Error> {
+        Self::start(cluster, config, Some(handler)).await
+    }
+
+    async fn start(
+        cluster: Arc<Cluster>,
+        config: ProducerConfig,
+        on_delivery: Option<DeliveryHandler>,
+    ) -> Result<Self, Error> {
         config.validate()?;
         // A transactional producer gets its id from init_transactions.
         let producer_id = match config.idempotent() && config.transactional_id.is_none() {
@@ -348,8 +323,8 @@ impl Producer {
             closers: Vec::new(),
             txn: config.transactional_id.is_some().then(Transaction::new),
         };
-        let shared =
-            Arc::new(Shared { cluster, config, state: Mutex::new(state), wake: Notify::new(), room: Notify::new() });
+        let (state, wake, room) = (Mutex::new(state), Notify::new(), Notify::new());
+        let shared = Arc::new(Shared { cluster, config, state, wake, room, on_delivery });
         tokio::spawn(sender::run(Arc::clone(&shared)));
         Ok(Self { handle: Arc::new(Handle { shared }) })
     }
@@ -375,6 +350,18 @@ impl Producer {
         F: FnOnce(Delivery) + Send + 'static,
     {
         self.enqueue(record, Completion::Callback(Box::new(on_delivery))).await
+    }
+
+    /// Like [`send_with_callback`](Self::send_with_callback), but the outcome goes
+    /// to the producer's [`DeliveryHandler`] with `tag`, which can be anything the
+    /// caller needs to match it up (an index, a send time): the cheapest way to
+    /// send many records. Fails with [`SendErrorKind::NoDeliveryHandler`] unless the
+    /// producer was made with [`with_delivery_handler`](Self::with_delivery_handler).
+    pub async fn send_tagged(&self, record: ProducerRecord, tag: u64) -> Result<(), SendError> {
+        if self.handle.shared.on_delivery.is_none() {
+            return Err(SendError { kind: SendErrorKind::NoDeliveryHandler, record: Box::new(record) });
+        }
+        self.enqueue(record, Completion::Tagged(tag)).await
     }
 
     async fn enqueue(&self, mut record: ProducerRecord, completion: Completion) -> Result<(), SendError> {
@@ -414,7 +401,8 @@ impl Producer {
                             drop(st);
                             let (size, max) = (size + BATCH_OVERHEAD, config.buffer_memory);
                             let err = DeliveryError::RecordTooLarge { size, max, setting: "buffer.memory" };
-                            completion.complete(Delivery { topic: record.topic, partition: -1, result: Err(err) });
+                            completion
+                                .complete(Delivery { topic: record.topic, partition: -1, result: Err(err) }, shared);
                             return Ok(());
                         }
                         if st.pending.has_room(size) && !st.core.backlog_full() {

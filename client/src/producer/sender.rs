@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use kafka_protocol::error::ResponseError;
@@ -34,6 +34,16 @@ const MAX_PRODUCE_VERSION: i16 = 12;
 /// The last Produce version of transaction protocol 1.
 const MAX_PRODUCE_VERSION_TXN_V1: i16 = 11;
 
+/// How far ahead of the clock the driver decides what `linger.ms` has made due,
+/// and how early it wakes for it. A tokio timer fires up to about 2 ms late: the
+/// deadline is rounded up to the wheel's next millisecond tick, and the poll's
+/// timeout up to a whole millisecond again. Without the slack a 5 ms linger held
+/// batches for 6–7 ms (p50 at 1k records/s: 4.6–4.8 ms, against 3.5–3.8 for
+/// librdkafka and franz-go); with it a batch goes within about a millisecond of
+/// `linger.ms`, on either side (Java, reading its clock in whole milliseconds,
+/// sends up to one early).
+const TIMER_SLACK: Duration = Duration::from_millis(1);
+
 /// Runs until the producer is closing and every record is settled.
 pub(super) async fn run(shared: Arc<Shared>) {
     let _stop = Stopped(Arc::clone(&shared));
@@ -45,13 +55,14 @@ pub(super) async fn run(shared: Arc<Shared>) {
         let (deadline, done, settled) = {
             let mut st = shared.lock();
             let st = &mut *st;
-            let now = Instant::now();
-            st.core.seal_aged(now);
+            // Every linger decision as of a moment ahead: see TIMER_SLACK.
+            let soon = Instant::now() + TIMER_SLACK;
+            st.core.seal_aged(soon);
             let hurry = st.closing || st.pending.flushing();
             if hurry {
                 st.core.seal_all();
             }
-            if st.core.has_free_slot() && (st.core.request_due(now) || (hurry && st.core.ready_len() > 0)) {
+            if st.core.has_free_slot() && (st.core.request_due(soon) || (hurry && st.core.ready_len() > 0)) {
                 let infos: Vec<TopicInfo> = st.core.topics().filter_map(|t| shared.cluster.topic(t)).collect();
                 let leader_of = |topic: &str, p: i32| {
                     infos.iter().find(|i| i.name == topic).and_then(|i| i.leader_of(p)).unwrap_or(-1)
@@ -67,7 +78,8 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 }
             }
             let done = st.closing && lanes.outstanding == 0 && st.core.is_idle();
-            (st.core.next_deadline(now), done, st.reports())
+            // Later than `soon`, so the wake-up is never in the past.
+            (st.core.next_deadline(soon).map(|at| at - TIMER_SLACK), done, st.reports())
         };
         // Reports of batches that failed to seal (not expected), if any.
         settled.hand_out(&shared);
@@ -214,7 +226,7 @@ impl Drop for Stopped {
         };
         for c in records {
             // The topic and partition are not kept per record; the error is what matters.
-            c.complete(Delivery { topic: Arc::from(""), partition: -1, result: Err(DeliveryError::Stopped) });
+            c.complete(Delivery { topic: Arc::from(""), partition: -1, result: Err(DeliveryError::Stopped) }, &self.0);
         }
         for tx in flushes.into_iter().chain(closers) {
             let _ = tx.send(());

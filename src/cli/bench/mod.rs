@@ -4,7 +4,7 @@
 //! keyed cafe events the peer clients send, so every client sends the same bytes.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -145,9 +145,17 @@ async fn produce(common: &Common, args: ProduceBenchArgs) -> Result<(), Error> {
         let value: Vec<u8> = (0..args.record_size).map(|i| b'A' + (i % 26) as u8).collect();
         vec![(None, Bytes::from(value))]
     };
+    let every = args.sample_every;
+    // One run per process, so leaking the counters costs nothing; sharing them by
+    // `Arc` would move its count between this task's thread and the producer's on
+    // every record.
+    let stats: &'static ProduceStats = Box::leak(Box::new(ProduceStats::new(&pool, n, every)));
     let cluster = common.cluster().await?;
     cluster.topic_or_fetch(&args.topic).await?;
-    let producer = Producer::new(cluster, config).await?;
+    // Each record's tag is its index: the handler finds its size and, for a sampled
+    // one, its send time from that, so nothing is allocated per record.
+    let on_delivery = Box::new(|i: u64, d: &cafe_kafka::Delivery| stats.record(i, d));
+    let producer = Producer::with_delivery_handler(cluster, config, on_delivery).await?;
     let topic: Arc<str> = Arc::from(args.topic.as_str());
     let transactions = args.transactional_id.is_some().then(|| Duration::from_millis(args.transaction_ms));
     if transactions.is_some() {
@@ -156,11 +164,6 @@ async fn produce(common: &Common, args: ProduceBenchArgs) -> Result<(), Error> {
     }
     let mut txn_started = Instant::now();
 
-    let every = args.sample_every;
-    // One run per process, so leaking the counters costs nothing; sharing them by
-    // `Arc` would move its count between this task's thread and the producer's on
-    // every record.
-    let stats: &'static ProduceStats = Box::leak(Box::default());
     let progress = Progress::start("produce", n, Arc::clone(&stats.done), args.output.quiet);
     let start = Instant::now();
     let cpu0 = cpu_seconds();
@@ -176,11 +179,8 @@ async fn produce(common: &Common, args: ProduceBenchArgs) -> Result<(), Error> {
         let (key, value) = &pool[(i % pool.len() as u64) as usize];
         let mut record = ProducerRecord::new(Arc::clone(&topic), value.clone());
         record.key = key.clone();
-        let size = (key.as_ref().map_or(0, |k| k.len()) + value.len()) as u64;
-        // Send times of one record in `every`, in µs since the start.
-        let sent = (i % every == 0).then(|| micros_since(start));
-        let on_delivery = move |d: cafe_kafka::Delivery| stats.record(&d, size, sent.map(|t| (t, start)));
-        producer.send_with_callback(record, on_delivery).await?;
+        stats.sending(i);
+        producer.send_tagged(record, i).await?;
         if transactions.is_some_and(|d| txn_started.elapsed() >= d) {
             producer.commit_transaction().await?;
             producer.begin_transaction()?;
@@ -211,9 +211,16 @@ async fn produce(common: &Common, args: ProduceBenchArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// What the delivery callbacks of `bench produce` gather, from the producer's task.
-#[derive(Default)]
+/// What the delivery handler of `bench produce` gathers, from the producer's task.
 struct ProduceStats {
+    /// What the send times count from.
+    start: Instant,
+    /// The size of each record of the pool (record `i` is the pool's `i % len`).
+    sizes: Vec<u64>,
+    /// One record in `every` is timed, from hand-over to acknowledgement.
+    every: u64,
+    /// The send times of the timed records, in µs since `start`.
+    sent_us: Vec<AtomicU32>,
     done: Arc<AtomicU64>,
     bytes: AtomicU64,
     failed: AtomicU64,
@@ -223,16 +230,38 @@ struct ProduceStats {
 }
 
 impl ProduceStats {
-    /// Counts one delivery of `size` bytes; `sent` is its send time (µs since `start`)
-    /// when it is one of the sampled records.
-    fn record(&self, d: &cafe_kafka::Delivery, size: u64, sent: Option<(u32, Instant)>) {
-        if let Some((at, start)) = sent {
-            let took = micros_since(start).saturating_sub(at);
+    fn new(pool: &[(Option<Bytes>, Bytes)], n: u64, every: u64) -> Self {
+        let sizes = pool.iter().map(|(k, v)| (k.as_ref().map_or(0, |k| k.len()) + v.len()) as u64).collect();
+        ProduceStats {
+            start: Instant::now(),
+            sizes,
+            every,
+            sent_us: (0..n.div_ceil(every)).map(|_| AtomicU32::new(0)).collect(),
+            done: Arc::default(),
+            bytes: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+            latencies: Mutex::new(Vec::with_capacity(n.div_ceil(every) as usize)),
+        }
+    }
+
+    /// Notes the send time of record `i` if it is a timed one.
+    fn sending(&self, i: u64) {
+        if i % self.every == 0 {
+            self.sent_us[(i / self.every) as usize].store(micros_since(self.start), Ordering::Relaxed);
+        }
+    }
+
+    /// Counts the delivery of record `i`.
+    fn record(&self, i: u64, d: &cafe_kafka::Delivery) {
+        if i % self.every == 0 {
+            let at = self.sent_us[(i / self.every) as usize].load(Ordering::Relaxed);
+            let took = micros_since(self.start).saturating_sub(at);
             self.latencies.lock().unwrap_or_else(|e| e.into_inner()).push(took);
         }
         match &d.result {
             Ok(_) => {
-                self.bytes.fetch_add(size, Ordering::Relaxed);
+                self.bytes.fetch_add(self.sizes[(i % self.sizes.len() as u64) as usize], Ordering::Relaxed);
             }
             Err(e) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);

@@ -2,8 +2,8 @@
 //! produce` commits is what read_committed readers see (cafe, the Java console
 //! consumer, confluent-kafka), what it aborts they never see (read_uncommitted
 //! does), a second producer with the same `transactional.id` fences the first,
-//! a `kill -9`ed one leaves nothing visible, and offsets sent to a transaction
-//! count only when it commits.
+//! a `kill -9`ed one leaves nothing visible, offsets sent to a transaction
+//! count only when it commits, and only for a member still in the group (KIP-447).
 //!
 //! Needs the broker from `make kafka-up`, the peer venv and Java for Kafka's tools.
 
@@ -12,9 +12,10 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cafe_kafka::consumer::{Consumer, ConsumerConfig, ConsumerEvent};
 use cafe_kafka::{
-    Cluster, ConnectionConfig, GroupMetadata, Producer, ProducerConfig, ProducerRecord, TopicPartition,
-    TransactionError,
+    Cluster, ConnectionConfig, GroupConfig, GroupMetadata, GroupProtocol, Producer, ProducerConfig, ProducerRecord,
+    TopicPartition, TransactionError,
 };
 use common::totals;
 use common::*;
@@ -178,6 +179,71 @@ async fn offsets_sent_to_a_transaction_count_only_when_it_commits() {
     let committed: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(committed.get(3), Some(&"3"), "the committed transaction's offset, not the aborted one's: {row}");
     delete_topic(&topic);
+}
+
+/// Waits for `consumer`'s first assignment, then returns its group metadata.
+async fn member_of(consumer: &mut Consumer) -> GroupMetadata {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), consumer.next_event()).await {
+            Ok(Ok(ConsumerEvent::Assigned(_))) => return consumer.group_metadata(),
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => panic!("consumer: {e}"),
+            Err(_) => panic!("no assignment within 30 s"),
+        }
+    }
+}
+
+/// KIP-447: offsets go with the member's generation and id, and the coordinator
+/// refuses those of a member the group has moved on from, with either protocol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_of_a_member_the_group_moved_on_from_are_refused() {
+    let cluster = Cluster::connect(vec![bootstrap()], ConnectionConfig::default()).await.expect("cluster");
+    let producer = transactional(&cluster, &unique_topic("cafe-txn-zombie-id")).await;
+    producer.init_transactions().await.expect("init");
+    for protocol in [GroupProtocol::Classic, GroupProtocol::Consumer] {
+        let topic = unique_topic("cafe-txn-zombie");
+        create_topic(&topic, 1);
+        let group = unique_topic("cafe-group-txn-zombie");
+        let config = || ConsumerConfig {
+            group: GroupConfig {
+                group_id: group.clone(),
+                topics: vec![topic.clone()],
+                protocol,
+                enable_auto_commit: false,
+                ..GroupConfig::default()
+            },
+            ..ConsumerConfig::default()
+        };
+        let mut first = Consumer::new(std::sync::Arc::clone(&cluster), config()).await.expect("first member");
+        let zombie = member_of(&mut first).await;
+        assert!(zombie.generation_id >= 0 && !zombie.member_id.is_empty(), "{protocol:?}: {zombie:?}");
+        first.close().await.expect("close the first member");
+        let mut second = Consumer::new(std::sync::Arc::clone(&cluster), config()).await.expect("second member");
+        let live = member_of(&mut second).await;
+        assert_ne!(live.member_id, zombie.member_id, "{protocol:?}");
+
+        let tp = TopicPartition::new(topic.as_str(), 0);
+        for (meta, offset) in [(&zombie, 7), (&live, 3)] {
+            producer.begin_transaction().unwrap();
+            producer.send(ProducerRecord::new(topic.as_str(), "x")).await.unwrap().await.expect("delivered");
+            match producer.send_offsets_to_transaction(&[(tp.clone(), offset)], meta).await {
+                Ok(()) if meta == &live => producer.commit_transaction().await.expect("commit"),
+                Ok(()) => panic!("{protocol:?}: the coordinator took the offsets of a member that left: {zombie:?}"),
+                Err(e) => {
+                    assert!(meta == &zombie, "{protocol:?}: the live member's offsets refused: {e}");
+                    assert!(matches!(e, TransactionError::Abortable(_)), "{protocol:?}: {e:?}");
+                    producer.abort_transaction().await.expect("abort");
+                }
+            }
+        }
+        second.close().await.expect("close the second member");
+        let out = kafka_tool("consumer-groups", &["--bootstrap-server", &bootstrap(), "--describe", "--group", &group]);
+        let described = stdout(&out);
+        let row = described.lines().find(|l| l.contains(&topic)).unwrap_or_else(|| panic!("no row: {described}"));
+        assert_eq!(row.split_whitespace().nth(3), Some("3"), "{protocol:?}: the live member's offset only: {row}");
+        delete_topic(&topic);
+    }
+    producer.close().await;
 }
 
 #[test]

@@ -6,15 +6,17 @@
 //! killed one left open) starts from the committed input offsets with the totals as
 //! `--to` holds them, committed: no update is lost or counted twice.
 //!
-//! One instance per group at a time: the transactional id is fixed, so a second
-//! instance fences the first (zombie fencing across instances with per-member
-//! generations, KIP-447, needs the member id the consumer does not expose yet).
+//! The input offsets are committed with the member's generation and id (KIP-447),
+//! so a member the group has moved on from cannot commit them. One instance per
+//! group at a time all the same: the totals are kept in memory for every customer
+//! and restored from `--to` only at the start, and the transactional id is fixed,
+//! so a second instance fences the first.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use cafe_kafka::consumer::{Consumer, ConsumerConfig, ConsumerEvent, IsolationLevel, OffsetReset};
-use cafe_kafka::{Admin, GroupMetadata, Producer, ProducerConfig, ProducerRecord, TopicPartition};
+use cafe_kafka::{Admin, Producer, ProducerConfig, ProducerRecord, TopicPartition};
 use clap::Args;
 use serde_json::json;
 
@@ -93,7 +95,6 @@ pub async fn run(common: &Common, args: TotalsArgs) -> Result<(), Error> {
     config.fetch.reset = OffsetReset::Earliest;
     config.validate()?;
     let mut consumer = Consumer::new(cluster, config).await?;
-    let group = GroupMetadata::new(args.group.clone());
     let to: std::sync::Arc<str> = args.to.as_str().into();
     let shutdown = super::interrupt::signal();
     tokio::pin!(shutdown);
@@ -142,7 +143,7 @@ pub async fn run(common: &Common, args: TotalsArgs) -> Result<(), Error> {
             drop(producer.send(record).await?);
         }
         let offsets: Vec<(TopicPartition, i64)> = offsets.into_iter().collect();
-        producer.send_offsets_to_transaction(&offsets, &group).await?;
+        producer.send_offsets_to_transaction(&offsets, &consumer.group_metadata()).await?;
         if let Err(e) = producer.commit_transaction().await {
             // Nothing of this batch counts; the next run starts again from the last commit.
             let _ = producer.abort_transaction().await;

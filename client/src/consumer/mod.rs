@@ -32,6 +32,7 @@ use crate::group::consumer_driver;
 use crate::group::driver::{self, Control, GroupHandle};
 use crate::group::io::Event;
 use crate::group::{GroupError, GroupProtocol};
+use crate::producer::GroupMetadata;
 use crate::types::TopicPartition;
 
 /// Why the consumer cannot go on (a commit's own failures are `CommitError`s).
@@ -126,8 +127,9 @@ pub struct Consumer {
     /// An error to return once the records before it were handed out.
     pending_error: Option<Error>,
     assigned: Vec<TopicPartition>,
-    /// The group generation `assigned` was given in; `None` before the first assignment.
-    generation: Option<i32>,
+    /// The group generation `assigned` was given in and the member id it was
+    /// given to; `None` before the first assignment.
+    generation: Option<(i32, String)>,
     /// Partitions the user paused: neither fetched nor handed out.
     paused: std::collections::BTreeSet<TopicPartition>,
     /// Assignment changes not yet returned by `next_event`.
@@ -183,7 +185,24 @@ impl Consumer {
     /// back within the session timeout rejoins the one it left. With
     /// `group.protocol=consumer` (KIP-848) it is the member epoch.
     pub fn generation_id(&self) -> Option<i32> {
-        self.generation
+        self.generation.as_ref().map(|(g, _)| *g)
+    }
+
+    /// The member as a transaction commits offsets for it (Java's
+    /// `groupMetadata()`, for `Producer::send_offsets_to_transaction`, KIP-447):
+    /// group id, generation (the member epoch with `group.protocol=consumer`),
+    /// member id and `group.instance.id`. The coordinator refuses the offsets of a
+    /// member that is no longer in this generation, so a zombie's transaction
+    /// cannot commit them. Before the first assignment generation and member id
+    /// are -1 and "", which the coordinator does not check.
+    pub fn group_metadata(&self) -> GroupMetadata {
+        let (generation_id, member_id) = self.generation.clone().unwrap_or((-1, String::new()));
+        GroupMetadata {
+            group_id: self.config.group.group_id.clone(),
+            generation_id,
+            member_id,
+            group_instance_id: self.config.group.group_instance_id.clone(),
+        }
     }
 
     /// The offset the next record of `tp` comes from, if `tp` is assigned and
@@ -400,9 +419,9 @@ impl Consumer {
     /// the user and a revocation stays open until the user calls again.
     fn on_control(&mut self, c: Control, events: bool) -> Result<(), Error> {
         match c {
-            Control::Assign { generation, partitions } => {
+            Control::Assign { generation, member_id, partitions } => {
                 tracing::info!(generation, partitions = ?partitions.iter().map(|(tp, _)| tp).collect::<Vec<_>>(), "assigned");
-                self.generation = Some(generation);
+                self.generation = Some((generation, member_id));
                 let mut added = Vec::with_capacity(partitions.len());
                 for (tp, start) in partitions {
                     let leader = self.fetcher.cached_leader(&tp);

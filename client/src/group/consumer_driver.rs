@@ -100,7 +100,8 @@ impl Driver {
             tracing::debug!(?action, "consumer-protocol action");
             match action {
                 Action::Assign { partitions } => {
-                    self.tell(Control::Assign { generation: self.member.member_epoch(), partitions })
+                    let (generation, member_id) = (self.member.member_epoch(), self.member.member_id().to_owned());
+                    self.tell(Control::Assign { generation, member_id, partitions })
                 }
                 Action::Revoke { partitions } => self.tell(Control::Revoke(partitions)),
                 Action::Fatal(e) => self.tell(Control::Fatal(e)),

@@ -352,6 +352,9 @@ impl ConsumerMember {
     pub fn member_epoch(&self) -> i32 {
         self.epoch
     }
+    pub fn member_id(&self) -> &str {
+        &self.member_id
+    }
     #[cfg(test)]
     pub fn owned(&self) -> &BTreeSet<TopicPartition> {
         &self.owned

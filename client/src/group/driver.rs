@@ -41,9 +41,10 @@ const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, PartialEq)]
 pub enum Control {
     /// Start these partitions (at their committed offset, if any), as the
-    /// assignment of group generation `generation`.
+    /// assignment of group generation `generation` to member `member_id`.
     Assign {
         generation: i32,
+        member_id: String,
         partitions: Vec<(TopicPartition, Option<i64>)>,
     },
     /// Stop these partitions, report positions, then send `Event::Revoked`.
@@ -163,7 +164,8 @@ impl Driver {
             tracing::debug!(?action, "group action");
             match action {
                 Action::Assign { partitions } => {
-                    self.tell(Control::Assign { generation: self.member.generation_id(), partitions })
+                    let (generation, member_id) = (self.member.generation_id(), self.member.member_id().to_owned());
+                    self.tell(Control::Assign { generation, member_id, partitions })
                 }
                 Action::Revoke { partitions } => self.tell(Control::Revoke(partitions)),
                 Action::Fatal(e) => self.tell(Control::Fatal(e)),

@@ -146,6 +146,10 @@ impl GroupMember {
     pub fn generation_id(&self) -> i32 {
         self.generation_id
     }
+    /// The id the coordinator gave this member ("" before it has one).
+    pub fn member_id(&self) -> &str {
+        &self.member_id
+    }
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed | Phase::Failed)
     }
@@ -948,9 +952,6 @@ impl GroupMember {
 impl GroupMember {
     pub fn config(&self) -> &GroupConfig {
         &self.config
-    }
-    pub fn member_id(&self) -> &str {
-        &self.member_id
     }
     pub fn assigned(&self) -> &BTreeSet<TopicPartition> {
         &self.assigned

@@ -161,9 +161,10 @@ impl FromStr for Partitioner {
 
 /// Spreads records without a key over the partitions, from a seeded starting
 /// point: round-robin per record ([`new`](Self::new)), or sticky
-/// ([`sticky`](Self::sticky)): every record to one partition until about a batch
-/// of bytes went there, then on to the next, as the Java client does (KIP-480,
-/// KIP-794's byte count; without its load-adaptive choice of the next partition).
+/// ([`sticky`](Self::sticky)): every record to one partition while they fit in a
+/// batch, then on to the next, as the Java client does (KIP-480, KIP-794's byte
+/// count, switching when the batch is full; without its load-adaptive choice of
+/// the next partition).
 ///
 /// The producer is sticky: at a moderate rate round-robin spreads records over
 /// every partition's batch, so none fills and each waits out `linger.ms`, where a
@@ -175,7 +176,7 @@ pub struct NullKeyPicker {
     // u64 so the counter never wraps in practice; wrapping at 2^32 would
     // skew the rotation whenever the partition count does not divide it.
     next: u64,
-    /// Bytes after which a sticky picker moves on; 0 for round-robin.
+    /// The bytes of records a sticky picker sends to one partition; 0 for round-robin.
     stick_bytes: usize,
     /// The sticky partition and the bytes sent to it.
     current: Option<(i32, usize)>,
@@ -192,8 +193,13 @@ impl NullKeyPicker {
         NullKeyPicker { next, stick_bytes: 0, current: None }
     }
 
-    /// Sticky: records go to one partition until `stick_bytes` (the producer's
-    /// `batch.size`) went there.
+    /// Sticky: records go to one partition while their sizes add up to at most
+    /// `stick_bytes` (the producer's `batch.size` less the batch header), so the
+    /// record that would not fit in that partition's batch, which seals it, is the
+    /// first of the next partition's. Counting on past `batch.size` instead left a
+    /// batch of a record or two after each full one, waiting out `linger.ms`:
+    /// 214 of 657 batches at 50k records/s of 100 B, p50 latency 2.5 ms against
+    /// franz-go's 1.5.
     pub fn sticky(seed: Option<u64>, stick_bytes: usize) -> Self {
         NullKeyPicker { stick_bytes, ..Self::new(seed) }
     }
@@ -209,7 +215,7 @@ impl NullKeyPicker {
         let n = num_partitions.max(1);
         if self.stick_bytes > 0 {
             if let Some((p, sent)) = &mut self.current {
-                if *p < n && *sent < self.stick_bytes {
+                if *p < n && *sent + size <= self.stick_bytes {
                     *sent += size;
                     return *p;
                 }
@@ -322,11 +328,15 @@ mod tests {
     fn a_sticky_picker_moves_on_after_a_batch_of_bytes() {
         let mut nulls = NullKeyPicker::sticky(Some(4), 1000);
         let first = nulls.next_partition_sized(3, 400);
-        assert_eq!(nulls.next_partition_sized(3, 400), first);
-        assert_eq!(nulls.next_partition_sized(3, 400), first, "800 bytes sent there: still below 1000");
-        let second = nulls.next_partition_sized(3, 400);
-        assert_eq!(second, (first + 1) % 3, "1200 bytes: the next partition");
+        assert_eq!(nulls.next_partition_sized(3, 400), first, "800 bytes sent there: still within 1000");
+        assert_eq!(nulls.next_partition_sized(3, 200), first, "1000 bytes: still within");
+        let second = nulls.next_partition_sized(3, 1);
+        assert_eq!(second, (first + 1) % 3, "1001 bytes would not fit: the next partition");
         assert_eq!(nulls.next_partition_sized(3, 10), second);
+        // A record larger than the whole allowance goes alone.
+        let third = nulls.next_partition_sized(3, 5000);
+        assert_eq!(third, (second + 1) % 3);
+        assert_eq!(nulls.next_partition_sized(3, 1), (third + 1) % 3);
         // Fewer partitions than the sticky one's number (another topic): move on.
         let mut nulls = NullKeyPicker::sticky(Some(4), 1000);
         while nulls.next_partition_sized(100, 1) < 2 {}

@@ -19,7 +19,8 @@ use super::config::ProducerConfig;
 use super::idempotence::{PartitionKey, ProducerIds};
 use super::record::Delivery;
 
-/// Record batch header, counted against `max.request.size` with the record.
+/// Record batch header: what an open batch starts at, counted against `batch.size`
+/// and `max.request.size` with the records.
 pub(crate) const BATCH_OVERHEAD: usize = 61;
 
 /// Why one record was not delivered.
@@ -294,11 +295,16 @@ impl Accumulator {
         if !batch.is_empty() && batch.size() + r.approx_size() > batch_size {
             sealed.push(std::mem::replace(batch, OpenBatch::new(topic.clone(), p, now())));
         }
+        let record_size = r.approx_size();
         if batch.is_empty() {
-            batch.reserve_for(batch_size, r.approx_size());
+            batch.reserve_for(batch_size, record_size);
         }
         batch.push(r);
-        if batch.size() >= batch_size {
+        // Full when another record like this one would not fit: it goes now, as
+        // Java sends a batch an append did not fit in, not at the next record (the
+        // sticky partitioner sends that one elsewhere, see `NullKeyPicker::sticky`)
+        // nor after `linger.ms`.
+        if batch.size() + record_size > batch_size {
             sealed.extend(open.remove(p));
         }
         let news = first_open || (!sealed.is_empty() && self.has_free_slot() && self.worth_sending());

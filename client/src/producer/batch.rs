@@ -64,7 +64,7 @@ pub struct OpenBatch {
 
 impl OpenBatch {
     pub fn new(topic: Arc<str>, partition: i32, now: Instant) -> Self {
-        Self { topic, partition, records: Vec::new(), size: 61 /* batch header */, created: now }
+        Self { topic, partition, records: Vec::new(), size: super::accumulator::BATCH_OVERHEAD, created: now }
     }
 
     /// Room for about a batch of records like the first (at most 4096): growing the

@@ -220,7 +220,10 @@ impl State {
         let at = match pickers.iter().position(|(t, _)| **t == **topic) {
             Some(at) => at,
             None => {
-                pickers.push((Arc::from(&**topic), NullKeyPicker::sticky(None, config.batch_size)));
+                pickers.push((
+                    Arc::from(&**topic),
+                    NullKeyPicker::sticky(None, config.batch_size.saturating_sub(BATCH_OVERHEAD)),
+                ));
                 pickers.len() - 1
             }
         };

@@ -130,15 +130,23 @@ fn seqs(req: &Request) -> Vec<(i32, i64, i32)> {
 #[test]
 fn a_batch_seals_at_batch_size() {
     let mut sim = Sim::new(ProducerConfig { batch_size: 1000, ..config() });
-    // 61 header + 5 * (21 + 100) = 666; the sixth and seventh reach 908, the eighth would pass 1000.
-    for _ in 0..7 {
+    // 61 header + 6 * (21 + 100) = 787: room for one more record like these.
+    for _ in 0..6 {
         sim.send("t", 0, 100);
     }
     assert_eq!(sim.core.ready_len(), 0, "still under batch.size");
     sim.send("t", 0, 100);
-    assert_eq!(sim.core.ready_len(), 1, "the full batch sealed before the record that would pass batch.size");
+    assert_eq!(sim.core.ready_len(), 1, "908 bytes: another record like the last would pass batch.size");
     let req = sim.core.next_request(by_parity).unwrap();
     assert_eq!(req.batches[0].ids, (0..7).collect::<Vec<_>>());
+    // Records of another size: one that does not fit seals the batch before it.
+    sim.send("t", 0, 10);
+    sim.send("t", 0, 10); // 61 + 2 * 31 = 123
+    assert_eq!(sim.core.ready_len(), 0);
+    sim.send("t", 0, 900);
+    assert_eq!(sim.core.ready_len(), 2, "the 900-byte record did not fit, and fills a batch of its own");
+    let ids: Vec<Vec<u64>> = (0..2).map(|_| sim.core.next_request(by_parity).unwrap().batches[0].ids.clone()).collect();
+    assert_eq!(ids, [vec![7, 8], vec![9]]);
 }
 
 #[test]
@@ -209,7 +217,8 @@ fn with_nothing_in_flight_one_sealed_batch_goes_at_once() {
 
 #[test]
 fn append_says_when_the_driver_has_something_new() {
-    let mut sim = Sim::new(ProducerConfig { batch_size: 400, max_in_flight: 1, ..config() });
+    // Room for three 121-byte records after the 61-byte header.
+    let mut sim = Sim::new(ProducerConfig { batch_size: 500, max_in_flight: 1, ..config() });
     let append = |sim: &mut Sim, p: i32| {
         let r = OutRecord::new(99, ProducerRecord::new("t", vec![b'x'; 100]), || 0).2;
         let now = sim.now();
@@ -218,17 +227,18 @@ fn append_says_when_the_driver_has_something_new() {
     assert!(append(&mut sim, 0), "the first open batch: a linger timer to set");
     assert!(!append(&mut sim, 0), "added to an open batch");
     assert!(!append(&mut sim, 1), "another batch opened, but an earlier timer is set");
-    assert!(append(&mut sim, 0), "partition 0's batch sealed and nothing in flight: it can go");
+    assert!(append(&mut sim, 0), "partition 0's batch full and nothing in flight: it can go");
     let req = sim.core.next_request(by_parity).expect("partition 0's batch");
     for _ in 0..2 {
         append(&mut sim, 1);
     }
     assert_eq!(sim.core.ready_len(), 1);
     assert!(!sim.core.has_free_slot());
-    for _ in 0..3 {
+    for _ in 0..2 {
         append(&mut sim, 0);
     }
     assert!(!append(&mut sim, 0), "a request's worth sealed, but no request slot is free: nothing to do yet");
+    assert_eq!(sim.core.ready_len(), 2);
     sim.respond(req, Response::Sent);
     assert!(sim.core.has_free_slot());
 }

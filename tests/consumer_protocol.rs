@@ -381,7 +381,7 @@ mod consumer_api {
                 ConsumerEvent::Records(rs) => {
                     read += rs.len();
                     for r in rs {
-                        positions.insert(TopicPartition::new(r.topic.as_str(), r.partition), r.record.offset + 1);
+                        positions.insert(TopicPartition::new(r.topic.clone(), r.partition), r.record.offset + 1);
                     }
                 }
                 other => panic!("unexpected {other:?}"),

@@ -400,7 +400,7 @@ fn json_line(r: &ConsumedRecord, decoded: &Decoded) -> serde_json::Value {
     use serde_json::{Map, Value, json};
     let rec = &r.record;
     let mut line = Map::new();
-    line.insert("topic".into(), json!(r.topic));
+    line.insert("topic".into(), json!(&*r.topic));
     line.insert("partition".into(), json!(r.partition));
     line.insert("offset".into(), json!(rec.offset));
     line.insert("timestamp".into(), json!(rec.timestamp_ms));

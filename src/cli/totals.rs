@@ -130,7 +130,7 @@ pub async fn run(common: &Common, args: TotalsArgs) -> Result<(), Error> {
         // Updated in place: a transaction that fails to commit ends the run, and the
         // next one restores the totals from --to.
         for r in &batch {
-            offsets.insert(TopicPartition::new(r.topic.as_str(), r.partition), r.record.offset + 1);
+            offsets.insert(TopicPartition::new(r.topic.clone(), r.partition), r.record.offset + 1);
             let Some(ev) = r.record.value.as_deref().and_then(|v| CafeEvent::from_json(v).ok()) else {
                 tracing::warn!(topic = %r.topic, partition = r.partition, offset = r.record.offset, "not a cafe event; skipped");
                 continue;

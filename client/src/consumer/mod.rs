@@ -84,8 +84,9 @@ pub enum Error {
 /// A record handed to the user.
 #[derive(Debug, Clone)]
 pub struct ConsumedRecord {
-    /// The topic it came from.
-    pub topic: String,
+    /// The topic it came from (shared by the records of a fetch: a `String` per
+    /// record was an allocation and a copy each, a sixth of `bench consume`'s CPU).
+    pub topic: Arc<str>,
     /// The partition it came from.
     pub partition: i32,
     /// Offset, timestamp, key, value and headers.
@@ -466,11 +467,13 @@ impl Consumer {
             self.buffered.rotate_left(i);
         }
         while let Some(chunk) = self.buffered.front_mut().filter(|c| !self.paused.contains(&c.tp)) {
-            let mut out = Vec::new();
+            // Sized for a poll up front (max.poll.records is 500 by default): growing
+            // by doubling copied the records again and again.
+            let mut out = Vec::with_capacity(max.min(1024));
             while out.len() < max {
                 match chunk.reader.next_record() {
                     Some(record) => out.push(ConsumedRecord {
-                        topic: chunk.tp.topic.to_string(),
+                        topic: Arc::clone(&chunk.tp.topic),
                         partition: chunk.tp.partition,
                         record,
                     }),

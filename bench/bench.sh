@@ -39,7 +39,7 @@
 #                          CAFE_BENCH_REBALANCE_S is set; no native peers are built
 #   CAFE_BENCH_NO_REBALANCE=1  every workload but bench/rebalance.py
 #   CAFE_BENCH_REBALANCE_S what to keep of CAFE_BENCH_TOTAL_S for bench/rebalance.py after
-#                          the harness (default 150 s: one round of its 5 modes, ~110 s).
+#                          the harness (default 150 s: one round of its 5 modes, ~120 s).
 #                          It always runs one round, and further rounds (up to
 #                          CAFE_BENCH_REBALANCE_RUNS) while they fit in what the harness
 #                          left of the total; CAFE_BENCH_REBALANCE_S=400 keeps room for 3
@@ -112,7 +112,8 @@ BUDGET="${CAFE_BENCH_BUDGET_S:-$(( ${CAFE_BENCH_TOTAL_S:-1440} - SECONDS - RESER
     --peers-dir "$REPO/.run/bench/peers" ${BROKER_PID_FILE:+--broker-pid-file "$BROKER_PID_FILE"}
 if ((REBALANCE)); then
     # One round of every mode always, more (up to CAFE_BENCH_REBALANCE_RUNS) while they
-    # fit: after the harness, in what it left of the total (at least the reserve); alone
+    # fit: after the harness, in what it left of the total (the reserve, more if the
+    # harness stopped early, less if it overran); alone
     # (CAFE_BENCH_ONLY=rebalance), in CAFE_BENCH_REBALANCE_S if set, else all of them.
     RB_BUDGET=()
     if [[ $ONLY != rebalance ]]; then

@@ -23,7 +23,8 @@
 #   CAFE_BENCH_BUDGET_S    the harness's own budget instead (seconds)
 #   CAFE_BENCH_BROKER_PID_FILE  with CAFE_BENCH_BOOTSTRAP: that broker's pid file, for the
 #                          broker CPU columns (they stay empty without it)
-#   CAFE_BENCH_REBALANCE_RUNS  repetitions of the rebalance measurement (default 3)
+#   CAFE_BENCH_REBALANCE_RUNS  repetitions of the harness's rebalance runs, and the most
+#                          rounds bench/rebalance.py runs (default 3)
 #   CAFE_BENCH_HEARTBEATS  heartbeat.interval.ms values for the rebalance runs (default 3000,500)
 #   CAFE_BENCH_SCALE       fraction of the record counts, for trying the harness (default 1)
 #   CAFE_BENCH_KEEP_BROKER=1  leave the benchmark broker running afterwards
@@ -34,10 +35,14 @@
 #                          produce workloads, no rebalance (default: all)
 #   CAFE_BENCH_ONLY=latency  only the fixed-rate latency workloads (1k, 50k, 200k rec/s)
 #   CAFE_BENCH_ONLY=rebalance  only bench/rebalance.py (3 members, 12 partitions, every
-#                          rebalance mode; repetitions: CAFE_BENCH_REBALANCE_RUNS)
-#   CAFE_BENCH_NO_REBALANCE=1  every workload but bench/rebalance.py (saves its ~9 min)
+#                          rebalance mode), all CAFE_BENCH_REBALANCE_RUNS rounds unless
+#                          CAFE_BENCH_REBALANCE_S is set; no native peers are built
+#   CAFE_BENCH_NO_REBALANCE=1  every workload but bench/rebalance.py
 #   CAFE_BENCH_REBALANCE_S what to keep of CAFE_BENCH_TOTAL_S for bench/rebalance.py after
-#                          the harness (default 560 s: it took 543 s on 2026-12-01)
+#                          the harness (default 150 s: one round of its 5 modes, ~120 s).
+#                          It always runs one round, and further rounds (up to
+#                          CAFE_BENCH_REBALANCE_RUNS) while they fit in what the harness
+#                          left of the total; CAFE_BENCH_REBALANCE_S=400 keeps room for 3
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -51,8 +56,16 @@ say "building cafe (release)"
 cargo build --release --quiet
 scripts/kafka.sh fetch >/dev/null 2>&1 || scripts/kafka.sh fetch
 PY="$(scripts/py-peers.sh)"
-say "building the native peers (cached in .run/bench/peers)"
-bench/peers/build.sh "$PY"
+ONLY="${CAFE_BENCH_ONLY:-all}"
+# The native peers' build (minutes from a fresh clone, the Rust ones most) runs in
+# the background while the broker starts, and is waited for before the harness: no
+# measurement runs beside it. bench/rebalance.py runs none of them.
+PEERS_PID=
+if [[ $ONLY != rebalance ]]; then
+    say "building the native peers in the background (cached in .run/bench/peers)"
+    bench/peers/build.sh "$PY" &
+    PEERS_PID=$!
+fi
 VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' kafka/pom.xml)"
 LIBS="${CAFE_CACHE:-$HOME/.cache/cafe}/kafka-$VERSION/libs"
 
@@ -79,13 +92,17 @@ else
     fi
 fi
 
-ONLY="${CAFE_BENCH_ONLY:-all}"
+if [[ -n $PEERS_PID ]]; then
+    say "waiting for the native peers' build"
+    wait "$PEERS_PID"
+fi
+
 # The builds above take minutes in a fresh clone and seconds once cached; 30 s are
 # kept for stopping the broker, and CAFE_BENCH_REBALANCE_S for bench/rebalance.py.
 RESERVE=30
 REBALANCE=0
 [[ $ONLY == rebalance || ( $ONLY == all && ${CAFE_BENCH_NO_REBALANCE:-0} != 1 ) ]] && REBALANCE=1
-((!REBALANCE)) || [[ $ONLY == rebalance ]] || RESERVE=$(( RESERVE + ${CAFE_BENCH_REBALANCE_S:-560} ))
+((!REBALANCE)) || [[ $ONLY == rebalance ]] || RESERVE=$(( RESERVE + ${CAFE_BENCH_REBALANCE_S:-150} ))
 BUDGET="${CAFE_BENCH_BUDGET_S:-$(( ${CAFE_BENCH_TOTAL_S:-1440} - SECONDS - RESERVE ))}"
 [[ $ONLY == rebalance ]] || say "$SECONDS s spent on builds and the broker; the harness's budget is $BUDGET s"
 [[ $ONLY == rebalance ]] || "$PY" bench/harness.py --bootstrap "$BOOTSTRAP" --kafka-libs "$LIBS" --target-dir "$TARGET" \
@@ -94,6 +111,16 @@ BUDGET="${CAFE_BENCH_BUDGET_S:-$(( ${CAFE_BENCH_TOTAL_S:-1440} - SECONDS - RESER
     --only "$ONLY" ${CAFE_BENCH_BASELINE:+--baseline "$CAFE_BENCH_BASELINE"} \
     --peers-dir "$REPO/.run/bench/peers" ${BROKER_PID_FILE:+--broker-pid-file "$BROKER_PID_FILE"}
 if ((REBALANCE)); then
+    # One round of every mode always, more (up to CAFE_BENCH_REBALANCE_RUNS) while they
+    # fit: after the harness, in what it left of the total (the reserve, more if the
+    # harness stopped early, less if it overran); alone
+    # (CAFE_BENCH_ONLY=rebalance), in CAFE_BENCH_REBALANCE_S if set, else all of them.
+    RB_BUDGET=()
+    if [[ $ONLY != rebalance ]]; then
+        RB_BUDGET=(--budget-s "$(( ${CAFE_BENCH_TOTAL_S:-1440} - SECONDS - 30 ))")
+    elif [[ -n ${CAFE_BENCH_REBALANCE_S:-} ]]; then
+        RB_BUDGET=(--budget-s "$CAFE_BENCH_REBALANCE_S")
+    fi
     "$PY" bench/rebalance.py --bootstrap "$BOOTSTRAP" --kafka-libs "$LIBS" --target-dir "$TARGET" \
-        --runs "${CAFE_BENCH_REBALANCE_RUNS:-3}"
+        --runs "${CAFE_BENCH_REBALANCE_RUNS:-3}" "${RB_BUDGET[@]}"
 fi

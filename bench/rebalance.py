@@ -59,6 +59,15 @@ def heartbeat_s(client):
     return 5.0 if client.endswith("-consumer") else 3.0
 
 
+def phase_fraction(run, runs):
+    """Where in its heartbeat cycle run `run` of `runs` leaves and joins: the runs
+    together cover the points (i - 1/2)/runs of the cycle, middle first, so a
+    series cut short by the budget still has its first run mid-cycle and the next
+    ones on either side of it."""
+    points = sorted(((i - 0.5) / runs for i in range(1, runs + 1)), key=lambda f: (round(abs(f - 0.5), 9), f))
+    return points[run - 1]
+
+
 def log(msg):
     print(f"rebalance.py: {msg}", file=sys.stderr, flush=True)
 
@@ -261,7 +270,7 @@ class Bench:
             # Members learn of a change at their next heartbeat, so the result
             # depends on where in the heartbeat cycle the leave or join falls:
             # spread both over one cycle across the runs.
-            phase = heartbeat_s(client) * (run - 0.5) / self.a.runs
+            phase = heartbeat_s(client) * phase_fraction(run, self.a.runs)
             time.sleep(0.5 + phase)
             leaver, rest = members[0], members[1:]
             t0 = time.monotonic()
@@ -287,12 +296,22 @@ class Bench:
         producer = subprocess.Popen(self.cafe_cmd("bench", "produce", "-t", self.topic, "-n", "100000000",
                                                   "--throughput", str(RATE), "--quiet"),
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.runs_done = 0
         try:
             for run in range(1, self.a.runs + 1):
+                # Every mode is measured once; further rounds only while they fit in
+                # the budget (make bench's total), at the pace of the rounds so far.
+                if run > 1 and self.a.budget_s is not None:
+                    elapsed = time.monotonic() - t_start
+                    if elapsed + elapsed / (run - 1) > self.a.budget_s:
+                        log(f"stopping after {run - 1} of {self.a.runs} runs: another would exceed the "
+                            f"{self.a.budget_s:.0f} s budget")
+                        break
                 k = run % len(CLIENTS)
                 for client in CLIENTS[k:] + CLIENTS[:k]:
                     log(f"run {run}/{self.a.runs} {client}")
                     self.once(run, client)
+                self.runs_done = run
         finally:
             producer.send_signal(signal.SIGTERM)
             producer.wait()
@@ -324,22 +343,26 @@ class Bench:
         summary = self.summary()
         os.makedirs(self.a.out, exist_ok=True)
         result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  "settings": {"partitions": PARTITIONS, "members": MEMBERS, "rate": RATE, "runs": self.a.runs},
+                  "settings": {"partitions": PARTITIONS, "members": MEMBERS, "rate": RATE, "runs": self.runs_done,
+                               "runs_asked": self.a.runs},
                   "load": os.getloadavg(), "cpus": os.cpu_count(), "duration_s": round(self.duration_s, 1),
                   "rows": self.rows, "summary": summary}
         with open(os.path.join(self.a.out, "rebalance.json"), "w") as f:
             json.dump(result, f, indent=1)
-        md = render(summary, self.a.runs)
+        md = render(summary, self.runs_done, self.a.runs)
         with open(os.path.join(self.a.out, "rebalance.md"), "w") as f:
             f.write(md)
         print(md, end="")
 
 
-def render(summary, runs):
+def render(summary, runs, asked):
     def n(v):
         return "-" if v is None else f"{v:,.0f}"
 
-    lines = [f"Medians of {runs} runs; settle range in brackets; ratio: settle time / the Java consumer's "
+    # One run is one point in each client's heartbeat cycle: its ratios are not a comparison.
+    cut = f" ({asked} asked; the time budget had room for no more: a run's leave or join falls anywhere " \
+          "in a heartbeat interval, so ratios from fewer than 3 runs are no comparison)" if runs < asked else ""
+    lines = [f"Medians of {runs} runs{cut}; settle range in brackets; ratio: settle time / the Java consumer's "
              "(group.protocol=consumer) for the same event.", "",
              "| client | event | settle ms | ratio vs Java | no record at all, ms | stayers' longest gap, ms |",
              "|---|---|---:|---:|---:|---:|"]
@@ -359,7 +382,9 @@ def main():
     ap.add_argument("--bootstrap", required=True)
     ap.add_argument("--kafka-libs", required=True, help="directory of the Kafka jars (kafka-clients)")
     ap.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target")))
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=3, help="rounds of every client (at most, with --budget-s)")
+    ap.add_argument("--budget-s", type=float,
+                    help="after the first round, start another only if it should end within this many seconds")
     ap.add_argument("--clients", default=",".join(CLIENTS), help="comma list, a subset of " + ",".join(CLIENTS))
     ap.add_argument("--out", default=os.path.join(HERE, "results", "local"))
     a = ap.parse_args()

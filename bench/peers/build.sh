@@ -17,7 +17,12 @@
 #   franz_peer     Go on franz-go, the version go.sum pins (Go modules).
 #   confluent_peer, krafka_peer
 #                  Rust, the separate cargo project bench/peers/rust (not a member of
-#                  the main workspace), target dir .run/bench/peers/rust-target.
+#                  the main workspace). Its target dir is in the shared cache
+#                  (${CAFE_CACHE:-$HOME/.cache/cafe}/bench-peers/rust-target), like
+#                  the jars, the peers venv and Go's build cache: the cold build
+#                  (confluent-kafka and krafka, minutes) is paid once per machine, and
+#                  another clone rebuilds only the two small drivers. Cargo locks the
+#                  directory, so clones building at once wait for each other.
 set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -89,12 +94,13 @@ build_go() {
 build_rust() {
     local bins=(confluent_peer krafka_peer) b
     command -v cargo >/dev/null || { skip "${bins[@]}" "no cargo"; return; }
-    say "building the Rust peers (cargo; quick when nothing changed)"
+    local target="${CAFE_CACHE:-$HOME/.cache/cafe}/bench-peers/rust-target"
+    say "building the Rust peers (cargo, target $target; quick when built before on this machine)"
     # Its own target dir: never the main workspace's, whatever CARGO_TARGET_DIR says.
-    if (cd "$SRC/rust" && CARGO_TARGET_DIR="$OUT/rust-target" cargo build --release --locked --quiet) \
+    if (cd "$SRC/rust" && CARGO_TARGET_DIR="$target" cargo build --release --locked --quiet) \
         >"$OUT/rust.log" 2>&1; then
         for b in "${bins[@]}"; do
-            cp "$OUT/rust-target/release/$b" "$OUT/$b"
+            cp "$target/release/$b" "$OUT/$b"
         done
         ok "${bins[@]}"
     else

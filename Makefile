@@ -149,7 +149,7 @@ test: ## all tests: unit + integration against the real broker, registry and pee
 # Own broker on 127.0.0.1:9192 (started and wiped by the script); see BENCHMARKS.md.
 # Results go to the git-ignored bench/results/local/, so a run leaves the checkout clean;
 # the native peers are built and cached in the git-ignored .run/bench/peers/.
-bench: ## cafe vs Java, librdkafka (Python, C), franz-go, confluent-kafka/krafka (Rust), then rebalance (~22 min built, ~32 fresh); see BENCHMARKS.md
+bench: ## cafe vs Java, librdkafka (Python, C), franz-go, confluent-kafka/krafka (Rust), then rebalance (~22 min, ~23 on a machine that never built the Rust peers); see BENCHMARKS.md
 	bench/bench.sh
 
 # The tracked bench/results/latest.* back BENCHMARKS.md: replacing them is a choice,

@@ -6,7 +6,8 @@
 # native peers (bench/peers/build.sh, cached in .run/bench/peers/), starts a
 # dedicated single-node broker for the benchmark (so other work on the shared
 # 127.0.0.1:9092 broker neither disturbs the figures nor fills with 2 GB of
-# benchmark data), runs bench/harness.py, and stops that broker again.
+# benchmark data) and, for the SASL_SSL rows, a secured one beside it, runs
+# bench/harness.py, and stops them again.
 # Results go to bench/results/local/ (git-ignored, so the checkout stays clean);
 # `make bench-publish` copies a run into the tracked bench/results/latest.*.
 #
@@ -34,6 +35,15 @@
 #   CAFE_BENCH_ONLY=consume  only the consume workloads (uncompressed, zstd, lz4): no
 #                          produce workloads, no rebalance (default: all)
 #   CAFE_BENCH_ONLY=latency  only the fixed-rate latency workloads (1k, 50k, 200k rec/s)
+#   CAFE_BENCH_ONLY=security  only produce-100B and consume over PLAINTEXT and the same over
+#                          SASL_SSL + SCRAM-SHA-512 (sasl-produce-100B, sasl-consume), for
+#                          cafe, java and librdkafka-c, on a secured broker of its own
+#   CAFE_BENCH_ONLY=transactions  only idempotent produce (5 in flight; cafe also with 1)
+#                          and transactional produce (a commit every 100 ms)
+#                          (`all` runs both kinds in its first 3 rounds)
+#   CAFE_BENCH_SECURE_PORT  first port of the secured benchmark broker, started for `all`
+#                          and `security` (default CAFE_BENCH_PORT + 300: SSL, SASL_SSL at +1,
+#                          SASL_PLAINTEXT +2, controller +3, mTLS +4)
 #   CAFE_BENCH_ONLY=rebalance  only bench/rebalance.py (3 members, 12 partitions, every
 #                          rebalance mode), all CAFE_BENCH_REBALANCE_RUNS rounds unless
 #                          CAFE_BENCH_REBALANCE_S is set; no native peers are built
@@ -74,22 +84,39 @@ LIBS="${CAFE_CACHE:-$HOME/.cache/cafe}/kafka-$VERSION/libs"
 # link to ours. Its data lives in .run/bench/broker/.run/kafka/single.
 BROKER_HOME="$REPO/.run/bench/broker"
 broker() { CAFE_KAFKA_PORT="$PORT" "$BROKER_HOME/scripts/kafka.sh" "$@"; }
+SECURE_PORT="${CAFE_BENCH_SECURE_PORT:-$((PORT + 300))}"
+secure_broker() { CAFE_KAFKA_SECURE_PORT="$SECURE_PORT" "$BROKER_HOME/scripts/kafka.sh" "$@"; }
+STOP=() # the brokers this script started, stopped at exit
+stop_brokers() {
+    ((${#STOP[@]})) || return 0
+    say "stopping the benchmark broker(s)"
+    for args in "${STOP[@]}"; do $args >&2 || true; done
+}
+trap stop_brokers EXIT
+mkdir -p "$BROKER_HOME/scripts"
+ln -sfn "$REPO/scripts/kafka.sh" "$BROKER_HOME/scripts/kafka.sh"
+ln -sfn "$REPO/kafka" "$BROKER_HOME/kafka"
 
 if [[ -n "${CAFE_BENCH_BOOTSTRAP:-}" ]]; then
     BOOTSTRAP="$CAFE_BENCH_BOOTSTRAP"
     BROKER_PID_FILE="${CAFE_BENCH_BROKER_PID_FILE:-}"
     say "using the broker at $BOOTSTRAP"
 else
-    mkdir -p "$BROKER_HOME/scripts"
-    ln -sfn "$REPO/scripts/kafka.sh" "$BROKER_HOME/scripts/kafka.sh"
-    ln -sfn "$REPO/kafka" "$BROKER_HOME/kafka"
     BOOTSTRAP="127.0.0.1:$PORT"
     BROKER_PID_FILE="$BROKER_HOME/.run/kafka/single/pid"
     say "starting a fresh benchmark broker on $BOOTSTRAP"
+    [[ "${CAFE_BENCH_KEEP_BROKER:-0}" == 1 ]] || STOP+=("broker down --wipe")
     broker up --wipe >&2
-    if [[ "${CAFE_BENCH_KEEP_BROKER:-0}" != 1 ]]; then
-        trap 'say "stopping the benchmark broker"; broker down --wipe >&2 || true' EXIT
-    fi
+fi
+# The sasl-* rows: a secured broker beside the plaintext one (its SASL_SSL listener,
+# SCRAM-SHA-512), started and stopped the same way.
+SECURE=()
+if [[ $ONLY == all || $ONLY == security ]]; then
+    say "starting a fresh secured benchmark broker (SASL_SSL on 127.0.0.1:$((SECURE_PORT + 1)))"
+    [[ "${CAFE_BENCH_KEEP_BROKER:-0}" == 1 ]] || STOP+=("secure_broker down --secure --wipe")
+    secure_broker up --secure --wipe >&2
+    SECURE=(--secure-bootstrap "127.0.0.1:$((SECURE_PORT + 1))" --secure-tls-dir "$BROKER_HOME/.run/kafka/secure/tls"
+        --secure-broker-pid-file "$BROKER_HOME/.run/kafka/secure/pid")
 fi
 
 if [[ -n $PEERS_PID ]]; then
@@ -109,7 +136,7 @@ BUDGET="${CAFE_BENCH_BUDGET_S:-$(( ${CAFE_BENCH_TOTAL_S:-1440} - SECONDS - RESER
     --runs "${CAFE_BENCH_RUNS:-5}" --budget-s "$BUDGET" --rebalance-runs "${CAFE_BENCH_REBALANCE_RUNS:-3}" \
     --heartbeats "${CAFE_BENCH_HEARTBEATS:-3000,500}" --scale "${CAFE_BENCH_SCALE:-1}" \
     --only "$ONLY" ${CAFE_BENCH_BASELINE:+--baseline "$CAFE_BENCH_BASELINE"} \
-    --peers-dir "$REPO/.run/bench/peers" ${BROKER_PID_FILE:+--broker-pid-file "$BROKER_PID_FILE"}
+    --peers-dir "$REPO/.run/bench/peers" ${BROKER_PID_FILE:+--broker-pid-file "$BROKER_PID_FILE"} "${SECURE[@]}"
 if ((REBALANCE)); then
     # One round of every mode always, more (up to CAFE_BENCH_REBALANCE_RUNS) while they
     # fit: after the harness, in what it left of the total (the reserve, more if the

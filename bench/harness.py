@@ -69,6 +69,35 @@ PARTITIONS = 3
 # Same producer settings for every client (Kafka names).
 PRODUCER = {"acks": "1", "batch.size": "16384", "linger.ms": "5", "compression.type": "none"}
 
+# The security rows (--only security, issue #12): produce-100B and the uncompressed
+# consume again, over SASL_SSL with SCRAM-SHA-512 on a secured broker of the benchmark's
+# own (scripts/kafka.sh up --secure; its super user), beside the same plaintext rows.
+SASL_PRODUCE = ("sasl-produce-100B", 1_000_000, 100, "1M x 100 B, acks=1, SASL_SSL + SCRAM-SHA-512", 0)
+SASL_CONSUME = "sasl-consume"
+SECURE_USER, SECURE_PASSWORD, SECURE_MECHANISM = "admin", "admin-secret", "SCRAM-SHA-512"
+# The exactly-once rows (--only transactions, issue #13), 100 B records as produce-100B.
+IDEMPOTENT = ("idempotent-100B", 1_000_000, 100, "1M x 100 B, acks=all, idempotent, 5 in flight", 0)
+TRANSACTIONAL = ("transactional-100B", 1_000_000, 100,
+                 "1M x 100 B, acks=all, a transaction committed every 100 ms", 0)
+TRANSACTION_MS = 100
+IDEMPOTENCE = {"acks": "all", "enable.idempotence": "true", "max.in.flight.requests.per.connection": "5"}
+# cafe with one batch in flight per connection: what idempotent cafe sent before issue #13.
+INFLIGHT1 = "cafe-inflight1"
+# Who runs these rows; everyone else in CLIENTS is listed as left out, with the reason.
+EXTRA_CLIENTS = {SASL_PRODUCE[0]: ["cafe", "java", "librdkafka-c"],
+                 SASL_CONSUME: ["cafe", "java", "librdkafka-c"],
+                 IDEMPOTENT[0]: ["cafe", INFLIGHT1, "java", "librdkafka-c"],
+                 TRANSACTIONAL[0]: ["cafe", "java", "librdkafka-c"]}
+LEFT_OUT = {
+    "librdkafka": "librdkafka-c measures librdkafka in these rows (the Python loop would measure Python)",
+    "librdkafka-best": "a reference for the plaintext throughput rows only",
+    "franz-go": "its driver (bench/peers/go) has no SASL/TLS or transaction options and turns idempotence off",
+    "confluent-rust": "its driver has no SASL/TLS, idempotence or transaction options",
+    "krafka": "its driver has no SASL/TLS, idempotence or transaction options",
+}
+# In a full run (--only all) these rows run in the first rounds only, to keep the budget.
+EXTRA_ROUNDS = 3
+
 
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -93,28 +122,38 @@ class Bench:
         for client, why in self.skipped.items():
             log(f"NOTE: {client} is left out of this run: {why}")
         self.failures = []  # (label, error) of client runs that failed; the rest go on
+        self.left_out = []  # (workload, client, why) of clients a workload does not run
         self.broker_pid = read_pid(args.broker_pid_file)
         if not self.broker_pid:
             log("NOTE: no broker pid (--broker-pid-file): the broker CPU columns stay empty")
+        self.secure = args.secure_bootstrap and SecureBroker(args.secure_bootstrap, args.secure_tls_dir,
+                                                             read_pid(args.secure_broker_pid_file), self.tmp)
+        if args.only in ("all", "security") and not self.secure:
+            self.left_out.append((f"{SASL_PRODUCE[0]}, {SASL_CONSUME}", "all",
+                                  "no secured broker (--secure-bootstrap)"))
+        if self.secure and not self.secure.pid:
+            log("NOTE: no secured broker pid (--secure-broker-pid-file): its broker CPU columns stay empty")
 
     # ---------------------------------------------------------------- helpers
 
     def n(self, records):
         return max(1000, int(records * self.scale))
 
-    def run_timed(self, name, cmd, env=None, timeout=600):
+    def run_timed(self, name, cmd, env=None, timeout=600, secure=False):
         """Runs cmd under /usr/bin/time; returns (stdout, figures from time, the broker's
-        CPU seconds meanwhile, the machine's busy CPU seconds meanwhile, and the
-        1-minute load average just before)."""
+        CPU seconds meanwhile (the secured broker's with secure), the machine's busy CPU
+        seconds meanwhile, and the 1-minute load average just before)."""
+        broker_pid = self.secure.pid if secure else self.broker_pid
+        env = {**(env or {}), **(self.secure.env if secure else {})}
         tfile = os.path.join(self.tmp, "time.txt")
         full = ["/usr/bin/time", "-o", tfile, "-f", "%e %U %S %M"] + cmd
         errlog = open(os.path.join(self.logdir, f"{name}.stderr"), "w")
         load = os.getloadavg()[0]
-        broker0, busy0 = proc_cpu_s(self.broker_pid), machine_busy_s()
+        broker0, busy0 = proc_cpu_s(broker_pid), machine_busy_s()
         t0 = time.monotonic()
         p = subprocess.run(full, stdout=subprocess.PIPE, stderr=errlog, text=True, timeout=timeout,
-                           env={**os.environ, **(env or {})})
-        broker1, busy1 = proc_cpu_s(self.broker_pid), machine_busy_s()
+                           env={**os.environ, **env})
+        broker1, busy1 = proc_cpu_s(broker_pid), machine_busy_s()
         errlog.close()
         with open(os.path.join(self.logdir, f"{name}.stdout"), "w") as f:
             f.write(p.stdout)
@@ -129,7 +168,9 @@ class Bench:
             "machine_busy_s": busy1 - busy0, "load_1m": load,
         }
 
-    def cafe_cmd(self, *args, binary=None):
+    def cafe_cmd(self, *args, binary=None, secure=False):
+        if secure:
+            return [binary or self.cafe, "-b", self.secure.bootstrap] + list(args) + self.secure.cafe_flags
         return [binary or self.cafe, "-b", self.a.bootstrap] + list(args)
 
     def java_cmd(self, main_class, *args):
@@ -141,12 +182,20 @@ class Bench:
                 f"-Dlog4j2.configurationFile={REPO}/kafka/log4j2-tools.properties",
                 "-cp", os.path.join(self.a.kafka_libs, "*"), main_class] + list(args)
 
-    def native_cmd(self, client, *args):
+    def native_cmd(self, client, *args, secure=False):
+        if secure:
+            return [self.peers[client], args[0], "-b", self.secure.bootstrap] + list(args[1:]) + \
+                [x for kv in self.secure.rdkafka.items() for x in ("-X", "=".join(kv))]
         return [self.peers[client], args[0], "-b", self.a.bootstrap] + list(args[1:])
 
     def clients_for(self, workload, clients):
         """Who runs a workload: the native drivers send only unkeyed filler (no
-        produce-events), and librdkafka-best (1 MB batches) is a throughput reference."""
+        produce-events), and librdkafka-best (1 MB batches) is a throughput reference.
+        The security and exactly-once rows: EXTRA_CLIENTS (the rest are noted as left out).
+        With --only security, the plaintext rows beside them: the same clients."""
+        if workload in EXTRA_CLIENTS or self.a.only == "security":
+            wanted = EXTRA_CLIENTS.get(workload, EXTRA_CLIENTS[SASL_PRODUCE[0]])
+            clients = [c for c in clients if c in wanted]
         out = [c for c in clients if c not in NATIVE or c in self.peers]
         if workload == "produce-events":
             out = [c for c in out if c not in NATIVE]
@@ -166,17 +215,25 @@ class Bench:
     def peer_cmd(self, *args):
         return [self.py, os.path.join(HERE, "peer_librdkafka.py"), "-b", self.a.bootstrap] + list(args)
 
-    def create_topic(self, topic):
+    def create_topic(self, topic, secure=False):
         subprocess.run(self.cafe_cmd("topic", "create", topic, "--partitions", str(PARTITIONS),
-                                     "--replication-factor", "1"),
-                       check=True, stdout=subprocess.DEVNULL)
+                                     "--replication-factor", "1", secure=secure),
+                       check=True, stdout=subprocess.DEVNULL, env=self.env(secure))
 
-    def delete_topic(self, topic):
-        subprocess.run(self.cafe_cmd("topic", "delete", topic), stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+    def delete_topic(self, topic, secure=False):
+        subprocess.run(self.cafe_cmd("topic", "delete", topic, secure=secure), stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, env=self.env(secure))
 
-    def end_offsets(self, topic):
-        c = Consumer({"bootstrap.servers": self.a.bootstrap, "group.id": "cafe-bench-offsets"})
+    def env(self, secure):
+        return {**os.environ, **(self.secure.env if secure else {})}
+
+    def end_offsets(self, topic, secure=False):
+        # (log_level 2: this probe never joins its group, and over SASL_SSL the coordinator
+        # connection it opens meanwhile, cut at close mid-handshake, logs a meaningless
+        # authentication error; a real failure still raises from get_watermark_offsets.)
+        conf = {"bootstrap.servers": self.secure.bootstrap, **self.secure.rdkafka, "log_level": 2} if secure \
+            else {"bootstrap.servers": self.a.bootstrap}
+        c = Consumer({**conf, "group.id": "cafe-bench-offsets"})
         try:
             return sum(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
                        for p in range(PARTITIONS))
@@ -188,19 +245,23 @@ class Bench:
     def produce_once(self, run, wl, client):
         name, records, size, _, rate = wl
         n = self.n(records)
+        secure = name == SASL_PRODUCE[0]
+        settings = producer_settings(name, client)
+        # Every run its own transactional.id: a new producer id, no fencing between runs.
+        txn = f"bench-txn-{client}-r{run}-{self.tag}" if name == TRANSACTIONAL[0] else None
         topic = f"bench-{name.replace('/', '')}-{client}-r{run}-{self.tag}"
-        self.create_topic(topic)
+        self.create_topic(topic, secure)
         label = f"r{run}-{name.replace('/', '')}-{client}"
         every = str(SAMPLE_EVERY.get(name, 8))
-        if client in ("cafe", BASELINE):
+        if client in ("cafe", BASELINE, INFLIGHT1):
             binary = self.baseline if client == BASELINE else None
             cmd = self.cafe_cmd("bench", "produce", "-t", topic, "-n", str(n), "--json", "--quiet",
-                                "--acks", PRODUCER["acks"], "--batch-size", PRODUCER["batch.size"],
-                                "--compression", PRODUCER["compression.type"], "--sample-every", every,
-                                binary=binary)
+                                "--acks", settings["acks"], "--batch-size", settings["batch.size"],
+                                "--compression", settings["compression.type"], "--sample-every", every,
+                                *cafe_producer_flags(settings, txn), binary=binary, secure=secure)
             cmd += ["--cafe-events"] if size is None else ["--record-size", str(size)]
             cmd += ["--throughput", str(rate)] if rate else []
-            out, t = self.run_timed(label, cmd)
+            out, t = self.run_timed(label, cmd, secure=secure)
             rep = json.loads(out.strip().splitlines()[-1])
         elif client in ("librdkafka", "librdkafka-best"):
             cmd = self.peer_cmd("produce", "-t", topic, "-n", str(n), "--acks", PRODUCER["acks"],
@@ -214,27 +275,41 @@ class Bench:
             rep = json.loads(out.strip().splitlines()[-1])
         elif client in NATIVE:
             cmd = self.native_cmd(client, "produce", "-t", topic, "-n", str(n), "--record-size", str(size),
-                                  "--acks", PRODUCER["acks"], "--batch-size", PRODUCER["batch.size"],
-                                  "--linger-ms", PRODUCER["linger.ms"],
-                                  "--compression", PRODUCER["compression.type"], "--sample-every", every)
+                                  "--acks", settings["acks"], "--batch-size", settings["batch.size"],
+                                  "--linger-ms", settings["linger.ms"],
+                                  "--compression", settings["compression.type"], "--sample-every", every,
+                                  *[x for k, v in settings.items() if k not in PRODUCER for x in ("-X", f"{k}={v}")],
+                                  *(["--transactional-id", txn, "--transaction-ms", str(TRANSACTION_MS)]
+                                    if txn else []), secure=secure)
             cmd += ["--throughput", str(rate)] if rate else []
-            out, t = self.run_timed(label, cmd)
+            out, t = self.run_timed(label, cmd, secure=secure)
             rep = json.loads(out.strip().splitlines()[-1])
         else:
-            props = [f"{k}={v}" for k, v in PRODUCER.items()]
-            props += [f"bootstrap.servers={self.a.bootstrap}", "client.id=bench-java"]
+            props = [f"{k}={v}" for k, v in settings.items()]
+            props += [f"bootstrap.servers={self.secure.bootstrap if secure else self.a.bootstrap}",
+                      "client.id=bench-java"]
             payload = ["--payload-file", self.pool_values] if size is None else ["--record-size", str(size)]
+            extra = ["--transactional-id", txn, "--transaction-duration-ms", str(TRANSACTION_MS)] if txn else []
+            extra += ["--producer.config", self.secure.java_config] if secure else []
             cmd = self.java_cmd("org.apache.kafka.tools.ProducerPerformance", "--topic", topic,
-                                "--num-records", str(n), "--throughput", str(rate or -1), *payload,
+                                "--num-records", str(n), "--throughput", str(rate or -1), *payload, *extra,
                                 "--producer-props", *props)
-            out, t = self.run_timed(label, cmd)
+            out, t = self.run_timed(label, cmd, secure=secure)
             rep = parse_java_produce(out)
-        landed = self.end_offsets(topic)
-        self.delete_topic(topic)
-        if landed != n:
-            raise RuntimeError(f"{label}: {landed} records on the topic, expected {n}")
+        landed = self.end_offsets(topic, secure)
+        self.delete_topic(topic, secure)
+        # A committed transaction leaves one marker per partition it wrote to, and the
+        # end offsets count them: at most one transaction per TRANSACTION_MS, plus the last.
+        markers = PARTITIONS * (int(t["wall_s"] * 1000 / TRANSACTION_MS) + 2) if txn else 0
+        if not n <= landed <= n + markers:
+            raise RuntimeError(f"{label}: {landed} records on the topic, expected {n}"
+                               + (f" plus at most {markers} transaction markers" if txn else ""))
         row = throughput_row(run, name, client, n, rep, t,
                              p50_ms=rep.get("p50_ms"), p99_ms=rep.get("p99_ms"), p999_ms=rep.get("p999_ms"))
+        if txn:
+            # Counted the same way for every client: each commit wrote a marker to each
+            # partition it wrote to, which in 100 ms is all three (but maybe the last).
+            row["transactions"] = (landed - n) / PARTITIONS
         self.rows.append(row)
         log(f"  {client:14} {row['records_per_s']:>10.0f} rec/s {row['mib_per_s']:7.1f} MiB/s "
             f"p50 {fmt(row['p50_ms'])} p99 {fmt(row['p99_ms'])} p99.9 {fmt(row['p999_ms'])} ms, "
@@ -249,10 +324,12 @@ class Bench:
         n = self.n(records)
         group = f"bench-{name}-{client}-r{run}-{self.tag}"
         label = f"r{run}-{name}-{client}"
+        secure = name == SASL_CONSUME
         if client in ("cafe", BASELINE):
             binary = self.baseline if client == BASELINE else None
             out, t = self.run_timed(label, self.cafe_cmd("bench", "consume", "-t", topic, "-n", str(n),
-                                                        "-g", group, "--json", "--quiet", binary=binary))
+                                                        "-g", group, "--json", "--quiet", binary=binary,
+                                                        secure=secure), secure=secure)
             rep = json.loads(out.strip().splitlines()[-1])
         elif client in ("librdkafka", "librdkafka-best"):
             extra = RDK_BEST_CONSUME if client == "librdkafka-best" else []
@@ -261,12 +338,15 @@ class Bench:
             rep = json.loads(out.strip().splitlines()[-1])
         elif client in NATIVE:
             out, t = self.run_timed(label, self.native_cmd(client, "consume", "-t", topic, "-n", str(n),
-                                                           "-g", group))
+                                                           "-g", group, secure=secure), secure=secure)
             rep = json.loads(out.strip().splitlines()[-1])
         else:
+            extra = ["--consumer.config", self.secure.java_config] if secure else []
             out, t = self.run_timed(label, self.java_cmd(
-                "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server", self.a.bootstrap,
-                "--topic", topic, "--messages", str(n), "--group", group, "--timeout", "30000"))
+                "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server",
+                self.secure.bootstrap if secure else self.a.bootstrap,
+                "--topic", topic, "--messages", str(n), "--group", group, "--timeout", "30000", *extra),
+                secure=secure)
             rep = parse_java_consume(out)
         if rep["records"] < n:
             raise RuntimeError(f"{label}: consumed {rep['records']} of {n}")
@@ -358,16 +438,20 @@ class Bench:
         # consume: uncompressed; consume-zstd, consume-lz4: the same records, compressed.
         self.consume_topics = {}
         n = self.n(CONSUME[1])
-        for codec in ["none"] + CONSUME_CODECS if self.a.only != "latency" else []:
-            name = CONSUME[0] if codec == "none" else f"{CONSUME[0]}-{codec}"
+        codecs = {"all": ["none"] + CONSUME_CODECS, "consume": ["none"] + CONSUME_CODECS,
+                  "security": ["none"]}.get(self.a.only, [])
+        topics = [(CONSUME[0] if codec == "none" else f"{CONSUME[0]}-{codec}", codec, False) for codec in codecs]
+        # sasl-consume: the same records on the secured broker.
+        topics += [(SASL_CONSUME, "none", True)] if "none" in codecs and self.secure else []
+        for name, codec, secure in topics:
             topic = self.consume_topics[name] = f"bench-{name}-src-{self.tag}"
-            self.create_topic(topic)
+            self.create_topic(topic, secure)
             log(f"filling {topic} with {n} x {CONSUME[2]} B, compression {codec}, for the consume runs "
                 f"(cafe, untimed)")
-            subprocess.run(self.cafe_cmd("bench", "produce", "-t", topic, "-n", str(n),
-                                         "--record-size", str(CONSUME[2]), "--compression", codec, "--quiet"),
-                           check=True, stdout=subprocess.DEVNULL)
-            landed = self.end_offsets(topic)
+            subprocess.run(self.cafe_cmd("bench", "produce", "-t", topic, "-n", str(n), "--record-size",
+                                         str(CONSUME[2]), "--compression", codec, "--quiet", secure=secure),
+                           check=True, stdout=subprocess.DEVNULL, env=self.env(secure))
+            landed = self.end_offsets(topic, secure)
             if landed != n:
                 raise RuntimeError(f"filling {topic}: {landed} records on the topic, expected {n}")
 
@@ -377,6 +461,11 @@ class Bench:
         self.prepare()
         runs = self.a.runs
         self.runs_done = 0
+        extra = self.extra_workloads()
+        for wl in [w[0] for w in extra] + ([SASL_CONSUME] if SASL_CONSUME in self.consume_topics else []):
+            for client in CLIENTS:
+                if client not in EXTRA_CLIENTS[wl]:
+                    self.left_out.append((wl, client, LEFT_OUT[client]))
         for run in range(1, runs + 1):
             # A shared 2-core machine can be slow: past 3 runs, stop adding runs that
             # would push the benchmark over its time budget (and say so in the table).
@@ -391,15 +480,19 @@ class Bench:
             producers = CLIENTS + ([BASELINE] if self.baseline else [])
             k = run % len(producers)
             order = producers[k:] + producers[:k]
-            for wl in PRODUCE_WORKLOADS if self.a.only in ("all", "latency") else []:
-                if self.a.only == "latency" and not wl[4]:
-                    continue
+            # The security and exactly-once rows: every round when asked for alone, the
+            # first EXTRA_ROUNDS of a full run.
+            extra_now = self.a.only != "all" or run <= EXTRA_ROUNDS
+            for wl in self.plain_produce_workloads() + (extra if extra_now else []):
                 log(f"run {run}/{runs} {wl[0]} ({wl[3]}, scale {self.scale})")
-                for client in self.clients_for(wl[0], order):
+                clients = rotate(EXTRA_CLIENTS[wl[0]], run) if wl[0] in EXTRA_CLIENTS else order
+                for client in self.clients_for(wl[0], clients):
                     self.attempt(f"r{run} {wl[0]} {client}", self.produce_once, run, wl, client)
             consumers = CLIENTS + ([BASELINE] if self.baseline else [])
             k = run % len(consumers)
             for name in self.consume_topics if self.a.only != "latency" else []:
+                if name == SASL_CONSUME and not extra_now:
+                    continue
                 log(f"run {run}/{runs} {name}")
                 for client in self.clients_for(name, consumers[k:] + consumers[:k]):
                     if client == BASELINE and name != CONSUME[0]:
@@ -413,16 +506,29 @@ class Bench:
                 log(f"rebalance {run}/{self.a.rebalance_runs}, heartbeat.interval.ms={hb}")
                 for client in ("cafe", "librdkafka"):
                     self.rebalance_once(run, client, hb)
-        for topic in self.consume_topics.values():
-            self.delete_topic(topic)
+        for name, topic in self.consume_topics.items():
+            self.delete_topic(topic, name == SASL_CONSUME)
         self.delete_topic(self.rebalance_topic)
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.machine["load_end"] = os.getloadavg()
         self.machine["duration_s"] = round(time.monotonic() - t_start, 1)
         self.write()
 
+    def plain_produce_workloads(self):
+        """The plaintext produce workloads of this --only: all of them, the fixed-rate
+        ones (latency), or produce-100B beside its SASL_SSL twin (security)."""
+        return {"all": PRODUCE_WORKLOADS, "latency": [w for w in PRODUCE_WORKLOADS if w[4]],
+                "security": [w for w in PRODUCE_WORKLOADS if w[0] == "produce-100B"]}.get(self.a.only, [])
+
+    def extra_workloads(self):
+        """The security (with a secured broker) and exactly-once produce workloads of this --only."""
+        security = [SASL_PRODUCE] if self.secure else []
+        return {"all": security + [IDEMPOTENT, TRANSACTIONAL], "security": security,
+                "transactions": [IDEMPOTENT, TRANSACTIONAL]}.get(self.a.only, [])
+
     def write(self):
         self.machine["skipped_peers"], self.machine["failures"] = self.skipped, self.failures
+        self.machine["left_out"] = self.left_out
         self.machine["native_peers"] = {r["client"]: r["peer_version"] for r in self.rows
                                         if r.get("client") in NATIVE and r.get("peer_version")}
         summary = summarize(self.rows)
@@ -433,7 +539,10 @@ class Bench:
         with open(os.path.join(out, "latest.json"), "w") as f:
             json.dump({"machine": self.machine, "settings": {"producer": PRODUCER, "runs": self.runs_done,
                        "rebalance_runs": self.a.rebalance_runs, "scale": self.scale,
-                       "only": self.a.only, "baseline": self.baseline},
+                       "only": self.a.only, "baseline": self.baseline,
+                       "security": self.secure and {"bootstrap": self.secure.bootstrap, "protocol": "SASL_SSL",
+                                                    "mechanism": SECURE_MECHANISM},
+                       "transaction_ms": TRANSACTION_MS, "extra_rounds": EXTRA_ROUNDS},
                        "skipped_peers": self.skipped, "failures": self.failures,
                        "summary": summary, "runs": self.rows}, f, indent=1)
         with open(os.path.join(out, "latest.csv"), "w") as f:
@@ -453,9 +562,64 @@ class Bench:
             f"took {self.machine['duration_s']:.0f} s")
 
 
+class SecureBroker:
+    """The secured benchmark broker's SASL_SSL listener, and how each client logs in to
+    it: SCRAM-SHA-512 as the super user, the broker's throwaway CA trusted (its
+    certificate names 127.0.0.1, so host-name verification stays on)."""
+
+    def __init__(self, bootstrap, tls_dir, pid, tmp):
+        self.bootstrap, self.pid = bootstrap, pid
+        ca = os.path.join(tls_dir or "", "ca.pem")
+        if not os.path.exists(ca):
+            raise SystemExit(f"--secure-tls-dir: no {ca} (scripts/kafka.sh up --secure makes it)")
+        # cafe takes the password from the environment only, never as a flag.
+        self.cafe_flags = ["-X", "security.protocol=SASL_SSL", "-X", f"sasl.mechanism={SECURE_MECHANISM}",
+                           "-X", f"sasl.username={SECURE_USER}", "-X", f"ssl.ca.location={ca}"]
+        self.env = {"CAFE_SASL_PASSWORD": SECURE_PASSWORD}
+        self.rdkafka = {"security.protocol": "SASL_SSL", "sasl.mechanisms": SECURE_MECHANISM,
+                        "sasl.username": SECURE_USER, "sasl.password": SECURE_PASSWORD, "ssl.ca.location": ca}
+        # The Java tools: --producer.config / --consumer.config.
+        self.java_config = os.path.join(tmp, "sasl-ssl.properties")
+        with open(self.java_config, "w") as f:
+            f.write("security.protocol=SASL_SSL\n"
+                    f"sasl.mechanism={SECURE_MECHANISM}\n"
+                    "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+                    f'username="{SECURE_USER}" password="{SECURE_PASSWORD}";\n'
+                    f"ssl.truststore.type=PEM\nssl.truststore.location={ca}\n")
+
+
+def producer_settings(workload, client):
+    """The Kafka producer settings of one client run: PRODUCER, with acks=all and
+    idempotence for the exactly-once rows (one batch in flight for INFLIGHT1)."""
+    if workload == IDEMPOTENT[0]:
+        extra = {**IDEMPOTENCE, **({"max.in.flight.requests.per.connection": "1"} if client == INFLIGHT1 else {})}
+    elif workload == TRANSACTIONAL[0]:
+        extra = {"acks": "all", "enable.idempotence": "true"}
+    else:
+        extra = {}
+    return {**PRODUCER, **extra}
+
+
+def cafe_producer_flags(settings, transactional_id):
+    """cafe bench produce's flags for the settings beyond PRODUCER's (which have flags of their own)."""
+    flags = ["--enable-idempotence"] if settings.get("enable.idempotence") == "true" else []
+    flags += [x for k, v in settings.items() if k not in PRODUCER and k != "enable.idempotence"
+              for x in ("-X", f"{k}={v}")]
+    if transactional_id:
+        flags += ["--transactional-id", transactional_id, "--transaction-ms", str(TRANSACTION_MS)]
+    return flags
+
+
+def rotate(clients, run):
+    """The clients in the order of this round: who goes first changes every round."""
+    k = run % len(clients)
+    return clients[k:] + clients[:k]
+
+
 METRICS = ["records_per_s", "mib_per_s", "p50_ms", "p99_ms", "p999_ms", "cpu_s_per_1m", "phase_cpu_s_per_1m",
            "rdk_threads_cpu_s_per_1m", "broker_cpu_s_per_1m", "client_cores", "broker_cores", "others_cores",
-           "load_1m", "peak_rss_mib", "first_record_ms", "fetch_records_per_s", "java_join_ms", "rebalance_ms"]
+           "load_1m", "peak_rss_mib", "first_record_ms", "fetch_records_per_s", "java_join_ms", "rebalance_ms",
+           "transactions"]
 
 
 def read_member(stream, m):
@@ -645,6 +809,11 @@ def spread(s, k):
 def notes(machine):
     """Lines naming every peer left out of the run and every client run that failed."""
     out = [f"NOTE: {c} left out: {why}" for c, why in machine.get("skipped_peers", {}).items()]
+    # Clients a workload does not run, one line per reason.
+    by_why = {}
+    for wl, client, why in machine.get("left_out", []):
+        by_why.setdefault((client, why), []).append(wl)
+    out += [f"NOTE: {client} left out of {', '.join(wls)}: {why}" for (client, why), wls in by_why.items()]
     out += [f"NOTE: failed: {label}: {err}" for label, err in machine.get("failures", [])]
     return out + [""] if out else []
 
@@ -749,6 +918,7 @@ def ratios(summary):
                    f"CPU/1M vs java {r(wl, 'cpu_s_per_1m', 'java')}, "
                    f"vs librdkafka {r(wl, 'cpu_s_per_1m', 'librdkafka')}; "
                    f"RSS vs java {r(wl, 'peak_rss_mib', 'java')} [<= 0.5]")
+    out += extra_ratios(by)
     wl = CONSUME[0]
     for w in [p[0] for p in PRODUCE_WORKLOADS] + [wl]:
         if (w, BASELINE) in by:
@@ -762,6 +932,47 @@ def ratios(summary):
             wl = s["workload"]
             out.append(f"  {wl:16} cafe {fmt(m(wl, 'cafe', 'rebalance_ms'), 0)} ms, "
                        f"librdkafka {fmt(m(wl, 'librdkafka', 'rebalance_ms'), 0)} ms [< 1000 ms]")
+    return out
+
+
+def cross(by, wl, client, other_wl, other_client, metric):
+    """client's median on wl over other_client's on other_wl, or None."""
+    a, b = med(by.get((wl, client), {}), metric), med(by.get((other_wl, other_client), {}), metric)
+    return None if a is None or not b else a / b
+
+
+def tls_cost(by, wl, plain, client):
+    """`rec/s ratio / CPU ratio` of one client, SASL_SSL row over its plaintext twin."""
+    return "/".join(fmt(cross(by, wl, client, plain, client, k), 2) for k in ("records_per_s", "cpu_s_per_1m"))
+
+
+def extra_ratios(by):
+    """Ratio lines of the security and exactly-once rows that ran."""
+    out = []
+
+    def r(wl, metric, peer):
+        v = cross(by, wl, "cafe", wl, peer, metric)
+        return "n/a" if v is None else f"{v:.2f}x"
+
+    for wl, plain in ((SASL_PRODUCE[0], "produce-100B"), (SASL_CONSUME, CONSUME[0])):
+        if (wl, "cafe") in by:
+            cost = ", ".join(f"{c} {tls_cost(by, wl, plain, c)}" for c in EXTRA_CLIENTS[wl])
+            out.append(f"  {wl:16} rec/s: vs java {r(wl, 'records_per_s', 'java')}, vs librdkafka-c "
+                       f"{r(wl, 'records_per_s', 'librdkafka-c')}; CPU/1M vs java {r(wl, 'cpu_s_per_1m', 'java')}, "
+                       f"vs librdkafka-c {r(wl, 'cpu_s_per_1m', 'librdkafka-c')}; SASL_SSL / {plain} "
+                       f"(rec/s / CPU-s per 1M): {cost} [no target]")
+    for wl in (IDEMPOTENT[0], TRANSACTIONAL[0]):
+        if (wl, "cafe") in by:
+            vs1 = f"vs {INFLIGHT1} (1 in flight) {r(wl, 'records_per_s', INFLIGHT1)}, " \
+                if wl == IDEMPOTENT[0] else ""
+            txns = "; transactions per run: " + ", ".join(
+                f"{c} {fmt(med(by.get((wl, c), {}), 'transactions'), 0)}" for c in EXTRA_CLIENTS[wl]) \
+                if wl == TRANSACTIONAL[0] else ""
+            out.append(f"  {wl:16} rec/s: {vs1}vs java {r(wl, 'records_per_s', 'java')}, "
+                       f"vs librdkafka-c {r(wl, 'records_per_s', 'librdkafka-c')}; CPU/1M vs java "
+                       f"{r(wl, 'cpu_s_per_1m', 'java')}, vs librdkafka-c {r(wl, 'cpu_s_per_1m', 'librdkafka-c')}; "
+                       f"broker CPU/1M vs librdkafka-c {r(wl, 'broker_cpu_s_per_1m', 'librdkafka-c')}{txns} "
+                       "[no target]")
     return out
 
 
@@ -796,8 +1007,8 @@ def render_markdown(summary, machine, runs, rebalance_runs):
                    f"{fmt(med(s, 'p50_ms'))} | {fmt(med(s, 'p99_ms'))} | {fmt(med(s, 'p999_ms'))} | "
                    f"{fmt(med(s, 'cpu_s_per_1m'), 2)} | {fmt(med(s, 'broker_cpu_s_per_1m'), 2)} | {core_split(s)} | "
                    f"{fmt(med(s, 'peak_rss_mib'), 0)} | {first_record(s)} | {limit(s)} |")
-    out += ["", "cafe against the best peer of each row (same settings: librdkafka-best and "
-            f"{BASELINE} are not candidates):", "",
+    out += ["", "cafe against the best peer of each row (same settings: librdkafka-best, "
+            f"{BASELINE} and {INFLIGHT1} are not candidates):", "",
             "| workload | figure | cafe | best peer | ratio cafe / best |", "|---|---|---:|---|---:|"]
     out += best_peer_rows(summary)
     out += ["", "| rebalance (clean leave, 3 → 2 members) | client | ms |", "|---|---|---:|"]
@@ -879,10 +1090,21 @@ def render_markdown(summary, machine, runs, rebalance_runs):
                 f"{fmt(m(wl, 'librdkafka', 'p50_ms'))} / {fmt(m(wl, 'librdkafka', 'p99_ms'))}, java "
                 f"{fmt(m(wl, 'java', 'p50_ms'))} / {fmt(m(wl, 'java', 'p99_ms'))}",
                 ratio(m(wl, "cafe", "p50_ms"), m(wl, "librdkafka", "p50_ms")), None)
+    wl = IDEMPOTENT[0]
+    if (wl, "cafe") in by:
+        # Issue #13: sequence numbers keep order across 5 batches in flight per partition.
+        c, p = m(wl, "cafe", "records_per_s"), m(wl, INFLIGHT1, "records_per_s")
+        add(f"{wl} rec/s, 5 in flight vs 1 ({INFLIGHT1}; no target)", f"{n0(c)} vs {n0(p)}", ratio(c, p), None)
+    for wl, plain in ((SASL_PRODUCE[0], "produce-100B"), (SASL_CONSUME, CONSUME[0])):
+        if (wl, "cafe") in by:
+            # Issue #12: what TLS + SASL cost each client, against its own plaintext row.
+            add(f"{wl}: cafe's cost of SASL_SSL, rec/s and CPU-s/1M over {plain} (no target)",
+                "; ".join(f"{c} {tls_cost(by, wl, plain, c)}" for c in EXTRA_CLIENTS[wl]),
+                cross(by, wl, "cafe", plain, "cafe", "records_per_s"), None)
     worst = max((ratio(m(w, "cafe", "peak_rss_mib"), m(w, "java", "peak_rss_mib")) or 0, w)
                 for w in [x[0] for x in PRODUCE_WORKLOADS] + consume_workloads())
     add("peak RSS ≤ 0.5× Java (worst workload)", f"{worst[1]}: {fmt(m(worst[1], 'cafe', 'peak_rss_mib'), 0)} vs "
-        f"{fmt(m(worst[1], 'java', 'peak_rss_mib'), 0)} MiB", worst[0], worst[0] <= 0.5)
+        f"{fmt(m(worst[1], 'java', 'peak_rss_mib'), 0)} MiB", worst[0] or None, worst[0] <= 0.5 if worst[0] else None)
     out += ["", "| target | measured (cafe vs peer, medians) | ratio | |", "|---|---|---:|---|"] + rows
     return "\n".join(out) + "\n"
 
@@ -903,7 +1125,7 @@ def best_peer_rows(summary):
         for key, label, pick in figures:
             c = med(clients["cafe"], key)
             peers = [(med(s, key), name) for name, s in clients.items()
-                     if name not in ("cafe", BASELINE, "librdkafka-best") and med(s, key) is not None]
+                     if name not in ("cafe", BASELINE, INFLIGHT1, "librdkafka-best") and med(s, key) is not None]
             if c is None or not peers:
                 continue
             best, name = pick(peers)
@@ -953,9 +1175,14 @@ def main():
     ap.add_argument("--budget-s", type=float, default=1080,
                     help="stop adding runs past 3 when the next would end after this many seconds")
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the record counts (develop with 0.05)")
-    ap.add_argument("--only", choices=["all", "consume", "latency"], default="all",
-                    help="consume: only the consume workloads; latency: only the fixed-rate ones "
-                    "(either: no rebalance)")
+    ap.add_argument("--only", choices=["all", "consume", "latency", "security", "transactions"], default="all",
+                    help="consume: only the consume workloads; latency: only the fixed-rate ones; "
+                    "security: produce-100B and consume over PLAINTEXT and SASL_SSL; transactions: "
+                    "idempotent and transactional produce (any of them: no rebalance)")
+    ap.add_argument("--secure-bootstrap", help="SASL_SSL listener of the secured broker (scripts/kafka.sh "
+                    "up --secure), for the sasl-* rows")
+    ap.add_argument("--secure-tls-dir", help="that broker's tls/ folder (its ca.pem)")
+    ap.add_argument("--secure-broker-pid-file", help="pid file of the secured broker JVM")
     ap.add_argument("--peers-dir", help="where bench/peers/build.sh put the native drivers")
     ap.add_argument("--broker-pid-file", help="pid file of the broker JVM, for its CPU time per run")
     ap.add_argument("--baseline", metavar="CAFE", help=f"another cafe binary, as client {BASELINE} "
@@ -974,6 +1201,8 @@ def main():
         ap.error("--bootstrap and --kafka-libs are required")
     if a.only != "all":
         a.rebalance_runs = 0
+    if a.only == "security" and not a.secure_bootstrap:
+        ap.error("--only security needs --secure-bootstrap (and --secure-tls-dir)")
     Bench(a).run()
 
 

@@ -55,6 +55,8 @@
 #   CAFE_KAFKA_STOP_WAIT  seconds between SIGTERM and SIGKILL on down (default 30)
 #   CAFE_KAFKA_PORT     single node's client port (default 9092; controller = port+1,
 #                       or CAFE_KAFKA_CONTROLLER_PORT)
+#   CAFE_KAFKA_SECURE_PORT  the secured broker's SSL port (default 9392); SASL_SSL,
+#                       SASL_PLAINTEXT, controller and mTLS follow at +1 .. +4
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -164,7 +166,10 @@ node_dir() {
 node_id() { [[ $1 == single || $1 == secure ]] && echo 1 || echo "$1"; }
 # The secure node's "client port" (the one probed for liveness) is its
 # SASL_PLAINTEXT listener, which the admin tools use.
-SECURE_SSL_PORT=9392 SECURE_SASL_SSL_PORT=9393 SECURE_SASL_PORT=9394 SECURE_CONTROLLER_PORT=9395 SECURE_MTLS_PORT=9396
+# CAFE_KAFKA_SECURE_PORT moves all five (e.g. a benchmark's own secured broker).
+SECURE_SSL_PORT="${CAFE_KAFKA_SECURE_PORT:-9392}"
+SECURE_SASL_SSL_PORT=$((SECURE_SSL_PORT + 1)) SECURE_SASL_PORT=$((SECURE_SSL_PORT + 2))
+SECURE_CONTROLLER_PORT=$((SECURE_SSL_PORT + 3)) SECURE_MTLS_PORT=$((SECURE_SSL_PORT + 4))
 client_port() {
     case $1 in single) echo "$SINGLE_PORT" ;; secure) echo "$SECURE_SASL_PORT" ;; *) echo $((19091 + $1)) ;; esac
 }

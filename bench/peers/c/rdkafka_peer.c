@@ -2,7 +2,14 @@
  * with no interpreter in the way, printing the JSON line bench/harness.py parses.
  *
  *   rdkafka_peer produce -b HOST:PORT -t T -n 1000000 --record-size 100 [--throughput R]
+ *   rdkafka_peer produce ... --transactional-id ID [--transaction-ms 100]
  *   rdkafka_peer consume -b HOST:PORT -t T -n 1000000 [-g GROUP]
+ *   any of them: -X key=value (repeatable) for any librdkafka setting, e.g. SASL_SSL's
+ *
+ * With --transactional-id the records go in transactions, each committed once it has
+ * run --transaction-ms, like the Java tool's --transaction-duration-ms and cafe's
+ * --transaction-ms: init_transactions before the clock starts, then begin, produce,
+ * commit (which waits for every record of the transaction) and begin again.
  *
  * The harness builds it (bench/peers/build.sh) against the librdkafka shared library
  * bundled in the confluent-kafka wheel of the peers venv, so the C and Python rows
@@ -22,9 +29,9 @@
 #include <unistd.h>
 
 struct opts {
-    const char *mode, *bootstrap, *topic, *group, *acks, *compression;
+    const char *mode, *bootstrap, *topic, *group, *acks, *compression, *transactional_id;
     long long n;
-    int record_size, linger_ms, batch_size, sample_every;
+    int record_size, linger_ms, batch_size, sample_every, transaction_ms;
     double throughput, idle_timeout_s;
     const char *extra[64];
     int n_extra;
@@ -64,6 +71,17 @@ static void set_extra(rd_kafka_conf_t *conf, const struct opts *o) {
         *eq = 0;
         set(conf, kv, eq + 1);
     }
+}
+
+/* A failed transaction call ends the run: the benchmark measures committed records only. */
+static void check_txn(const char *what, rd_kafka_error_t *e) {
+    if (!e)
+        return;
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s%s", rd_kafka_error_string(e),
+             rd_kafka_error_is_fatal(e) ? " (fatal)" : "");
+    rd_kafka_error_destroy(e);
+    die(what, detail);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
@@ -131,6 +149,8 @@ static int produce(const struct opts *o) {
     set(conf, "batch.size", buf);
     set(conf, "compression.type", o->compression);
     set(conf, "max.in.flight.requests.per.connection", "5");
+    if (o->transactional_id)
+        set(conf, "transactional.id", o->transactional_id);
     set_extra(conf, o);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
@@ -145,13 +165,24 @@ static int produce(const struct opts *o) {
     if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
         die("metadata", o->topic);
     rd_kafka_metadata_destroy(md);
+    if (o->transactional_id) {
+        check_txn("init_transactions", rd_kafka_init_transactions(rk, 30000));
+        check_txn("begin_transaction", rd_kafka_begin_transaction(rk));
+    }
+    long long transactions = 0;
 
     char *value = malloc((size_t)o->record_size);
     for (int i = 0; i < o->record_size; i++)
         value[i] = (char)('A' + i % 26);
     st.lat = malloc(sizeof(double) * (size_t)(o->n / o->sample_every + 1));
-    double cpu0 = cpu_s(), start = now_s();
+    double cpu0 = cpu_s(), start = now_s(), txn_start = start;
     for (long long i = 0; i < o->n; i++) {
+        if (o->transactional_id && now_s() - txn_start >= o->transaction_ms / 1000.0) {
+            check_txn("commit_transaction", rd_kafka_commit_transaction(rk, -1));
+            transactions++;
+            check_txn("begin_transaction", rd_kafka_begin_transaction(rk));
+            txn_start = now_s();
+        }
         if (o->throughput > 0) {
             /* Like the Java tool's throttler: sleep when more than 1 ms ahead of schedule,
              * serving delivery reports meanwhile. rd_kafka_poll returns as soon as it
@@ -178,12 +209,18 @@ static int produce(const struct opts *o) {
         if ((i & 1023) == 0)
             rd_kafka_poll(rk, 0);
     }
+    if (o->transactional_id) {
+        check_txn("commit_transaction", rd_kafka_commit_transaction(rk, -1));
+        transactions++;
+    }
     rd_kafka_flush(rk, 120000);
     double elapsed = now_s() - start, cpu = cpu_s() - cpu0;
     long long remaining = rd_kafka_outq_len(rk);
     qsort(st.lat, st.n_lat, sizeof(double), cmp_double);
     print_head(o, st.delivered, st.delivered * o->record_size, elapsed, cpu);
     printf(", \"failed\": %lld", st.failed + remaining);
+    if (o->transactional_id)
+        printf(", \"transactions\": %lld", transactions);
     print_percentile("p50_ms", st.lat, st.n_lat, 0.50);
     print_percentile("p99_ms", st.lat, st.n_lat, 0.99);
     print_percentile("p999_ms", st.lat, st.n_lat, 0.999);
@@ -274,6 +311,7 @@ static const char *arg(int argc, char **argv, int *i) {
 int main(int argc, char **argv) {
     struct opts o = {.bootstrap = "127.0.0.1:9092", .acks = "1", .compression = "none", .n = 1000000,
                      .record_size = 100, .linger_ms = 5, .batch_size = 16384, .sample_every = 8,
+                     .transaction_ms = 100,
                      .idle_timeout_s = 30};
     if (argc < 2 || (strcmp(argv[1], "produce") && strcmp(argv[1], "consume")))
         die("usage", "rdkafka_peer produce|consume -t TOPIC [-b HOST:PORT] [-n N] ...");
@@ -302,6 +340,10 @@ int main(int argc, char **argv) {
             o.throughput = atof(arg(argc, argv, &i));
         else if (!strcmp(a, "--sample-every"))
             o.sample_every = atoi(arg(argc, argv, &i));
+        else if (!strcmp(a, "--transactional-id"))
+            o.transactional_id = arg(argc, argv, &i);
+        else if (!strcmp(a, "--transaction-ms"))
+            o.transaction_ms = atoi(arg(argc, argv, &i));
         else if (!strcmp(a, "--idle-timeout"))
             o.idle_timeout_s = atof(arg(argc, argv, &i));
         else if (!strcmp(a, "-X") && o.n_extra < 64)
@@ -311,7 +353,7 @@ int main(int argc, char **argv) {
     }
     if (!o.topic)
         die("usage", "-t TOPIC is required");
-    if (o.sample_every < 1 || o.n < 1 || o.record_size < 0)
-        die("usage", "-n and --sample-every must be >= 1");
+    if (o.sample_every < 1 || o.n < 1 || o.record_size < 0 || o.transaction_ms < 1)
+        die("usage", "-n, --sample-every and --transaction-ms must be >= 1");
     return !strcmp(o.mode, "produce") ? produce(&o) : consume(&o);
 }

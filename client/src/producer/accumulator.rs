@@ -438,14 +438,19 @@ impl Accumulator {
             return None;
         }
         let ordered = self.ids.enabled();
+        let ids = &self.ids;
         let in_flight = &mut self.partitions_in_flight;
+        // A partition the broker has acknowledged nothing of under this producer id
+        // gets one batch in flight: if that one were refused with a retriable error
+        // (NOT_LEADER_OR_FOLLOWER from a partition just created) and the next taken,
+        // the first could never be written (OUT_OF_ORDER_SEQUENCE_NUMBER for ever).
         let eligible = |b: &SealedBatch, leader: i32, in_flight: &HashMap<PartitionKey, PartitionInFlight>| {
             if !ordered {
                 return true;
             }
             match in_flight.get(&(b.topic.clone(), b.partition)) {
                 None => true,
-                Some(f) => b.attempts == 0 && !f.retrying && f.leader == leader,
+                Some(f) => b.attempts == 0 && !f.retrying && f.leader == leader && ids.established(b),
             }
         };
         // Only a partition's first batch in the queue may go (the lowest sequence):
@@ -526,6 +531,8 @@ impl Accumulator {
         let mut retry: Vec<(SealedBatch, String)> = Vec::new();
         // Idempotent batches that failed for good: (producer id, topic, partition).
         let mut failed: Vec<(i64, Arc<str>, i32)> = Vec::new();
+        // Idempotent batches that can only be written under a new producer id.
+        let mut overtaken: Vec<(i64, Arc<str>, i32)> = Vec::new();
         match response {
             Response::Sent => {
                 for b in batches {
@@ -550,9 +557,33 @@ impl Accumulator {
                         continue;
                     };
                     match ResponseError::try_from_code(p.error_code) {
-                        None => self.settle_batch(b, Ok(Some(p.base_offset))),
+                        None => {
+                            self.ids.acked(&b);
+                            self.settle_batch(b, Ok(Some(p.base_offset)))
+                        }
                         // The broker already has this batch: a retry of something that landed.
-                        Some(ResponseError::DuplicateSequenceNumber) => self.settle_batch(b, Ok(None)),
+                        Some(ResponseError::DuplicateSequenceNumber) => {
+                            self.ids.acked(&b);
+                            self.settle_batch(b, Ok(None))
+                        }
+                        // A later batch of the partition was written first: this one can
+                        // only go under a new producer id (or, in a transaction, fail it).
+                        Some(ResponseError::OutOfOrderSequenceNumber) if self.ids.overtaken(&b) => {
+                            let why = "a later batch of the partition was written before it";
+                            match self.config.transactional_id {
+                                Some(_) => {
+                                    let (error, message) = (ResponseError::OutOfOrderSequenceNumber, Some(why.into()));
+                                    self.fail(b, DeliveryError::Rejected { error, message }, &mut failed)
+                                }
+                                // The gap asks for a new id; once there is one, the batch
+                                // moves to it when it is refused again.
+                                None => {
+                                    overtaken.extend(b.idem.map(|i| (i.producer_id, b.topic.clone(), b.partition)));
+                                    let b = if self.ids.is_gapped(&b) { self.ids.move_to_current(b) } else { b };
+                                    retry.push((b, format!("{}: {why}", ResponseError::OutOfOrderSequenceNumber)))
+                                }
+                            }
+                        }
                         Some(ResponseError::MessageTooLarge) | Some(ResponseError::RecordListTooLarge) => {
                             self.fail(b, DeliveryError::BrokerTooLarge, &mut failed)
                         }
@@ -608,6 +639,7 @@ impl Accumulator {
         self.requeue(requeue);
         // A transactional producer keeps its id: the failure fails the transaction,
         // and aborting it re-initializes the id (InitProducerId with its transactional.id).
+        failed.extend(overtaken);
         if !failed.is_empty() && self.config.transactional_id.is_none() {
             settled.new_producer_id = self.ids.record_gaps(&failed);
         }

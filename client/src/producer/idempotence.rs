@@ -19,6 +19,18 @@ pub(crate) struct ProducerIds {
     /// refuse every later sequence of that producer id there (OUT_OF_ORDER_SEQUENCE_NUMBER),
     /// so those batches move to a fresh producer id instead of retrying in vain.
     gaps: HashSet<(i64, Arc<str>, i32)>,
+    /// Per partition, the producer id the broker acknowledged a batch of there and
+    /// the highest last sequence it acknowledged under it. Until a partition has
+    /// one under the current id, the broker may hold no state for the producer
+    /// there, and such a broker takes whatever sequence comes first.
+    acked: HashMap<PartitionKey, (i64, i32)>,
+}
+
+/// True when sequence `a` is `b` or comes before it. Sequences wrap at `i32::MAX`;
+/// of two sequences a partition can have in play at once, the one less than half
+/// the range behind is the earlier.
+fn seq_at_or_before(a: i32, b: i32) -> bool {
+    (b.wrapping_sub(a) & i32::MAX) < (1 << 30)
 }
 
 impl ProducerIds {
@@ -68,6 +80,32 @@ impl ProducerIds {
     pub(crate) fn renew(&mut self, id: (i64, i16)) {
         self.current = Some(id);
         self.sequences.clear();
+    }
+
+    /// The broker acknowledged `b` (written, or a duplicate of what was).
+    pub(crate) fn acked(&mut self, b: &SealedBatch) {
+        let Some(i) = b.idem else { return };
+        let last = i.base_sequence.wrapping_add(b.len().saturating_sub(1) as i32) & i32::MAX;
+        let e = self.acked.entry((b.topic.clone(), b.partition)).or_insert((i.producer_id, last));
+        if e.0 != i.producer_id || seq_at_or_before(e.1, last) {
+            *e = (i.producer_id, last);
+        }
+    }
+
+    /// True when the broker acknowledged a batch of `b`'s partition under `b`'s
+    /// producer id: it holds the producer's state there and checks sequences.
+    pub(crate) fn established(&self, b: &SealedBatch) -> bool {
+        let id = b.idem.map(|i| i.producer_id);
+        self.acked.get(&(b.topic.clone(), b.partition)).is_some_and(|(pid, _)| Some(*pid) == id)
+    }
+
+    /// True when the broker acknowledged a later sequence of `b`'s partition than
+    /// `b`'s, under `b`'s producer id: `b` can never be written under that id.
+    pub(crate) fn overtaken(&self, b: &SealedBatch) -> bool {
+        let Some(i) = b.idem else { return false };
+        self.acked
+            .get(&(b.topic.clone(), b.partition))
+            .is_some_and(|(pid, last)| *pid == i.producer_id && seq_at_or_before(i.base_sequence, *last))
     }
 
     /// `b` under the current producer id with fresh sequences, if it carries an older

@@ -445,13 +445,63 @@ fn sequences_advance_per_partition() {
     assert_eq!(seqs(&first), vec![(0, 1000, 0)]);
     let second = sim.core.next_request(by_parity).unwrap();
     assert_eq!(seqs(&second), vec![(1, 1000, 0)]);
-    let third = sim.core.next_request(by_parity).expect("a second batch of partition 0 in flight, same leader");
+    assert!(
+        sim.core.next_request(by_parity).is_none(),
+        "partition 0 has nothing acknowledged yet: one batch in flight"
+    );
+    let resp = ok(&first);
+    sim.respond(first, resp);
+    sim.send("t", 0, 10);
+    sim.core.seal_all();
+    let third = sim.core.next_request(by_parity).expect("partition 0 acknowledged: its next batch goes");
     assert_eq!(seqs(&third), vec![(0, 1000, 2)]);
-    for req in [first, second, third] {
+    let fourth = sim.core.next_request(by_parity).expect("a second batch of partition 0 in flight, same leader");
+    assert_eq!(seqs(&fourth), vec![(0, 1000, 3)]);
+    for req in [second, third, fourth] {
         let resp = ok(&req);
         sim.respond(req, resp);
     }
     assert!(sim.core.is_idle());
+}
+
+/// Sends one record of `topic[partition]` and has it acknowledged, so the broker
+/// holds the producer's state there (several batches may then be in flight).
+fn establish(sim: &mut Sim, topic: &str, partition: i32) {
+    sim.send(topic, partition, 10);
+    let req = sim.request();
+    let resp = ok(&req);
+    sim.respond(req, resp);
+}
+
+#[test]
+fn a_batch_overtaken_by_a_later_one_moves_to_a_new_producer_id() {
+    let mut sim = Sim::new(ProducerConfig { batch_size: 100, ..idempotent() });
+    establish(&mut sim, "t", 0);
+    sim.send("t", 0, 60);
+    sim.send("t", 0, 60);
+    let (b, c) = (sim.core.next_request(by_parity).unwrap(), sim.core.next_request(by_parity).unwrap());
+    assert_eq!((seqs(&b), seqs(&c)), (vec![(0, 1000, 1)], vec![(0, 1000, 2)]));
+    // A broker that lost the producer's state refuses seq 1 (retriable) and writes seq 2.
+    let resp = answer(&b, |_| Some(E::NotEnoughReplicas));
+    sim.respond(b, resp);
+    let resp = ok(&c);
+    sim.respond(c, resp);
+    let retry = sim.core.next_request(by_parity).unwrap();
+    let resp = answer(&retry, |_| Some(E::OutOfOrderSequenceNumber));
+    let settled = sim.respond(retry, resp);
+    assert!(settled.new_producer_id, "seq 1 can never be written under producer 1000");
+    sim.core.producer_id_renewed(Ok((2000, 0)));
+    let retry = sim.core.next_request(by_parity).unwrap();
+    assert_eq!(seqs(&retry), vec![(0, 1000, 1)], "already on its way back under the old id");
+    let resp = answer(&retry, |_| Some(E::OutOfOrderSequenceNumber));
+    let settled = sim.respond(retry, resp);
+    assert!(!settled.new_producer_id, "the new id is there");
+    let moved = sim.core.next_request(by_parity).unwrap();
+    assert_eq!(seqs(&moved), vec![(0, 2000, 0)]);
+    let resp = ok(&moved);
+    sim.respond(moved, resp);
+    assert!(sim.core.is_idle());
+    assert_eq!(sim.core.summary().delivered, 3);
 }
 
 #[test]
@@ -474,33 +524,34 @@ fn a_partition_in_flight_to_one_leader_sends_nothing_to_another() {
 #[test]
 fn a_retry_waits_for_its_partition_in_flight_and_goes_alone() {
     let mut sim = Sim::new(ProducerConfig { batch_size: 100, ..idempotent() });
+    establish(&mut sim, "t", 0);
     for _ in 0..3 {
         sim.send("t", 0, 60);
     }
     let reqs: Vec<Request> = (0..3).map(|_| sim.core.next_request(by_parity).unwrap()).collect();
-    assert_eq!(reqs.iter().map(seqs).collect::<Vec<_>>(), [[(0, 1000, 0)], [(0, 1000, 1)], [(0, 1000, 2)]]);
+    assert_eq!(reqs.iter().map(seqs).collect::<Vec<_>>(), [[(0, 1000, 1)], [(0, 1000, 2)], [(0, 1000, 3)]]);
     let mut reqs = reqs.into_iter();
     let (a, b, c) = (reqs.next().unwrap(), reqs.next().unwrap(), reqs.next().unwrap());
-    // Answers come back in any order: seq 1 refused first, then seq 0, then seq 2 is fine.
+    // Answers come back in any order: seq 2 refused first, then seq 1, then seq 3 is fine.
     let resp = answer(&b, |_| Some(E::NotEnoughReplicas));
     sim.respond(b, resp);
     sim.send("t", 0, 60);
-    assert!(sim.core.next_request(by_parity).is_none(), "seq 1 waits for seq 0 and 2; seq 3 waits behind it");
+    assert!(sim.core.next_request(by_parity).is_none(), "seq 2 waits for seq 1 and 3; seq 4 waits behind it");
     let resp = answer(&a, |_| Some(E::NotEnoughReplicas));
     sim.respond(a, resp);
     let resp = ok(&c);
     sim.respond(c, resp);
     let retry = sim.core.next_request(by_parity).unwrap();
-    assert_eq!(seqs(&retry), vec![(0, 1000, 0)], "the lowest sequence first");
+    assert_eq!(seqs(&retry), vec![(0, 1000, 1)], "the lowest sequence first");
     assert!(sim.core.next_request(by_parity).is_none(), "a retry goes alone");
     let resp = ok(&retry);
     sim.respond(retry, resp);
     let retry = sim.core.next_request(by_parity).unwrap();
-    assert_eq!(seqs(&retry), vec![(0, 1000, 1)]);
+    assert_eq!(seqs(&retry), vec![(0, 1000, 2)]);
     let resp = ok(&retry);
     sim.respond(retry, resp);
     let next = sim.core.next_request(by_parity).unwrap();
-    assert_eq!(seqs(&next), vec![(0, 1000, 3)]);
+    assert_eq!(seqs(&next), vec![(0, 1000, 4)]);
 }
 
 #[test]

@@ -65,12 +65,13 @@ cluster-down: ## stop the 3-node cluster (data kept; scripts/kafka.sh down --nod
 # Each stop is a no-op when that service is not running. The benchmark broker's data
 # is wiped as bench.sh itself does on exit (it is only benchmark topics).
 BENCH_BROKER := .run/bench/broker/scripts/kafka.sh
-down: ## stop everything the project can start: broker, secured broker, 3-node cluster, registry, bench broker
+down: ## stop everything the project can start: broker, secured broker, 3-node cluster, registry, bench brokers
 	$(KAFKA) down
 	$(KAFKA) down --secure
 	$(KAFKA) down --nodes 3
 	scripts/registry.sh down
-	@if [[ -x $(BENCH_BROKER) ]]; then echo "$(BENCH_BROKER) down --wipe"; $(BENCH_BROKER) down --wipe; fi
+	@if [[ -x $(BENCH_BROKER) ]]; then echo "$(BENCH_BROKER) down --wipe"; $(BENCH_BROKER) down --wipe; \
+		echo "$(BENCH_BROKER) down --secure --wipe"; $(BENCH_BROKER) down --secure --wipe; fi
 
 # ---------------------------------------------------------------------------
 # Schema Registry (Apicurio, Confluent-compatible API; see registry/README.md)

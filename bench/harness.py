@@ -54,6 +54,10 @@ PRODUCE_WORKLOADS = [
     ("latency-50k/s", 150_000, 100, "150k x 100 B offered at 50k records/s, acks=1", 50_000),
     ("latency-200k/s", 400_000, 100, "400k x 100 B offered at 200k records/s, acks=1", 200_000),
 ]
+# Latency with no lingering at all (issue #14: p50 within 1 ms of the best peer's),
+# every client with linger.ms=0: run by --only latency, not in every round of all.
+LATENCY_LINGER0 = ("latency-50k/s-linger0", 150_000, 100,
+                   "150k x 100 B offered at 50k records/s, linger.ms=0, acks=1", 50_000)
 # Records timed from hand-over to acknowledgement: one in 8 (cafe's default), every
 # one at 1k/s so its p99.9 rests on 4,000 samples rather than 500.
 SAMPLE_EVERY = {"latency-1k/s": 1}
@@ -257,6 +261,7 @@ class Bench:
             binary = self.baseline if client == BASELINE else None
             cmd = self.cafe_cmd("bench", "produce", "-t", topic, "-n", str(n), "--json", "--quiet",
                                 "--acks", settings["acks"], "--batch-size", settings["batch.size"],
+                                "--linger-ms", settings["linger.ms"],
                                 "--compression", settings["compression.type"], "--sample-every", every,
                                 *cafe_producer_flags(settings, txn), binary=binary, secure=secure)
             cmd += ["--cafe-events"] if size is None else ["--record-size", str(size)]
@@ -265,7 +270,7 @@ class Bench:
             rep = json.loads(out.strip().splitlines()[-1])
         elif client in ("librdkafka", "librdkafka-best"):
             cmd = self.peer_cmd("produce", "-t", topic, "-n", str(n), "--acks", PRODUCER["acks"],
-                                "--batch-size", PRODUCER["batch.size"], "--linger-ms", PRODUCER["linger.ms"],
+                                "--batch-size", PRODUCER["batch.size"], "--linger-ms", settings["linger.ms"],
                                 "--compression", PRODUCER["compression.type"])
             cmd += ["--events", self.pool_tsv] if size is None else ["--record-size", str(size)]
             cmd += RDK_BEST_PRODUCE if client == "librdkafka-best" else []
@@ -517,7 +522,7 @@ class Bench:
     def plain_produce_workloads(self):
         """The plaintext produce workloads of this --only: all of them, the fixed-rate
         ones (latency), or produce-100B beside its SASL_SSL twin (security)."""
-        return {"all": PRODUCE_WORKLOADS, "latency": [w for w in PRODUCE_WORKLOADS if w[4]],
+        return {"all": PRODUCE_WORKLOADS, "latency": [w for w in PRODUCE_WORKLOADS if w[4]] + [LATENCY_LINGER0],
                 "security": [w for w in PRODUCE_WORKLOADS if w[0] == "produce-100B"]}.get(self.a.only, [])
 
     def extra_workloads(self):
@@ -593,6 +598,8 @@ def producer_settings(workload, client):
     idempotence for the exactly-once rows (one batch in flight for INFLIGHT1)."""
     if workload == IDEMPOTENT[0]:
         extra = {**IDEMPOTENCE, **({"max.in.flight.requests.per.connection": "1"} if client == INFLIGHT1 else {})}
+    elif workload == LATENCY_LINGER0[0]:
+        extra = {"linger.ms": "0"}
     elif workload == TRANSACTIONAL[0]:
         extra = {"acks": "all", "enable.idempotence": "true"}
     else:

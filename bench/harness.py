@@ -261,7 +261,6 @@ class Bench:
             binary = self.baseline if client == BASELINE else None
             cmd = self.cafe_cmd("bench", "produce", "-t", topic, "-n", str(n), "--json", "--quiet",
                                 "--acks", settings["acks"], "--batch-size", settings["batch.size"],
-                                "--linger-ms", settings["linger.ms"],
                                 "--compression", settings["compression.type"], "--sample-every", every,
                                 *cafe_producer_flags(settings, txn), binary=binary, secure=secure)
             cmd += ["--cafe-events"] if size is None else ["--record-size", str(size)]
@@ -610,6 +609,9 @@ def producer_settings(workload, client):
 def cafe_producer_flags(settings, transactional_id):
     """cafe bench produce's flags for the settings beyond PRODUCER's (which have flags of their own)."""
     flags = ["--enable-idempotence"] if settings.get("enable.idempotence") == "true" else []
+    # Only when it is not cafe's default (PRODUCER's too): a CAFE_BENCH_BASELINE build
+    # may be older than the flag.
+    flags += ["--linger-ms", settings["linger.ms"]] if settings["linger.ms"] != PRODUCER["linger.ms"] else []
     flags += [x for k, v in settings.items() if k not in PRODUCER and k != "enable.idempotence"
               for x in ("-X", f"{k}={v}")]
     if transactional_id:

@@ -257,7 +257,12 @@ fn decode_batch(
     let max_timestamp = be_i64(&batch[35..]);
     let producer_id = be_i64(&batch[43..]);
     let record_count = be_i32(&batch[57..]);
-    let last_offset = base_offset + i64::from(last_offset_delta);
+    // Checked: a corrupt header must be an error, not a panic (found by the records
+    // fuzzer). The next fetch starts after the last offset, so that must fit too.
+    let last_offset = base_offset
+        .checked_add(i64::from(last_offset_delta))
+        .filter(|last| *last < i64::MAX)
+        .ok_or_else(|| format!("base offset {base_offset} + last offset delta {last_offset_delta} overflows"))?;
     let codec =
         Codec::from_attributes(attributes).ok_or_else(|| format!("unknown compression codec {}", attributes & 0x07))?;
     let control = attributes & ATTR_CONTROL != 0;
@@ -351,13 +356,10 @@ fn decode_record(r: &mut Reader<'_>, payload: &Bytes, base_offset: i64, base_tim
         let value = rr.bytes(payload)?;
         headers.push(Header { key, value });
     }
-    Ok(Record {
-        offset: base_offset + i64::from(offset_delta),
-        timestamp_ms: base_timestamp.wrapping_add(timestamp_delta),
-        key,
-        value,
-        headers,
-    })
+    let offset = base_offset
+        .checked_add(i64::from(offset_delta))
+        .ok_or_else(|| format!("base offset {base_offset} + offset delta {offset_delta} overflows"))?;
+    Ok(Record { offset, timestamp_ms: base_timestamp.wrapping_add(timestamp_delta), key, value, headers })
 }
 
 /// A cursor over record bytes; every read is bounds-checked.

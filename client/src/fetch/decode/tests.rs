@@ -163,6 +163,19 @@ fn unknown_codec_magic_and_impossible_counts_are_errors() {
 }
 
 #[test]
+fn offsets_that_overflow_are_errors_not_panics() {
+    let b = batch(&[record(0, Some("a")), record(1, Some("b"))], Codec::None);
+    // Base offset i64::MAX: its last offset (and the next fetch's) cannot be held.
+    let d = decode(patch(&b, 0, &i64::MAX.to_be_bytes()), &opts(0));
+    assert!(d.error.unwrap().reason.contains("overflows"), "the batch's last offset");
+    // Last offset delta 0 keeps the header in range; the second record's delta 5 does not.
+    let b = batch(&[record(0, Some("a")), record(5, Some("b"))], Codec::None);
+    let at_max = patch(&patch(&b, 0, &(i64::MAX - 1).to_be_bytes()), 23, &0i32.to_be_bytes());
+    let d = decode(at_max, &opts(0));
+    assert!(d.error.unwrap().reason.contains("overflows"), "a record's offset");
+}
+
+#[test]
 fn a_negative_batch_length_is_an_error() {
     let mut m = BytesMut::from(&batch(&[record(0, Some("a"))], Codec::None)[..]);
     m[8..12].copy_from_slice(&(-5i32).to_be_bytes());

@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use cafe_kafka::{
     Cluster, ConnectionConfig, GroupConfig, GroupMetadata, GroupProtocol, Producer, ProducerConfig, ProducerRecord,
     TopicPartition, TransactionError,
 };
+use common::records::committed;
 use common::totals;
 use common::*;
 
@@ -172,12 +174,8 @@ async fn offsets_sent_to_a_transaction_count_only_when_it_commits() {
         }
     }
     producer.close().await;
-    let out = kafka_tool("consumer-groups", &["--bootstrap-server", &bootstrap(), "--describe", "--group", &group]);
-    let described = stdout(&out);
-    let row =
-        described.lines().find(|l| l.contains(&topic)).unwrap_or_else(|| panic!("no row for {topic}: {described}"));
-    let committed: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(committed.get(3), Some(&"3"), "the committed transaction's offset, not the aborted one's: {row}");
+    let committed = committed(&group, &topic).expect("describe the group");
+    assert_eq!(committed, BTreeMap::from([(0, 3)]), "the committed transaction's offset, not the aborted one's");
     delete_topic(&topic);
 }
 
@@ -237,10 +235,8 @@ async fn offsets_of_a_member_the_group_moved_on_from_are_refused() {
             }
         }
         second.close().await.expect("close the second member");
-        let out = kafka_tool("consumer-groups", &["--bootstrap-server", &bootstrap(), "--describe", "--group", &group]);
-        let described = stdout(&out);
-        let row = described.lines().find(|l| l.contains(&topic)).unwrap_or_else(|| panic!("no row: {described}"));
-        assert_eq!(row.split_whitespace().nth(3), Some("3"), "{protocol:?}: the live member's offset only: {row}");
+        let committed = committed(&group, &topic).expect("describe the group");
+        assert_eq!(committed, BTreeMap::from([(0, 3)]), "{protocol:?}: the live member's offset only");
         delete_topic(&topic);
     }
     producer.close().await;

@@ -19,9 +19,9 @@ use super::config::ProducerConfig;
 use super::idempotence::{PartitionKey, ProducerIds};
 use super::record::Delivery;
 
-/// Record batch header: what an open batch starts at, counted against `batch.size`
-/// and `max.request.size` with the records.
-pub(crate) const BATCH_OVERHEAD: usize = 61;
+/// The record batch header: what an open batch starts at, counted against
+/// `batch.size` and `max.request.size` with the records.
+pub(crate) use super::encode::HEADER_LEN as BATCH_OVERHEAD;
 
 /// Why one record was not delivered.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -529,10 +529,9 @@ impl Accumulator {
             }
         }
         let mut retry: Vec<(SealedBatch, String)> = Vec::new();
-        // Idempotent batches that failed for good: (producer id, topic, partition).
-        let mut failed: Vec<(i64, Arc<str>, i32)> = Vec::new();
-        // Idempotent batches that can only be written under a new producer id.
-        let mut overtaken: Vec<(i64, Arc<str>, i32)> = Vec::new();
+        // (producer id, topic, partition) where a sequence can never be filled under
+        // that id: an idempotent batch failed for good, or was overtaken.
+        let mut gaps: Vec<(i64, Arc<str>, i32)> = Vec::new();
         match response {
             Response::Sent => {
                 for b in batches {
@@ -566,38 +565,34 @@ impl Accumulator {
                             self.ids.acked(&b);
                             self.settle_batch(b, Ok(None))
                         }
-                        // A later batch of the partition was written first: this one can
-                        // only go under a new producer id (or, in a transaction, fail it).
-                        Some(ResponseError::OutOfOrderSequenceNumber) if self.ids.overtaken(&b) => {
-                            let why = "a later batch of the partition was written before it";
-                            match self.config.transactional_id {
-                                Some(_) => {
-                                    let (error, message) = (ResponseError::OutOfOrderSequenceNumber, Some(why.into()));
-                                    self.fail(b, DeliveryError::Rejected { error, message }, &mut failed)
-                                }
-                                // The gap asks for a new id; once there is one, the batch
-                                // moves to it when it is refused again.
-                                None => {
-                                    overtaken.extend(b.idem.map(|i| (i.producer_id, b.topic.clone(), b.partition)));
-                                    let b = if self.ids.is_gapped(&b) { self.ids.move_to_current(b) } else { b };
-                                    retry.push((b, format!("{}: {why}", ResponseError::OutOfOrderSequenceNumber)))
-                                }
-                            }
-                        }
                         Some(ResponseError::MessageTooLarge) | Some(ResponseError::RecordListTooLarge) => {
-                            self.fail(b, DeliveryError::BrokerTooLarge, &mut failed)
+                            self.fail(b, DeliveryError::BrokerTooLarge, &mut gaps)
                         }
                         // Refused, so certainly not written. Either an earlier batch is still
                         // being retried (resend the same bytes after it), or an earlier one
-                        // failed for good and this one must move to a new producer id.
-                        Some(ResponseError::OutOfOrderSequenceNumber) => {
+                        // failed for good and this one must move to a new producer id, or a
+                        // later one was written first: then it too can only go under a new
+                        // id (the gap asks for one; once there is one, the batch moves to it
+                        // when it is refused again), and in a transaction it fails it.
+                        Some(error @ ResponseError::OutOfOrderSequenceNumber) => {
+                            let mut last = error.to_string();
+                            if self.ids.overtaken(&b) {
+                                let why = "a later batch of the partition was written before it";
+                                if self.config.transactional_id.is_some() {
+                                    let message = Some(why.into());
+                                    self.fail(b, DeliveryError::Rejected { error, message }, &mut gaps);
+                                    continue;
+                                }
+                                gaps.extend(b.idem.map(|i| (i.producer_id, b.topic.clone(), b.partition)));
+                                last = format!("{error}: {why}");
+                            }
                             let b = if self.ids.is_gapped(&b) { self.ids.move_to_current(b) } else { b };
-                            retry.push((b, ResponseError::OutOfOrderSequenceNumber.to_string()))
+                            retry.push((b, last))
                         }
                         Some(e) if e.is_retriable() => retry.push((b, e.to_string())),
                         Some(error) => {
                             let message = rejection_message(p);
-                            self.fail(b, DeliveryError::Rejected { error, message }, &mut failed)
+                            self.fail(b, DeliveryError::Rejected { error, message }, &mut gaps)
                         }
                     }
                 }
@@ -627,7 +622,7 @@ impl Accumulator {
                     attempts: b.attempts + 1,
                     last,
                 };
-                self.fail(b, err, &mut failed);
+                self.fail(b, err, &mut gaps);
                 continue;
             }
             let seq = b.idem.map(|i| i.base_sequence);
@@ -639,9 +634,8 @@ impl Accumulator {
         self.requeue(requeue);
         // A transactional producer keeps its id: the failure fails the transaction,
         // and aborting it re-initializes the id (InitProducerId with its transactional.id).
-        failed.extend(overtaken);
-        if !failed.is_empty() && self.config.transactional_id.is_none() {
-            settled.new_producer_id = self.ids.record_gaps(&failed);
+        if !gaps.is_empty() && self.config.transactional_id.is_none() {
+            settled.new_producer_id = self.ids.record_gaps(&gaps);
         }
         settled
     }

@@ -14,7 +14,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::batch::{Idempotence, OutRecord};
 use crate::compression::{self, Codec, CodecError};
 
-/// Bytes before the records: base offset .. record count.
+/// Bytes before the records: base offset .. record count (the accumulator counts
+/// them as `BATCH_OVERHEAD`).
 pub(crate) const HEADER_LEN: usize = 61;
 /// Base offset and batch length: not counted in the batch length.
 const LOG_OVERHEAD: usize = 12;

@@ -468,6 +468,52 @@ mod producer_api {
     }
 
     #[tokio::test(flavor = "multi_thread")]
+    async fn send_tagged_all_stops_at_a_refused_record_and_leaves_the_rest_in_the_iterator() {
+        // Two topics, the second first seen mid-run (its metadata fetched then), and a
+        // 16 KiB buffer, so runs also stop to wait for room.
+        let (a, b) = (unique_topic("lib-produce-all-a"), unique_topic("lib-produce-all-b"));
+        create_topic(&a, 2);
+        create_topic(&b, 1);
+        let cluster = Cluster::connect(vec![bootstrap()], ConnectionConfig::default()).await.expect("connect");
+        let reports = Arc::new(std::sync::Mutex::new(Vec::<(u64, Delivery)>::new()));
+        let seen = Arc::clone(&reports);
+        let handler = Box::new(move |tag: u64, d: &Delivery| seen.lock().unwrap().push((tag, d.clone())));
+        let config = ProducerConfig { buffer_memory: 16 << 10, ..ProducerConfig::default() };
+        let producer = Producer::with_delivery_handler(cluster, config, handler).await.expect("producer");
+        let record = |i: u64| {
+            let topic = if i / 500 % 2 == 0 { a.as_str() } else { b.as_str() };
+            let mut r = ProducerRecord::new(topic, format!("{i:0>200}"));
+            // Record 1500 names a partition topic a does not have.
+            r.partition = Some(if i == 1500 { 9 } else { (i % 2) as i32 * i32::from(topic == a.as_str()) });
+            (r, i)
+        };
+        let mut records = (0..2000u64).map(record);
+        let refused = producer.send_tagged_all(&mut records).await.expect_err("record 1500 refused");
+        assert!(matches!(refused.kind, SendErrorKind::UnknownPartition { partition: 9, .. }), "{refused}");
+        assert_eq!(refused.record.value.as_deref(), Some(format!("{:0>200}", 1500).as_bytes()));
+        assert_eq!(records.next().map(|(_, i)| i), Some(1501), "the rest stays in the iterator");
+        producer.send_tagged_all(&mut records).await.expect("the rest");
+        producer.close().await;
+        let reports = std::mem::take(&mut *reports.lock().unwrap());
+        let tags: BTreeSet<u64> = reports.iter().map(|(t, _)| *t).collect();
+        assert_eq!(reports.len(), 1998, "one report per record sent");
+        assert_eq!(tags, (0..2000u64).filter(|&i| i != 1500 && i != 1501).collect(), "every tag once");
+        // Each partition holds its records in the order they were sent, from offset 0.
+        for (topic, p) in [(&a, 0), (&a, 1), (&b, 0)] {
+            let mut sent: Vec<(u64, i64)> = reports
+                .iter()
+                .filter(|(_, d)| (d.topic.as_ref(), d.partition) == (topic.as_str(), p))
+                .map(|(t, d)| (*t, d.result.clone().expect("delivered").expect("an offset with acks=all")))
+                .collect();
+            sent.sort();
+            let offsets: Vec<i64> = sent.iter().map(|&(_, o)| o).collect();
+            assert_eq!(offsets, (0..sent.len() as i64).collect::<Vec<_>>(), "{topic}[{p}]");
+        }
+        delete_topic(&a);
+        delete_topic(&b);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
     async fn send_tagged_without_a_handler_gives_the_record_back() {
         let (topic, producer) = topic_and_producer("lib-produce-untagged", 1, ProducerConfig::default()).await;
         let refused = producer.send_tagged(ProducerRecord::new(topic.as_str(), "v"), 1).await.expect_err("refused");

@@ -16,6 +16,7 @@ mod batch;
 mod config;
 mod delivery;
 mod encode;
+mod enqueue;
 mod idempotence;
 mod pending;
 mod record;
@@ -25,7 +26,7 @@ mod transactional;
 mod txn;
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use kafka_protocol::error::ResponseError;
 use tokio::sync::{Notify, oneshot};
@@ -43,9 +44,7 @@ pub use txn::GroupMetadata;
 
 use crate::cluster::{self, Cluster};
 use crate::partitioner::NullKeyPicker;
-use crate::types::TopicPartition;
 use accumulator::{Accumulator, BATCH_OVERHEAD};
-use batch::OutRecord;
 use pending::Pending;
 
 /// Errors that keep a producer from starting.
@@ -341,7 +340,7 @@ impl Producer {
     /// failed for good.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, SendError> {
         let (tx, rx) = oneshot::channel();
-        self.enqueue(record, Completion::Future(tx)).await?;
+        self.enqueue(record, Completion::Future(tx), &mut || None).await?;
         Ok(DeliveryFuture { rx })
     }
 
@@ -353,7 +352,7 @@ impl Producer {
     where
         F: FnOnce(Delivery) + Send + 'static,
     {
-        self.enqueue(record, Completion::Callback(Box::new(on_delivery))).await
+        self.enqueue(record, Completion::Callback(Box::new(on_delivery)), &mut || None).await.map(drop)
     }
 
     /// Like [`send_with_callback`](Self::send_with_callback), but the outcome goes
@@ -365,123 +364,7 @@ impl Producer {
         if self.handle.shared.on_delivery.is_none() {
             return Err(SendError { kind: SendErrorKind::NoDeliveryHandler, record: Box::new(record) });
         }
-        self.enqueue(record, Completion::Tagged(tag)).await
-    }
-
-    async fn enqueue(&self, mut record: ProducerRecord, completion: Completion) -> Result<(), SendError> {
-        let shared = &self.handle.shared;
-        let config = &shared.config;
-        let fail = |kind, record| Err(SendError { kind, record: Box::new(record) });
-        let timeout = SendErrorKind::Timeout {
-            max_block_ms: config.max_block.as_millis() as u64,
-            buffer_memory: config.buffer_memory,
-        };
-        // `max.block.ms` bounds all the waiting of one call; the clock is read only
-        // when there is a wait (a clock read per record is measurable).
-        let mut deadline = None;
-        let mut deadline = move || *deadline.get_or_insert_with(|| tokio::time::Instant::now() + config.max_block);
-        // Held against buffer.memory: the record itself (Java counts whole batch
-        // buffers; we hold no more than the records' bytes).
-        let size = record.approx_size();
-        let (mut room, mut fetched) = (None, None);
-        loop {
-            // The lock is held only in this block, never across an await (a held
-            // guard would also make the future !Send).
-            let mut add_partition = None;
-            let partitions_known = 'locked: {
-                let mut st = shared.lock();
-                if st.closing {
-                    return fail(SendErrorKind::Closed, record);
-                }
-                match st.partitions_of(&record.topic, &shared.cluster).or(fetched) {
-                    None => false,
-                    Some(partitions) => {
-                        if let Some(p) = record.partition.filter(|p| !(0..partitions).contains(p)) {
-                            drop(st);
-                            let topic = record.topic.to_string();
-                            return fail(SendErrorKind::UnknownPartition { topic, partition: p, partitions }, record);
-                        }
-                        if st.pending.too_large(size) {
-                            drop(st);
-                            let (size, max) = (size + BATCH_OVERHEAD, config.buffer_memory);
-                            let err = DeliveryError::RecordTooLarge { size, max, setting: "buffer.memory" };
-                            completion
-                                .complete(Delivery { topic: record.topic, partition: -1, result: Err(err) }, shared);
-                            return Ok(());
-                        }
-                        if st.pending.has_room(size) && !st.core.backlog_full() {
-                            let state = &mut *st;
-                            if let Some(txn) = &state.txn {
-                                if let Err(e) = txn.check_send() {
-                                    drop(st);
-                                    return fail(SendErrorKind::Transaction(e), record);
-                                }
-                                // A partition joins the transaction before a record of it is batched.
-                                let p = record.partition.unwrap_or_else(|| {
-                                    let (topic, key) = (&record.topic, record.key.as_deref());
-                                    State::partition_of(&mut state.null_keys, config, topic, key, partitions, size)
-                                });
-                                record.partition = Some(p);
-                                if txn.needs_partition(&record.topic, p) {
-                                    add_partition = Some(p);
-                                    break 'locked true;
-                                }
-                            }
-                            let id = state.pending.admit(size, completion);
-                            let (topic, partition, r) = OutRecord::new(id, record, now_ms);
-                            let State { core, null_keys, .. } = state;
-                            let news = core.append(&topic, r, Instant::now, |r| {
-                                partition.unwrap_or_else(|| {
-                                    let key = r.key.as_deref();
-                                    State::partition_of(null_keys, config, &topic, key, partitions, r.approx_size())
-                                })
-                            });
-                            // Only a record refused by the core (over max.request.size) is settled here.
-                            let reports = state.reports();
-                            drop(st);
-                            reports.hand_out(shared);
-                            if news {
-                                shared.wake.notify_one();
-                            }
-                            return Ok(());
-                        }
-                        true
-                    }
-                }
-            };
-            if let Some(p) = add_partition {
-                let tp = TopicPartition::new(Arc::clone(&record.topic), p);
-                if let Err(e) = self.add_to_transaction(&tp).await {
-                    return fail(SendErrorKind::Transaction(e), record);
-                }
-                continue;
-            }
-            if !partitions_known {
-                // A topic not seen yet: its metadata first (bounded by max.block.ms too).
-                match tokio::time::timeout_at(deadline(), shared.cluster.topic_or_fetch(&record.topic)).await {
-                    Ok(Ok(info)) => {
-                        fetched = Some(info.partition_count());
-                        continue;
-                    }
-                    Ok(Err(e)) => return fail(SendErrorKind::Metadata(e), record),
-                    Err(_) => return fail(timeout, record),
-                }
-            }
-            match room.take() {
-                // No room: register for the wake-up, then look once more, so room
-                // freed in between is not missed.
-                None => {
-                    let mut notified = Box::pin(shared.room.notified());
-                    notified.as_mut().enable();
-                    room = Some(notified);
-                }
-                Some(notified) => {
-                    if tokio::time::timeout_at(deadline(), notified).await.is_err() {
-                        return fail(timeout, record);
-                    }
-                }
-            }
-        }
+        self.enqueue(record, Completion::Tagged(tag), &mut || None).await.map(drop)
     }
 
     /// Sends every record batched so far without waiting for `linger.ms`, and returns

@@ -292,9 +292,14 @@ class Bench:
         self.build_java_member()
         subprocess.run(self.cafe_cmd("topic", "create", self.topic, "--partitions", str(PARTITIONS)), check=True,
                        stdout=subprocess.DEVNULL)
-        # The steady load: unkeyed 100 B records, spread over the partitions.
+        # The steady load: unkeyed 100 B records, spread over the partitions. The sticky
+        # partitioner stays on a partition for batch.size bytes (as Java's does): at the
+        # default 16 KB that is 134 records, so each partition would get a burst every
+        # 12 x 67 ms and no partition could show a gap shorter than ~800 ms; 1 KB
+        # batches (8 records) move on every 4 ms, a burst per partition every ~50 ms.
         producer = subprocess.Popen(self.cafe_cmd("bench", "produce", "-t", self.topic, "-n", "100000000",
-                                                  "--throughput", str(RATE), "--quiet"),
+                                                  "--throughput", str(RATE), "--batch-size", "1024",
+                                                  "--quiet"),
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.runs_done = 0
         try:

@@ -110,6 +110,11 @@ pub struct ProduceSummary {
     pub failed: u64,
     /// Batches sent again after a retriable error.
     pub retries: u64,
+    /// Produce requests sent (Java's `request-total` for produce).
+    pub requests: u64,
+    /// Batches those requests carried, retries included: `batches / requests` is
+    /// how full requests were (at most one batch per partition each).
+    pub batches: u64,
 }
 
 /// One Produce request to send: batches of distinct partitions, all led by `leader`.
@@ -509,6 +514,8 @@ impl Accumulator {
             }
         }
         self.in_flight += 1;
+        self.summary.requests += 1;
+        self.summary.batches += batches.len() as u64;
         Some(Request { leader, batches })
     }
 

@@ -31,6 +31,9 @@ pub(super) struct Report {
     pub(super) cpu_s: Option<f64>,
     pub(super) cpu_s_per_1m: Option<f64>,
     pub(super) peak_rss_mib: Option<f64>,
+    /// Produce only: Produce requests sent, and the batches they carried.
+    pub(super) requests: Option<u64>,
+    pub(super) batches: Option<u64>,
 }
 
 impl Report {
@@ -62,6 +65,8 @@ impl Report {
             cpu_s: cpu,
             cpu_s_per_1m: cpu.filter(|_| records > 0).map(|c| c * 1e6 / records as f64),
             peak_rss_mib: peak_rss_kib().map(|k| k as f64 / 1024.0),
+            requests: None,
+            batches: None,
         }
     }
 
@@ -88,6 +93,14 @@ impl Report {
                 opt(self.p999_ms, " ms"),
                 opt(self.max_ms, " ms")
             );
+            if let (Some(requests), Some(batches)) = (self.requests, self.batches) {
+                let per = |n: u64, of: u64| if of == 0 { 0.0 } else { n as f64 / of as f64 };
+                s += &format!(
+                    "  {requests} requests, {batches} batches: {:.2} batches per request, {:.0} records per batch\n",
+                    per(batches, requests),
+                    per(self.records, batches)
+                );
+            }
         } else {
             s += &format!(
                 "  first record after {}, {} records/s after it\n",

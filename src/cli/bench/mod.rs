@@ -213,6 +213,7 @@ async fn produce(common: &Common, args: ProduceBenchArgs) -> Result<(), Error> {
         producer.commit_transaction().await?;
     }
     producer.close().await;
+    let summary = producer.summary();
     let (bytes, failed, first_error) = stats.totals();
     let mut latencies = std::mem::take(&mut *stats.latencies.lock().unwrap_or_else(|e| e.into_inner()));
     let elapsed = start.elapsed();
@@ -220,6 +221,7 @@ async fn produce(common: &Common, args: ProduceBenchArgs) -> Result<(), Error> {
     let cpu = cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
     let mut report = Report::new("produce", &args.topic, n - failed, bytes, elapsed, cpu);
     report.failed = failed;
+    (report.requests, report.batches) = (Some(summary.requests), Some(summary.batches));
     latencies.sort_unstable();
     report.p50_ms = percentile_ms(&latencies, 0.50);
     report.p99_ms = percentile_ms(&latencies, 0.99);

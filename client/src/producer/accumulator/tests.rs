@@ -326,7 +326,7 @@ fn offsets_count_from_the_base_offset() {
     assert_eq!(sim.respond(req, resp), Settled::default());
     let offsets: Vec<_> = sim.deliveries().into_iter().map(|d| (d.id, d.partition, d.result)).collect();
     assert_eq!(offsets, vec![(0, 1, Ok(Some(100))), (1, 1, Ok(Some(101))), (2, 1, Ok(Some(102)))]);
-    assert_eq!(sim.core.summary(), ProduceSummary { delivered: 3, failed: 0, retries: 0 });
+    assert_eq!(sim.core.summary(), ProduceSummary { delivered: 3, failed: 0, retries: 0, requests: 1, batches: 1 });
     assert!(sim.core.is_idle());
 }
 
@@ -353,7 +353,7 @@ fn message_too_large_fails_only_that_batch() {
     let d = sim.deliveries();
     assert_eq!(d[0].result, Err(DeliveryError::BrokerTooLarge));
     assert_eq!(d[1].result, Ok(Some(200)));
-    assert_eq!(sim.core.summary(), ProduceSummary { delivered: 1, failed: 1, retries: 0 });
+    assert_eq!(sim.core.summary(), ProduceSummary { delivered: 1, failed: 1, retries: 0, requests: 1, batches: 2 });
 }
 
 #[test]
@@ -606,7 +606,7 @@ fn duplicate_sequence_number_counts_as_delivered() {
     sim.respond(req, resp);
     let d = sim.deliveries();
     assert_eq!(d[0].result, Ok(None), "delivered before; the broker does not repeat the offset");
-    assert_eq!(sim.core.summary(), ProduceSummary { delivered: 1, failed: 0, retries: 0 });
+    assert_eq!(sim.core.summary(), ProduceSummary { delivered: 1, failed: 0, retries: 0, requests: 1, batches: 1 });
 }
 
 #[test]

@@ -138,10 +138,10 @@ async fn produce(common: &Common, args: ProduceBenchArgs) -> Result<(), Error> {
     args.producer.make_transactional(&mut config, args.transactional_id.as_deref());
     config.validate().map_err(|e| Error::Usage(e.to_string()))?;
     let n = args.num_records;
-    // The pool lives as long as the process and its bytes are static: a clone of a
-    // static `Bytes` is a copy of two words, where a shared one would bounce its
-    // reference count between this task's thread and the producer's per record (as
-    // the Java and Go perf tools reuse one payload buffer).
+    // The pool lives as long as the process, so its bytes can be static: a clone
+    // of a static `Bytes` is a copy of two words, with no reference count for this
+    // task's thread and the producer's to share (the Java and Go perf tools reuse
+    // one payload buffer too).
     let leak = |b: Bytes| Bytes::from_static(Box::leak(Vec::from(b).into_boxed_slice()));
     let pool: Vec<(Option<Bytes>, Bytes)> = if args.cafe_events {
         event_pool(EVENT_POOL).into_iter().map(|(k, v)| (Some(leak(k)), leak(v))).collect()

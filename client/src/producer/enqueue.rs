@@ -39,8 +39,13 @@ enum Append {
 enum Refusal {
     /// The topic's partition count is not known yet: fetch its metadata.
     NoMetadata,
-    /// The record names a partition the topic (of this many) does not have.
-    UnknownPartition(i32),
+    /// The record names a partition the topic does not have.
+    UnknownPartition {
+        /// The partition it names.
+        partition: i32,
+        /// How many the topic has.
+        partitions: i32,
+    },
     /// Larger than `buffer.memory` could ever hold.
     TooLarge,
     /// `buffer.memory` is full or sealed batches already wait: wait for room.
@@ -66,8 +71,8 @@ impl State {
         let Some(partitions) = self.partitions_of(&record.topic, &shared.cluster).or(partitions) else {
             return Append::Refused(Refusal::NoMetadata, record, completion);
         };
-        if record.partition.is_some_and(|p| !(0..partitions).contains(&p)) {
-            return Append::Refused(Refusal::UnknownPartition(partitions), record, completion);
+        if let Some(partition) = record.partition.filter(|p| !(0..partitions).contains(p)) {
+            return Append::Refused(Refusal::UnknownPartition { partition, partitions }, record, completion);
         }
         // Held against buffer.memory: the record itself (Java counts whole batch
         // buffers; we hold no more than the records' bytes).
@@ -202,8 +207,8 @@ impl Producer {
             let (why, r, c) = refusal;
             (record, completion) = (r, c);
             match why {
-                Refusal::UnknownPartition(partitions) => {
-                    let (topic, partition) = (record.topic.to_string(), record.partition.unwrap_or(-1));
+                Refusal::UnknownPartition { partition, partitions } => {
+                    let topic = record.topic.to_string();
                     return fail(SendErrorKind::UnknownPartition { topic, partition, partitions }, record);
                 }
                 Refusal::TooLarge => {

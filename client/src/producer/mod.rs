@@ -361,10 +361,8 @@ impl Producer {
     /// send many records. Fails with [`SendErrorKind::NoDeliveryHandler`] unless the
     /// producer was made with [`with_delivery_handler`](Self::with_delivery_handler).
     pub async fn send_tagged(&self, record: ProducerRecord, tag: u64) -> Result<(), SendError> {
-        if self.handle.shared.on_delivery.is_none() {
-            return Err(SendError { kind: SendErrorKind::NoDeliveryHandler, record: Box::new(record) });
-        }
-        self.enqueue(record, Completion::Tagged(tag), &mut || None).await.map(drop)
+        // A run of one: `send_tagged_all` holds the handler check and the loop.
+        self.send_tagged_all(&mut std::iter::once((record, tag))).await
     }
 
     /// Sends every record batched so far without waiting for `linger.ms`, and returns

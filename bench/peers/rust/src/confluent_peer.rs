@@ -52,7 +52,7 @@ async fn produce(o: &Opts) -> Result<i32, Box<dyn std::error::Error>> {
     let cpu0 = cpu_seconds();
     let start = Instant::now();
     for i in 0..o.n {
-        o.pace(start, i).await;
+        o.pace(start, i);
         let record = ProducerRecord::new(o.topic.clone(), Some(&value[..]));
         if i % o.sample_every == 0 {
             let sent = Instant::now();

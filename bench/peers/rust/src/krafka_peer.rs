@@ -50,7 +50,7 @@ async fn produce(o: &Opts) -> Result<i32, Box<dyn std::error::Error>> {
     let cpu0 = cpu_seconds();
     let start = Instant::now();
     for i in 0..o.n {
-        o.pace(start, i).await;
+        o.pace(start, i);
         let sent = Instant::now();
         let handle = producer.enqueue(Record::new(o.topic.as_str(), value.clone())).await?;
         if i % o.sample_every == 0 {

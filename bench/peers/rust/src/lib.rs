@@ -87,13 +87,17 @@ impl Opts {
     }
 
     /// Like the Java tool's throttler: sleep when more than 1 ms ahead of the
-    /// schedule of record `i`. A no-op without --throughput.
-    pub async fn pace(&self, start: Instant, i: u64) {
+    /// schedule of record `i`. A no-op without --throughput. The thread sleeps, as
+    /// in the Go and C drivers and `cafe bench`: tokio's timer ticks in whole
+    /// milliseconds and fires up to 2 ms late, which would offer the records in
+    /// bursts of another shape than the other drivers'. `#[tokio::main]` runs the
+    /// loop on the main thread, not on a worker, so no client task waits for it.
+    pub fn pace(&self, start: Instant, i: u64) {
         if self.throughput > 0.0 {
             let due = start + Duration::from_secs_f64(i as f64 / self.throughput);
             let now = Instant::now();
             if due > now + Duration::from_millis(1) {
-                tokio::time::sleep(due - now).await;
+                std::thread::sleep(due - now);
             }
         }
     }
